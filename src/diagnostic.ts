@@ -52,7 +52,11 @@ export class SutureError extends Error {
 }
 
 /** Shorthand for `throw new SutureError({...})` in expression position. */
-export function fail(code: string, message: string, extra: Partial<Omit<Diagnostic, 'code' | 'message'>> = {}): never {
+export function fail(
+  code: string,
+  message: string,
+  extra: Partial<Omit<Diagnostic, 'code' | 'message'>> = {},
+): never {
   throw new SutureError({ code, message, ...extra });
 }
 
