@@ -1,0 +1,223 @@
+/*
+ * The wire protocol between a machine's agent and the Suture server (`/v1/…`).
+ *
+ * A machine enrolls once with an enrollment token (which fixes its tier) and receives its own
+ * credential, the server's ed25519 public key and its tier. From then on it checks in with the
+ * credential as `Authorization: Bearer <credential>`, telling the server which exact kernel it runs
+ * (release + vmlinux GNU build id) and the state of every Suture livepatch on it; the server answers
+ * with the patches offered for that exact kernel and the machine's tier (newest first: the first one
+ * is the cumulative patch to converge to), the patches the agent must revert because they were
+ * revoked, and when to check in next. After each apply or revert the agent posts a report.
+ *
+ *   POST /v1/enroll           EnrollRequest  → EnrollResponse              (no auth; token in body)
+ *   POST /v1/checkin          CheckinRequest → CheckinResponse             (Bearer credential)
+ *   POST /v1/report           ReportRequest  → ReportResponse              (Bearer credential)
+ *   GET  /v1/patches/:id/module              → the module bytes (application/octet-stream)
+ *                                              (Bearer credential; only patches offered to the machine)
+ *
+ * Every error is an HTTP 4xx/5xx with an `ErrorResponse` body. Every object is `.strict()`: an unknown
+ * field is a 400, never silently ignored. This file is a leaf shared by `server/` and `agent/`.
+ */
+import { z } from 'zod';
+import { manifestSchema } from './manifest.js';
+
+const hex = (len: number) =>
+  z.string().regex(new RegExp(`^[0-9a-f]{${len}}$`), `${len} lowercase hex digits expected`);
+
+/** A patch id as the server names it: 16 lowercase hex digits (prefix of sha256(canonical manifest)). */
+export const patchIdSchema = z.string().regex(/^[0-9a-f]{16}$/, 'patch id: 16 lowercase hex digits');
+export type PatchId = z.infer<typeof patchIdSchema>;
+
+/** A tier name: `canary`, `stable`, or any operator-chosen lowercase word. */
+export const tierSchema = z
+  .string()
+  .regex(/^[a-z][a-z0-9_-]{0,31}$/, 'tier: lowercase letters, digits, - and _');
+
+/** The exact kernel a machine runs. A patch is only offered to (and loaded onto) this exact pair. */
+export const kernelIdentitySchema = z
+  .object({
+    /** `uname -r` */
+    release: z.string().min(1).max(128),
+    /** GNU build id of the running vmlinux (from /sys/kernel/notes), 40 lowercase hex digits */
+    buildId: hex(40),
+  })
+  .strict();
+export type KernelIdentity = z.infer<typeof kernelIdentitySchema>;
+
+const hostnameSchema = z.string().min(1).max(253);
+const agentVersionSchema = z.string().min(1).max(64);
+const reasonSchema = z.string().max(4096);
+
+/** A task that keeps a livepatch transition from completing (from /proc/PID/patch_state and stack). */
+export const blockingTaskSchema = z
+  .object({
+    pid: z.number().int().min(0),
+    comm: z.string().max(64),
+    /** kernel stack lines, innermost first (may be empty when unreadable) */
+    stack: z.array(z.string().max(512)).max(64).default([]),
+  })
+  .strict();
+
+/** An unfinished livepatch transition (`/sys/kernel/livepatch/NAME/transition` = 1). */
+export const transitionSchema = z
+  .object({
+    /** seconds since the transition started */
+    seconds: z.number().min(0),
+    /** true when the agent gave up waiting (the patch is reported stalled) */
+    stalled: z.boolean(),
+    blockingTasks: z.array(blockingTaskSchema).max(256).default([]),
+  })
+  .strict();
+export type Transition = z.infer<typeof transitionSchema>;
+
+/**
+ * State of one Suture livepatch on a machine:
+ * - `applied`: loaded and enabled, transition complete
+ * - `transition`: loaded, the consistency-model transition is still running (see `transition`)
+ * - `failed`: could not be applied (verification, load or transition failure: see `reason`)
+ * - `reverted`: was applied and has been disabled and unloaded (e.g. after a revoke)
+ */
+export const patchStateSchema = z.enum(['applied', 'transition', 'failed', 'reverted']);
+export type PatchState = z.infer<typeof patchStateSchema>;
+
+export const patchStatusSchema = z
+  .object({
+    patchId: patchIdSchema,
+    state: patchStateSchema,
+    /** why it failed (or was reverted), in the agent's words; required for `failed` */
+    reason: reasonSchema.optional(),
+    transition: transitionSchema.optional(),
+  })
+  .strict()
+  .refine((s) => s.state !== 'failed' || (s.reason !== undefined && s.reason.length > 0), {
+    message: 'a failed patch needs a reason',
+    path: ['reason'],
+  });
+export type PatchStatus = z.infer<typeof patchStatusSchema>;
+
+// ---------------------------------------------------------------------------------------------------
+// POST /v1/enroll
+
+export const enrollRequestSchema = z
+  .object({
+    /** the enrollment token from `suture token create` */
+    token: z.string().min(1).max(256),
+    hostname: hostnameSchema,
+    kernel: kernelIdentitySchema,
+    agentVersion: agentVersionSchema,
+  })
+  .strict();
+export type EnrollRequest = z.infer<typeof enrollRequestSchema>;
+
+export const enrollResponseSchema = z
+  .object({
+    machineId: z.string().regex(/^m-[0-9a-f]{16}$/),
+    /** the machine's own secret: send as `Authorization: Bearer <credential>`; shown once */
+    credential: z.string().min(32).max(256),
+    /** server's ed25519 public key (raw 32 bytes, base64): verify every manifest signature with it */
+    serverPublicKey: z.string().min(40).max(64),
+    tier: tierSchema,
+    /** seconds until the first check-in (before jitter) */
+    checkinIntervalSeconds: z.number().int().min(1),
+  })
+  .strict();
+export type EnrollResponse = z.infer<typeof enrollResponseSchema>;
+
+// ---------------------------------------------------------------------------------------------------
+// POST /v1/checkin
+
+export const checkinRequestSchema = z
+  .object({
+    kernel: kernelIdentitySchema,
+    hostname: hostnameSchema,
+    agentVersion: agentVersionSchema,
+    /** every Suture livepatch the agent knows about on this machine */
+    patches: z.array(patchStatusSchema).max(256),
+  })
+  .strict();
+export type CheckinRequest = z.infer<typeof checkinRequestSchema>;
+
+export const offeredPatchSchema = z
+  .object({
+    patchId: patchIdSchema,
+    /** the manifest exactly as signed; kernel.release/buildId equal the machine's kernel */
+    manifest: manifestSchema,
+    /** ed25519 signature (base64) over signedPayload(manifest), see signature.ts */
+    signature: z.string().min(80).max(100),
+    /** sha256 of the module bytes (same as manifest.module.sha256, which the signature covers) */
+    sha256: hex(64),
+    size: z.number().int().min(1),
+    /** where to GET the module, relative to the server URL (`/v1/patches/ID/module`) */
+    url: z.string().startsWith('/v1/'),
+    publishedAt: z.string().datetime(),
+  })
+  .strict();
+export type OfferedPatch = z.infer<typeof offeredPatchSchema>;
+
+export const revokedPatchSchema = z
+  .object({
+    patchId: patchIdSchema,
+    /** livepatch name (sysfs `/sys/kernel/livepatch/livepatch_NAME` after - → _) */
+    name: z.string().min(1),
+    /** module name as loaded */
+    moduleName: z.string().min(1),
+  })
+  .strict();
+export type RevokedPatch = z.infer<typeof revokedPatchSchema>;
+
+export const checkinResponseSchema = z
+  .object({
+    machineId: z.string(),
+    tier: tierSchema,
+    /** patches for this exact kernel and tier, newest first (the first is the one to converge to) */
+    offered: z.array(offeredPatchSchema),
+    /** patches this machine reported (or might have) that were revoked: revert them */
+    revoked: z.array(revokedPatchSchema),
+    nextCheckinSeconds: z.number().int().min(1),
+  })
+  .strict();
+export type CheckinResponse = z.infer<typeof checkinResponseSchema>;
+
+// ---------------------------------------------------------------------------------------------------
+// POST /v1/report — the result of one apply or revert, sent right after it happened
+
+export const reportRequestSchema = z
+  .object({
+    kernel: kernelIdentitySchema,
+    /** the new state of the patch; `failed` carries the reason, `transition` the stall */
+    status: patchStatusSchema,
+    /** what the agent tried */
+    action: z.enum(['apply', 'revert']),
+  })
+  .strict();
+export type ReportRequest = z.infer<typeof reportRequestSchema>;
+
+export const reportResponseSchema = z.object({ ok: z.literal(true) }).strict();
+export type ReportResponse = z.infer<typeof reportResponseSchema>;
+
+// ---------------------------------------------------------------------------------------------------
+// Errors
+
+export const errorResponseSchema = z
+  .object({
+    error: z
+      .object({
+        /** stable code, e.g. `AUTH-INVALID`, `REQUEST-INVALID`, `TOKEN-UNKNOWN` */
+        code: z.string(),
+        message: z.string(),
+        hint: z.string().optional(),
+        /** per-field problems for REQUEST-INVALID (`path: message`) */
+        detail: z.array(z.string()).optional(),
+      })
+      .strict(),
+  })
+  .strict();
+export type ErrorResponse = z.infer<typeof errorResponseSchema>;
+
+/** Paths of the machine API, so agent and server never disagree on a string. */
+export const machineApi = {
+  enroll: '/v1/enroll',
+  checkin: '/v1/checkin',
+  report: '/v1/report',
+  module: (patchId: string) => `/v1/patches/${patchId}/module`,
+} as const;
