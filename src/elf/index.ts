@@ -1,0 +1,8 @@
+/*
+ * The ELF engine's public surface: import from here (`../elf/index.js`), not from the files behind it.
+ */
+export * from './build-id.js';
+export * from './constants.js';
+export { ElfFile, withElfFile } from './file.js';
+export * from './model.js';
+export { parseNotes, type RawSectionHeader, readElf, readElfFile, readHeaders } from './reader.js';
