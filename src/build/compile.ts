@@ -1,0 +1,252 @@
+/*
+ * Compiling one translation unit exactly as kbuild does, into a scratch directory.
+ *
+ * The livepatch is only as trustworthy as the claim "this object is what the shipped kernel was built
+ * from". So the command line is not reconstructed by hand: it is taken from kbuild itself — `make -n V=1
+ * <dir>/<file>.o` in the prepared tree prints the recipe (gcc with every flag the image's config implies,
+ * then objtool with the same options) without running it. The only additions are
+ * `-ffunction-sections -fdata-sections` (through KCFLAGS, exactly where kbuild puts user flags), so each
+ * function and datum gets its own section for the object diff.
+ *
+ * The prepared tree is never written: the object, its dependency file and objtool's edits go to the
+ * scratch directory; a patched unit is compiled from its overlay copy, with the overlay's include
+ * directories searched before the tree's (so patched headers win) and the original source directory
+ * searched for quoted includes (so `#include "internal.h"` still finds the tree's file).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, relative } from 'node:path';
+import { parse as parseShell } from 'shell-quote';
+import { fail, SutureError } from '../diagnostic.js';
+
+export const SECTION_FLAGS = '-ffunction-sections -fdata-sections';
+
+/** kbuild's recipe for one object: the compiler command and the objtool command that follows it. */
+export interface KbuildRecipe {
+  /** object path relative to the tree, e.g. `fs/proc/meminfo.o` */
+  object: string;
+  /** source path relative to the tree, e.g. `fs/proc/meminfo.c` */
+  source: string;
+  /** compiler argv (argv[0] is the compiler), run with cwd = tree */
+  cc: string[];
+  /** objtool argv, if kbuild runs it on this object */
+  objtool?: string[];
+  /** built as part of a module (`-DMODULE`) */
+  module: boolean;
+  /** KBUILD_MODNAME: the module name for module objects */
+  modname?: string;
+}
+
+const recipeCache = new Map<string, KbuildRecipe>();
+
+/** Ask kbuild (dry run, the tree is not touched) how it compiles `object`. */
+export function kbuildRecipe(tree: string, object: string): KbuildRecipe {
+  const key = `${tree}\0${object}`;
+  const cached = recipeCache.get(key);
+  if (cached) return cached;
+  const r = spawnSync('make', ['-C', tree, '-n', 'V=1', `KCFLAGS=${SECTION_FLAGS}`, object], {
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+  });
+  const out = `${r.stdout ?? ''}`;
+  if (r.error || r.status !== 0) {
+    fail('KBUILD-NO-RECIPE', `kbuild has no rule to build ${object}`, {
+      location: { file: object.replace(/\.o$/, '.c') },
+      detail: `${r.stderr ?? r.error?.message ?? ''}`.trim().split('\n').slice(-6),
+      why: 'the file is not part of the kernel build (wrong path, or a file kbuild does not compile)',
+      hint: 'patch C files that the target kernel is built from',
+    });
+  }
+  const recipe = parseRecipe(out, object);
+  recipeCache.set(key, recipe);
+  return recipe;
+}
+
+/** Pick the compile recipe for `object` out of `make -n V=1` output. */
+export function parseRecipe(makeOutput: string, object: string): KbuildRecipe {
+  const obj = object.replace(/^\.\//, '');
+  for (const line of makeOutput.split('\n')) {
+    if (!line.includes(` -o ${obj} `) || !line.includes(' -c ')) continue;
+    // kbuild prints `set -e; echo '  <cmd>'; trap ...; trap ... PIPE; <cmd>`: the command is after the traps
+    const at = line.lastIndexOf(" PIPE' PIPE;");
+    const cmd = at >= 0 ? line.slice(at + " PIPE' PIPE;".length) : line;
+    const words = parseShell(cmd);
+    const commands: string[][] = [[]];
+    for (const w of words) {
+      if (typeof w === 'string') commands.at(-1)!.push(w);
+      else if ('op' in w && w.op === 'glob') commands.at(-1)!.push(w.pattern);
+      else commands.push([]); // `;`, `>`, `&&`: the pieces we need are whole simple commands
+    }
+    const cc = commands.find((c) => c.includes('-c') && c.includes('-o'));
+    if (!cc) continue;
+    const oi = cc.indexOf('-o');
+    if (cc[oi + 1] !== obj) continue;
+    const source = cc.at(-1)!;
+    if (!/\.c$/.test(source)) continue;
+    const objtool = commands.find(
+      (c) => c[0] !== undefined && basename(c[0]) === 'objtool' && c.at(-1) === obj,
+    );
+    const modname = cc.find((a) => a.startsWith('-DKBUILD_MODNAME='))?.slice('-DKBUILD_MODNAME='.length);
+    return {
+      object: obj,
+      source,
+      cc,
+      objtool,
+      module: cc.includes('-DMODULE'),
+      modname: modname?.replace(/^"|"$/g, ''),
+    };
+  }
+  fail('KBUILD-NO-RECIPE', `kbuild printed no compile command for ${obj}`, {
+    location: { file: obj.replace(/\.o$/, '.c') },
+    why: 'only C translation units can be compiled on their own',
+    hint: 'patch C files that the target kernel is built from',
+  });
+}
+
+export interface CompileRequest {
+  tree: string;
+  recipe: KbuildRecipe;
+  /** where the object goes (absolute) */
+  outObject: string;
+  /** the source to compile instead of the tree's (absolute): the overlay copy of a patched unit */
+  source?: string;
+  /** overlay root holding patched headers at their tree-relative paths */
+  overlay?: string;
+}
+
+export interface CompiledObject {
+  object: string;
+  /** files the unit includes, relative to the tree when inside it (from the compiler's dependency file) */
+  deps: string[];
+  ms: number;
+  /** compiler warnings, if any */
+  warnings: string;
+}
+
+function run(
+  argv: string[],
+  cwd: string,
+): Promise<{ status: number | null; stderr: string; stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(argv[0]!, argv.slice(1), { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    p.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    p.on('error', reject);
+    p.on('close', (status) => resolve({ status, stderr, stdout }));
+  });
+}
+
+/** The compiler argv for a request: kbuild's, with outputs redirected and the overlay searched first. */
+export function compilerArgv(req: CompileRequest): string[] {
+  const { recipe } = req;
+  const depFile = join(dirname(req.outObject), `.${basename(req.outObject)}.d`);
+  const out: string[] = [];
+  for (let i = 0; i < recipe.cc.length; i++) {
+    const a = recipe.cc[i]!;
+    if (a.startsWith('-Wp,-MMD,') || a.startsWith('-Wp,-MD,')) {
+      out.push(`-Wp,-MMD,${depFile}`);
+    } else if (a === '-o') {
+      out.push('-o', req.outObject);
+      i++;
+    } else if (i === recipe.cc.length - 1 && a === recipe.source) {
+      if (req.source) out.push('-iquote', dirname(join(req.tree, recipe.source)));
+      out.push(req.source ?? a);
+    } else if (req.overlay && a.startsWith('-I') && a.length > 2 && !isAbsolute(a.slice(2))) {
+      out.push(`-I${join(req.overlay, a.slice(2))}`, a);
+    } else {
+      out.push(a);
+    }
+  }
+  return out;
+}
+
+/** A compile that failed: the diagnostic plus the compiler's full error output. */
+export class CompileFailure extends SutureError {
+  readonly stderr: string;
+  constructor(stderr: string, d: ConstructorParameters<typeof SutureError>[0]) {
+    super(d);
+    this.stderr = stderr;
+  }
+}
+
+/** Compile one unit (then objtool, as kbuild does). Throws COMPILE-FAILED with the compiler's errors. */
+export async function compileObject(req: CompileRequest): Promise<CompiledObject> {
+  const t0 = performance.now();
+  mkdirSync(dirname(req.outObject), { recursive: true });
+  const argv = compilerArgv(req);
+  const cc = await run(argv, req.tree);
+  if (cc.status !== 0) {
+    throw new CompileFailure(cc.stderr, {
+      code: 'COMPILE-FAILED',
+      message: `${req.recipe.source} does not compile${req.source ? ' after patching' : ''}`,
+      location: { file: req.recipe.source },
+      detail: cc.stderr.trim().split('\n').slice(0, 40),
+      why: 'the compiler rejected the unit with the target kernel configuration',
+      hint: req.source
+        ? 'fix the diff so that it compiles against this exact kernel source'
+        : 'the prepared source tree is broken: re-prepare the kernel cache',
+    });
+  }
+  if (req.recipe.objtool) {
+    const tool = req.recipe.objtool.map((a, i) =>
+      i === req.recipe.objtool!.length - 1 ? req.outObject : i === 0 ? join(req.tree, a) : a,
+    );
+    const ot = await run(tool, req.tree);
+    if (ot.status !== 0) {
+      fail('COMPILE-OBJTOOL-FAILED', `objtool rejected ${req.recipe.object}`, {
+        location: { file: req.recipe.source },
+        detail: ot.stderr.trim().split('\n').slice(0, 20),
+        hint: 'the compiled object breaks one of objtool`s rules (stack validation, retpolines, uaccess)',
+      });
+    }
+  }
+  const depFile = join(dirname(req.outObject), `.${basename(req.outObject)}.d`);
+  return {
+    object: req.outObject,
+    deps: parseDepFile(readFileSync(depFile, 'utf8'), req.tree),
+    ms: performance.now() - t0,
+    warnings: cc.stderr,
+  };
+}
+
+/** The prerequisites of a Make-format dependency file (`-MMD` output), relative to `tree` when inside. */
+export function parseDepFile(text: string, tree: string): string[] {
+  const body = text.replace(/\\\n/g, ' ');
+  const colon = body.indexOf(': ');
+  const words = body
+    .slice(colon + 2)
+    .split(/\s+/)
+    .filter(Boolean);
+  const out = new Set<string>();
+  for (const w of words) {
+    if (w.endsWith(':')) break; // a phony target line
+    const rel = isAbsolute(w) ? relative(tree, w) : w.replace(/^\.\//, '');
+    out.add(rel.startsWith('..') ? w : rel);
+  }
+  return [...out];
+}
+
+/**
+ * Names a failed compile says are missing: undeclared identifiers, unknown types, implicit functions,
+ * absent struct members. Used to explain a stable fix that needs a header from the same release.
+ */
+export function missingDefinitions(stderr: string): string[] {
+  const names = new Set<string>();
+  const patterns = [
+    /error: [‘'`]([\w]+)[’'`] undeclared/g,
+    /error: implicit declaration of function [‘'`]([\w]+)[’'`]/g,
+    /error: unknown type name [‘'`]([\w]+)[’'`]/g,
+    /error: [‘'`](?:struct |union |enum )?[\w ]+[’'`] has no member named [‘'`]([\w]+)[’'`]/g,
+    /error: storage size of [‘'`]([\w]+)[’'`] isn[’']t known/g,
+    /error: invalid use of undefined type [‘'`]([\w ]+)[’'`]/g,
+    /error: too (?:many|few) arguments to function [‘'`]([\w]+)[’'`]/g,
+  ];
+  for (const re of patterns) for (const m of stderr.matchAll(re)) names.add(m[1]!);
+  return [...names];
+}

@@ -1,0 +1,215 @@
+/*
+ * Units: which translation units a diff touches, and which running object each one ends up in.
+ *
+ * A changed `.c` file is one unit: its object (`fs/proc/meminfo.o`) and its target — `vmlinux`, or the
+ * module it is linked into (`fuse` for `fs/fuse/dev.o`). The target is kbuild's answer, not a guess from
+ * the path: kbuild's recipe compiles module objects with `-DMODULE` and names the module in
+ * `KBUILD_MODNAME`; the module must also be one the image ships (its `modules.order`), whose debug copy is
+ * then `<debugModulesDir>/<modules.order entry>`.
+ *
+ * A changed header is not compiled on its own: it is followed to the units that include it. Without a
+ * full build there are no `.cmd` files for every object, so candidates are the changed `.c` files, the
+ * `.c` files next to the header that include it by its quoted name, and — for headers under an
+ * `include/` directory — the `.c` files that include it by its `<path>`; after compiling, each unit's
+ * dependency file (what kbuild's `.cmd` files are made from) confirms it. A header included by more than
+ * a handful of units is refused: such a change is almost always a data-structure or inline change that a
+ * livepatch cannot carry, and the compile would not be "seconds".
+ *
+ * Files that never reach the kernel image (Documentation/, tools/, samples/, scripts/) are ignored and
+ * reported; assembly, Makefiles, Kconfig and added or deleted files are refused.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { fail, isSutureError } from '../diagnostic.js';
+import type { KernelTarget } from '../kernel/target.js';
+import { type KbuildRecipe, kbuildRecipe } from './compile.js';
+import type { AppliedFile } from './diff.js';
+
+/** The most units a changed header may pull in before the change is refused. */
+export const MAX_HEADER_UNITS = 8;
+
+export interface Unit {
+  /** tree-relative source, e.g. `fs/proc/meminfo.c` */
+  source: string;
+  /** tree-relative object, e.g. `fs/proc/meminfo.o` */
+  object: string;
+  /** `vmlinux` or the module name as the kernel knows it (`fuse`, `nf_conntrack`) */
+  target: string;
+  /** for module targets: the module's path in modules.order, e.g. `kernel/fs/fuse/fuse.ko` */
+  modulePath?: string;
+  /** kbuild's recipe for the object */
+  recipe: KbuildRecipe;
+  /** the patched copy of the source when the .c itself changed */
+  patchedSource?: string;
+  /** headers of the diff that made this unit a candidate */
+  viaHeaders: string[];
+}
+
+export interface HeaderFollow {
+  header: string;
+  /** candidate units (tree-relative sources) */
+  candidates: string[];
+}
+
+export interface UnitPlan {
+  units: Unit[];
+  headers: HeaderFollow[];
+  /** changed files that do not reach the kernel image, with why */
+  ignored: { path: string; why: string }[];
+}
+
+const OUTSIDE_IMAGE =
+  /^(Documentation|tools|samples|scripts|LICENSES|usr)\/|^(MAINTAINERS|CREDITS|README|COPYING)$/;
+
+/** Module name (underscores) → modules.order entry, from the image's module list. */
+export function readModuleOrder(modulesDir: string): Map<string, string> {
+  const map = new Map<string, string>();
+  const file = join(modulesDir, 'modules.order');
+  if (!existsSync(file)) return map;
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const p = line.trim();
+    if (!p.endsWith('.ko')) continue;
+    map.set(basename(p, '.ko').replace(/-/g, '_'), p);
+  }
+  return map;
+}
+
+/** The target of one compiled unit, from kbuild's recipe and the image's module list. */
+export function unitTarget(
+  recipe: KbuildRecipe,
+  modules: Map<string, string>,
+): { target: string; modulePath?: string } {
+  if (!recipe.module) return { target: 'vmlinux' };
+  const name = (recipe.modname ?? '').replace(/-/g, '_');
+  const modulePath = modules.get(name);
+  if (!modulePath) {
+    fail(
+      'UNIT-NOT-BUILT',
+      `${recipe.source} belongs to module \`${name}\`, which this kernel does not ship`,
+      {
+        location: { file: recipe.source },
+        why: "the image's modules.order has no such module: the code is not built with this kernel's config",
+        hint: 'a livepatch can only change code the running kernel has: drop this file from the diff',
+      },
+    );
+  }
+  return { target: name, modulePath };
+}
+
+function unitFor(tree: string, source: string, modules: Map<string, string>): Omit<Unit, 'viaHeaders'> {
+  const object = source.replace(/\.c$/, '.o');
+  const recipe = kbuildRecipe(tree, object);
+  return { source, object, recipe, ...unitTarget(recipe, modules) };
+}
+
+/** `.c` files that include `header` — see the file comment for where they are looked for. */
+export function headerCandidates(tree: string, header: string): string[] {
+  const out = new Set<string>();
+  const dir = dirname(header);
+  const name = basename(header);
+  const quoted = new RegExp(`^\\s*#\\s*include\\s*"${name.replace(/[.+]/g, '\\$&')}"`, 'm');
+  const abs = join(tree, dir);
+  if (existsSync(abs)) {
+    for (const f of readdirSync(abs)) {
+      if (f.endsWith('.c') && quoted.test(readFileSync(join(abs, f), 'utf8'))) out.add(join(dir, f));
+    }
+  }
+  const inc = /(?:^|\/)include\/(.+)$/.exec(header);
+  if (inc) {
+    const r = spawnSync(
+      'grep',
+      ['-rlE', '--include=*.c', `^\\s*#\\s*include\\s*<${inc[1]!.replace(/[.+]/g, '\\$&')}>`, '.'],
+      { cwd: tree, encoding: 'utf8', maxBuffer: 64 << 20 },
+    );
+    for (const l of (r.stdout ?? '').split('\n')) {
+      const p = l.trim().replace(/^\.\//, '');
+      if (p && !OUTSIDE_IMAGE.test(p)) out.add(p);
+    }
+  }
+  return [...out].sort();
+}
+
+/** Map the applied diff to the units to compile. Throws UNIT-* errors for what cannot be handled. */
+export function planUnits(applied: AppliedFile[], target: KernelTarget): UnitPlan {
+  const tree = target.sourceTree;
+  const modules = readModuleOrder(target.modulesDir);
+  const units = new Map<string, Unit>();
+  const headers: HeaderFollow[] = [];
+  const ignored: UnitPlan['ignored'] = [];
+  const refuse = (f: AppliedFile, why: string, hint: string): never =>
+    fail('UNIT-UNSUPPORTED', `cannot livepatch a change to \`${f.path}\``, {
+      location: { file: f.path },
+      why,
+      hint,
+    });
+
+  for (const f of applied) {
+    if (OUTSIDE_IMAGE.test(f.path)) {
+      ignored.push({ path: f.path, why: 'not part of the kernel image' });
+      continue;
+    }
+    if (f.kind !== 'modify') {
+      refuse(
+        f,
+        f.kind === 'add'
+          ? 'the diff adds a file: a new unit needs a Makefile change'
+          : 'the diff deletes a file',
+        'put new code into an existing .c file of the same object (static functions are fine)',
+      );
+    }
+    if (f.path.endsWith('.c')) {
+      const u = unitFor(tree, f.path, modules);
+      units.set(f.path, { ...u, patchedSource: f.patched, viaHeaders: [] });
+    } else if (f.path.endsWith('.h')) {
+      headers.push({ header: f.path, candidates: [] });
+    } else if (/\.(S|s)$/.test(f.path)) {
+      refuse(
+        f,
+        'assembly has no function-level object diff',
+        'express the fix in C, or ship it in a kernel update',
+      );
+    } else {
+      refuse(
+        f,
+        'only C sources and headers change running code (Makefiles, Kconfig and data files change the build)',
+        'limit the diff to .c and .h files',
+      );
+    }
+  }
+  for (const h of headers) {
+    const cands = new Set(headerCandidates(tree, h.header));
+    if (cands.size > MAX_HEADER_UNITS) {
+      fail('UNIT-HEADER-WIDE', `\`${h.header}\` is included by ${cands.size} units`, {
+        location: { file: h.header },
+        detail: [...cands].slice(0, 12).concat(cands.size > 12 ? [`… and ${cands.size - 12} more`] : []),
+        why: 'a header change that reaches this many objects is almost always a data-structure or inline change, which a livepatch cannot carry safely',
+        hint: 'move the change into the .c file that needs it, or ship it in a kernel update',
+      });
+    }
+    h.candidates = [...cands];
+    for (const c of cands) {
+      const existing = units.get(c);
+      if (existing) {
+        existing.viaHeaders.push(h.header);
+        continue;
+      }
+      try {
+        units.set(c, { ...unitFor(tree, c, modules), viaHeaders: [h.header] });
+      } catch (e) {
+        // a candidate this kernel does not build (module not shipped, no kbuild rule) is not a unit
+        if (!(isSutureError(e) && (e.code === 'UNIT-NOT-BUILT' || e.code === 'KBUILD-NO-RECIPE'))) throw e;
+      }
+    }
+  }
+  if (units.size === 0) {
+    fail('UNIT-NONE', 'the diff changes no code that is compiled into this kernel', {
+      detail: [
+        ...ignored.map((i) => `${i.path}: ${i.why}`),
+        ...headers.map((h) => `${h.header}: no unit includes it`),
+      ],
+      hint: 'a livepatch needs a change to a C function of vmlinux or a module',
+    });
+  }
+  return { units: [...units.values()], headers, ignored };
+}
