@@ -6,3 +6,4 @@ export * from './constants.js';
 export { ElfFile, withElfFile } from './file.js';
 export * from './model.js';
 export { parseNotes, type RawSectionHeader, readElf, readElfFile, readHeaders } from './reader.js';
+export * from './symbol-index.js';
