@@ -1,0 +1,24 @@
+/*
+ * host/: the kernel's livepatch interface on a live machine — the library behind `suture apply`,
+ * `revert`, `list`, `status`, `host install-service`, and the agent's apply step.
+ */
+export {
+  type ApplyOptions,
+  type ApplyResult,
+  applyLivepatch,
+  formatStalledTask,
+  verifyModule,
+} from './apply.js';
+export { type BootOutcome, bootApply } from './boot.js';
+export { type EventSink, FORCE_RISK, type SignalRound, type TransitionEvent } from './events.js';
+export { encodeBuildIdNote, parseBuildIdNote, type RunningKernel, runningKernel } from './identity.js';
+export type { KlpFunc, KlpObject, Livepatch, PatchState } from './livepatch.js';
+export { type ModuleInfo, parseModinfo, readModinfo } from './modinfo.js';
+export { patchName, type RevertOptions, type RevertResult, revertLivepatch } from './revert.js';
+export { type HostRoots, type LoaderOutcome, liveRoots, type ModuleLoader, resolveRoots } from './roots.js';
+export { installUnit, renderUnit, UNIT_NAME, type UnitOptions } from './service.js';
+export { type HostStatus, hostStatus, type LivepatchStatus, listLivepatches } from './status.js';
+export { removeStored, type StoredPatch, storeDir, storedPatches, storePatch } from './store.js';
+export { decodeTaint, type Taint } from './taint.js';
+export type { StackFrame, StalledTask } from './tasks.js';
+export { KERNEL_SIGNAL_PERIOD_MS } from './transition.js';

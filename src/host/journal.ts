@@ -1,0 +1,65 @@
+/*
+ * The host journal: what Suture did to this machine's livepatches, one JSON line per change, in
+ * <state>/journal.jsonl.
+ *
+ * The kernel forgets a patch the moment it is disabled or replaced (6.1 frees it from sysfs), so the
+ * only record of "livepatch_a was replaced by livepatch_b at 12:03" is ours. `status` uses it to say
+ * why a loaded livepatch module is inactive. Lines that do not parse are skipped, never fatal.
+ */
+import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import type { HostRoots } from './roots.js';
+
+const entrySchema = z.object({
+  at: z.string(),
+  action: z.enum(['apply', 'revert', 'unload']),
+  patch: z.string(),
+  version: z.string().optional(),
+  forced: z.boolean().optional(),
+  replaced: z.array(z.string()).optional(),
+});
+export type JournalEntry = z.infer<typeof entrySchema>;
+
+export function journalPath(roots: HostRoots): string {
+  return join(roots.state, 'journal.jsonl');
+}
+
+export function record(roots: HostRoots, entry: Omit<JournalEntry, 'at'>): void {
+  try {
+    mkdirSync(roots.state, { recursive: true });
+    appendFileSync(journalPath(roots), `${JSON.stringify({ at: new Date().toISOString(), ...entry })}\n`);
+  } catch {
+    // a read-only /var must not fail a patch that the kernel already applied
+  }
+}
+
+export function readJournal(roots: HostRoots): JournalEntry[] {
+  let text = '';
+  try {
+    text = readFileSync(journalPath(roots), 'utf8');
+  } catch {
+    return [];
+  }
+  const out: JournalEntry[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const r = entrySchema.safeParse(JSON.parse(line));
+      if (r.success) out.push(r.data);
+    } catch {
+      // torn line from a crash: skip
+    }
+  }
+  return out;
+}
+
+/** The patch that most recently replaced `patch`, according to the journal. */
+export function replacedBy(journal: JournalEntry[], patch: string): string | undefined {
+  for (let i = journal.length - 1; i >= 0; i--) {
+    const e = journal[i] as JournalEntry;
+    if (e.action === 'apply' && e.patch === patch) return undefined; // applied again after that
+    if (e.action === 'apply' && e.replaced?.includes(patch)) return e.patch;
+  }
+  return undefined;
+}

@@ -1,0 +1,156 @@
+/*
+ * Reverting a livepatch: the unpatching transition, then the module's removal.
+ *
+ * Writing 0 to `enabled` starts the reverse transition (during a patching transition it reverses
+ * it). Tasks switch back under the same consistency model, so the same progress and stall reporting
+ * applies: a task sleeping inside a replacement function (the livepatch module's code) holds it back.
+ * When the unpatching transition does not complete in time and is not forced, it is reversed again,
+ * leaving the patch applied as it was. A patch the kernel no longer uses (replaced by a cumulative
+ * patch, or disabled) only needs its module removed.
+ */
+import { SutureError } from '../diagnostic.js';
+import { formatStalledTask, patchedSymbols } from './apply.js';
+import type { EventSink, SignalRound } from './events.js';
+import { readJournal, record, replacedBy } from './journal.js';
+import { KernelLogCursor } from './kmsg.js';
+import {
+  isModuleLoaded,
+  readLivepatch,
+  readLivepatches,
+  requireLivepatchSupport,
+  requireRoot,
+} from './livepatch.js';
+import { type HostRoots, resolveRoots } from './roots.js';
+import { removeStored } from './store.js';
+import type { StalledTask } from './tasks.js';
+import { followTransition, writeAttribute } from './transition.js';
+import { unloadModule } from './unload.js';
+
+export interface RevertOptions {
+  timeoutMs?: number;
+  signal?: boolean;
+  force?: boolean;
+  forceConfirmed?: boolean;
+  /** leave the module loaded after the patch is disabled */
+  keepModule?: boolean;
+  onEvent?: EventSink;
+  roots?: Partial<HostRoots>;
+  pollMs?: number;
+  scanMs?: number;
+  signalPeriodMs?: number;
+}
+
+export interface RevertResult {
+  patch: string;
+  /** false when the patch was already inactive (replaced/disabled) and only the module was removed */
+  transitioned: boolean;
+  transitionMs: number;
+  forced: boolean;
+  rounds: SignalRound[];
+  stalled: StalledTask[];
+  unloaded: boolean;
+}
+
+/** `livepatch-cmdline`, `livepatch_cmdline.ko`, `/path/livepatch-cmdline.ko` → `livepatch_cmdline` */
+export function patchName(arg: string): string {
+  return (arg.split('/').pop() ?? arg).replace(/\.ko$/, '').replace(/-/g, '_');
+}
+
+export async function revertLivepatch(name: string, opts: RevertOptions = {}): Promise<RevertResult> {
+  const roots = resolveRoots(opts.roots);
+  const emit: EventSink = opts.onEvent ?? (() => {});
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  if (opts.force && !opts.forceConfirmed) {
+    throw new SutureError({
+      code: 'HOST-FORCE-UNCONFIRMED',
+      message: 'forcing a transition needs an explicit confirmation',
+      why: 'force skips the consistency model; a patch forced while being removed can never be unloaded',
+      hint: 'add --i-understand-the-risk to --force if you accept that',
+    });
+  }
+  requireRoot(roots, 'reverting a livepatch');
+  requireLivepatchSupport(roots);
+  const patch = patchName(name);
+  const state = readLivepatch(roots, patch);
+  const result: RevertResult = {
+    patch,
+    transitioned: false,
+    transitionMs: 0,
+    forced: false,
+    rounds: [],
+    stalled: [],
+    unloaded: false,
+  };
+
+  if (!state) {
+    if (!isModuleLoaded(roots, patch)) {
+      const known = readLivepatches(roots).map((p) => `${p.name} (${p.state})`);
+      throw new SutureError({
+        code: 'HOST-NO-SUCH-PATCH',
+        message: `no livepatch named ${patch} is loaded`,
+        detail: known.length ? known : ['(no livepatches loaded)'],
+        hint: 'see `suture list` for the names',
+      });
+    }
+    const by = replacedBy(readJournal(roots), patch);
+    emit({
+      type: 'note',
+      text: `${patch} is no longer active (${by ? `replaced by ${by}` : 'disabled or replaced'}); removing its module`,
+    });
+  } else {
+    if (state.transition && !state.enabled) {
+      emit({ type: 'note', text: `${patch} is already being removed; following the transition` });
+    } else {
+      emit({ type: 'disabling', patch });
+      writeAttribute(roots, patch, 'enabled', '0');
+    }
+    const log = KernelLogCursor.open(roots);
+    const marks = patchedSymbols(roots, patch);
+    const follow = (target: 0 | 1, force: boolean, signal: boolean) =>
+      followTransition(roots, {
+        patch,
+        target,
+        startedAt: Date.now(),
+        timeoutMs,
+        signal,
+        force,
+        log,
+        onEvent: emit,
+        marks,
+        pollMs: opts.pollMs,
+        scanMs: opts.scanMs,
+        signalPeriodMs: opts.signalPeriodMs,
+      });
+    const outcome = await follow(0, opts.force ?? false, opts.signal ?? false);
+    result.transitioned = true;
+    result.transitionMs = outcome.elapsedMs;
+    result.forced = outcome.forced;
+    result.rounds = outcome.rounds;
+    result.stalled = outcome.stalled;
+    if (!outcome.completed) {
+      const reason =
+        outcome.interrupted ?? `unpatching not complete after ${Math.round(outcome.elapsedMs / 1000)} s`;
+      emit({ type: 'reversing', patch, reason });
+      const still = readLivepatch(roots, patch);
+      if (still?.transition && !still.enabled) writeAttribute(roots, patch, 'enabled', '1');
+      const back = await follow(1, false, false);
+      throw new SutureError({
+        code: back.completed ? 'HOST-TRANSITION-TIMEOUT' : 'HOST-REVERSE-STALLED',
+        message: back.completed
+          ? `${patch}: ${reason}; re-enabled, the patch stays applied as before`
+          : `${patch}: ${reason}, and re-enabling it has not completed either`,
+        detail: outcome.stalled.flatMap(formatStalledTask),
+        why: "these tasks sleep inside the patch's replacement functions, so the kernel cannot switch them back safely",
+        hint: 'retry later, with a longer --timeout, or --signal for user tasks',
+      });
+    }
+  }
+  record(roots, { action: 'revert', patch, forced: result.forced });
+  removeStored(roots, patch);
+  if (!opts.keepModule) {
+    await unloadModule(roots, patch);
+    result.unloaded = true;
+    emit({ type: 'unloaded', module: patch });
+  }
+  return result;
+}

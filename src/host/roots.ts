@@ -1,0 +1,95 @@
+/*
+ * Host roots: where the live kernel's interfaces are mounted, and who loads modules.
+ *
+ * Every function in host/ reads the kernel through a HostRoots value instead of hard-coded paths, so
+ * the unit tests can run the real logic against fake sysfs/procfs trees they build in a temporary
+ * directory (a patch in transition, a stalled task, a replaced patch...). Production code uses
+ * `liveRoots()`: /sys, /proc, /dev/kmsg, the process's effective uid, /var/lib/suture (or
+ * SUTURE_HOST_STATE) and `insmod`/`rmmod` (kmod's or busybox's, whichever is on PATH).
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+
+/** What happened when a module was loaded or removed: the tool's exit status and what it printed. */
+export interface LoaderOutcome {
+  ok: boolean;
+  status: number | null;
+  output: string;
+}
+
+/** Loads and removes kernel modules. The live one runs insmod/rmmod; tests inject a fake. */
+export interface ModuleLoader {
+  insmod(path: string): Promise<LoaderOutcome>;
+  rmmod(name: string): Promise<LoaderOutcome>;
+}
+
+export interface HostRoots {
+  /** sysfs mount point, normally `/sys` */
+  sys: string;
+  /** procfs mount point, normally `/proc` */
+  proc: string;
+  /** kernel log device, normally `/dev/kmsg` (a plain file of kmsg records in tests) */
+  kmsg: string;
+  /** effective uid of the caller; 0 means root */
+  uid: number;
+  /** Suture's own state on this host: `patches/` (the boot store) and `journal.jsonl`, normally /var/lib/suture */
+  state: string;
+  loader: ModuleLoader;
+}
+
+function findOnPath(name: string): string | undefined {
+  const dirs = (process.env.PATH ?? '').split(delimiter).concat(['/sbin', '/usr/sbin', '/bin', '/usr/bin']);
+  for (const d of dirs) {
+    if (!d) continue;
+    const p = join(d, name);
+    if (existsSync(p)) return p;
+  }
+  return undefined;
+}
+
+function run(argv: string[]): Promise<LoaderOutcome> {
+  return new Promise((resolve) => {
+    const [cmd, ...args] = argv as [string, ...string[]];
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (b: Buffer) => {
+      output += b.toString();
+    });
+    child.stderr.on('data', (b: Buffer) => {
+      output += b.toString();
+    });
+    child.on('error', (e) => resolve({ ok: false, status: null, output: `${cmd}: ${e.message}` }));
+    child.on('close', (status) => resolve({ ok: status === 0, status, output: output.trim() }));
+  });
+}
+
+/** The command that provides `tool` (insmod/rmmod): kmod's binary, or busybox's applet. */
+function toolArgv(tool: 'insmod' | 'rmmod'): string[] {
+  const direct = findOnPath(tool);
+  if (direct) return [direct];
+  const busybox = findOnPath('busybox');
+  if (busybox) return [busybox, tool];
+  return [tool];
+}
+
+export const liveLoader: ModuleLoader = {
+  insmod: (path) => run([...toolArgv('insmod'), path]),
+  rmmod: (name) => run([...toolArgv('rmmod'), name]),
+};
+
+export function liveRoots(): HostRoots {
+  return {
+    sys: '/sys',
+    proc: '/proc',
+    kmsg: '/dev/kmsg',
+    uid: typeof process.geteuid === 'function' ? process.geteuid() : -1,
+    state: process.env.SUTURE_HOST_STATE ?? '/var/lib/suture',
+    loader: liveLoader,
+  };
+}
+
+/** Fill in whatever the caller left out with the live machine's values. */
+export function resolveRoots(partial?: Partial<HostRoots>): HostRoots {
+  return { ...liveRoots(), ...(partial ?? {}) };
+}

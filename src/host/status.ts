@@ -1,0 +1,59 @@
+/*
+ * Host status: one value describing the machine's livepatch state, for `suture list`, `suture
+ * status` and the agent's report: the running kernel (release, build id), whether it supports
+ * livepatching, the taint flags, every livepatch with its state (active, in transition, inactive and
+ * replaced by which patch), what it patches, and the version Suture stored for it.
+ */
+import { existsSync } from 'node:fs';
+import { runningKernel } from './identity.js';
+import { readJournal, replacedBy } from './journal.js';
+import { type Livepatch, livepatchRoot, readLivepatches } from './livepatch.js';
+import { type HostRoots, resolveRoots } from './roots.js';
+import { storedPatches } from './store.js';
+import { readTaint, type Taint } from './taint.js';
+
+export interface LivepatchStatus extends Livepatch {
+  /** for an inactive patch: the cumulative patch that replaced it, from the journal */
+  replacedBy: string | undefined;
+  /** version from the stored manifest or the journal, when Suture applied it */
+  version: string | undefined;
+}
+
+export interface HostStatus {
+  kernel: { release: string; buildId: string | undefined };
+  livepatchSupported: boolean;
+  taint: Taint | undefined;
+  /** the patch whose transition is running, if any */
+  transition: string | undefined;
+  patches: LivepatchStatus[];
+  /** whether per-task patch states could be read (root only) */
+  root: boolean;
+}
+
+export function listLivepatches(partial?: Partial<HostRoots>): LivepatchStatus[] {
+  const roots = resolveRoots(partial);
+  const journal = readJournal(roots);
+  const stored = new Map(storedPatches(roots).map((s) => [s.manifest.module.name, s.manifest.version]));
+  return readLivepatches(roots).map((p) => {
+    const applied = [...journal].reverse().find((e) => e.action === 'apply' && e.patch === p.name);
+    return {
+      ...p,
+      replacedBy: p.state === 'inactive' ? replacedBy(journal, p.name) : undefined,
+      version: stored.get(p.name) ?? applied?.version,
+    };
+  });
+}
+
+export function hostStatus(partial?: Partial<HostRoots>): HostStatus {
+  const roots = resolveRoots(partial);
+  const supported = existsSync(livepatchRoot(roots));
+  const patches = supported ? listLivepatches(roots) : [];
+  return {
+    kernel: runningKernel(roots),
+    livepatchSupported: supported,
+    taint: readTaint(roots),
+    transition: patches.find((p) => p.transition)?.name,
+    patches,
+    root: roots.uid === 0,
+  };
+}
