@@ -43,8 +43,6 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   try {
     let n = 0;
     while (!opts.signal?.aborted) {
-      let failures: number;
-      let interval: number;
       try {
         const r = await checkInOnce(opts);
         if (r.ok) {
@@ -61,8 +59,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         opts.log(`check-in aborted: ${toDiagnostic(e).code}: ${toDiagnostic(e).message}`);
       }
       const s = loadState(opts.stateDir);
-      failures = s.failures;
-      interval = opts.intervalSeconds ?? s.intervalSeconds;
+      const failures = s.failures;
+      const interval = opts.intervalSeconds ?? s.intervalSeconds;
       n++;
       if (opts.maxCheckins !== undefined && n >= opts.maxCheckins) break;
       const schedule = defaultSchedule(interval);
