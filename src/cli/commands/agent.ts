@@ -1,0 +1,146 @@
+/*
+ * `suture agent enable|run|status`: the fleet agent on a machine.
+ *
+ *   suture agent enable <TOKEN> --server URL   enroll this machine, pin the server's key
+ *   suture agent run [--interval S] [--once]   check in, verify, apply, report — forever
+ *   suture agent status [--format text|json|yaml]
+ *
+ * All three take --state-dir (default SUTURE_AGENT_STATE or /var/lib/suture/agent). The decisions are
+ * made in src/agent/; the kernel is reached only through src/host/ (agent/host-binding.ts).
+ */
+import { hostname } from 'node:os';
+import type { Command } from 'commander';
+import { stringify } from 'yaml';
+import { runDaemon } from '../../agent/daemon.js';
+import { enroll } from '../../agent/enroll.js';
+import { hostKernel } from '../../agent/host-binding.js';
+import type { LoadedLivepatch, RunningKernel } from '../../agent/kernel-port.js';
+import { loadState, resolveStateDir } from '../../agent/state.js';
+import { computeStatus, renderStatus } from '../../agent/status.js';
+import { SutureError } from '../../diagnostic.js';
+
+function parseSeconds(flag: string, value: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value.trim());
+  if (!m) {
+    throw new SutureError({
+      code: 'CLI-BAD-DURATION',
+      message: `${flag} ${JSON.stringify(value)} is not a duration`,
+      hint: 'write seconds (30, 30s), minutes (5m) or milliseconds (500ms)',
+    });
+  }
+  const n = Number(m[1]);
+  const seconds = m[2] === 'ms' ? n / 1000 : m[2] === 'm' ? n * 60 : n;
+  if (!(seconds > 0)) {
+    throw new SutureError({
+      code: 'CLI-BAD-DURATION',
+      message: `${flag} must be positive`,
+      hint: 'e.g. 30s',
+    });
+  }
+  return seconds;
+}
+
+export function register(program: Command): void {
+  const agent = program
+    .command('agent')
+    .description('the fleet agent: enroll with a server, check in, verify and apply patches, report');
+
+  agent
+    .command('enable')
+    .description('enroll this machine with a Suture server using an enrollment token')
+    .argument('<token>', 'enrollment token from `suture token create`')
+    .requiredOption('--server <url>', 'server URL, e.g. http://livepatch.example:8080')
+    .option(
+      '--state-dir <dir>',
+      'agent state directory (default $SUTURE_AGENT_STATE or /var/lib/suture/agent)',
+    )
+    .action(async (token: string, o: { server: string; stateDir?: string }) => {
+      const stateDir = resolveStateDir(o.stateDir);
+      const e = await enroll({
+        stateDir,
+        token,
+        server: o.server,
+        hostname: hostname(),
+        kernel: hostKernel(),
+      });
+      console.log(`enrolled as ${e.machineId} (tier ${e.tier}) with ${e.server}`);
+      console.log(`server key pinned; state in ${stateDir}`);
+      console.log('start the agent with `suture agent run`');
+    });
+
+  agent
+    .command('run')
+    .description('check in periodically; download, verify, apply and report patches')
+    .option(
+      '--state-dir <dir>',
+      'agent state directory (default $SUTURE_AGENT_STATE or /var/lib/suture/agent)',
+    )
+    .option('--interval <duration>', "check-in interval, overriding the server's (e.g. 2s, 10m)")
+    .option('--max-backoff <duration>', 'longest wait between attempts while the server is down')
+    .option('--apply-timeout <duration>', 'how long to wait for a livepatch transition', '60s')
+    .option('--once', 'check in once, converge, and exit')
+    .action(
+      async (o: {
+        stateDir?: string;
+        interval?: string;
+        maxBackoff?: string;
+        applyTimeout: string;
+        once?: boolean;
+      }) => {
+        const stateDir = resolveStateDir(o.stateDir);
+        const ac = new AbortController();
+        const stop = () => ac.abort();
+        process.on('SIGTERM', stop);
+        process.on('SIGINT', stop);
+        try {
+          await runDaemon({
+            stateDir,
+            kernel: hostKernel(),
+            hostname: hostname(),
+            applyTimeoutMs: parseSeconds('--apply-timeout', o.applyTimeout) * 1000,
+            log: (line) => console.log(`${new Date().toISOString()} ${line}`),
+            ...(o.interval ? { intervalSeconds: parseSeconds('--interval', o.interval) } : {}),
+            ...(o.maxBackoff ? { backoffCapSeconds: parseSeconds('--max-backoff', o.maxBackoff) } : {}),
+            ...(o.once ? { maxCheckins: 1 } : {}),
+            signal: ac.signal,
+          });
+        } finally {
+          process.off('SIGTERM', stop);
+          process.off('SIGINT', stop);
+        }
+      },
+    );
+
+  agent
+    .command('status')
+    .description('last check-in, kernel, patch state and version (like canonical-livepatch status)')
+    .option(
+      '--state-dir <dir>',
+      'agent state directory (default $SUTURE_AGENT_STATE or /var/lib/suture/agent)',
+    )
+    .option('--format <format>', 'text, json or yaml', 'text')
+    .action(async (o: { stateDir?: string; format: string }) => {
+      if (!['text', 'json', 'yaml'].includes(o.format)) {
+        throw new SutureError({
+          code: 'CLI-BAD-FORMAT',
+          message: `--format ${o.format} is not one of text, json, yaml`,
+          hint: 'use --format json for scripts',
+        });
+      }
+      const state = loadState(resolveStateDir(o.stateDir));
+      const kernel = hostKernel();
+      let running: RunningKernel | null = null;
+      let loaded: LoadedLivepatch[] | null = null;
+      try {
+        const r = await kernel.runningKernel();
+        running = r;
+        loaded = r.livepatchSupported ? await kernel.listLivepatches() : [];
+      } catch {
+        // not readable here (not Linux, no /sys): report from the persisted state alone
+      }
+      const s = computeStatus(state, running, loaded);
+      if (o.format === 'json') console.log(JSON.stringify(s, null, 2));
+      else if (o.format === 'yaml') process.stdout.write(stringify(s));
+      else console.log(renderStatus(s));
+    });
+}
