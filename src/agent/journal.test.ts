@@ -1,0 +1,185 @@
+/*
+ * The intent journal against the kernel's truth: every point where a kill -9 can land between
+ * "journal says applying X" and "outcome recorded" must converge to one load, never two.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { reconcile } from './journal.js';
+import { loadState, type PatchRecord, updateState } from './state.js';
+import { computeStatus, renderStatus } from './status.js';
+
+const kernel = { release: '6.1.0-53-cloud-amd64', buildId: 'a'.repeat(40) };
+const patchId = '0123456789abcdef';
+const intent = {
+  op: 'apply' as const,
+  patchId,
+  name: 'cmdline',
+  moduleName: 'livepatch_cmdline',
+  version: '1',
+  sha256: 'b'.repeat(64),
+  startedAt: new Date().toISOString(),
+};
+const tmp = () => mkdtempSync(join(tmpdir(), 'suture-agent-journal-'));
+
+test('killed after the kernel loaded the patch: recorded as applied and reported, not applied again', () => {
+  const dir = tmp();
+  updateState(dir, (s) => {
+    s.intent = intent;
+  });
+  const r = reconcile(dir, kernel, [{ name: 'livepatch_cmdline', enabled: true, transition: false }]);
+  const s = loadState(dir);
+  assert.equal(s.intent, null);
+  assert.equal(s.patches[patchId]?.outcome, 'applied');
+  assert.equal(s.patches[patchId]?.attempts, 1);
+  assert.deepEqual(
+    s.outbox.map((o) => [o.action, o.status.state, o.status.patchId]),
+    [['apply', 'applied', patchId]],
+  );
+  assert.match(r.notes.join('\n'), /interrupted apply of cmdline: the kernel has livepatch_cmdline loaded/);
+});
+
+test('killed before the kernel loaded it: the intent is dropped and nothing is recorded as applied', () => {
+  const dir = tmp();
+  updateState(dir, (s) => {
+    s.intent = intent;
+  });
+  const r = reconcile(dir, kernel, []);
+  const s = loadState(dir);
+  assert.equal(s.intent, null);
+  assert.equal(s.patches[patchId], undefined);
+  assert.deepEqual(s.outbox, []);
+  assert.match(r.notes.join('\n'), /never loaded livepatch_cmdline/);
+});
+
+test('killed while the kernel is still transitioning: recorded as in transition, then applied once it completes', () => {
+  const dir = tmp();
+  updateState(dir, (s) => {
+    s.intent = intent;
+  });
+  reconcile(dir, kernel, [{ name: 'livepatch_cmdline', enabled: true, transition: true }]);
+  assert.equal(loadState(dir).patches[patchId]?.outcome, 'transition');
+  reconcile(dir, kernel, [{ name: 'livepatch_cmdline', enabled: true, transition: false }]);
+  const s = loadState(dir);
+  assert.equal(s.patches[patchId]?.outcome, 'applied');
+  assert.deepEqual(
+    s.outbox.map((o) => o.status.state),
+    ['transition', 'applied'],
+  );
+});
+
+test('killed mid-revert: gone from the kernel → reverted; still loaded → intent dropped, record kept', () => {
+  const applied: PatchRecord = {
+    patchId,
+    name: 'cmdline',
+    moduleName: 'livepatch_cmdline',
+    version: '1',
+    sha256: 'b'.repeat(64),
+    outcome: 'applied',
+    attempts: 1,
+    at: new Date().toISOString(),
+  };
+  const gone = tmp();
+  updateState(gone, (s) => {
+    s.patches[patchId] = applied;
+    s.intent = { ...intent, op: 'revert' };
+  });
+  reconcile(gone, kernel, []);
+  assert.equal(loadState(gone).patches[patchId]?.outcome, 'reverted');
+  assert.equal(loadState(gone).intent, null);
+
+  const still = tmp();
+  updateState(still, (s) => {
+    s.patches[patchId] = applied;
+    s.intent = { ...intent, op: 'revert' };
+  });
+  reconcile(still, kernel, [{ name: 'livepatch_cmdline', enabled: true, transition: false }]);
+  assert.equal(loadState(still).patches[patchId]?.outcome, 'applied');
+  assert.equal(loadState(still).intent, null);
+});
+
+test('a patch recorded as applied that the kernel no longer has (reboot) becomes reverted and is reported', () => {
+  const dir = tmp();
+  updateState(dir, (s) => {
+    s.patches[patchId] = {
+      patchId,
+      name: 'cmdline',
+      moduleName: 'livepatch_cmdline',
+      version: '1',
+      sha256: 'b'.repeat(64),
+      outcome: 'applied',
+      attempts: 1,
+      at: new Date().toISOString(),
+    };
+  });
+  reconcile(dir, kernel, []);
+  const s = loadState(dir);
+  assert.equal(s.patches[patchId]?.outcome, 'reverted');
+  assert.match(s.patches[patchId]?.reason ?? '', /no longer loaded/);
+  assert.equal(s.outbox[0]?.action, 'revert');
+});
+
+test('status: the words of canonical-livepatch status, from state and the kernel', () => {
+  const dir = tmp();
+  const running = { ...kernel, livepatchSupported: true };
+  assert.equal(computeStatus(loadState(dir), running, []).patchState.code, 'not-enrolled');
+  const s = updateState(dir, (x) => {
+    x.enrollment = {
+      server: 'http://127.0.0.1:1',
+      machineId: 'm-0000000000000001',
+      credential: 'c'.repeat(40),
+      serverPublicKey: 'k',
+      tier: 'canary',
+      enrolledAt: new Date().toISOString(),
+    };
+    x.lastCheck = { at: new Date(Date.now() - 120_000).toISOString(), ok: true };
+    x.lastSuccessAt = x.lastCheck.at;
+  });
+  assert.equal(computeStatus(s, running, []).patchState.text, 'nothing to apply');
+  assert.equal(
+    computeStatus(s, { ...running, livepatchSupported: false }, []).patchState.text,
+    'kernel not supported',
+  );
+  s.offered = [{ patchId, name: 'cmdline', version: '1', replace: false }];
+  assert.equal(computeStatus(s, running, []).patchState.text, 'pending: cmdline');
+  s.patches[patchId] = {
+    patchId,
+    name: 'cmdline',
+    moduleName: 'livepatch_cmdline',
+    version: '1',
+    sha256: 'b'.repeat(64),
+    outcome: 'applied',
+    attempts: 1,
+    at: new Date().toISOString(),
+  };
+  const ok = computeStatus(s, running, [{ name: 'livepatch_cmdline', enabled: true, transition: false }]);
+  assert.equal(ok.patchState.text, '✓ all applicable livepatch modules inserted');
+  assert.equal(ok.patchVersion, 'cmdline 1');
+  const text = renderStatus(ok);
+  assert.match(text, /^last check: 2 minutes ago$/m);
+  assert.match(text, /^kernel: 6\.1\.0-53-cloud-amd64$/m);
+  assert.match(text, /^server check-in: succeeded$/m);
+  assert.match(text, /^patch version: cmdline 1$/m);
+  // the kernel's truth wins: recorded as applied but not loaded → not "all inserted"
+  assert.equal(computeStatus(s, running, []).patchState.code, 'pending');
+  s.patches[patchId] = {
+    ...(s.patches[patchId] as PatchRecord),
+    outcome: 'refused',
+    reason: 'SIGNATURE-INVALID: bad',
+  };
+  assert.equal(
+    computeStatus(s, running, []).patchState.text,
+    'apply failed: cmdline: SIGNATURE-INVALID: bad',
+  );
+  s.lastCheck = {
+    at: new Date().toISOString(),
+    ok: false,
+    error: 'cannot reach http://127.0.0.1:1: connection refused',
+  };
+  assert.match(
+    renderStatus(computeStatus(s, running, [])),
+    /^server check-in: failed: cannot reach .*connection refused$/m,
+  );
+});
