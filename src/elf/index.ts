@@ -7,3 +7,4 @@ export { ElfFile, withElfFile } from './file.js';
 export * from './model.js';
 export { parseNotes, type RawSectionHeader, readElf, readElfFile, readHeaders } from './reader.js';
 export * from './symbol-index.js';
+export * from './writer.js';

@@ -124,6 +124,8 @@ export class ElfObject {
   programHeaders: ElfProgramHeader[];
   /** all sections except the null section 0, in file order */
   sections: ElfSection[];
+  /** the section-name string table (e_shstrndx); the writer creates one if this is null */
+  shstrtab: ElfSection | null = null;
   /** where the bytes came from, for diagnostics */
   readonly file: string | undefined;
 
@@ -144,6 +146,26 @@ export class ElfObject {
   /** The section with that file index in the current layout (1-based), or undefined. */
   sectionAt(index: number): ElfSection | undefined {
     return index >= 1 ? this.sections[index - 1] : undefined;
+  }
+
+  /** Insert a section after `after` (default: at the end, before .symtab/.strtab/.shstrtab if present). */
+  addSection(section: ElfSection, after?: ElfSection): ElfSection {
+    let at: number;
+    if (after) at = this.sectionIndex(after);
+    else {
+      const firstTail = this.sections.findIndex((s) => s.type === 2 || s === this.shstrtab || s.type === 18);
+      at = firstTail < 0 ? this.sections.length : firstTail;
+    }
+    this.sections.splice(at, 0, section);
+    return section;
+  }
+
+  /** Add a symbol to .symtab (the writer moves locals before globals). */
+  addSymbol(symbol: ElfSymbol): ElfSymbol {
+    const t = this.symtab;
+    if (!t?.symbols) throw new Error('the object has no symbol table');
+    t.symbols.push(symbol);
+    return symbol;
   }
 
   /** First section with that name. */
@@ -199,4 +221,37 @@ export class ElfObject {
       });
     }
   }
+}
+
+/** A new section with defaults for everything not given (PROGBITS, no flags, align 1, empty). */
+export function createSection(init: Partial<ElfSection> & { name: string }): ElfSection {
+  return {
+    type: 1,
+    flags: 0,
+    addr: 0n,
+    offset: 0,
+    size: init.data?.length ?? 0,
+    link: null,
+    info: 0,
+    infoSection: null,
+    addralign: 1,
+    entsize: 0,
+    data: new Uint8Array(0),
+    ...init,
+  };
+}
+
+/** A new symbol with defaults for everything not given (LOCAL NOTYPE DEFAULT, undefined). */
+export function createSymbol(init: Partial<ElfSymbol> & { name: string }): ElfSymbol {
+  return {
+    value: 0n,
+    size: 0,
+    bind: 0,
+    type: 0,
+    visibility: 0,
+    other: init.visibility ?? 0,
+    section: null,
+    shndx: 0,
+    ...init,
+  };
 }

@@ -367,7 +367,7 @@ export async function readElfFile(path: string): Promise<ElfObject> {
 /** Parse a whole ELF file held in memory into the model. */
 export function readElf(bytes: Uint8Array, file?: string): ElfObject {
   const b = asBuffer(bytes);
-  const { header, sections: raw } = readHeaders(b, file);
+  const { header, sections: raw, shstrndx } = readHeaders(b, file);
   const programHeaders = parseProgramHeaders(b, header, file);
   const secs: ElfSection[] = raw.map((h) => ({
     name: h.name,
@@ -427,7 +427,7 @@ export function readElf(bytes: Uint8Array, file?: string): ElfObject {
       s.notes = parseNotes(asBuffer(s.data), h.offset, h.addralign, `section[${h.index}] (${h.name})`, file);
   }
   void fieldAt;
-  return new ElfObject(
+  const obj = new ElfObject(
     {
       type: header.type,
       machine: header.machine,
@@ -443,6 +443,8 @@ export function readElf(bytes: Uint8Array, file?: string): ElfObject {
     programHeaders,
     file,
   );
+  obj.shstrtab = shstrndx !== 0 ? (secs[shstrndx] ?? null) : null;
+  return obj;
 }
 
 function linkedStrtab(b: Buffer, h: RawSectionHeader, raw: RawSectionHeader[], file?: string): Buffer {
