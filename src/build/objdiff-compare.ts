@@ -1,0 +1,256 @@
+/*
+ * Comparison: is a function (or data object) of the patched object the same as its original?
+ *
+ * Bytes alone cannot tell: every place a relocation will fill in is zero (or an addend) in a
+ * relocatable object, and where a referenced string or variable sits inside its section depends on
+ * the rest of the file. So we compare what the code *means*: the bytes outside relocation fields must
+ * be equal, and each relocation must have the same offset, the same type and the same target — where
+ * the target is named by what it is (the correlated symbol plus the offset into it, or the string
+ * literal's text), never by where the linker will put it. A string that moved inside `.rodata.str1.1`
+ * because another function's string grew is not a change; a call that now goes to another function is.
+ */
+import { SHF, STT } from '../elf/constants.js';
+import type { ElfObject, ElfRelocation, ElfSection, ElfSymbol } from '../elf/model.js';
+
+/** How a symbol is called across the two objects (original name for correlated symbols). */
+export type CanonicalName = (symbol: ElfSymbol) => string;
+
+/** Width in bytes of the field a relocation of this type writes. */
+export function relocationWidth(type: number): number {
+  switch (type) {
+    case 1: // 64
+    case 24: // PC64
+    case 25: // GOTOFF64
+    case 26: // GOTPC64... (unused in kernel code)
+      return 8;
+    case 12: // 16
+    case 13: // PC16
+      return 2;
+    case 14: // 8
+    case 15: // PC8
+      return 1;
+    case 0:
+      return 0;
+    default:
+      return 4;
+  }
+}
+
+const PC_RELATIVE = new Set([2, 4, 9, 13, 15, 24, 26, 41, 42]);
+
+export function isPcRelative(type: number): boolean {
+  return PC_RELATIVE.has(type);
+}
+
+/** Defined FUNC/OBJECT symbols per section, sorted by value: to name what a section-relative reference hits. */
+export class SymbolMap {
+  private readonly bySection = new Map<ElfSection, ElfSymbol[]>();
+  constructor(readonly obj: ElfObject) {
+    for (const s of obj.symbols) {
+      if (!s.section || (s.type !== STT.FUNC && s.type !== STT.OBJECT)) continue;
+      const l = this.bySection.get(s.section) ?? [];
+      l.push(s);
+      this.bySection.set(s.section, l);
+    }
+    for (const l of this.bySection.values()) l.sort((a, b) => Number(a.value - b.value));
+  }
+  symbolsIn(section: ElfSection): ElfSymbol[] {
+    return this.bySection.get(section) ?? [];
+  }
+  /** The symbol whose extent holds `pos`, preferring the exact start. */
+  covering(section: ElfSection, pos: number): ElfSymbol | undefined {
+    let best: ElfSymbol | undefined;
+    for (const s of this.symbolsIn(section)) {
+      const v = Number(s.value);
+      if (v === pos && (!best || Number(best.value) !== pos)) best = s;
+      else if (!best && v <= pos && pos < v + s.size) best = s;
+    }
+    return best;
+  }
+}
+
+/** Relocations applying to `section` with offsets in [start, end), sorted by offset. */
+export function relocationsIn(
+  obj: ElfObject,
+  section: ElfSection,
+  start = 0,
+  end = Number.POSITIVE_INFINITY,
+): ElfRelocation[] {
+  const out: ElfRelocation[] = [];
+  for (const r of obj.relocationsFor(section)) {
+    for (const rel of r.relocations ?? []) {
+      const off = Number(rel.offset);
+      if (off >= start && off < end) out.push(rel);
+    }
+  }
+  return out.sort((a, b) => Number(a.offset - b.offset));
+}
+
+export function isStringSection(s: ElfSection): boolean {
+  return (s.flags & SHF.MERGE) !== 0 && (s.flags & SHF.STRINGS) !== 0;
+}
+
+/** The NUL-terminated string starting at `pos`, if `pos` is the start of one. */
+export function stringStartingAt(data: Uint8Array, pos: number): string | undefined {
+  if (pos < 0 || pos >= data.length) return undefined;
+  if (pos > 0 && data[pos - 1] !== 0) return undefined;
+  let end = pos;
+  while (end < data.length && data[end] !== 0) end++;
+  return Buffer.from(data.subarray(pos, end)).toString('latin1');
+}
+
+/**
+ * Where in its section a section-relative reference really points. Absolute references carry the
+ * offset as addend; PC-relative ones subtract the distance from the field to the end of the
+ * instruction (4, or more when an immediate follows), so we try the usual distances.
+ */
+export function stringTarget(
+  section: ElfSection,
+  rel: ElfRelocation,
+): { pos: number; text: string } | undefined {
+  const addend = Number(rel.addend);
+  const candidates = isPcRelative(rel.type) ? [addend + 4, addend + 5, addend + 6, addend + 8] : [addend];
+  for (const pos of candidates) {
+    const text = stringStartingAt(section.data, pos);
+    if (text !== undefined) return { pos, text };
+  }
+  return undefined;
+}
+
+export interface ResolvedTarget {
+  /** identity used for comparison */
+  identity: string;
+  /** human words for messages */
+  describe: string;
+  /** the defined symbol the reference lands in (named or covering), if any */
+  symbol?: ElfSymbol;
+  /** offset of the reference relative to `symbol` (addend adjusted) */
+  symbolAddend?: bigint;
+}
+
+/** Name what a relocation points at, independently of layout. */
+export function resolveTarget(rel: ElfRelocation, map: SymbolMap, canon: CanonicalName): ResolvedTarget {
+  const sym = rel.symbol;
+  if (!sym) return { identity: `abs+${rel.addend}`, describe: `absolute ${rel.addend}` };
+  if (sym.type === STT.SECTION && sym.section) {
+    const sec = sym.section;
+    if (isStringSection(sec)) {
+      const t = stringTarget(sec, rel);
+      if (t) {
+        const bias = BigInt(t.pos) - rel.addend;
+        return {
+          identity: `str:${JSON.stringify(t.text)}-${bias}`,
+          describe: `string ${JSON.stringify(t.text)}`,
+        };
+      }
+      return {
+        identity: `sec:${sec.name}+${rel.addend}`,
+        describe: `${sec.name}+0x${rel.addend.toString(16)}`,
+      };
+    }
+    const pc = isPcRelative(rel.type) ? 4n : 0n;
+    const covering = map.covering(sec, Number(rel.addend + pc));
+    if (covering) {
+      const within = rel.addend - covering.value;
+      const name = canon(covering);
+      return {
+        identity: `sym:${name}${within >= 0n ? '+' : ''}${within}`,
+        describe: `${name}${within === 0n ? '' : `${within > 0n ? '+' : ''}${within}`}`,
+        symbol: covering,
+        symbolAddend: within,
+      };
+    }
+    return {
+      identity: `sec:${sec.name}+${rel.addend}`,
+      describe: `${sec.name}+0x${rel.addend.toString(16)}`,
+    };
+  }
+  if (sym.section) {
+    const name = canon(sym);
+    return {
+      identity: `sym:${name}+${rel.addend}`,
+      describe: name,
+      symbol: sym,
+      symbolAddend: rel.addend,
+    };
+  }
+  return { identity: `ext:${sym.name}+${rel.addend}`, describe: sym.name };
+}
+
+export interface Side {
+  obj: ElfObject;
+  map: SymbolMap;
+  symbol: ElfSymbol;
+  canon: CanonicalName;
+}
+
+export interface Difference {
+  same: boolean;
+  reason?: string;
+}
+
+function extent(side: Side): { section: ElfSection; start: number; end: number } {
+  const section = side.symbol.section!;
+  const start = Number(side.symbol.value);
+  const size = side.symbol.size || section.size - start;
+  return { section, start, end: start + size };
+}
+
+/** Compare one symbol's contents (code or data) in the original and the patched object. */
+export function compareSymbol(o: Side, p: Side): Difference {
+  const oe = extent(o);
+  const pe = extent(p);
+  const oRels = relocationsIn(o.obj, oe.section, oe.start, oe.end);
+  const pRels = relocationsIn(p.obj, pe.section, pe.start, pe.end);
+  // references first: they make the best reasons
+  const n = Math.min(oRels.length, pRels.length);
+  for (let i = 0; i < n; i++) {
+    const a = oRels[i]!;
+    const b = pRels[i]!;
+    const ta = resolveTarget(a, o.map, o.canon);
+    const tb = resolveTarget(b, p.map, p.canon);
+    if (ta.identity !== tb.identity)
+      return {
+        same: false,
+        reason: `reference at +0x${(Number(b.offset) - pe.start).toString(16)} changed: ${ta.describe} → ${tb.describe}`,
+      };
+    if (Number(a.offset) - oe.start !== Number(b.offset) - pe.start || a.type !== b.type) break;
+  }
+  const oSize = oe.end - oe.start;
+  const pSize = pe.end - pe.start;
+  if (oSize !== pSize) return { same: false, reason: `size changed from ${oSize} to ${pSize} bytes` };
+  if (oRels.length !== pRels.length)
+    return { same: false, reason: `${pRels.length} references instead of ${oRels.length}` };
+  for (let i = 0; i < n; i++) {
+    const a = oRels[i]!;
+    const b = pRels[i]!;
+    if (Number(a.offset) - oe.start !== Number(b.offset) - pe.start || a.type !== b.type)
+      return {
+        same: false,
+        reason: `code differs at +0x${(Number(b.offset) - pe.start).toString(16)} (a reference moved)`,
+      };
+  }
+  if (oe.section.type === 8 || pe.section.type === 8) {
+    // NOBITS: nothing but the size to compare
+    return {
+      same: oe.section.type === pe.section.type,
+      ...(oe.section.type === pe.section.type ? {} : { reason: 'moved between initialized and zeroed data' }),
+    };
+  }
+  const ob = oe.section.data.subarray(oe.start, oe.end);
+  const pb = pe.section.data.subarray(pe.start, pe.end);
+  const masked = new Uint8Array(oSize);
+  for (const r of oRels) {
+    const at = Number(r.offset) - oe.start;
+    masked.fill(1, at, Math.min(oSize, at + relocationWidth(r.type)));
+  }
+  for (let i = 0; i < oSize; i++) {
+    if (masked[i]) continue;
+    if (ob[i] !== pb[i])
+      return {
+        same: false,
+        reason: `${o.symbol.type === STT.FUNC ? 'instructions' : 'contents'} differ at +0x${i.toString(16)}`,
+      };
+  }
+  return { same: true };
+}

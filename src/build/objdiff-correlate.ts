@@ -1,0 +1,106 @@
+/*
+ * Correlation: which symbol of the patched object is which symbol of the original.
+ *
+ * Most symbols keep their name across a rebuild, but the compiler makes names of its own: clones
+ * (`foo.isra.0`, `foo.constprop.1`, `foo.part.0`), split-off cold paths (`foo.cold`), numbered static
+ * locals (`count.3`, `__func__.12`). Their numbers depend on everything else in the file, so a patch
+ * that adds one static local shifts every later number. We correlate in three passes:
+ *   1. the exact name, when both sides have it and it is not numbered;
+ *   2. the same base name and the same kinds of suffix, matched by position among the symbols with
+ *      that key (the first `count.N` of the original is the first `count.M` of the patched);
+ *   3. the same base name with different suffix kinds (`foo.isra.0` became `foo.constprop.0`), only
+ *      when that leaves exactly one candidate on each side.
+ * Only defined functions and data objects take part; undefined symbols are compared by name.
+ */
+import { STT } from '../elf/constants.js';
+import type { ElfObject, ElfSymbol } from '../elf/model.js';
+
+const SUFFIX = /\.(isra|constprop|part|cold|localalias|lto_priv|llvm)(\.\d+)?|\.\d+/g;
+
+export interface SymbolKey {
+  /** the name without compiler suffixes: `foo` for `foo.isra.0`, `count` for `count.3` */
+  base: string;
+  /** the suffix kinds in order, without numbers: `isra`, `constprop.isra`, `N` for a bare number */
+  kinds: string;
+}
+
+export function symbolKey(name: string): SymbolKey {
+  const kinds: string[] = [];
+  const base = name.replace(SUFFIX, (_m, kind: string | undefined) => {
+    kinds.push(kind ?? 'N');
+    return '';
+  });
+  return { base: base === '' ? name : base, kinds: kinds.join('.') };
+}
+
+/** The symbols that take part: defined functions and data objects. */
+export function correlatable(obj: ElfObject): ElfSymbol[] {
+  return obj.symbols.filter(
+    (s) => s.section !== null && (s.type === STT.FUNC || s.type === STT.OBJECT) && s.name !== '',
+  );
+}
+
+export interface Correlation {
+  /** patched symbol → original symbol */
+  toOriginal: Map<ElfSymbol, ElfSymbol>;
+  /** original symbol → patched symbol */
+  toPatched: Map<ElfSymbol, ElfSymbol>;
+}
+
+export function correlate(original: ElfObject, patched: ElfObject): Correlation {
+  const toOriginal = new Map<ElfSymbol, ElfSymbol>();
+  const toPatched = new Map<ElfSymbol, ElfSymbol>();
+  const link = (p: ElfSymbol, o: ElfSymbol) => {
+    toOriginal.set(p, o);
+    toPatched.set(o, p);
+  };
+  const orig = correlatable(original);
+  const pat = correlatable(patched);
+
+  // 1. exact, unnumbered names (a name can occur twice among locals: then leave it to pass 2)
+  const unique = (list: ElfSymbol[]) => {
+    const m = new Map<string, ElfSymbol | null>();
+    for (const s of list) m.set(`${s.type}:${s.name}`, m.has(`${s.type}:${s.name}`) ? null : s);
+    return m;
+  };
+  const origByName = unique(orig);
+  for (const [k, p] of unique(pat)) {
+    const o = origByName.get(k);
+    if (!p || !o || /\.\d+$/.test(p.name)) continue;
+    link(p, o);
+  }
+
+  // 2. same base and suffix kinds, by position
+  const byKey = (list: ElfSymbol[], taken: Map<ElfSymbol, ElfSymbol>) => {
+    const m = new Map<string, ElfSymbol[]>();
+    for (const s of list) {
+      if (taken.has(s)) continue;
+      const k = symbolKey(s.name);
+      const key = `${s.type}:${k.base}|${k.kinds}`;
+      m.set(key, [...(m.get(key) ?? []), s]);
+    }
+    return m;
+  };
+  const origKeyed = byKey(orig, toPatched);
+  for (const [key, ps] of byKey(pat, toOriginal)) {
+    const os = origKeyed.get(key) ?? [];
+    for (let i = 0; i < Math.min(ps.length, os.length); i++) link(ps[i]!, os[i]!);
+  }
+
+  // 3. same base, different kinds, one candidate each
+  const byBase = (list: ElfSymbol[], taken: Map<ElfSymbol, ElfSymbol>) => {
+    const m = new Map<string, ElfSymbol[]>();
+    for (const s of list) {
+      if (taken.has(s)) continue;
+      const key = `${s.type}:${symbolKey(s.name).base}`;
+      m.set(key, [...(m.get(key) ?? []), s]);
+    }
+    return m;
+  };
+  const origBased = byBase(orig, toPatched);
+  for (const [key, ps] of byBase(pat, toOriginal)) {
+    const os = origBased.get(key) ?? [];
+    if (ps.length === 1 && os.length === 1) link(ps[0]!, os[0]!);
+  }
+  return { toOriginal, toPatched };
+}

@@ -1,0 +1,73 @@
+/*
+ * `suture objdiff <orig.o> <patched.o> [-o diff.o] [--json]`: the core of `suture build`, on its own.
+ *
+ * Classifies every function of the patched object as same, changed or new (with the reason a changed
+ * one differs), runs the livepatch-safety rules, and writes the object holding only what a livepatch
+ * needs. Exit status: 0 when the pair can be carried, 1 when anything was refused.
+ */
+import type { Command } from 'commander';
+import { diffObjects } from '../../build/objdiff.js';
+import { writeDiffObject } from '../../build/objdiff-write.js';
+import { renderDiagnostic } from '../../diagnostic.js';
+
+export function register(program: Command): void {
+  program
+    .command('objdiff')
+    .description(
+      'compare an original and a patched object: classify functions, refuse what a livepatch cannot carry, write the diff object',
+    )
+    .argument(
+      '<orig.o>',
+      'object compiled from the original source (with -ffunction-sections -fdata-sections)',
+    )
+    .argument('<patched.o>', 'object compiled from the patched source, same flags')
+    .option(
+      '-o, --output <diff.o>',
+      'write the diff object (only the changed and new functions and what they need)',
+    )
+    .option('--json', 'print the result as JSON')
+    .action(async (orig: string, patched: string, opts: { output?: string; json?: boolean }) => {
+      const diff = await diffObjects(orig, patched);
+      let written: string | undefined;
+      if (opts.output && diff.refusals.length === 0) {
+        await writeDiffObject(diff, opts.output);
+        written = opts.output;
+      }
+      if (opts.json) {
+        const out = {
+          original: orig,
+          patched,
+          functions: diff.functions,
+          data: diff.data,
+          removedFunctions: diff.removedFunctions,
+          refusals: diff.refusals,
+          warnings: diff.warnings,
+          carried: {
+            functions: diff.selection.functions.map((f) => f.name),
+            sections: [...diff.selection.sections].map((s) => s.name),
+            tables: Object.fromEntries([...diff.selection.tables].map(([s, k]) => [s.name, k.length])),
+            externals: [...new Map([...diff.selection.externals.values()].map((e) => [e.name, e])).values()],
+          },
+          output: written ?? null,
+        };
+        process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+      } else {
+        const unit = patched.replace(/^.*\//, '');
+        for (const f of diff.functions) {
+          if (f.change === 'same') continue;
+          process.stdout.write(
+            `${unit}: ${f.change} function: ${f.name}${f.reason ? ` (${f.reason})` : ''}\n`,
+          );
+        }
+        const same = diff.functions.filter((f) => f.change === 'same').length;
+        process.stdout.write(`${unit}: ${same} function(s) unchanged\n`);
+        for (const d of diff.data)
+          if (d.change !== 'same')
+            process.stdout.write(`${unit}: ${d.change} data: ${d.name}${d.reason ? ` (${d.reason})` : ''}\n`);
+        for (const w of diff.warnings) process.stderr.write(`${renderDiagnostic(w)}\n`);
+        for (const r of diff.refusals) process.stderr.write(`${renderDiagnostic(r)}\n`);
+        if (written) process.stdout.write(`wrote ${written}\n`);
+      }
+      if (diff.refusals.length) process.exitCode = 1;
+    });
+}
