@@ -111,7 +111,9 @@ export function writeElf(obj: ElfObject): Uint8Array {
     }
   }
   const index = new Map<ElfSection, number>();
-  obj.sections.forEach((s, i) => index.set(s, i + 1));
+  obj.sections.forEach((s, i) => {
+    index.set(s, i + 1);
+  });
   const shnum = obj.sections.length + 1;
   const secIndex = (s: ElfSection | null, what: string, owner: ElfSection): number => {
     if (s === null) return 0;
@@ -127,7 +129,9 @@ export function writeElf(obj: ElfObject): Uint8Array {
   const symIndexMaps = new Map<ElfSection, Map<ElfSymbol, number>>();
   for (const t of symtabs) {
     const m = new Map<ElfSymbol, number>();
-    t.symbols!.forEach((s, i) => m.set(s, i + 1));
+    t.symbols!.forEach((s, i) => {
+      m.set(s, i + 1);
+    });
     symIndexMaps.set(t, m);
   }
   const symIndex = (
@@ -152,8 +156,8 @@ export function writeElf(obj: ElfObject): Uint8Array {
   // 3. string tables: names each table must hold
   const strtabNames = new Map<ElfSection, string[]>();
   const want = (t: ElfSection, names: Iterable<string>) => {
-    let a = strtabNames.get(t);
-    if (!a) strtabNames.set(t, (a = []));
+    const a = strtabNames.get(t) ?? [];
+    strtabNames.set(t, a);
     for (const n of names) a.push(n);
   };
   want(
@@ -239,7 +243,9 @@ export function writeElf(obj: ElfObject): Uint8Array {
     if (s.group) {
       const b = Buffer.alloc(4 + s.group.members.length * 4);
       b.writeUInt32LE(s.group.flags, 0);
-      s.group.members.forEach((m, k) => b.writeUInt32LE(secIndex(m, `group member ${k}`, s), 4 + k * 4));
+      s.group.members.forEach((m, k) => {
+        b.writeUInt32LE(secIndex(m, `group member ${k}`, s), 4 + k * 4);
+      });
       contents.set(s, b);
       infoOf.set(s, symIndex(s.link, s.group.signature, s, 'the group signature'));
       continue;
