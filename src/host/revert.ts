@@ -98,13 +98,13 @@ export async function revertLivepatch(name: string, opts: RevertOptions = {}): P
       text: `${patch} is no longer active (${by ? `replaced by ${by}` : 'disabled or replaced'}); removing its module`,
     });
   } else {
+    const log = KernelLogCursor.open(roots);
     if (state.transition && !state.enabled) {
       emit({ type: 'note', text: `${patch} is already being removed; following the transition` });
     } else {
       emit({ type: 'disabling', patch });
       writeAttribute(roots, patch, 'enabled', '0');
     }
-    const log = KernelLogCursor.open(roots);
     const marks = patchedSymbols(roots, patch);
     const follow = (target: 0 | 1, force: boolean, signal: boolean) =>
       followTransition(roots, {

@@ -36,6 +36,10 @@ export interface HostRoots {
   /** Suture's own state on this host: `patches/` (the boot store) and `journal.jsonl`, normally /var/lib/suture */
   state: string;
   loader: ModuleLoader;
+  /** sends a signal to a process (process.kill; a fake tree must never signal real pids) */
+  kill: (pid: number, signal: NodeJS.Signals) => void;
+  /** called after every sysfs write: the kernel reacts to writes synchronously, a fake tree needs telling */
+  afterWrite?: (file: string, value: string) => void;
 }
 
 function findOnPath(name: string): string | undefined {
@@ -86,6 +90,9 @@ export function liveRoots(): HostRoots {
     uid: typeof process.geteuid === 'function' ? process.geteuid() : -1,
     state: process.env.SUTURE_HOST_STATE ?? '/var/lib/suture',
     loader: liveLoader,
+    kill: (pid, signal) => {
+      process.kill(pid, signal);
+    },
   };
 }
 

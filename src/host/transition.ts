@@ -75,6 +75,7 @@ export function writeAttribute(roots: HostRoots, patch: string, attr: string, va
   const file = join(livepatchRoot(roots), patch, attr);
   try {
     writeFileSync(file, value);
+    roots.afterWrite?.(file, value);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     throw new SutureError({
@@ -122,7 +123,7 @@ export async function followTransition(roots: HostRoots, o: FollowOptions): Prom
     | undefined;
   let roundsSeen = 0;
 
-  const scan = (now: number) => {
+  const scan = (now: number, settle = false) => {
     lastScan = now;
     const p = progress(readPatchStates(roots), o.target);
     pending = p.pending;
@@ -138,7 +139,7 @@ export async function followTransition(roots: HostRoots, o: FollowOptions): Prom
         elapsedMs: now - o.startedAt,
       });
     }
-    if (roundDue && now - o.startedAt >= roundDue.elapsedMs + 500) {
+    if (roundDue && (settle || now - o.startedAt >= roundDue.elapsedMs + scanMs)) {
       const after = readVolSwitches(roots, pending);
       const woken: SignalRound['woken'] = [];
       for (const t of pending) {
@@ -183,7 +184,7 @@ export async function followTransition(roots: HostRoots, o: FollowOptions): Prom
     const p = readLivepatch(roots, o.patch);
     const done = !p ? o.target === 0 : !p.transition && p.enabled === (o.target === 1);
     if (done) {
-      scan(now);
+      scan(now, true);
       out.completed = true;
       o.onEvent({
         type: 'complete',
@@ -216,7 +217,7 @@ export async function followTransition(roots: HostRoots, o: FollowOptions): Prom
     if (now - lastScan >= scanMs) scan(now);
 
     if (now >= deadline) {
-      scan(now);
+      scan(now, true);
       const marks = o.marks;
       const stalled = pending.map((t) => describeTask(roots, t, marks));
       if (!out.stalled.length) out.stalled = stalled;
@@ -227,8 +228,8 @@ export async function followTransition(roots: HostRoots, o: FollowOptions): Prom
         for (const t of stalled) if (!t.kthread) users.set(t.pid, t.comm);
         for (const pid of users.keys()) {
           try {
-            process.kill(pid, 'SIGSTOP');
-            process.kill(pid, 'SIGCONT');
+            roots.kill(pid, 'SIGSTOP');
+            roots.kill(pid, 'SIGCONT');
             out.signalled.push(pid);
           } catch {
             // exited meanwhile
