@@ -14,6 +14,7 @@ export { type EventSink, FORCE_RISK, type SignalRound, type TransitionEvent } fr
 export { encodeBuildIdNote, parseBuildIdNote, type RunningKernel, runningKernel } from './identity.js';
 export type { KlpFunc, KlpObject, Livepatch, PatchState } from './livepatch.js';
 export { type ModuleInfo, parseModinfo, readModinfo } from './modinfo.js';
+export { describeRound, eventLines, statusText } from './report.js';
 export { patchName, type RevertOptions, type RevertResult, revertLivepatch } from './revert.js';
 export { type HostRoots, type LoaderOutcome, liveRoots, type ModuleLoader, resolveRoots } from './roots.js';
 export { installUnit, renderUnit, UNIT_NAME, type UnitOptions } from './service.js';

@@ -1,0 +1,137 @@
+/*
+ * `suture apply <module.ko> [--manifest m.json] [--timeout 60s] [--signal] [--force --i-understand-the-risk]`
+ *
+ * Verifies the module against the running kernel, loads it and follows the transition with a live
+ * progress line; on a stall prints the tasks holding it back with their stacks. All decisions are in
+ * src/host/; this file parses flags and prints events.
+ */
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { SutureError } from '../../diagnostic.js';
+import { applyLivepatch, eventLines, FORCE_RISK, type TransitionEvent } from '../../host/index.js';
+import { parseManifest } from '../../manifest/manifest.js';
+
+/** `60`, `60s`, `5m`, `500ms` → milliseconds */
+export function parseDuration(flag: string, value: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value.trim());
+  const n = m ? Number(m[1]) : Number.NaN;
+  const ms = !m ? Number.NaN : m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000;
+  if (!(ms > 0)) {
+    throw new SutureError({
+      code: 'CLI-BAD-DURATION',
+      message: `${flag} ${JSON.stringify(value)} is not a positive duration`,
+      hint: 'write seconds (60, 60s), minutes (5m) or milliseconds (500ms)',
+    });
+  }
+  return ms;
+}
+
+/** Prints transition events: a rewritten progress line on a terminal, one line per second otherwise. */
+export function eventPrinter(): (e: TransitionEvent) => void {
+  const tty = process.stdout.isTTY === true;
+  let lastProgressAt = 0;
+  let pendingLine = '';
+  let onLine = false;
+  const flushProgress = () => {
+    if (tty && onLine) {
+      process.stdout.write('\n');
+      onLine = false;
+    } else if (!tty && pendingLine) {
+      console.log(pendingLine);
+    }
+    pendingLine = '';
+  };
+  return (e) => {
+    const lines = eventLines(e);
+    if (e.type === 'progress') {
+      const line = lines[0] ?? '';
+      if (tty) {
+        process.stdout.write(`\r\x1b[K${line}`);
+        onLine = true;
+      } else if (Date.now() - lastProgressAt >= 1000 || e.migrated === e.total) {
+        lastProgressAt = Date.now();
+        console.log(line);
+        pendingLine = '';
+      } else pendingLine = line;
+      return;
+    }
+    flushProgress();
+    for (const l of lines) console.log(l);
+  };
+}
+
+export function register(program: Command): void {
+  program
+    .command('apply')
+    .description('verify a livepatch against the running kernel, load it and follow its transition')
+    .argument('<module>', 'livepatch .ko built by `suture build`')
+    .option(
+      '--manifest <file>',
+      'manifest.json written by `suture build` (verifies release, build id, sha256)',
+    )
+    .option('--timeout <duration>', 'wait this long for the transition before reporting stalled tasks', '60s')
+    .option('--signal', 'at the timeout, SIGSTOP+SIGCONT the stalled user tasks and wait once more')
+    .option('--force', 'at the timeout, force the transition (needs --i-understand-the-risk)')
+    .option('--i-understand-the-risk', 'confirm --force')
+    .option(
+      '--persist',
+      'store the patch (with its manifest) so `suture host boot-apply` re-applies it after a reboot',
+    )
+    .option('--json', 'print the result as JSON')
+    .action(
+      async (
+        module: string,
+        o: {
+          manifest?: string;
+          timeout: string;
+          signal?: boolean;
+          force?: boolean;
+          iUnderstandTheRisk?: boolean;
+          persist?: boolean;
+          json?: boolean;
+        },
+      ) => {
+        const timeoutMs = parseDuration('--timeout', o.timeout);
+        let manifest: ReturnType<typeof parseManifest> | undefined;
+        if (o.manifest) {
+          let text: string;
+          try {
+            text = readFileSync(o.manifest, 'utf8');
+          } catch (e) {
+            throw new SutureError({
+              code: 'MANIFEST-UNREADABLE',
+              message: `cannot read ${o.manifest}: ${(e as Error).message}`,
+              location: { file: o.manifest },
+              hint: 'pass the manifest.json written next to the module',
+            });
+          }
+          manifest = parseManifest(text, o.manifest);
+        }
+        if (o.force && !o.iUnderstandTheRisk) {
+          throw new SutureError({
+            code: 'HOST-FORCE-UNCONFIRMED',
+            message: '--force needs --i-understand-the-risk',
+            why: FORCE_RISK,
+            hint: 'add --i-understand-the-risk if you accept that, or use --signal / a longer --timeout',
+          });
+        }
+        if (o.force) console.log(`warning: --force given. ${FORCE_RISK}`);
+        const print = o.json ? () => {} : eventPrinter();
+        const r = await applyLivepatch({
+          module,
+          manifest,
+          timeoutMs,
+          signal: o.signal ?? false,
+          force: o.force ?? false,
+          forceConfirmed: o.iUnderstandTheRisk ?? false,
+          persist: o.persist ?? false,
+          onEvent: print,
+        });
+        if (o.json) console.log(JSON.stringify(r, null, 2));
+        else
+          console.log(
+            `applied ${r.patch}: transition took ${(r.transitionMs / 1000).toFixed(2)} s${r.forced ? ' (forced)' : ''}`,
+          );
+      },
+    );
+}

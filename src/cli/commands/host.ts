@@ -1,0 +1,85 @@
+/*
+ * `suture host install-service | boot-apply`: livepatches across reboots.
+ *
+ *   suture host install-service [--unit-dir /etc/systemd/system] [--no-enable] [--print]
+ *   suture host boot-apply [--timeout 60s]      (what the unit runs at boot)
+ *
+ * The store is $SUTURE_HOST_STATE/patches (default /var/lib/suture/patches), filled by
+ * `suture apply --persist`; boot-apply re-applies only the stored patches whose build id matches the
+ * running kernel.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import { SutureError } from '../../diagnostic.js';
+import { bootApply, installUnit, liveRoots, renderUnit, UNIT_NAME } from '../../host/index.js';
+import { eventPrinter, parseDuration } from './apply.js';
+
+function sutureScript(): string {
+  // dist/cli/commands/host.js → bin/suture.js
+  return fileURLToPath(new URL('../../../bin/suture.js', import.meta.url));
+}
+
+export function register(program: Command): void {
+  const host = program
+    .command('host')
+    .description('livepatches across reboots: the boot service and its store');
+
+  host
+    .command('install-service')
+    .description(`write the systemd unit ${UNIT_NAME} that re-applies stored patches at boot`)
+    .option('--unit-dir <dir>', 'where to write the unit', '/etc/systemd/system')
+    .option('--no-enable', 'only write the unit, do not run systemctl enable')
+    .option('--print', 'print the unit instead of installing it')
+    .action((o: { unitDir: string; enable: boolean; print?: boolean }) => {
+      const roots = liveRoots();
+      const unit = { node: process.execPath, suture: sutureScript(), state: roots.state };
+      if (o.print) {
+        process.stdout.write(renderUnit(unit));
+        return;
+      }
+      if (roots.uid !== 0) {
+        throw new SutureError({
+          code: 'HOST-NOT-ROOT',
+          message: `installing a systemd unit needs root (running as uid ${roots.uid})`,
+          hint: 'run it again with sudo, or use --print to see the unit',
+        });
+      }
+      const path = installUnit(o.unitDir, unit);
+      console.log(`wrote ${path}`);
+      if (o.enable) {
+        if (!existsSync('/run/systemd/system')) {
+          console.log(
+            'systemd is not running here: enable it later with `systemctl enable suture-livepatch.service`',
+          );
+          return;
+        }
+        for (const args of [['daemon-reload'], ['enable', UNIT_NAME]]) {
+          const r = spawnSync('systemctl', args, { encoding: 'utf8' });
+          if (r.status !== 0) {
+            throw new SutureError({
+              code: 'HOST-SYSTEMCTL',
+              message: `systemctl ${args.join(' ')} failed: ${(r.stderr || r.error?.message || '').trim()}`,
+              hint: `the unit is written at ${path}; enable it by hand`,
+            });
+          }
+        }
+        console.log(`enabled ${UNIT_NAME}`);
+      }
+    });
+
+  host
+    .command('boot-apply')
+    .description('apply the stored patches whose build id matches the running kernel (run by the unit)')
+    .option('--timeout <duration>', 'transition timeout per patch', '60s')
+    .action(async (o: { timeout: string }) => {
+      const out = await bootApply({
+        timeoutMs: parseDuration('--timeout', o.timeout),
+        onEvent: eventPrinter(),
+      });
+      if (!out.length) console.log('no stored patches');
+      for (const b of out) console.log(`${b.patch}: ${b.action}${b.reason ? ` (${b.reason})` : ''}`);
+      if (out.some((b) => b.action === 'failed')) process.exitCode = 1;
+    });
+}
