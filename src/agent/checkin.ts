@@ -129,6 +129,11 @@ export async function checkInOnce(ctx: AgentContext): Promise<CheckinOutcome> {
     refused: [] as string[],
     failed: [] as string[],
   };
+  if (!running.livepatchSupported) {
+    if (resp.offered.length)
+      ctx.log(`kernel ${running.release} has no livepatch support: nothing can be applied`);
+    return { ok: true, intervalSeconds: resp.nextCheckinSeconds, ...result };
+  }
   for (const r of resp.revoked) {
     if (await revertRevoked(ctx, kernelId, r)) result.reverted.push(r.name);
   }

@@ -7,7 +7,7 @@
  * ever loads must verify with it, whatever a later answer says. Enrolling again (a new token, another
  * server) replaces the enrollment but keeps the record of applied patches.
  */
-import { SutureError } from '../diagnostic.js';
+import { isSutureError, SutureError } from '../diagnostic.js';
 import { publicKeyFromBase64 } from '../manifest/signature.js';
 import { AGENT_VERSION } from './checkin.js';
 import type { KernelPort } from './kernel-port.js';
@@ -47,12 +47,25 @@ export async function enroll(args: EnrollArgs): Promise<Enrollment> {
   const server = parseServerUrl(args.server);
   const running = await args.kernel.runningKernel();
   const client = new ServerClient(server);
-  const resp = await client.enroll({
-    token: args.token,
-    hostname: args.hostname,
-    kernel: { release: running.release, buildId: running.buildId },
-    agentVersion: AGENT_VERSION,
-  });
+  const resp = await client
+    .enroll({
+      token: args.token,
+      hostname: args.hostname,
+      kernel: { release: running.release, buildId: running.buildId },
+      agentVersion: AGENT_VERSION,
+    })
+    .catch((e: unknown) => {
+      if (!isSutureError(e)) throw e;
+      throw new SutureError({
+        ...e.diagnostic,
+        message: `enrollment failed: ${e.diagnostic.message}`,
+        hint:
+          e.code === 'AGENT-SERVER-UNREACHABLE'
+            ? `check that the server runs and that ${server} is reachable from this machine; nothing was changed`
+            : (e.diagnostic.hint ??
+              'check the token (`suture token create` on the server); nothing was changed'),
+      });
+    });
   publicKeyFromBase64(resp.serverPublicKey); // a key that cannot verify anything is refused now
   const enrollment: Enrollment = {
     server,
