@@ -153,9 +153,10 @@ export function resolveTarget(rel: ElfRelocation, map: SymbolMap, canon: Canonic
     if (covering) {
       const within = rel.addend - covering.value;
       const name = canon(covering);
+      const shown = within + pc;
       return {
         identity: `sym:${name}${within >= 0n ? '+' : ''}${within}`,
-        describe: `${name}${within === 0n ? '' : `${within > 0n ? '+' : ''}${within}`}`,
+        describe: `${name}${shown === 0n ? '' : `${shown > 0n ? '+' : ''}${shown}`}`,
         symbol: covering,
         symbolAddend: within,
       };
@@ -165,16 +166,18 @@ export function resolveTarget(rel: ElfRelocation, map: SymbolMap, canon: Canonic
       describe: `${sec.name}+0x${rel.addend.toString(16)}`,
     };
   }
+  const offset = rel.addend + (isPcRelative(rel.type) ? 4n : 0n);
+  const plus = offset === 0n ? '' : `${offset > 0n ? '+' : ''}${offset}`;
   if (sym.section) {
     const name = canon(sym);
     return {
       identity: `sym:${name}+${rel.addend}`,
-      describe: name,
+      describe: `${name}${plus}`,
       symbol: sym,
       symbolAddend: rel.addend,
     };
   }
-  return { identity: `ext:${sym.name}+${rel.addend}`, describe: sym.name };
+  return { identity: `ext:${sym.name}+${rel.addend}`, describe: `${sym.name}${plus}` };
 }
 
 export interface Side {

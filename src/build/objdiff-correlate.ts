@@ -6,14 +6,15 @@
  * locals (`count.3`, `__func__.12`). Their numbers depend on everything else in the file, so a patch
  * that adds one static local shifts every later number. We correlate in three passes:
  *   1. the exact name, when both sides have it and it is not numbered;
- *   2. the same base name and the same kinds of suffix, matched by position among the symbols with
- *      that key (the first `count.N` of the original is the first `count.M` of the patched);
+ *   2. numbered static locals by the functions that use them (`n.0` of `counter` is `n.1` of
+ *      `counter`), then the same base name and the same kinds of suffix, matched by position among
+ *      the symbols with that key;
  *   3. the same base name with different suffix kinds (`foo.isra.0` became `foo.constprop.0`), only
  *      when that leaves exactly one candidate on each side.
  * Only defined functions and data objects take part; undefined symbols are compared by name.
  */
 import { STT } from '../elf/constants.js';
-import type { ElfObject, ElfSymbol } from '../elf/model.js';
+import type { ElfObject, ElfSection, ElfSymbol } from '../elf/model.js';
 
 const SUFFIX = /\.(isra|constprop|part|cold|localalias|lto_priv|llvm)(\.\d+)?|\.\d+/g;
 
@@ -70,7 +71,26 @@ export function correlate(original: ElfObject, patched: ElfObject): Correlation 
     link(p, o);
   }
 
-  // 2. same base and suffix kinds, by position
+  // 2a. numbered static locals (`n.0`, `__already_done.3`): by the functions that use them
+  const oUsers = dataUsers(original);
+  const pUsers = dataUsers(patched);
+  const byUse = (list: ElfSymbol[], users: Map<ElfSymbol, string>, taken: Map<ElfSymbol, ElfSymbol>) => {
+    const m = new Map<string, ElfSymbol[]>();
+    for (const s of list) {
+      if (taken.has(s) || s.type !== STT.OBJECT || !users.has(s)) continue;
+      const k = symbolKey(s.name);
+      const key = `${k.base}|${k.kinds}|${users.get(s)}`;
+      m.set(key, [...(m.get(key) ?? []), s]);
+    }
+    return m;
+  };
+  const origUsed = byUse(orig, oUsers, toPatched);
+  for (const [key, ps] of byUse(pat, pUsers, toOriginal)) {
+    const os = origUsed.get(key) ?? [];
+    if (ps.length === 1 && os.length === 1) link(ps[0]!, os[0]!);
+  }
+
+  // 2b. same base and suffix kinds, by position
   const byKey = (list: ElfSymbol[], taken: Map<ElfSymbol, ElfSymbol>) => {
     const m = new Map<string, ElfSymbol[]>();
     for (const s of list) {
@@ -103,4 +123,45 @@ export function correlate(original: ElfObject, patched: ElfObject): Correlation 
     if (ps.length === 1 && os.length === 1) link(ps[0]!, os[0]!);
   }
   return { toOriginal, toPatched };
+}
+
+/**
+ * For each data object: the (base) names of the functions that reference it, sorted and joined. A
+ * static local belongs to the function it is declared in, which is the best name it has.
+ */
+function dataUsers(obj: ElfObject): Map<ElfSymbol, string> {
+  const objectsIn = new Map<ElfSection, ElfSymbol[]>();
+  const funcIn = new Map<ElfSection, ElfSymbol[]>();
+  for (const s of obj.symbols) {
+    if (!s.section) continue;
+    const m = s.type === STT.OBJECT ? objectsIn : s.type === STT.FUNC ? funcIn : undefined;
+    if (m) m.set(s.section, [...(m.get(s.section) ?? []), s]);
+  }
+  const users = new Map<ElfSymbol, Set<string>>();
+  for (const rela of obj.sections) {
+    const target = rela.infoSection;
+    if (!rela.relocations || !target || !funcIn.has(target)) continue;
+    for (const r of rela.relocations) {
+      const off = Number(r.offset);
+      const fn = funcIn.get(target)!.find((f) => off >= Number(f.value) && off < Number(f.value) + f.size);
+      const sym = r.symbol;
+      if (!fn || !sym?.section) continue;
+      let data: ElfSymbol | undefined;
+      if (sym.type === STT.OBJECT) data = sym;
+      else if (sym.type === STT.SECTION) {
+        const at = Number(r.addend);
+        data = objectsIn.get(sym.section)?.find((d) => {
+          const v = Number(d.value);
+          return (
+            (at >= v && at < v + Math.max(1, d.size)) || (at + 4 >= v && at + 4 < v + Math.max(1, d.size))
+          );
+        });
+      }
+      if (!data) continue;
+      const set = users.get(data) ?? new Set<string>();
+      set.add(symbolKey(fn.name).base);
+      users.set(data, set);
+    }
+  }
+  return new Map([...users].map(([k, v]) => [k, [...v].sort().join(',')]));
 }

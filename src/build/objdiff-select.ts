@@ -158,7 +158,21 @@ export function planSelection(input: SelectionInput): SelectionPlan {
   };
   const followSymbol = (sym: ElfSymbol) => {
     if (selected.has(sym) || sections.has(sym.section!)) return;
-    if (sym.type === STT.OBJECT && newData.has(sym)) return include(sym.section!);
+    if (sym.type === STT.OBJECT && newData.has(sym)) {
+      const shared = pMap.symbolsIn(sym.section!).filter((s) => !newData.has(s));
+      if (shared.length > 0) {
+        refusals.push({
+          severity: 'error',
+          code: 'OBJDIFF-NO-DATA-SECTIONS',
+          message: `new variable \`${sym.name}\` shares section ${sym.section!.name} with ${shared.map((s) => s.name).join(', ')}`,
+          location: { file: patched.file, section: sym.section!.name, symbol: sym.name },
+          why: 'a new variable can only be carried alone: copying its section would duplicate the existing ones',
+          hint: 'compile the original and patched objects with -ffunction-sections -fdata-sections',
+        });
+        return;
+      }
+      return include(sym.section!);
+    }
     if (sym.type === STT.FUNC && !corr.toOriginal.has(sym)) {
       // a new function that is not selected cannot happen (new functions are carried); be safe
       return include(sym.section!);

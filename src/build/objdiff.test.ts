@@ -1,0 +1,228 @@
+/*
+ * objdiff on object pairs compiled here with gcc from small C files, with the kernel's code model and
+ * ftrace flags (-mcmodel=kernel -pg -mfentry -mrecord-mcount) and one section per function and datum.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { readElfFile } from '../elf/index.js';
+import { diffObjects, type ObjectDiff } from './objdiff.js';
+import { writeDiffObject } from './objdiff-write.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'suture-objdiff-test-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const KERNEL_FLAGS = [
+  '-O2',
+  '-fno-pic',
+  '-mcmodel=kernel',
+  '-mno-red-zone',
+  '-fno-asynchronous-unwind-tables',
+  '-pg',
+  '-mfentry',
+  '-mrecord-mcount',
+];
+const SECTIONS = ['-ffunction-sections', '-fdata-sections'];
+let n = 0;
+
+function compile(source: string, flags: string[] = SECTIONS): string {
+  const base = join(dir, `u${n++}`);
+  writeFileSync(`${base}.c`, source);
+  execFileSync('gcc', [...KERNEL_FLAGS, ...flags, '-c', `${base}.c`, '-o', `${base}.o`]);
+  return `${base}.o`;
+}
+
+async function pair(orig: string, patched: string, flags?: string[]): Promise<ObjectDiff> {
+  return diffObjects(compile(orig, flags), compile(patched, flags));
+}
+
+const verdict = (d: ObjectDiff, name: string) => d.functions.find((f) => f.name === name);
+const codes = (d: ObjectDiff) => d.refusals.map((r) => r.code);
+
+describe('objdiff', () => {
+  test('classifies functions as same, changed (with the reason) and new', async () => {
+    const d = await pair(
+      'int keep(int x) { return x * 7; }\nint fix(int x) { return x + 1; }\n',
+      'int keep(int x) { return x * 7; }\nstatic __attribute__((noinline)) int helper(int x) { return x ^ 0x55; }\nint fix(int x) { return helper(x) + 2; }\n',
+    );
+    assert.equal(verdict(d, 'keep')?.change, 'same');
+    assert.equal(verdict(d, 'fix')?.change, 'changed');
+    assert.ok(verdict(d, 'fix')?.reason, 'a changed function says why');
+    assert.equal(verdict(d, 'helper')?.change, 'new');
+    assert.deepEqual(d.refusals, []);
+    assert.deepEqual(d.selection.functions.map((f) => f.name).sort(), ['fix', 'helper']);
+  });
+
+  test('a string that moved inside its section is not a change; a changed target is', async () => {
+    // without section flags all strings share .rodata.str1.1: a longer first string shifts the second
+    const src = (first: string) =>
+      `extern int printk(const char *, ...);\nint greet(void) { return printk("${first}"); }\nint other(void) { return printk("other"); }\n`;
+    const o = compile(src('hi'), []);
+    const p = compile(src('hello, world'), []);
+    // the premise: the reference from other() really has a different addend in the two objects
+    const addends = async (path: string) => {
+      const obj = await readElfFile(path);
+      const other = obj.symbols.find((s) => s.name === 'other')!;
+      const start = Number(other.value);
+      return obj
+        .relocationsFor(obj.section('.text')!)
+        .flatMap((r) => r.relocations!)
+        .filter(
+          (x) => Number(x.offset) >= start && Number(x.offset) < start + other.size && x.symbol?.name === '',
+        )
+        .map((x) => x.addend);
+    };
+    assert.notDeepEqual(await addends(o), await addends(p), 'layout shift expected in the fixture');
+    const d = await diffObjects(o, p);
+    assert.equal(verdict(d, 'other')?.change, 'same');
+    assert.equal(verdict(d, 'greet')?.change, 'changed');
+    assert.match(verdict(d, 'greet')?.reason ?? '', /"hi" → string "hello, world"/);
+
+    const swapped = await pair(
+      'static int a = 1, b = 2;\nint get(void) { return a++; }\nint other(void) { return b++; }\n',
+      'static int a = 1, b = 2;\nint get(void) { return b++; }\nint other(void) { return b++; }\n',
+    );
+    assert.equal(verdict(swapped, 'get')?.change, 'changed');
+    assert.match(verdict(swapped, 'get')?.reason ?? '', /a → b/);
+  });
+
+  const ISRA = (k: number, extra = '') =>
+    `struct s { int a, b, c[10]; };\nstatic __attribute__((noinline)) int helper(struct s *p) { return p->a * ${k}; }\nint caller(struct s *p) { return helper(p) + 1${extra}; }\n`;
+
+  test('correlates .isra clones by base name, and refuses a changed clone', async () => {
+    const same = await pair(ISRA(3), ISRA(3, ' + p->b'));
+    const clone = same.functions.find((f) => f.name.startsWith('helper.'));
+    assert.ok(
+      clone && /\.isra\.\d+$/.test(clone.name),
+      `fixture must produce an .isra clone, got ${same.functions.map((f) => f.name)}`,
+    );
+    assert.equal(clone.change, 'same');
+    assert.equal(verdict(same, 'caller')?.change, 'changed');
+    assert.deepEqual(same.refusals, []);
+
+    const changed = await pair(ISRA(3), ISRA(5));
+    assert.ok(codes(changed).includes('KLP-RENAMED-SYMBOL'), JSON.stringify(changed.refusals));
+    const r = changed.refusals.find((x) => x.code === 'KLP-RENAMED-SYMBOL')!;
+    assert.match(r.message, /helper\.isra\.\d+/);
+  });
+
+  test('static locals correlate by base name and position, not by their number', async () => {
+    const d = await pair(
+      'int counter(void) { static int n; return ++n; }\n',
+      'int first(void) { static int n; return n += 2; }\nint counter(void) { static int n; return ++n; }\n',
+    );
+    const names = d.data.map((x) => x.name);
+    assert.ok(
+      names.some((x) => x !== 'n.0' && x.startsWith('n.')),
+      `fixture must renumber the static local: ${names}`,
+    );
+    assert.equal(verdict(d, 'counter')?.change, 'same');
+    assert.equal(verdict(d, 'first')?.change, 'new');
+  });
+
+  test('changed data is refused with KLP-DATA-CHANGED', async () => {
+    const d = await pair(
+      'static int table[4] = { 1, 2, 3, 4 };\nint get(int i) { return table[i]; }\n',
+      'static int table[4] = { 1, 2, 3, 5 };\nint get(int i) { return table[i]; }\n',
+    );
+    assert.deepEqual(codes(d), ['KLP-DATA-CHANGED']);
+    assert.match(d.refusals[0]!.message, /table/);
+    const grown = await pair(
+      'int g[2];\nint get(void) { return g[1]; }\n',
+      'int g[3];\nint get(void) { return g[1]; }\n',
+    );
+    assert.ok(codes(grown).includes('KLP-DATA-CHANGED'));
+  });
+
+  test('changed init code is refused with KLP-INIT-CHANGED', async () => {
+    const d = await pair(
+      '__attribute__((section(".init.text"))) int setup(void) { return 1; }\n',
+      '__attribute__((section(".init.text"))) int setup(void) { return 2; }\n',
+    );
+    assert.ok(codes(d).includes('KLP-INIT-CHANGED'), JSON.stringify(d.refusals));
+  });
+
+  test('a changed notrace function is refused with KLP-NOTRACE', async () => {
+    const d = await pair(
+      '__attribute__((no_instrument_function)) int raw(int x) { return x + 1; }\nint traced(int x) { return x; }\n',
+      '__attribute__((no_instrument_function)) int raw(int x) { return x + 2; }\nint traced(int x) { return x; }\n',
+    );
+    assert.deepEqual(codes(d), ['KLP-NOTRACE']);
+    const ok = await pair('int traced(int x) { return x; }\n', 'int traced(int x) { return x + 3; }\n');
+    assert.deepEqual(codes(ok), []);
+  });
+
+  test('a changed string literal is carried in the diff object with its function', async () => {
+    const d = await pair(
+      'extern int printk(const char *, ...);\nint show(void) { return printk("VmallocChunk: %d\\n", 0); }\nint keep(void) { return printk("keep\\n"); }\n',
+      'extern int printk(const char *, ...);\nint show(void) { return printk("VMALLOCCHUNK: %d\\n", 0); }\nint keep(void) { return printk("keep\\n"); }\n',
+    );
+    assert.equal(verdict(d, 'show')?.change, 'changed');
+    assert.match(verdict(d, 'show')?.reason ?? '', /VmallocChunk.*VMALLOCCHUNK/);
+    assert.equal(verdict(d, 'keep')?.change, 'same');
+    const out = join(dir, 'show-diff.o');
+    await writeDiffObject(d, out);
+    const obj = await readElfFile(out);
+    const names = obj.sections.map((s) => s.name);
+    assert.ok(names.includes('.text.show'));
+    assert.ok(!names.includes('.text.keep'), 'unchanged functions are not carried');
+    const strings = obj.sections
+      .filter((s) => (s.flags & 0x20) !== 0)
+      .map((s) => Buffer.from(s.data).toString('latin1'));
+    assert.ok(
+      strings.some((s) => s.includes('VMALLOCCHUNK')),
+      'the new string travels with the function',
+    );
+    assert.ok(!strings.some((s) => s.includes('keep')));
+    const mcount = obj.section('__mcount_loc');
+    assert.equal(mcount?.size, 8, 'one __mcount_loc entry: the carried function');
+    const sym = obj.symbols.find((s) => s.name === 'printk');
+    assert.equal(sym?.shndx, 0, 'printk stays an undefined reference');
+    // readelf agrees the object is well formed
+    const r = spawnSync('readelf', ['-rW', out], { encoding: 'utf8' });
+    assert.equal(r.status, 0);
+    assert.match(r.stdout, /\.rela\.text\.show/);
+  });
+
+  test('references to unchanged local functions become references to the running kernel', async () => {
+    const src = (k: number) =>
+      `static __attribute__((noinline)) int helper(int x) { return x * 3 + 1; }\nint user(int x) { return helper(x) + ${k}; }\n`;
+    const d = await pair(src(1), src(2));
+    assert.equal(verdict(d, 'helper')?.change, 'same');
+    assert.equal(verdict(d, 'user')?.change, 'changed');
+    const ext = [...d.selection.externals.values()].find((e) => e.name === 'helper');
+    assert.ok(ext?.local, 'helper is a local of the original object: a klp relocation later');
+    const out = join(dir, 'helper-diff.o');
+    const obj = await writeDiffObject(d, out);
+    const h = obj.symbols.find((s) => s.name === 'helper');
+    assert.equal(h?.section, null, 'helper is not carried');
+  });
+});
+
+describe('suture objdiff', () => {
+  const cli = join(process.cwd(), 'bin', 'suture.js');
+  test('exits 1 with the rule id on a refusal, 0 with JSON otherwise', async () => {
+    const o = compile('int v = 1;\nint get(void) { return v; }\n');
+    const p = compile('int v = 2;\nint get(void) { return v; }\n');
+    const bad = spawnSync(process.execPath, [cli, 'objdiff', o, p], { encoding: 'utf8' });
+    assert.equal(bad.status, 1, bad.stderr);
+    assert.match(bad.stderr, /error\[KLP-DATA-CHANGED\]/);
+
+    const p2 = compile('int v = 1;\nint get(void) { return v + 1; }\n');
+    const out = join(dir, 'cli-diff.o');
+    const good = spawnSync(process.execPath, [cli, 'objdiff', o, p2, '-o', out, '--json'], {
+      encoding: 'utf8',
+    });
+    assert.equal(good.status, 0, good.stderr);
+    const json = JSON.parse(good.stdout) as { functions: { name: string; change: string }[]; output: string };
+    assert.deepEqual(
+      json.functions.map((f) => [f.name, f.change]),
+      [['get', 'changed']],
+    );
+    assert.equal(json.output, out);
+    assert.equal(spawnSync('readelf', ['-hW', out]).status, 0);
+  });
+});
