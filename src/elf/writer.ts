@@ -68,6 +68,40 @@ export function buildStringTable(names: Iterable<string>): { data: Buffer; offse
   return { data, offsets };
 }
 
+/**
+ * An unchanged object keeps its string tables byte for byte: when the table read from the file still
+ * holds every name and is not much larger than a fresh one (nothing of substance was removed), reuse it.
+ * After real edits (symbols dropped, names added) the fresh, compact table is used.
+ */
+function keepOriginalStrings(
+  original: Uint8Array,
+  fresh: { data: Buffer; offsets: Map<string, number> },
+): { data: Buffer; offsets: Map<string, number> } | undefined {
+  if (original.length === 0 || original[0] !== 0 || original[original.length - 1] !== 0) return undefined;
+  if (original.length > fresh.data.length * 1.1 + 64) return undefined;
+  const data = Buffer.from(original.buffer, original.byteOffset, original.byteLength);
+  const whole = new Map<string, number>();
+  let start = 0;
+  for (let i = 0; i < data.length; i++) {
+    if (data[i] !== 0) continue;
+    const str = data.toString('latin1', start, i);
+    if (!whole.has(str)) whole.set(str, start);
+    start = i + 1;
+  }
+  const offsets = new Map<string, number>([['', 0]]);
+  for (const name of fresh.offsets.keys()) {
+    if (name === '') continue;
+    let at = whole.get(name);
+    if (at === undefined) {
+      const i = data.indexOf(Buffer.from(`${name}\0`, 'latin1'));
+      if (i < 0) return undefined;
+      at = i;
+    }
+    offsets.set(name, at);
+  }
+  return { data, offsets };
+}
+
 const align = (n: number, a: number) => (a > 1 ? Math.ceil(n / a) * a : n);
 
 /** Serialize a relocatable object. Symbol tables in `obj` are reordered locals-first in place. */
@@ -173,7 +207,10 @@ export function writeElf(obj: ElfObject): Uint8Array {
     );
   }
   const strtabs = new Map<ElfSection, { data: Buffer; offsets: Map<string, number> }>();
-  for (const [t, names] of strtabNames) strtabs.set(t, buildStringTable(names));
+  for (const [t, names] of strtabNames) {
+    const fresh = buildStringTable(names);
+    strtabs.set(t, keepOriginalStrings(t.data, fresh) ?? fresh);
+  }
 
   // 4. encode contents
   const contents = new Map<ElfSection, Uint8Array>();
