@@ -1,0 +1,77 @@
+/*
+ * The QEMU command line for a Suture VM, and the registry of running QEMU processes.
+ *
+ * TCG only (KVM does not work on our build machines), one CPU, no default devices. ttyS0 is the
+ * kernel console, ttyS1 the command channel (a Unix socket QEMU connects to as a client; see guest.ts).
+ * `panic=-1` with `-no-reboot` turns a kernel panic into QEMU exiting, so a dead kernel never looks
+ * like a hang. Every QEMU we start is killed when this process exits, however it exits.
+ */
+import { type ChildProcess, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fail } from '../diagnostic.js';
+
+export const QEMU = process.env.SUTURE_QEMU ?? 'qemu-system-x86_64';
+
+export interface QemuSpec {
+  vmlinuz: string;
+  initrd: string;
+  memoryMb: number;
+  append?: string;
+  net: boolean;
+  /** Unix socket for ttyS1 (agent mode); absent in shell mode */
+  controlSocket?: string;
+  /** the console is the caller's terminal, with QEMU's monitor on Ctrl-A c */
+  interactive: boolean;
+}
+
+export function kernelCommandLine(extra?: string): string {
+  return ['console=ttyS0,115200', 'panic=-1', 'random.trust_cpu=on', 'net.ifnames=0', extra ?? '']
+    .filter(Boolean)
+    .join(' ');
+}
+
+export function qemuArgs(s: QemuSpec): string[] {
+  const args = ['-accel', 'tcg', '-cpu', 'max', '-smp', '1', '-m', String(s.memoryMb)];
+  args.push('-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot');
+  args.push('-serial', s.interactive ? 'mon:stdio' : 'stdio');
+  if (s.controlSocket)
+    args.push('-chardev', `socket,id=ctl,path=${s.controlSocket}`, '-serial', 'chardev:ctl');
+  if (s.net) args.push('-netdev', 'user,id=n0', '-device', 'virtio-net-pci,netdev=n0,romfile=');
+  args.push('-kernel', s.vmlinuz, '-initrd', s.initrd, '-append', kernelCommandLine(s.append));
+  return args;
+}
+
+let checked = false;
+export function checkQemu(): void {
+  if (checked) return;
+  const r = spawnSync(QEMU, ['--version'], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) {
+    fail('VM-NO-QEMU', `${QEMU} is not runnable`, { hint: 'apt-get install qemu-system-x86' });
+  }
+  checked = true;
+}
+
+export function checkKernelImage(vmlinuz: string): void {
+  if (!existsSync(vmlinuz)) {
+    fail('VM-NO-KERNEL', `kernel image ${vmlinuz} does not exist`, {
+      hint: 'fetch the target first: suture kernel fetch <release>',
+    });
+  }
+}
+
+const running = new Set<ChildProcess>();
+
+export function track(child: ChildProcess): void {
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+}
+
+process.once('exit', () => {
+  for (const c of running) c.kill('SIGKILL');
+});
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    for (const c of running) c.kill('SIGKILL');
+    process.kill(process.pid, sig);
+  });
+}
