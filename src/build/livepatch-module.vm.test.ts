@@ -1,0 +1,50 @@
+/*
+ * The truth for the module stage: the meminfo livepatch loads into the exact target kernel under
+ * QEMU, /proc/meminfo shows VMALLOCCHUNK, and disabling the patch restores VmallocChunk.
+ */
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { after, test } from 'node:test';
+import { ensureKernel } from '../kernel/fetch.js';
+import { defaultRelease } from '../kernel/target.js';
+import { runInVm } from '../vm/index.js';
+import { buildMeminfoLivepatch, type MeminfoBuild } from './livepatch-module.fixture.js';
+
+let built: MeminfoBuild | undefined;
+after(() => {
+  if (built) rmSync(built.dir, { recursive: true, force: true });
+});
+
+test('the meminfo livepatch loads, patches /proc/meminfo, and unpatches on disable', async () => {
+  const kernel = await ensureKernel(defaultRelease());
+  built = await buildMeminfoLivepatch(kernel);
+  const r = await runInVm({
+    kernel,
+    files: [{ from: built.module.ko, to: '/livepatch-meminfo.ko' }],
+    timeoutMs: 240_000,
+    script: [
+      '#!/bin/sh',
+      'set -e',
+      'echo "before: $(grep -i chunk /proc/meminfo)"',
+      'insmod /livepatch-meminfo.ko',
+      'p=/sys/kernel/livepatch/livepatch_meminfo',
+      'i=0; while [ "$(cat $p/transition)" = 1 ] && [ $i -lt 30 ]; do sleep 1; i=$((i+1)); done',
+      'echo "transition: $(cat $p/transition) enabled: $(cat $p/enabled)"',
+      'echo "patched: $(grep -i chunk /proc/meminfo)"',
+      'echo 0 > $p/enabled',
+      'i=0; while [ -d $p ] && [ "$(cat $p/transition 2>/dev/null)" = 1 ] && [ $i -lt 30 ]; do sleep 1; i=$((i+1)); done',
+      'echo "after: $(grep -i chunk /proc/meminfo)"',
+      '',
+    ].join('\n'),
+  });
+  assert.equal(
+    r.outcome,
+    'ok',
+    `${r.message}\n${r.output}\n${r.kernelLog.split('\n').slice(-30).join('\n')}`,
+  );
+  assert.match(r.output, /before: VmallocChunk:/);
+  assert.match(r.output, /transition: 0 enabled: 1/);
+  assert.match(r.output, /patched: VMALLOCCHUNK:/);
+  assert.match(r.output, /after: VmallocChunk:/);
+  assert.match(r.kernelLog, /livepatch: 'livepatch_meminfo': patching complete/);
+});
