@@ -190,12 +190,14 @@ export const SHN = {
   XINDEX: 0xffff,
 } as const;
 
-/** A symbol's section index as readelf prints it in the Ndx column. */
+/** A symbol's special section index as readelf prints it in the Ndx column (SHN_LIVEPATCH: `OS [0xff20]`). */
 export function sectionIndexName(shndx: number): string {
   if (shndx === SHN.UNDEF) return 'UND';
   if (shndx === SHN.ABS) return 'ABS';
   if (shndx === SHN.COMMON) return 'COM';
-  if (shndx === SHN.LIVEPATCH) return 'LIVEPATCH';
+  if (shndx >= 0xff00 && shndx <= 0xff1f) return `PRC[0x${shndx.toString(16)}]`;
+  if (shndx >= 0xff20 && shndx <= 0xff3f) return `OS [0x${shndx.toString(16)}]`; // SHN_LIVEPATCH is OS [0xff20]
+  if (shndx >= 0xff00 && shndx <= 0xffff) return `RSV[0x${shndx.toString(16)}]`;
   return String(shndx);
 }
 

@@ -198,13 +198,19 @@ export class ElfObject {
   /**
    * Remove sections, and everything that only makes sense with them: relocation sections applying to
    * them, their section symbols, their membership in groups. Symbols defined in a removed section
-   * become undefined (SHN_UNDEF) unless `dropSymbols` is set, in which case they are removed too
-   * (relocations that still reference them are then an error at write time).
+   * become undefined (SHN_UNDEF, value 0) unless `dropSymbols` is set, in which case they are removed.
+   * Relocations elsewhere that referenced a removed symbol (typically a removed section's STT_SECTION
+   * symbol, from __mcount_loc, .orc_unwind_ip, __jump_table ...) are removed too and returned, so the
+   * caller can see which entries of those special sections no longer point anywhere.
    */
-  removeSections(remove: Iterable<ElfSection>, opts: { dropSymbols?: boolean } = {}): void {
+  removeSections(
+    remove: Iterable<ElfSection>,
+    opts: { dropSymbols?: boolean } = {},
+  ): { droppedRelocations: { section: ElfSection; relocation: ElfRelocation }[] } {
     const gone = new Set(remove);
     for (const s of this.sections) if (s.infoSection && gone.has(s.infoSection) && s.relocations) gone.add(s);
     this.sections = this.sections.filter((s) => !gone.has(s));
+    const droppedSymbols = new Set<ElfSymbol>();
     for (const s of this.sections) {
       if (s.group) s.group.members = s.group.members.filter((m) => !gone.has(m));
       if (s.link && gone.has(s.link)) s.link = null;
@@ -212,7 +218,10 @@ export class ElfObject {
       if (!s.symbols) continue;
       s.symbols = s.symbols.filter((sym) => {
         if (!sym.section || !gone.has(sym.section)) return true;
-        if (sym.type === 3 || opts.dropSymbols) return false;
+        if (sym.type === 3 || opts.dropSymbols) {
+          droppedSymbols.add(sym);
+          return false;
+        }
         sym.section = null;
         sym.shndx = 0;
         sym.value = 0n;
@@ -220,6 +229,20 @@ export class ElfObject {
         return true;
       });
     }
+    const droppedRelocations: { section: ElfSection; relocation: ElfRelocation }[] = [];
+    if (droppedSymbols.size > 0)
+      for (const s of this.sections) {
+        if (!s.relocations) continue;
+        s.relocations = s.relocations.filter((r) => {
+          if (!r.symbol || !droppedSymbols.has(r.symbol)) return true;
+          droppedRelocations.push({ section: s, relocation: r });
+          return false;
+        });
+        if (s.group?.signature && droppedSymbols.has(s.group.signature)) s.group.signature = null;
+      }
+    for (const s of this.sections)
+      if (s.group?.signature && droppedSymbols.has(s.group.signature)) s.group.signature = null;
+    return { droppedRelocations };
   }
 }
 
