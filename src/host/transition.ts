@@ -109,6 +109,7 @@ export async function followTransition(roots: HostRoots, o: FollowOptions): Prom
   let signalled = false;
   let lastScan = 0;
   let lastKey = '';
+  let lastTotal = 0;
   let pending: TaskPatchState[] = [];
   let switches = new Map<number, number | undefined>();
   // a round seen (or due) but not yet evaluated: we wait one scan so woken tasks have run
@@ -123,10 +124,14 @@ export async function followTransition(roots: HostRoots, o: FollowOptions): Prom
     | undefined;
   let roundsSeen = 0;
 
-  const scan = (now: number, settle = false) => {
+  const scan = (now: number, settle = false, final = false) => {
     lastScan = now;
-    const p = progress(readPatchStates(roots), o.target);
+    let p = progress(readPatchStates(roots), o.target);
+    // once complete the kernel resets every task to -1: report the last count as all migrated
+    if (final && p.total === 0) p = { migrated: lastTotal, total: lastTotal, pending: [] };
+    lastTotal = p.total;
     pending = p.pending;
+    if (final && p.total === 0) return;
     const key = `${p.migrated}/${p.total}`;
     if (key !== lastKey) {
       lastKey = key;
@@ -184,7 +189,7 @@ export async function followTransition(roots: HostRoots, o: FollowOptions): Prom
     const p = readLivepatch(roots, o.patch);
     const done = !p ? o.target === 0 : !p.transition && p.enabled === (o.target === 1);
     if (done) {
-      scan(now, true);
+      scan(now, true, true);
       out.completed = true;
       o.onEvent({
         type: 'complete',
