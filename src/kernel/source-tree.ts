@@ -1,0 +1,181 @@
+/*
+ * The prepared source tree: the kernel's source, configured exactly like the shipped image, ready for
+ * kbuild to compile external modules (`make -C <tree> M=<dir> modules`) and single in-tree objects
+ * (`make -C <tree> fs/proc/meminfo.o`) that match the shipped binaries.
+ *
+ * Preparation: untar linux-source of the image's Debian version, check its Makefile version, install the
+ * image's config and the headers package's Module.symvers, pin KERNELRELEASE to the Debian ABI name,
+ * `make olddefconfig modules_prepare`, then check that the generated UTS_RELEASE (the start of every
+ * module's vermagic) is the release and that olddefconfig kept every livepatch-relevant option.
+ *
+ * Why pin KERNELRELEASE in the Makefile: upstream derives it from VERSION.PATCHLEVEL.SUBLEVEL (6.1.187),
+ * Debian overrides it with the ABI name (6.1.0-53-cloud-amd64) on its make command line. A module whose
+ * vermagic says 6.1.187 is refused by the kernel, and a single `make` run without the override would
+ * silently regenerate utsrelease.h, so the override lives in the tree itself, as Debian's headers do.
+ */
+import { spawn } from 'node:child_process';
+import { copyFileSync, createWriteStream, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fail } from '../diagnostic.js';
+import { parseKernelConfig } from './config.js';
+import { type BytesProgress, extractInnerTarball } from './deb.js';
+
+/** Bumped whenever the preparation recipe changes, so old trees are not reused. */
+export const TREE_RECIPE = 1;
+
+export interface PrepareInput {
+  tree: string;
+  release: string;
+  upstreamVersion: string;
+  sourceDeb: string;
+  /** size of the source .deb, for extraction progress */
+  sourceDebSize: number;
+  /** package name, e.g. linux-source-6.1 (the tarball inside is /usr/src/<name>.tar.xz) */
+  sourcePackage: string;
+  config: string;
+  moduleSymvers: string;
+}
+
+export interface PrepareHooks {
+  onStep?: (step: string, state: 'start' | 'done', ms?: number) => void;
+  onBytes?: BytesProgress;
+  onOutput?: (line: string) => void;
+}
+
+/** `VERSION.PATCHLEVEL.SUBLEVEL` from a kernel Makefile. */
+export function makefileVersion(makefile: string): string {
+  const get = (k: string) => new RegExp(`^${k} = (\\d*)$`, 'm').exec(makefile)?.[1];
+  const [v, p, s] = [get('VERSION'), get('PATCHLEVEL'), get('SUBLEVEL')];
+  if (!v || p === undefined || s === undefined)
+    fail('KERNEL-TREE-UNEXPECTED', 'no VERSION/PATCHLEVEL/SUBLEVEL in Makefile');
+  return `${v}.${p}.${s || '0'}`;
+}
+
+const RELEASE_LINE = 'KERNELRELEASE = $(shell cat include/config/kernel.release 2> /dev/null)';
+const FILECHK_LINE =
+  'echo "$(KERNELVERSION)$$($(CONFIG_SHELL) $(srctree)/scripts/setlocalversion $(srctree))"';
+
+/** Return the top Makefile with KERNELRELEASE pinned to `release` (throws if the Makefile is unexpected). */
+export function pinKernelRelease(makefile: string, release: string): string {
+  if (!/^[A-Za-z0-9._+-]+$/.test(release)) fail('KERNEL-BAD-RELEASE', `bad release ${release}`);
+  if (!makefile.includes(RELEASE_LINE) || !makefile.includes(FILECHK_LINE)) {
+    fail(
+      'KERNEL-TREE-UNEXPECTED',
+      'the kernel Makefile does not compute KERNELRELEASE the way Suture expects',
+      {
+        why: 'Suture pins KERNELRELEASE to the Debian ABI name so modules get the image vermagic',
+        hint: 'this source version is not supported yet; report it with the release you used',
+      },
+    );
+  }
+  return makefile
+    .replace(
+      RELEASE_LINE,
+      `# suture: Debian builds this tree with KERNELRELEASE=${release}; pinned so every build agrees\noverride KERNELRELEASE = ${release}`,
+    )
+    .replace(FILECHK_LINE, 'echo "$(KERNELRELEASE)"');
+}
+
+/** Run make in `tree`, streaming output to `log` and `onOutput`; throws KERNEL-PREPARE-FAILED. */
+function make(
+  tree: string,
+  targets: string[],
+  logPath: string,
+  onOutput?: (l: string) => void,
+): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const log = createWriteStream(logPath, { flags: 'a' });
+    const tail: string[] = [];
+    const p = spawn('make', ['-C', tree, '-j2', ...targets], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const onData = (d: Buffer) => {
+      log.write(d);
+      for (const line of d.toString().split('\n')) {
+        if (!line) continue;
+        tail.push(line);
+        if (tail.length > 30) tail.shift();
+        onOutput?.(line);
+      }
+    };
+    p.stdout.on('data', onData);
+    p.stderr.on('data', onData);
+    p.on('error', (e) => reject(e));
+    p.on('close', (code) => {
+      log.end();
+      if (code === 0) resolve();
+      else reject(new Error(`make ${targets.join(' ')} failed (exit ${code})\n${tail.join('\n')}`));
+    });
+  }).catch((e: Error) =>
+    fail('KERNEL-PREPARE-FAILED', `preparing the kernel source tree failed: make ${targets.join(' ')}`, {
+      detail: e.message.split('\n').slice(1),
+      hint: `is the build tool chain installed (gcc make bc bison flex libelf-dev libssl-dev)? full log: ${logPath}`,
+    }),
+  );
+}
+
+const KEPT_OPTIONS = [
+  'LIVEPATCH',
+  'DYNAMIC_FTRACE_WITH_REGS',
+  'DYNAMIC_FTRACE_WITH_ARGS',
+  'HAVE_RELIABLE_STACKTRACE',
+  'UNWINDER_ORC',
+  'MODVERSIONS',
+  'MODULE_SIG_FORCE',
+  'RETPOLINE',
+  'CC_HAS_IBT',
+  'X86_KERNEL_IBT',
+  'FUNCTION_TRACER',
+];
+
+/** Prepare `input.tree` (an empty directory at its final path). Timings are reported via onStep. */
+export async function prepareSourceTree(input: PrepareInput, hooks: PrepareHooks = {}): Promise<void> {
+  const { tree } = input;
+  const step = async (name: string, fn: () => Promise<void> | void) => {
+    const t0 = performance.now();
+    hooks.onStep?.(name, 'start');
+    await fn();
+    hooks.onStep?.(name, 'done', performance.now() - t0);
+  };
+  const log = join(tree, '.suture-prepare.log');
+  await step('untar source', () =>
+    extractInnerTarball(
+      input.sourceDeb,
+      `./usr/src/${input.sourcePackage}.tar.xz`,
+      tree,
+      input.sourceDebSize,
+      hooks.onBytes,
+    ),
+  );
+  await step('configure', () => {
+    const mk = readFileSync(join(tree, 'Makefile'), 'utf8');
+    const v = makefileVersion(mk);
+    if (v !== input.upstreamVersion) {
+      fail('KERNEL-SOURCE-MISMATCH', `the source tree is Linux ${v}, the image is ${input.upstreamVersion}`, {
+        why: 'a livepatch must be compiled from exactly the source the running kernel was built from',
+        hint: 'the cached source package is not the image version: delete the cache entry and fetch again',
+      });
+    }
+    writeFileSync(join(tree, 'Makefile'), pinKernelRelease(mk, input.release));
+    copyFileSync(input.config, join(tree, '.config'));
+    copyFileSync(input.moduleSymvers, join(tree, 'Module.symvers'));
+  });
+  await step('make olddefconfig', () => make(tree, ['olddefconfig'], log, hooks.onOutput));
+  await step('make modules_prepare', () => make(tree, ['modules_prepare'], log, hooks.onOutput));
+  await step('check tree', () => {
+    const uts = readFileSync(join(tree, 'include/generated/utsrelease.h'), 'utf8');
+    if (!uts.includes(`#define UTS_RELEASE "${input.release}"`)) {
+      fail('KERNEL-PREPARE-FAILED', `prepared tree has the wrong UTS_RELEASE: ${uts.trim()}`, {
+        why: 'modules built from it would carry a vermagic the kernel refuses',
+      });
+    }
+    const want = parseKernelConfig(readFileSync(input.config, 'utf8'));
+    const got = parseKernelConfig(readFileSync(join(tree, '.config'), 'utf8'));
+    const changed = KEPT_OPTIONS.filter((o) => (want.get(o) ?? 'n') !== (got.get(o) ?? 'n'));
+    if (changed.length > 0) {
+      fail('KERNEL-CONFIG-DRIFT', 'olddefconfig changed options that decide how code is compiled', {
+        detail: changed.map((o) => `CONFIG_${o}: image ${want.get(o) ?? 'n'}, tree ${got.get(o) ?? 'n'}`),
+        why: 'the compiler on this machine lacks a feature the image was built with; objects would differ',
+        hint: "install Debian 12's gcc-12 (the compiler the image was built with)",
+      });
+    }
+  });
+}
