@@ -14,13 +14,14 @@
  * the one compared; it must match completely.
  */
 import { fail } from '../diagnostic.js';
-import { STB, STT } from '../elf/constants.js';
-import type { ElfObject, ElfSymbol } from '../elf/model.js';
+import { type ElfObject, type ElfSymbol, STB, STT, type SymbolIndex } from '../elf/index.js';
 
 export interface FunctionSymbol {
   name: string;
   size: number;
   local: boolean;
+  /** STB_WEAK: may be overridden by a strong definition elsewhere in the shipped binary */
+  weak?: boolean;
 }
 
 /** The shipped binary's functions, grouped the way its symbol table groups them. */
@@ -37,7 +38,7 @@ export interface ShippedSymbols {
 export function objectFunctions(obj: ElfObject): FunctionSymbol[] {
   return obj.symbols
     .filter((s) => s.type === STT.FUNC && s.section !== null && s.name !== '')
-    .map((s) => ({ name: s.name, size: s.size, local: s.bind === STB.LOCAL }));
+    .map((s) => ({ name: s.name, size: s.size, local: s.bind === STB.LOCAL, weak: s.bind === STB.WEAK }));
 }
 
 /** Group a symbol table in file order by its STT_FILE symbols: what a linked vmlinux or .ko looks like. */
@@ -55,12 +56,35 @@ export function shippedFromSymbols(symbols: readonly ElfSymbol[], where: string)
     }
     if (s.type !== STT.FUNC) continue;
     if (s.bind === STB.LOCAL) current?.push({ name: s.name, size: s.size, local: true });
-    else globals.set(s.name, { name: s.name, size: s.size, local: false });
+    else if (!globals.has(s.name) || s.bind === STB.GLOBAL) {
+      globals.set(s.name, { name: s.name, size: s.size, local: false, weak: s.bind === STB.WEAK });
+    }
   }
   return {
     where,
     fileGroups: (b) => groups.get(b) ?? [],
     global: (n) => globals.get(n),
+  };
+}
+
+/** The shipped side from the ELF engine's symbol index of the debug vmlinux or debug .ko. */
+export function shippedFromIndex(index: SymbolIndex): ShippedSymbols {
+  return {
+    where: index.kind === 'vmlinux' ? 'the shipped vmlinux' : `the shipped module ${index.object}`,
+    fileGroups: (b) =>
+      index
+        .localsInFile(b)
+        .map((g) =>
+          g.symbols
+            .filter((s) => s.type === STT.FUNC)
+            .map((s) => ({ name: s.name, size: s.size, local: true })),
+        ),
+    global: (n) => {
+      const s = index.global(n);
+      return s && s.type === STT.FUNC
+        ? { name: s.name, size: s.size, local: false, weak: s.bind === STB.WEAK }
+        : undefined;
+    },
   };
 }
 
@@ -77,11 +101,12 @@ export function compareWithShipped(
   ours: readonly FunctionSymbol[],
   shipped: ShippedSymbols,
   sourceBasename: string,
-): SymbolMismatch[] {
+): { diffs: SymbolMismatch[]; group: number | undefined } {
   const groups = shipped.fileGroups(sourceBasename);
   let best: SymbolMismatch[] | undefined;
+  let bestGroup: number | undefined;
   const candidates = groups.length ? groups : [[]];
-  for (const g of candidates) {
+  for (const [gi, g] of candidates.entries()) {
     const byName = new Map<string, FunctionSymbol[]>();
     for (const f of g) byName.set(f.name, [...(byName.get(f.name) ?? []), f]);
     const diffs: SymbolMismatch[] = [];
@@ -96,23 +121,31 @@ export function compareWithShipped(
       } else {
         const s = shipped.global(f.name);
         if (!s) diffs.push({ name: f.name, ours: f.size });
+        else if (f.weak && !s.weak)
+          continue; // our weak default is overridden by a strong definition
         else if (s.size !== f.size) diffs.push({ name: f.name, ours: f.size, shipped: s.size });
       }
     }
     // shipped locals of this file that our object does not have (e.g. `foo.isra.0` where we have `foo`)
     for (const f of g) if (!seen.has(f.name)) diffs.push({ name: f.name, shipped: f.size });
-    if (!best || diffs.length < best.length) best = diffs;
+    if (!best || diffs.length < best.length) {
+      best = diffs;
+      bestGroup = groups.length ? gi : undefined;
+    }
     if (diffs.length === 0) break;
   }
-  return best ?? [];
+  return { diffs: best ?? [], group: bestGroup };
 }
 
-/** Verify or throw VERIFY-MISMATCH with the differing symbols. */
+/**
+ * Verify or throw VERIFY-MISMATCH with the differing symbols. Returns which of the shipped file groups
+ * with this basename is ours (its position in `fileGroups`), for sympos.
+ */
 export function verifyAgainstShipped(
   ours: readonly FunctionSymbol[],
   shipped: ShippedSymbols,
   source: string,
-): void {
+): { group: number | undefined } {
   const base = source.split('/').at(-1)!;
   if (shipped.fileGroups(base).length === 0 && ours.some((f) => f.local)) {
     fail('VERIFY-NOT-SHIPPED', `${shipped.where} has no symbols from \`${base}\``, {
@@ -121,8 +154,8 @@ export function verifyAgainstShipped(
       hint: 'a livepatch can only replace code the running kernel has: check the path and the kernel',
     });
   }
-  const diffs = compareWithShipped(ours, shipped, base);
-  if (diffs.length === 0) return;
+  const { diffs, group } = compareWithShipped(ours, shipped, base);
+  if (diffs.length === 0) return { group };
   fail('VERIFY-MISMATCH', `the compiled \`${source}\` does not match ${shipped.where}`, {
     location: { file: source },
     detail: diffs.map((d) =>

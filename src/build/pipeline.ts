@@ -1,0 +1,477 @@
+/*
+ * The build pipeline: from a source diff and a target kernel to a livepatch module and its manifest.
+ *
+ * Stages, in order, each timed and reported through `onProgress` as it starts and ends:
+ *   kernel   — the target's cached artifacts (ensureKernel: packages, prepared tree, debug vmlinux)
+ *   diff     — parse the diff, apply it to copies of the touched files (diff.ts)
+ *   lines    — keep the original line numbering in the patched copies (line-numbers.ts)
+ *   units    — changed files → objects and their targets, headers → including units (units.ts)
+ *   compile  — each unit twice, original and patched, with kbuild's exact command line (compile.ts)
+ *   verify   — the original objects against the shipped vmlinux / debug modules (verify.ts)
+ *   objdiff  — same / changed / new per function, refusals of what cannot be carried (objdiff.ts)
+ *   module   — klp structures, klp relocations, kbuild link (livepatch-module.ts)
+ *   manifest — the manifest next to the module (manifest/manifest.ts)
+ *
+ * A refusal (a rule of check/ says no) is not a crash: the pipeline throws BuildRefused carrying every
+ * refusal diagnostic, so the CLI and the corpus runner can show each rule id.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join, resolve } from 'node:path';
+import { type Diagnostic, fail, SutureError } from '../diagnostic.js';
+import { indexSymbols, readElfFile, type SymbolIndex } from '../elf/index.js';
+import { ensureKernel } from '../kernel/fetch.js';
+import type { KernelTarget } from '../kernel/target.js';
+import type { Manifest, PatchedObject } from '../manifest/manifest.js';
+import { type CompiledObject, CompileFailure, compileObject, missingDefinitions } from './compile.js';
+import { applyDiff, readDiff } from './diff.js';
+import { withLineDirectives } from './line-numbers.js';
+import { diffObjects, type ObjectDiff } from './objdiff.js';
+import { planUnits, type Unit, type UnitPlan } from './units.js';
+import { objectFunctions, shippedFromIndex, verifyAgainstShipped } from './verify.js';
+
+export const TOOL_VERSION = '0.1.0';
+
+export const STAGES = [
+  'kernel',
+  'diff',
+  'lines',
+  'units',
+  'compile',
+  'verify',
+  'objdiff',
+  'module',
+  'manifest',
+] as const;
+export type Stage = (typeof STAGES)[number];
+
+export type BuildProgress =
+  | { kind: 'stage-start'; stage: Stage }
+  | { kind: 'stage-done'; stage: Stage; ms: number; summary: string }
+  | { kind: 'note'; stage: Stage; text: string };
+
+export interface BuildOptions {
+  diffPath: string;
+  release: string;
+  /** livepatch name (default: from the diff's file name) */
+  name?: string;
+  replace?: boolean;
+  /** where livepatch-NAME.ko and NAME.manifest.json go (default: cwd) */
+  outDir?: string;
+  /** keep the scratch directory (overlay, objects) for inspection */
+  keepWork?: boolean;
+  /** stop after this stage (e.g. `objdiff` to classify without linking a module) */
+  stopAfter?: Stage;
+  /** use this target instead of ensureKernel(release) */
+  target?: KernelTarget;
+  onProgress?: (e: BuildProgress) => void;
+}
+
+export interface UnitResult {
+  unit: Unit;
+  original: CompiledObject;
+  patched: CompiledObject;
+  diff?: ObjectDiff;
+  /** sympos of each changed function in the running kernel (0 = unique) */
+  sympos: Map<string, number>;
+}
+
+export interface BuildResult {
+  name: string;
+  release: string;
+  plan: UnitPlan;
+  units: UnitResult[];
+  timings: { stage: Stage; ms: number }[];
+  /** lines like `meminfo.o: changed function: meminfo_proc_show` */
+  summary: string[];
+  ko?: string;
+  manifestPath?: string;
+  manifest?: Manifest;
+  workDir: string;
+}
+
+/** A build stopped by safety rules: each refusal is a diagnostic with its rule id as code. */
+export class BuildRefused extends SutureError {
+  readonly refusals: Diagnostic[];
+  constructor(refusals: Diagnostic[], partial: { summary: string[] }) {
+    super({
+      code: 'BUILD-REFUSED',
+      message: `the patch cannot be livepatched safely (${refusals.length} refusal${refusals.length === 1 ? '' : 's'}: ${[...new Set(refusals.map((r) => r.code))].join(', ')})`,
+      detail: partial.summary,
+      hint: 'see each refusal above for why and what to do',
+    });
+    this.refusals = refusals;
+  }
+}
+
+/** `meminfo-string.patch` → `meminfo-string` (lowercase letters, digits, - and _ only, ≤ 48). */
+export function defaultName(diffPath: string): string {
+  const base = basename(diffPath)
+    .replace(/\.(patch|diff)$/i, '')
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 48);
+  return base || 'patch';
+}
+
+export function checkName(name: string): string {
+  if (!/^[a-z0-9_-]{1,48}$/.test(name)) {
+    fail('BUILD-BAD-NAME', `\`${name}\` is not a valid livepatch name`, {
+      hint: 'use 1 to 48 lowercase letters, digits, - and _ (it becomes livepatch-NAME.ko)',
+    });
+  }
+  return name;
+}
+
+const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+
+/** Run every stage. Throws SutureError (BuildRefused for refusals) on the first stage that fails. */
+export async function buildLivepatch(opts: BuildOptions): Promise<BuildResult> {
+  const name = checkName(opts.name ?? defaultName(opts.diffPath));
+  const emit = opts.onProgress ?? (() => undefined);
+  const timings: BuildResult['timings'] = [];
+  const stage = async <T>(s: Stage, fn: () => Promise<T> | T, summarize: (v: T) => string): Promise<T> => {
+    emit({ kind: 'stage-start', stage: s });
+    const t0 = performance.now();
+    const v = await fn();
+    const ms = performance.now() - t0;
+    timings.push({ stage: s, ms });
+    emit({ kind: 'stage-done', stage: s, ms, summary: summarize(v) });
+    return v;
+  };
+  const stop = (s: Stage) => opts.stopAfter === s;
+
+  const workDir = mkdtempSync(join(tmpdir(), `suture-build-${name}-`));
+  const overlay = join(workDir, 'overlay');
+  let keep = opts.keepWork === true;
+  try {
+    const target = await stage(
+      'kernel',
+      () => opts.target ?? ensureKernel(opts.release),
+      (t) => `${t.release} (Debian ${t.debianVersion}, build id ${t.buildId.slice(0, 12)}…)`,
+    );
+    const tree = target.sourceTree;
+    const { diff, text: diffText } = readDiff(opts.diffPath, tree);
+    const applied = await stage(
+      'diff',
+      () => applyDiff(diff, tree, overlay),
+      (a) =>
+        `${a.length} file${a.length === 1 ? '' : 's'}, ${diff.files.reduce((n, f) => n + f.hunks.length, 0)} hunks` +
+        (a.some((f) => f.notes.length) ? ` (${a.flatMap((f) => f.notes).join('; ')})` : ''),
+    );
+    await stage(
+      'lines',
+      () => {
+        let n = 0;
+        for (const f of applied) {
+          if (!f.original || !f.patched || !/\.[ch]$/.test(f.path)) continue;
+          const before = readFileSync(f.original, 'utf8');
+          const after = readFileSync(f.patched, 'utf8');
+          const text = withLineDirectives(before, after, f.path);
+          n += text.split('\n').length - after.split('\n').length - 1;
+          writeFileSync(f.patched, text);
+        }
+        return n;
+      },
+      (n) => `${n} #line directive${n === 1 ? '' : 's'}`,
+    );
+    const plan = await stage(
+      'units',
+      () => planUnits(applied, target),
+      (p) =>
+        [
+          p.units.map((u) => `${u.object} → ${u.target}`).join(', '),
+          ...p.headers.map((h) => `${h.header} → ${h.candidates.join(', ') || 'no unit'}`),
+          ...p.ignored.map((i) => `${i.path} ignored (${i.why})`),
+        ].join('; '),
+    );
+    for (const h of plan.headers) {
+      emit({
+        kind: 'note',
+        stage: 'units',
+        text: `header ${h.header} is included by: ${h.candidates.join(', ')}`,
+      });
+    }
+
+    const results = await stage(
+      'compile',
+      () => compileAll(plan.units, tree, overlay, workDir),
+      (r) =>
+        r
+          .map(
+            (u) =>
+              `${u.unit.object} ${(u.original.ms / 1000).toFixed(1)} s + ${(u.patched.ms / 1000).toFixed(1)} s`,
+          )
+          .join(', '),
+    );
+    // units that turned out not to include a changed header are dropped (their dependency file says so)
+    const units = results.filter(
+      (r) => r.unit.patchedSource || r.unit.viaHeaders.some((h) => r.original.deps.includes(h)),
+    );
+
+    const indexes = new Map<string, SymbolIndex>();
+    await stage(
+      'verify',
+      async () => {
+        for (const r of units) {
+          const idx = await shippedIndex(target, r.unit, indexes);
+          const obj = await readElfFile(r.original.object);
+          const { group } = verifyAgainstShipped(objectFunctions(obj), shippedFromIndex(idx), r.unit.source);
+          r.sympos = symposOf(idx, r.unit.source, group);
+        }
+        return units.length;
+      },
+      (n) => `${n} object${n === 1 ? '' : 's'} match the shipped binary`,
+    );
+
+    const summary: string[] = [];
+    await stage(
+      'objdiff',
+      async () => {
+        for (const r of units) {
+          r.diff = await diffObjects(r.original.object, r.patched.object, { source: r.unit.source });
+          const obj = basename(r.unit.object);
+          for (const f of r.diff.functions) {
+            if (f.change === 'changed' || f.change === 'new') {
+              summary.push(`${obj}: ${f.change} function: ${f.name}${f.reason ? ` (${f.reason})` : ''}`);
+            }
+          }
+        }
+        return summary;
+      },
+      (s) => `${s.length} function${s.length === 1 ? '' : 's'} to carry`,
+    );
+    const refusals = units.flatMap((r) => r.diff?.refusals ?? []);
+    if (refusals.length) throw new BuildRefused(refusals, { summary });
+    const carried = units.some((r) => r.diff?.functions.some((f) => f.change === 'changed'));
+    if (!carried) {
+      fail('BUILD-NO-CHANGE', 'the diff changes no function of the running kernel', {
+        detail: summary.length
+          ? summary
+          : units.map((r) => `${basename(r.unit.object)}: every function is the same`),
+        why: 'after compiling, the patched objects have the same code as the originals (comments, dead code, or a change the compiler optimised away)',
+        hint: 'nothing to livepatch',
+      });
+    }
+    const result: BuildResult = { name, release: target.release, plan, units, timings, summary, workDir };
+    if (stop('objdiff')) return result;
+
+    const outDir = resolve(opts.outDir ?? '.');
+    mkdirSync(outDir, { recursive: true });
+    const mod = await stage(
+      'module',
+      () => linkModule({ name, replace: opts.replace === true, target, units, outDir, workDir }),
+      (m) => `${m.ko}`,
+    );
+    result.ko = mod.ko;
+
+    await stage(
+      'manifest',
+      () => {
+        const manifest = makeManifest({
+          name,
+          replace: opts.replace === true,
+          target,
+          units,
+          ko: mod.ko,
+          diffText,
+        });
+        const path = join(outDir, `livepatch-${name}.manifest.json`);
+        writeFileSync(path, `${JSON.stringify(manifest, null, 2)}\n`);
+        result.manifest = manifest;
+        result.manifestPath = path;
+        return path;
+      },
+      (p) => p,
+    );
+    return result;
+  } catch (e) {
+    keep = keep || !(e instanceof SutureError);
+    throw e;
+  } finally {
+    if (!keep) rmSync(workDir, { recursive: true, force: true });
+  }
+}
+
+/** Original and patched compile of every unit, two at a time (the machine's cores). */
+async function compileAll(
+  units: Unit[],
+  tree: string,
+  overlay: string,
+  workDir: string,
+): Promise<UnitResult[]> {
+  const jobs: (() => Promise<void>)[] = [];
+  const out: UnitResult[] = [];
+  for (const unit of units) {
+    const r = { unit, sympos: new Map() } as unknown as UnitResult;
+    out.push(r);
+    const patchedSource = unit.patchedSource ?? copyForHeaders(tree, overlay, unit);
+    jobs.push(async () => {
+      r.original = await compileObject({
+        tree,
+        recipe: unit.recipe,
+        outObject: join(workDir, 'original', unit.object),
+      });
+    });
+    jobs.push(async () => {
+      try {
+        r.patched = await compileObject({
+          tree,
+          recipe: unit.recipe,
+          outObject: join(workDir, 'patched', unit.object),
+          source: patchedSource,
+          overlay,
+        });
+      } catch (e) {
+        if (e instanceof CompileFailure) {
+          const missing = missingDefinitions(e.stderr);
+          if (missing.length) {
+            throw new BuildRefused(
+              [
+                {
+                  severity: 'error',
+                  code: 'BUILD-MISSING-DEFINITIONS',
+                  message: `${unit.source} needs definitions this kernel's source does not have: ${missing.join(', ')}`,
+                  location: { file: unit.source },
+                  detail: e.diagnostic.detail,
+                  why: 'the fix relies on declarations (types, fields, functions, constants) added elsewhere in the same release, typically in a header — they are not in the running kernel',
+                  hint: 'backport the missing definitions as part of the livepatch (static helpers in the .c file), or ship the fix in a kernel update',
+                },
+              ],
+              { summary: [] },
+            );
+          }
+        }
+        throw e;
+      }
+    });
+  }
+  let next = 0;
+  const worker = async () => {
+    while (next < jobs.length) await jobs[next++]!();
+  };
+  await Promise.all([worker(), worker()]);
+  return out;
+}
+
+/** A unit recompiled only because of a header still needs an overlay copy of its .c (quoted includes). */
+function copyForHeaders(tree: string, overlay: string, unit: Unit): string {
+  const dest = join(overlay, unit.source);
+  mkdirSync(join(dest, '..'), { recursive: true });
+  const text = readFileSync(join(tree, unit.source), 'utf8');
+  writeFileSync(dest, `#line 1 ${JSON.stringify(unit.source)}\n${text}`);
+  return dest;
+}
+
+async function shippedIndex(
+  target: KernelTarget,
+  unit: Unit,
+  cache: Map<string, SymbolIndex>,
+): Promise<SymbolIndex> {
+  const path = unit.modulePath ? join(target.debugModulesDir, unit.modulePath) : target.vmlinux;
+  let idx = cache.get(path);
+  if (!idx) {
+    idx = await indexSymbols(path);
+    cache.set(path, idx);
+  }
+  return idx;
+}
+
+/** sympos of each function of the matched file group (locals) and of globals, as the livepatch core counts. */
+function symposOf(idx: SymbolIndex, source: string, group: number | undefined): Map<string, number> {
+  const out = new Map<string, number>();
+  const g = group === undefined ? undefined : idx.localsInFile(basename(source))[group];
+  for (const s of g?.symbols ?? []) out.set(s.name, s.sympos);
+  return out;
+}
+
+interface LinkRequest {
+  name: string;
+  replace: boolean;
+  target: KernelTarget;
+  units: UnitResult[];
+  outDir: string;
+  workDir: string;
+}
+
+interface LinkedModule {
+  ko: string;
+  manifestObjects?: PatchedObject[];
+}
+
+/** The module stage: BUILD-BACK's livepatch-module.ts (loaded lazily so the front half runs without it). */
+async function linkModule(req: LinkRequest): Promise<LinkedModule> {
+  const spec = './livepatch-module.js';
+  let mod: { buildLivepatchModule?: (r: unknown) => Promise<LinkedModule> };
+  try {
+    mod = (await import(spec)) as typeof mod;
+  } catch (e) {
+    fail('BUILD-MODULE-UNAVAILABLE', `module generation is not available: ${(e as Error).message}`, {
+      hint: 'run with --stop-after objdiff to classify functions without linking a module',
+    });
+  }
+  if (typeof mod.buildLivepatchModule !== 'function') {
+    fail('BUILD-MODULE-UNAVAILABLE', 'livepatch-module.js exports no buildLivepatchModule');
+  }
+  return mod.buildLivepatchModule({
+    name: req.name,
+    replace: req.replace,
+    target: req.target,
+    outDir: req.outDir,
+    workDir: req.workDir,
+    units: req.units.map((u) => ({
+      source: u.unit.source,
+      object: u.unit.object,
+      target: u.unit.target,
+      originalObject: u.original.object,
+      patchedObject: u.patched.object,
+      diff: u.diff,
+      sympos: u.sympos,
+    })),
+  });
+}
+
+/** The manifest: what the module replaces, for which exact kernel, made from which diff. */
+export function makeManifest(m: {
+  name: string;
+  replace: boolean;
+  target: KernelTarget;
+  units: UnitResult[];
+  ko: string;
+  diffText: string;
+}): Manifest {
+  const objects = new Map<string, PatchedObject>();
+  for (const u of m.units) {
+    const o = objects.get(u.unit.target) ?? { name: u.unit.target, functions: [] };
+    objects.set(u.unit.target, o);
+    for (const f of u.diff?.functions ?? []) {
+      if (f.change !== 'changed' && f.change !== 'new') continue;
+      const old = f.originalName ?? f.name;
+      o.functions.push({
+        name: f.change === 'changed' ? old : f.name,
+        sympos: f.change === 'changed' ? (u.sympos.get(old) ?? 0) : 0,
+        file: u.unit.source,
+        change: f.change,
+      });
+    }
+  }
+  return {
+    schema: 1,
+    name: m.name,
+    version: '1',
+    kernel: { release: m.target.release, buildId: m.target.buildId, debianVersion: m.target.debianVersion },
+    replace: m.replace,
+    objects: [...objects.values()],
+    module: {
+      file: basename(m.ko),
+      sha256: sha256(readFileSync(m.ko)),
+      name: `livepatch_${m.name.replace(/-/g, '_')}`,
+    },
+    source: { diffSha256: sha256(m.diffText) },
+    cves: [],
+    tool: { name: 'suture', version: TOOL_VERSION },
+    createdAt: new Date().toISOString(),
+  };
+}

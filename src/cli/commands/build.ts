@@ -1,0 +1,129 @@
+/*
+ * `suture build <patch.diff> --kernel <release> [--name NAME] [--replace] [-o DIR] [--json]`
+ *
+ * Turns a source diff into `livepatch-NAME.ko` plus `livepatch-NAME.manifest.json` for one exact kernel.
+ * Progress goes to stderr, one line per stage with its time; the summary (each changed and new function,
+ * `meminfo.o: changed function: meminfo_proc_show`) goes to stdout, or the whole result as JSON with
+ * --json. Refusals are printed as diagnostics (rule id, where, why, what to do) and exit with status 2;
+ * other errors exit 1.
+ */
+import type { Command } from 'commander';
+import {
+  type BuildProgress,
+  BuildRefused,
+  type BuildResult,
+  buildLivepatch,
+  STAGES,
+  type Stage,
+} from '../../build/pipeline.js';
+import { renderDiagnostic, toDiagnostic } from '../../diagnostic.js';
+import { defaultRelease } from '../../kernel/target.js';
+
+interface BuildCliOptions {
+  kernel?: string;
+  name?: string;
+  replace?: boolean;
+  output?: string;
+  json?: boolean;
+  keepWork?: boolean;
+  stopAfter?: string;
+}
+
+export function progressPrinter(write: (s: string) => void): (e: BuildProgress) => void {
+  return (e) => {
+    const n = STAGES.indexOf(e.stage) + 1;
+    if (e.kind === 'stage-done') {
+      write(
+        `  [${n}/${STAGES.length}] ${e.stage.padEnd(8)} ${(e.ms / 1000).toFixed(2).padStart(6)} s  ${e.summary}\n`,
+      );
+    } else if (e.kind === 'note') {
+      write(`      ${e.text}\n`);
+    }
+  };
+}
+
+export function resultJson(r: BuildResult): unknown {
+  return {
+    name: r.name,
+    kernel: r.release,
+    module: r.ko ?? null,
+    manifest: r.manifestPath ?? null,
+    timings: Object.fromEntries(r.timings.map((t) => [t.stage, Math.round(t.ms)])),
+    units: r.units.map((u) => ({
+      source: u.unit.source,
+      object: u.unit.object,
+      target: u.unit.target,
+      viaHeaders: u.unit.viaHeaders,
+      functions: (u.diff?.functions ?? []).map((f) => ({
+        name: f.name,
+        change: f.change,
+        reason: f.reason,
+        sympos: f.change === 'changed' ? (u.sympos.get(f.originalName ?? f.name) ?? 0) : undefined,
+      })),
+      warnings: u.diff?.warnings ?? [],
+    })),
+    headers: r.plan.headers,
+    ignored: r.plan.ignored,
+    summary: r.summary,
+  };
+}
+
+export function register(program: Command): void {
+  program
+    .command('build')
+    .description('build a livepatch module and its manifest from a source diff against a known kernel')
+    .argument('<patch.diff>', 'unified diff (git or plain) against the kernel source')
+    .option('-k, --kernel <release>', 'target kernel release (uname -r)', defaultRelease())
+    .option('-n, --name <name>', 'livepatch name (default: from the diff file name)')
+    .option('--replace', 'cumulative patch: replaces every livepatch loaded before it')
+    .option('-o, --output <dir>', 'directory for livepatch-NAME.ko and its manifest', '.')
+    .option('--json', 'print the result as JSON on stdout')
+    .option('--keep-work', 'keep the scratch directory (overlay, objects) and print its path')
+    .option('--stop-after <stage>', `stop after a stage (${STAGES.join(', ')})`)
+    .action(async (diffPath: string, opts: BuildCliOptions) => {
+      if (opts.stopAfter && !STAGES.includes(opts.stopAfter as Stage)) {
+        throw new Error(`--stop-after must be one of ${STAGES.join(', ')}`);
+      }
+      const t0 = performance.now();
+      const progress = progressPrinter((s) => process.stderr.write(s));
+      let r: BuildResult;
+      try {
+        r = await buildLivepatch({
+          diffPath,
+          release: opts.kernel ?? defaultRelease(),
+          name: opts.name,
+          replace: opts.replace === true,
+          outDir: opts.output,
+          keepWork: opts.keepWork === true,
+          stopAfter: opts.stopAfter as Stage | undefined,
+          onProgress: progress,
+        });
+      } catch (e) {
+        if (e instanceof BuildRefused) {
+          const color = process.stderr.isTTY === true;
+          for (const d of e.refusals) process.stderr.write(`${renderDiagnostic(d, color)}\n`);
+          if (opts.json) {
+            process.stdout.write(
+              `${JSON.stringify({ refused: true, refusals: e.refusals, summary: e.diagnostic.detail ?? [] }, null, 2)}\n`,
+            );
+          }
+          process.stderr.write(`${renderDiagnostic(e.diagnostic, color)}\n`);
+          process.exitCode = 2;
+          return;
+        }
+        if (opts.json) process.stdout.write(`${JSON.stringify({ error: toDiagnostic(e) }, null, 2)}\n`);
+        throw e;
+      }
+      const total = ((performance.now() - t0) / 1000).toFixed(1);
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify(resultJson(r), null, 2)}\n`);
+        return;
+      }
+      for (const line of r.summary) process.stdout.write(`${line}\n`);
+      for (const u of r.units)
+        for (const w of u.diff?.warnings ?? []) process.stderr.write(`${renderDiagnostic(w)}\n`);
+      if (r.ko) process.stdout.write(`built ${r.ko} in ${total} s\n`);
+      if (r.manifestPath) process.stdout.write(`manifest ${r.manifestPath}\n`);
+      if (opts.keepWork) process.stdout.write(`work directory ${r.workDir}\n`);
+    });
+}
