@@ -23,10 +23,11 @@ import { type Diagnostic, fail, SutureError } from '../diagnostic.js';
 import { indexSymbols, readElfFile, type SymbolIndex } from '../elf/index.js';
 import { ensureKernel } from '../kernel/fetch.js';
 import type { KernelTarget } from '../kernel/target.js';
-import type { Manifest, PatchedObject } from '../manifest/manifest.js';
+import { type Manifest, type PatchedObject, patchedObjectSchema } from '../manifest/manifest.js';
 import { type CompiledObject, CompileFailure, compileObject, missingDefinitions } from './compile.js';
 import { applyDiff, readDiff } from './diff.js';
 import { withLineDirectives } from './line-numbers.js';
+import { buildLivepatchModule } from './livepatch-module.js';
 import { diffObjects, type ObjectDiff } from './objdiff.js';
 import { planUnits, type Unit, type UnitPlan } from './units.js';
 import { objectFunctions, shippedFromIndex, verifyAgainstShipped } from './verify.js';
@@ -277,6 +278,7 @@ export async function buildLivepatch(opts: BuildOptions): Promise<BuildResult> {
           units,
           ko: mod.ko,
           diffText,
+          objects: mod.manifestObjects,
         });
         const path = join(outDir, `livepatch-${name}.manifest.json`);
         writeFileSync(path, `${JSON.stringify(manifest, null, 2)}\n`);
@@ -401,21 +403,9 @@ interface LinkedModule {
   manifestObjects?: PatchedObject[];
 }
 
-/** The module stage: BUILD-BACK's livepatch-module.ts (loaded lazily so the front half runs without it). */
+/** The module stage: klp structures, klp relocations and the kbuild link (livepatch-module.ts). */
 async function linkModule(req: LinkRequest): Promise<LinkedModule> {
-  const spec = './livepatch-module.js';
-  let mod: { buildLivepatchModule?: (r: unknown) => Promise<LinkedModule> };
-  try {
-    mod = (await import(spec)) as typeof mod;
-  } catch (e) {
-    fail('BUILD-MODULE-UNAVAILABLE', `module generation is not available: ${(e as Error).message}`, {
-      hint: 'run with --stop-after objdiff to classify functions without linking a module',
-    });
-  }
-  if (typeof mod.buildLivepatchModule !== 'function') {
-    fail('BUILD-MODULE-UNAVAILABLE', 'livepatch-module.js exports no buildLivepatchModule');
-  }
-  return mod.buildLivepatchModule({
+  return buildLivepatchModule({
     name: req.name,
     replace: req.replace,
     target: req.target,
@@ -427,8 +417,9 @@ async function linkModule(req: LinkRequest): Promise<LinkedModule> {
       target: u.unit.target,
       originalObject: u.original.object,
       patchedObject: u.patched.object,
-      diff: u.diff,
+      diff: u.diff!,
       sympos: u.sympos,
+      modulePath: u.unit.modulePath,
     })),
   });
 }
@@ -441,9 +432,12 @@ export function makeManifest(m: {
   units: UnitResult[];
   ko: string;
   diffText: string;
+  /** what the module stage says it replaces; derived from the object diffs when absent */
+  objects?: PatchedObject[];
 }): Manifest {
   const objects = new Map<string, PatchedObject>();
-  for (const u of m.units) {
+  for (const o of m.objects ?? []) objects.set(o.name, o);
+  for (const u of m.objects?.length ? [] : m.units) {
     const o = objects.get(u.unit.target) ?? { name: u.unit.target, functions: [] };
     objects.set(u.unit.target, o);
     for (const f of u.diff?.functions ?? []) {
@@ -463,7 +457,7 @@ export function makeManifest(m: {
     version: '1',
     kernel: { release: m.target.release, buildId: m.target.buildId, debianVersion: m.target.debianVersion },
     replace: m.replace,
-    objects: [...objects.values()],
+    objects: manifestSchemaObjects([...objects.values()]),
     module: {
       file: basename(m.ko),
       sha256: sha256(readFileSync(m.ko)),
@@ -474,4 +468,9 @@ export function makeManifest(m: {
     tool: { name: 'suture', version: TOOL_VERSION },
     createdAt: new Date().toISOString(),
   };
+}
+
+/** Validate the objects through the manifest schema's own parser (parse, don't trust our own output). */
+function manifestSchemaObjects(objects: PatchedObject[]): PatchedObject[] {
+  return objects.map((o) => patchedObjectSchema.parse(o));
 }
