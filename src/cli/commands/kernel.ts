@@ -1,0 +1,149 @@
+/*
+ * `suture kernel list|fetch|info`: target kernels from Debian's packages (src/kernel/).
+ *
+ *   suture kernel list [--json]            the cloud-amd64 6.1 ABIs on the mirror, cached ones marked
+ *   suture kernel fetch <release> [--json] download, verify, extract and prepare into the cache
+ *   suture kernel info <release> [--json]  Debian version, build id, livepatch-relevant config, verdict
+ *
+ * Progress (download and extraction bars, step timings) goes to stderr, results to stdout.
+ */
+import { readFileSync } from 'node:fs';
+import { Presets, SingleBar } from 'cli-progress';
+import type { Command } from 'commander';
+import { livepatchVerdict, parseKernelConfig } from '../../kernel/config.js';
+import { cachedDetails, type EnsureOptions, ensureKernel, type ProgressEvent } from '../../kernel/fetch.js';
+import { listReleases } from '../../kernel/releases.js';
+import type { KernelTarget } from '../../kernel/target.js';
+
+const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
+
+/** A progress display for ensureKernel on stderr: a bar per download/extraction when stderr is a TTY. */
+export function fetchProgress(quiet = false): EnsureOptions['onProgress'] {
+  const tty = process.stderr.isTTY === true;
+  let bar: SingleBar | undefined;
+  let barStep = '';
+  const stopBar = () => {
+    bar?.stop();
+    bar = undefined;
+  };
+  return (e: ProgressEvent) => {
+    if (quiet) return;
+    if (e.kind === 'bytes') {
+      if (!tty) return;
+      if (!bar || barStep !== e.step) {
+        stopBar();
+        barStep = e.step;
+        bar = new SingleBar(
+          {
+            format: `  {bar} {percentage}% | {doneMiB} / {totalMiB} | ${e.step}`,
+            stream: process.stderr,
+            hideCursor: true,
+            clearOnComplete: true,
+            barsize: 30,
+          },
+          Presets.shades_classic,
+        );
+        bar.start(e.total, e.done, { doneMiB: mib(e.done), totalMiB: mib(e.total) });
+      }
+      bar.update(e.done, { doneMiB: mib(e.done), totalMiB: mib(e.total) });
+      return;
+    }
+    if (e.kind === 'output') return;
+    if (e.state === 'start') {
+      if (!tty) process.stderr.write(`  … ${e.step}\n`);
+      return;
+    }
+    if (bar && (barStep === e.step || e.state !== 'done' || e.step === 'untar source')) stopBar();
+    if (e.state === 'cached') process.stderr.write(`  = ${e.step} (cached)\n`);
+    else process.stderr.write(`  ✓ ${e.step} (${((e.ms ?? 0) / 1000).toFixed(1)} s)\n`);
+  };
+}
+
+interface InfoJson {
+  release: string;
+  debianVersion: string;
+  buildId: string;
+  paths: Omit<KernelTarget, 'release' | 'debianVersion' | 'buildId'>;
+  verdict: string;
+  reasons: string[];
+  options: { name: string; value: string; ok: boolean; role: string }[];
+  packages?: { package: string; version: string; sha256: string; size: number }[];
+  timings?: Record<string, number>;
+}
+
+export function kernelInfo(t: KernelTarget): InfoJson {
+  const v = livepatchVerdict(parseKernelConfig(readFileSync(t.config, 'utf8')));
+  const { release, debianVersion, buildId, ...paths } = t;
+  const d = cachedDetails(release);
+  return {
+    release,
+    debianVersion,
+    buildId,
+    paths,
+    verdict: v.verdict,
+    reasons: v.reasons,
+    options: v.options,
+    ...(d ? { packages: d.packages, timings: d.timings } : {}),
+  };
+}
+
+export function register(program: Command): void {
+  const kernel = program.command('kernel').description("target kernels from Debian's packages");
+
+  kernel
+    .command('list')
+    .description('the cloud-amd64 6.1 kernel ABIs on the mirror, with their Debian versions')
+    .option('--json', 'machine-readable output')
+    .action((o: { json?: boolean }) => {
+      const list = listReleases();
+      if (o.json) {
+        console.log(JSON.stringify(list, null, 2));
+        return;
+      }
+      for (const r of list) console.log(`${r.cached ? '*' : ' '} ${r.release.padEnd(24)} ${r.debianVersion}`);
+      console.log('\n* = in the cache');
+    });
+
+  kernel
+    .command('fetch <release>')
+    .description('download, verify, extract and prepare a kernel into the cache (idempotent)')
+    .option('--json', 'print the cached target as JSON')
+    .action(async (release: string, o: { json?: boolean }) => {
+      const t0 = performance.now();
+      const t = await ensureKernel(release, { onProgress: fetchProgress() });
+      const s = ((performance.now() - t0) / 1000).toFixed(1);
+      if (o.json) console.log(JSON.stringify(t, null, 2));
+      else
+        console.log(`${t.release} (${t.debianVersion}) ready in ${s} s — build id ${t.buildId}\n  ${t.dir}`);
+    });
+
+  kernel
+    .command('info <release>')
+    .description('Debian version, build id and livepatch support of a kernel (fetches it if needed)')
+    .option('--json', 'machine-readable output')
+    .action(async (release: string, o: { json?: boolean }) => {
+      const t = await ensureKernel(release, { onProgress: fetchProgress() });
+      const info = kernelInfo(t);
+      if (o.json) {
+        console.log(JSON.stringify(info, null, 2));
+        return;
+      }
+      const lines = [
+        `release         ${info.release}`,
+        `debian version  ${info.debianVersion}`,
+        `build id        ${info.buildId}`,
+        `vmlinuz         ${info.paths.vmlinuz}`,
+        `vmlinux (debug) ${info.paths.vmlinux}`,
+        `source tree     ${info.paths.sourceTree}`,
+        '',
+        'livepatch configuration:',
+        ...info.options.map(
+          (op) => `  ${op.ok ? '✓' : '✗'} CONFIG_${op.name.padEnd(26)} ${op.value.padEnd(3)} ${op.role}`,
+        ),
+        '',
+        `verdict: ${info.verdict}`,
+        ...info.reasons.map((r) => `  ${r}`),
+      ];
+      console.log(lines.join('\n'));
+    });
+}
