@@ -1,0 +1,274 @@
+/*
+ * The agent against a server, on the host layer's fake kernel (src/host/fake-kernel.ts: sysfs, procfs
+ * and an insmod that behaves like 6.1's livepatch core): offer → verify → apply → report, revoke →
+ * revert, refusals of tampered modules, tampered manifests and patches for another build id (nothing
+ * reaches init_module), the server going down (back-off, status says why, patches stay), and a
+ * stalled transition reported with its blocking task.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { FakeKernel } from '../host/fake-kernel.js';
+import type { Manifest } from '../manifest/manifest.js';
+import { type AgentContext, checkInOnce } from './checkin.js';
+import { runDaemon } from './daemon.js';
+import { enroll } from './enroll.js';
+import { hostKernel } from './host-binding.js';
+import { loadState } from './state.js';
+import { computeStatus, renderStatus } from './status.js';
+import { type FleetBackend, startFleetBackend } from './testing/fleet-backend.js';
+import { TamperProxy } from './testing/tamper-proxy.js';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+after(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+function manifestFor(
+  k: FakeKernel,
+  file: string,
+  moduleName: string,
+  over: Partial<Manifest> = {},
+): Manifest {
+  return {
+    schema: 1,
+    name: moduleName.replace(/^livepatch_/, ''),
+    version: '1',
+    kernel: { release: k.release, buildId: k.buildId },
+    replace: false,
+    objects: [{ name: 'vmlinux', functions: [{ name: 'cmdline_proc_show', sympos: 0, change: 'changed' }] }],
+    module: {
+      file: file.split('/').pop() as string,
+      sha256: createHash('sha256').update(readFileSync(file)).digest('hex'),
+      name: moduleName,
+    },
+    source: {},
+    cves: ['CVE-2026-0001'],
+    tool: { name: 'suture', version: '0.1.0' },
+    ...over,
+  };
+}
+
+interface Rig {
+  k: FakeKernel;
+  backend: FleetBackend;
+  proxy: TamperProxy;
+  ctx: AgentContext;
+  log: string[];
+  insmods(): string[];
+}
+
+async function rig(tier = 'canary'): Promise<Rig> {
+  const k = new FakeKernel({ signalEvery: 5, tickMs: 20 });
+  cleanups.push(() => k.dispose());
+  const backend = await startFleetBackend();
+  cleanups.push(() => backend.stop());
+  const proxy = new TamperProxy(backend.url);
+  await proxy.up();
+  cleanups.push(() => proxy.down());
+  const stateDir = mkdtempSync(join(tmpdir(), 'suture-agent-'));
+  const log: string[] = [];
+  const ctx: AgentContext = {
+    stateDir,
+    kernel: hostKernel(k.roots),
+    hostname: 'test-machine',
+    applyTimeoutMs: 2000,
+    log: (l) => log.push(l),
+  };
+  await enroll({
+    stateDir,
+    token: await backend.createToken(tier),
+    server: proxy.url,
+    hostname: 'test-machine',
+    kernel: ctx.kernel,
+  });
+  return { k, backend, proxy, ctx, log, insmods: () => k.calls.filter((c) => c.startsWith('insmod')) };
+}
+
+function publishable(
+  r: Rig,
+  moduleName: string,
+  over: Partial<Manifest> = {},
+): { file: string; manifest: Manifest } {
+  r.k.specs.set(moduleName, { objects: { vmlinux: ['cmdline_proc_show'] } });
+  const file = r.k.writeModule(moduleName);
+  return { file, manifest: manifestFor(r.k, file, moduleName, over) };
+}
+
+describe('agent against a server', () => {
+  test('offer → verify → apply → report; status says all inserted; revoke → revert', async () => {
+    const r = await rig();
+    const st0 = await checkInOnce(r.ctx);
+    assert.equal(st0.ok, true);
+    assert.equal(computeStatus(loadState(r.ctx.stateDir), null, []).patchState.text, 'nothing to apply');
+
+    const { file, manifest } = publishable(r, 'livepatch_cmdline');
+    const id = await r.backend.publish(file, manifest, 'canary');
+    const res = await checkInOnce(r.ctx);
+    assert.deepEqual(res.ok && res.applied, ['cmdline'], r.log.join('\n'));
+    assert.deepEqual(await r.ctx.kernel.listLivepatches(), [
+      { name: 'livepatch_cmdline', enabled: true, transition: false },
+    ]);
+    const s = loadState(r.ctx.stateDir);
+    assert.equal(s.patches[id]?.outcome, 'applied');
+    assert.deepEqual(s.outbox, [], 'the report was delivered');
+    assert.equal(await r.backend.machineState(s.enrollment?.machineId as string, id), 'applied');
+    const status = computeStatus(s, await r.ctx.kernel.runningKernel(), await r.ctx.kernel.listLivepatches());
+    assert.equal(status.patchState.text, '✓ all applicable livepatch modules inserted');
+    assert.equal(status.patchVersion, 'cmdline 1');
+    assert.match(renderStatus(status), /^server check-in: succeeded$/m);
+
+    // a second check-in changes nothing: applied once
+    await checkInOnce(r.ctx);
+    assert.equal(r.insmods().length, 1);
+
+    await r.backend.revoke(id);
+    const rv = await checkInOnce(r.ctx);
+    assert.deepEqual(rv.ok && rv.reverted, ['cmdline'], r.log.join('\n'));
+    assert.deepEqual(await r.ctx.kernel.listLivepatches(), []);
+    assert.equal(loadState(r.ctx.stateDir).patches[id]?.outcome, 'reverted');
+    assert.equal(await r.backend.machineState(s.enrollment?.machineId as string, id), 'reverted');
+  });
+
+  test('a module changed after signing is refused, reported, and never loaded', async () => {
+    const r = await rig();
+    const { file, manifest } = publishable(r, 'livepatch_cmdline');
+    const id = await r.backend.publish(file, manifest, 'canary');
+    r.proxy.hooks.rewriteModule = (b) => {
+      const c = Buffer.from(b);
+      c[c.length - 1] = (c[c.length - 1] as number) ^ 0xff;
+      return c;
+    };
+    const res = await checkInOnce(r.ctx);
+    assert.deepEqual(res.ok && res.refused, ['cmdline']);
+    assert.deepEqual(r.insmods(), [], 'nothing reached init_module');
+    const s = loadState(r.ctx.stateDir);
+    assert.equal(s.patches[id]?.code, 'AGENT-MODULE-HASH-MISMATCH');
+    assert.equal(await r.backend.machineState(s.enrollment?.machineId as string, id), 'failed');
+    assert.match(
+      computeStatus(s, null, []).patchState.text,
+      /^apply failed: cmdline: AGENT-MODULE-HASH-MISMATCH/,
+    );
+    // refused once, not retried at every check-in
+    await checkInOnce(r.ctx);
+    assert.deepEqual(r.insmods(), []);
+    assert.equal(r.proxy.seen.filter((p) => p.endsWith('/module')).length, 1);
+  });
+
+  test('a manifest changed after signing is refused before anything is downloaded', async () => {
+    const r = await rig();
+    const { file, manifest } = publishable(r, 'livepatch_cmdline');
+    const id = await r.backend.publish(file, manifest, 'canary');
+    r.proxy.hooks.rewriteCheckin = (c) => ({
+      ...c,
+      offered: c.offered.map((o) => ({ ...o, manifest: { ...o.manifest, cves: [] } })),
+    });
+    const res = await checkInOnce(r.ctx);
+    assert.deepEqual(res.ok && res.refused, ['cmdline']);
+    assert.equal(loadState(r.ctx.stateDir).patches[id]?.code, 'SIGNATURE-INVALID');
+    assert.deepEqual(r.insmods(), []);
+    assert.equal(r.proxy.seen.filter((p) => p.endsWith('/module')).length, 0, 'not even downloaded');
+  });
+
+  test('a correctly signed patch for another build id, forced through, is refused before the host layer', async () => {
+    const r = await rig();
+    const { file, manifest } = publishable(r, 'livepatch_cmdline', {});
+    const foreign = { ...manifest, kernel: { release: r.k.release, buildId: 'f'.repeat(40) } };
+    const id = await r.backend.publish(file, foreign, 'canary');
+    const offer = await r.backend.offerFor(id, 'canary', foreign.kernel);
+    // the server does not offer it to this kernel …
+    const res0 = await checkInOnce(r.ctx);
+    assert.deepEqual(res0.ok && res0.refused, []);
+    assert.equal(loadState(r.ctx.stateDir).offered.length, 0);
+    // … so a lying server (or network) forces it in
+    r.proxy.hooks.rewriteCheckin = (c) => ({ ...c, offered: [offer] });
+    const res = await checkInOnce(r.ctx);
+    assert.deepEqual(res.ok && res.refused, ['cmdline']);
+    const rec = loadState(r.ctx.stateDir).patches[id];
+    assert.equal(rec?.code, 'AGENT-WRONG-KERNEL');
+    assert.match(rec?.reason ?? '', /built for .* \(build id f{40}\), this machine runs/);
+    assert.deepEqual(r.insmods(), []);
+    assert.equal(r.proxy.seen.filter((p) => p.endsWith('/module')).length, 0);
+  });
+
+  test('server down: back-off, status says the check-in failed and why, applied patches stay', async () => {
+    const r = await rig();
+    const { file, manifest } = publishable(r, 'livepatch_cmdline');
+    await r.backend.publish(file, manifest, 'canary');
+    await checkInOnce(r.ctx);
+    assert.equal((await r.ctx.kernel.listLivepatches()).length, 1);
+    await r.proxy.down();
+    const ac = new AbortController();
+    const waits: string[] = [];
+    await runDaemon({
+      ...r.ctx,
+      log: (l) => waits.push(l),
+      intervalSeconds: 0.05,
+      backoffCapSeconds: 0.2,
+      maxCheckins: 3,
+      signal: ac.signal,
+    });
+    const s = loadState(r.ctx.stateDir);
+    assert.equal(s.failures, 3);
+    assert.equal(s.lastCheck?.ok, false);
+    assert.match(s.lastCheck?.error ?? '', /connection refused/);
+    const backoffs = waits.filter((l) => l.startsWith('server unreachable'));
+    assert.equal(backoffs.length, 2, waits.join('\n'));
+    const status = computeStatus(s, await r.ctx.kernel.runningKernel(), await r.ctx.kernel.listLivepatches());
+    assert.match(
+      renderStatus(status),
+      /^server check-in: failed: cannot reach http:\/\/127\.0\.0\.1:\d+: connection refused/m,
+    );
+    assert.equal(
+      status.patchState.text,
+      '✓ all applicable livepatch modules inserted',
+      'patches kept while the server is down',
+    );
+    assert.equal((await r.ctx.kernel.listLivepatches()).length, 1);
+    await r.proxy.up();
+    const back = await checkInOnce(r.ctx);
+    assert.equal(back.ok, true);
+    assert.equal(loadState(r.ctx.stateDir).failures, 0);
+    assert.equal(r.insmods().length, 1, 'never applied twice');
+  });
+
+  test('a stalled transition is reported with its blocking task; the machine is left as it was', async () => {
+    const r = await rig();
+    r.k.addTask({
+      pid: 77,
+      comm: 'stall_sleeper',
+      kthread: true,
+      holds: ['cmdline_proc_show'],
+      stack: ['[<0>] msleep_interruptible+0x29/0x50', '[<0>] cmdline_proc_show+0x15/0x30'],
+    });
+    const { file, manifest } = publishable(r, 'livepatch_cmdline');
+    const id = await r.backend.publish(file, manifest, 'canary');
+    r.ctx.applyTimeoutMs = 500;
+    const res = await checkInOnce(r.ctx);
+    assert.deepEqual(res.ok && res.failed, ['cmdline'], r.log.join('\n'));
+    const rec = loadState(r.ctx.stateDir).patches[id];
+    assert.equal(rec?.outcome, 'stalled');
+    assert.deepEqual(
+      rec?.transition?.blockingTasks.map((t) => t.comm),
+      ['stall_sleeper'],
+    );
+    assert.deepEqual(await r.ctx.kernel.listLivepatches(), []);
+    const reported = await r.backend.machineReport(
+      loadState(r.ctx.stateDir).enrollment?.machineId as string,
+      id,
+    );
+    assert.equal(reported?.state, 'failed');
+    assert.equal(reported?.transition?.stalled, true);
+    assert.deepEqual(
+      reported?.transition?.blockingTasks.map((t) => t.comm),
+      ['stall_sleeper'],
+    );
+    assert.match(
+      renderStatus(computeStatus(loadState(r.ctx.stateDir), null, [])),
+      /stall_sleeper \(pid 77\)/,
+    );
+  });
+});
