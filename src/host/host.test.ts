@@ -23,6 +23,7 @@ import {
   readModinfo,
   renderUnit,
   revertLivepatch,
+  statusText,
   storePatch,
   type TransitionEvent,
 } from './index.js';
@@ -346,6 +347,12 @@ describe('revert, replace, status', () => {
         ['livepatch_one', 'inactive', 'livepatch_two'],
       ],
     );
+    const text = statusText(hostStatus(k.roots));
+    assert.match(text, /livepatch_one\n\s+state: inactive \(replaced by livepatch_two\)/);
+    assert.match(
+      text,
+      /taint: OEK — out-of-tree module loaded; unsigned module loaded; kernel has been live patched/,
+    );
     const rv = await revertLivepatch('livepatch_one', { roots: k.roots, ...fast });
     assert.equal(rv.transitioned, false);
     assert.equal(rv.unloaded, true);
@@ -368,6 +375,7 @@ describe('revert, replace, status', () => {
     await k.roots.loader.insmod(k.writeModule('livepatch_t'));
     const s = hostStatus(k.roots);
     assert.equal(s.transition, 'livepatch_t');
+    assert.deepEqual(s.transitionProgress, { target: 1, migrated: 0, total: 1 });
     const old = s.patches.find((p) => p.name === 'livepatch_old');
     assert.equal(old?.state, 'disabled');
     assert.equal(old?.replace, true, 'the replace attribute is read where the kernel has it');

@@ -173,6 +173,47 @@ describe('suture on a live 6.1 kernel (VM)', { timeout: 900_000 }, () => {
     assert.doesNotMatch((await sh('cat /proc/modules')).out, /livepatch_cmdline/);
   });
 
+  test("a persisted patch comes back with `host boot-apply` (the unit's command), a patch for another build does not", async () => {
+    const original = (await sh('cat /proc/cmdline')).out.trim();
+    const a = await sh('suture apply /m/livepatch-cmdline.ko --manifest /m/good.json --persist');
+    assert.equal(a.code, 0, a.out);
+    assert.match(a.out, /stored for boot in \/var\/lib\/suture\/patches\/000001-livepatch_cmdline/);
+    // a stored patch whose manifest names another build of this release
+    const other = '/var/lib/suture/patches/000002-livepatch_cmdline';
+    assert.equal(
+      (
+        await sh(
+          `mkdir -p ${other} && cp /m/livepatch-cmdline.ko ${other}/livepatch_cmdline.ko && cp /m/other-build.json ${other}/manifest.json`,
+        )
+      ).code,
+      0,
+    );
+    const i = await sh(
+      'suture host install-service --unit-dir /etc/systemd/system --no-enable && cat /etc/systemd/system/suture-livepatch.service',
+    );
+    assert.equal(i.code, 0, i.out);
+    assert.match(
+      i.out,
+      /^ExecStart=\/usr\/bin\/node \/opt\/suture\/bin\/suture\.js host boot-apply --timeout 60s$/m,
+    );
+    // "reboot": the kernel forgets the patch (disabled and unloaded behind suture's back); the store stays
+    const forget =
+      'P=/sys/kernel/livepatch/livepatch_cmdline; echo 0 > $P/enabled; while [ -d $P ]; do sleep 0.1; done; until rmmod livepatch_cmdline; do sleep 0.1; done';
+    assert.equal((await sh(forget)).code, 0);
+    assert.equal((await sh('cat /proc/cmdline')).out.trim(), original);
+    const b = await sh('suture host boot-apply');
+    assert.equal(b.code, 0, b.out);
+    assert.match(b.out, /^livepatch_cmdline: applied$/m);
+    assert.match(
+      b.out,
+      /^livepatch_cmdline: skipped \(built for \S+ \(ffffffffffff\), running \S+ \([0-9a-f]{12}\)\)$/m,
+    );
+    assert.equal((await sh('cat /proc/cmdline')).out.trim(), 'this has been live patched');
+    const r = await sh('suture revert livepatch_cmdline && ls /var/lib/suture/patches | wc -l');
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /\n0\n?$/, 'revert dropped the patch from the boot store');
+  });
+
   test('a cumulative patch replaces the first one; status says so', async () => {
     assert.equal((await sh('suture apply /m/livepatch-cmdline.ko')).code, 0);
     const c = await sh('suture apply /m/livepatch-cumulative.ko');

@@ -96,7 +96,11 @@ export function statusText(s: HostStatus): string {
     `  build id: ${s.kernel.buildId ?? '(none exposed)'}`,
     `  livepatch: ${s.livepatchSupported ? 'supported' : 'NOT supported (no /sys/kernel/livepatch: CONFIG_LIVEPATCH off)'}`,
     `  taint: ${s.taint ? (s.taint.letters ? `${s.taint.letters} — ${s.taint.flags.map((f) => f.meaning).join('; ')}` : 'none') : 'unknown'}`,
-    `  transition: ${s.transition ? `${s.transition} in progress` : 'none'}`,
+    `  transition: ${
+      s.transition
+        ? `${s.transition} ${s.transitionProgress ? `${s.transitionProgress.target ? 'patching' : 'unpatching'} ${s.transitionProgress.migrated}/${s.transitionProgress.total} tasks migrated` : 'in progress'}`
+        : 'none'
+    }`,
     `patches: ${s.patches.length ? '' : 'none'}`,
     ...s.patches.map(patchLine),
   ];

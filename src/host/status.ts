@@ -11,6 +11,7 @@ import { type Livepatch, livepatchRoot, readLivepatches } from './livepatch.js';
 import { type HostRoots, resolveRoots } from './roots.js';
 import { storedPatches } from './store.js';
 import { readTaint, type Taint } from './taint.js';
+import { progress, readPatchStates } from './tasks.js';
 
 export interface LivepatchStatus extends Livepatch {
   /** for an inactive patch: the cumulative patch that replaced it, from the journal */
@@ -25,6 +26,8 @@ export interface HostStatus {
   taint: Taint | undefined;
   /** the patch whose transition is running, if any */
   transition: string | undefined;
+  /** how far that transition is (root only: patch_state is readable by root) */
+  transitionProgress: { target: 0 | 1; migrated: number; total: number } | undefined;
   patches: LivepatchStatus[];
   /** whether per-task patch states could be read (root only) */
   root: boolean;
@@ -48,11 +51,19 @@ export function hostStatus(partial?: Partial<HostRoots>): HostStatus {
   const roots = resolveRoots(partial);
   const supported = existsSync(livepatchRoot(roots));
   const patches = supported ? listLivepatches(roots) : [];
+  const moving = patches.find((p) => p.transition);
+  let transitionProgress: HostStatus['transitionProgress'];
+  if (moving && roots.uid === 0) {
+    const target = moving.enabled ? 1 : 0;
+    const p = progress(readPatchStates(roots), target);
+    transitionProgress = { target, migrated: p.migrated, total: p.total };
+  }
   return {
     kernel: runningKernel(roots),
     livepatchSupported: supported,
     taint: readTaint(roots),
-    transition: patches.find((p) => p.transition)?.name,
+    transition: moving?.name,
+    transitionProgress,
     patches,
     root: roots.uid === 0,
   };
