@@ -38,6 +38,16 @@ describe('kernel problem detection', () => {
     assert.equal(worstProblem(findProblems('[ 1.0] WARNING: CPU: 0 PID: 1 at a.c:2 g\n'))?.kind, 'warning');
   });
 
+  it('recognises any die() header as an oops', () => {
+    const ps = findProblems(
+      '[   5.0] invalid opcode: 0000 [#1] PREEMPT SMP NOPTI\n[   5.1] RIP: 0010:f+0x0/0x1\n',
+    );
+    assert.deepEqual(
+      ps.map((p) => [p.kind, p.title]),
+      [['oops', 'invalid opcode: 0000 [#1] PREEMPT SMP NOPTI']],
+    );
+  });
+
   it('finds nothing in a clean boot', () => {
     assert.deepEqual(
       findProblems('[    0.000000] Linux version 6.1.0\n[    1.0] Run /init as init process\n'),

@@ -28,6 +28,8 @@ const STARTS: [ProblemKind, RegExp][] = [
   ['panic', /Kernel panic - not syncing/],
   ['oops', /\bOops: /],
   ['oops', /general protection fault/],
+  // the header every x86 die() prints: `invalid opcode: 0000 [#1] PREEMPT SMP NOPTI`, `stack segment: ...`
+  ['oops', /^[a-z][a-z -]*: [0-9a-f]{4} \[#\d+\]/],
   ['bug', /kernel BUG at /],
   ['bug', /\bBUG: /],
   ['warning', /\bWARNING: /],
