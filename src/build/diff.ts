@@ -51,6 +51,7 @@ function cleanPath(raw: string, tree: string | undefined): string {
   let p = raw.split('\t')[0]!.trim();
   if (p.startsWith('"') && p.endsWith('"')) p = p.slice(1, -1);
   if (p === '/dev/null') return p;
+  if (p.split('/').includes('..')) return p; // refused by the caller: it leaves the tree
   p = normalize(p).replace(/^(\.\/)+/, '');
   if (p.startsWith('a/') || p.startsWith('b/')) {
     const rest = p.slice(2);

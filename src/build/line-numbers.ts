@@ -69,7 +69,10 @@ function safeAfter(lines: readonly string[], i: number, st: ReturnType<typeof li
     }
     return true;
   }
-  if (code.startsWith('#')) return true;
+  // the last line of a directive (possibly continued over several lines) ends it
+  let first = i;
+  while (first > 0 && st.continued[first - 1]) first--;
+  if (lines[first]!.trim().startsWith('#')) return true;
   return /[;{}:]$/.test(code) || /\*\/$/.test(lines[i]!.trim());
 }
 
