@@ -3,7 +3,7 @@
  *
  * It implements the agent's KernelPort the way the kernel behaves where the agent can tell: a module
  * is "loaded" (and its livepatch enabled) the moment apply starts — as after init_module — and the
- * transition completes `transitionMs` later; a second load of a loaded module fails like the kernel's
+ * transition completes `transitionMs` later, whether or not the agent is still there to watch; a second load of a loaded module fails like the kernel's
  * EEXIST; a cumulative (`replace`) patch disables every other one. Every load is appended to `loads`,
  * so a test can assert that nothing was ever loaded twice or loaded at all. Writes are atomic, so a
  * test may SIGKILL an agent child process in the middle of an apply and read the truth afterwards.
@@ -26,7 +26,8 @@ export interface FileKernelState {
   release: string;
   buildId: string;
   livepatchSupported: boolean;
-  loaded: (LoadedLivepatch & { sha256: string })[];
+  /** `transitionUntil`: the kernel finishes the transition by itself at that time (ms since epoch) */
+  loaded: (LoadedLivepatch & { sha256: string; transitionUntil?: number })[];
   /** every module load ever attempted that reached the kernel */
   loads: { name: string; sha256: string; at: string }[];
   reverts: { name: string; at: string }[];
@@ -71,7 +72,12 @@ export class FileKernel implements KernelPort {
   }
 
   async listLivepatches(): Promise<LoadedLivepatch[]> {
-    return this.read().loaded.map(({ name, enabled, transition }) => ({ name, enabled, transition }));
+    const now = Date.now();
+    return this.read().loaded.map(({ name, enabled, transition, transitionUntil }) => ({
+      name,
+      enabled,
+      transition: transition && (transitionUntil === undefined || now < transitionUntil),
+    }));
   }
 
   async apply(args: { module: string; manifest: Manifest; timeoutMs: number }): Promise<KernelOpResult> {
@@ -93,7 +99,13 @@ export class FileKernel implements KernelPort {
       return { ok: false, code: 'HOST-LOAD-FAILED', reason, rolledBack: true };
     }
     s.loads.push({ name, sha256, at: new Date().toISOString() });
-    s.loaded.push({ name, enabled: true, transition: true, sha256 });
+    s.loaded.push({
+      name,
+      enabled: true,
+      transition: true,
+      sha256,
+      transitionUntil: Date.now() + s.transitionMs,
+    });
     this.write(s);
     await new Promise((r) => setTimeout(r, s.transitionMs));
     const t = this.read();
