@@ -136,11 +136,20 @@ export class ElfObject {
     this.file = file;
   }
 
+  private indexCache = new Map<ElfSection, number>();
+
   /** File index (1-based) of a section in the current layout; throws if it is not part of this object. */
   sectionIndex(section: ElfSection): number {
-    const i = this.sections.indexOf(section);
-    if (i < 0) throw new Error(`section ${section.name} is not part of this object`);
-    return i + 1;
+    const cached = this.indexCache.get(section);
+    if (cached !== undefined && this.sections[cached - 1] === section) return cached;
+    // `sections` changed since the cache was built: rebuild it (O(n) once per change, O(1) per lookup)
+    this.indexCache = new Map();
+    this.sections.forEach((s, i) => {
+      this.indexCache.set(s, i + 1);
+    });
+    const i = this.indexCache.get(section);
+    if (i === undefined) throw new Error(`section ${section.name} is not part of this object`);
+    return i;
   }
 
   /** The section with that file index in the current layout (1-based), or undefined. */
@@ -153,8 +162,10 @@ export class ElfObject {
     let at: number;
     if (after) at = this.sectionIndex(after);
     else {
-      const firstTail = this.sections.findIndex((s) => s.type === 2 || s === this.shstrtab || s.type === 18);
-      at = firstTail < 0 ? this.sections.length : firstTail;
+      // before the trailing symbol and string tables, as assemblers lay them out
+      const tail = (s: ElfSection) => s.type === 2 || s.type === 3 || s.type === 18;
+      at = this.sections.length;
+      while (at > 0 && tail(this.sections[at - 1]!)) at--;
     }
     this.sections.splice(at, 0, section);
     return section;

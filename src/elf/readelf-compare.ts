@@ -40,7 +40,11 @@ interface RSection {
 
 function parseSections(text: string): RSection[] {
   const out: RSection[] = [];
+  let inTable = false;
   for (const line of text.split('\n')) {
+    if (line.startsWith('Section Headers:')) inTable = true;
+    else if (line.startsWith('Key to Flags:')) inTable = false;
+    if (!inTable) continue;
     const m = /^\s+\[\s*(\d+)\]\s(.*)$/.exec(line);
     if (!m) continue;
     const t = m[2]!.trim().split(/\s+/);
