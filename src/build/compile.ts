@@ -14,10 +14,13 @@
  * searched for quoted includes (so `#include "internal.h"` still finds the tree's file).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative } from 'node:path';
 import { parse as parseShell } from 'shell-quote';
+import { z } from 'zod';
 import { fail, SutureError } from '../diagnostic.js';
+import { cacheRoot } from '../kernel/cache.js';
 
 export const SECTION_FLAGS = '-ffunction-sections -fdata-sections';
 
@@ -39,11 +42,42 @@ export interface KbuildRecipe {
 
 const recipeCache = new Map<string, KbuildRecipe>();
 
+const recipeSchema = z.object({
+  object: z.string(),
+  source: z.string(),
+  cc: z.array(z.string()).min(1),
+  objtool: z.array(z.string()).optional(),
+  module: z.boolean(),
+  modname: z.string().optional(),
+});
+
+/**
+ * Where a recipe is remembered across runs: keyed by the tree's path (a cache entry whose name changes
+ * whenever its content does), the object and our flags. `make -n` costs 1–4 s; a remembered one is free.
+ */
+function recipeFile(tree: string, object: string): string {
+  const key = createHash('sha256').update(`${tree}\0${object}\0${SECTION_FLAGS}`).digest('hex');
+  return join(cacheRoot(), 'recipes', `${key}.json`);
+}
+
 /** Ask kbuild (dry run, the tree is not touched) how it compiles `object`. */
 export function kbuildRecipe(tree: string, object: string): KbuildRecipe {
   const key = `${tree}\0${object}`;
   const cached = recipeCache.get(key);
   if (cached) return cached;
+  const file = recipeFile(tree, object);
+  if (existsSync(file)) {
+    let parsed: ReturnType<typeof recipeSchema.safeParse> | undefined;
+    try {
+      parsed = recipeSchema.safeParse(JSON.parse(readFileSync(file, 'utf8')));
+    } catch {
+      parsed = undefined; // a torn or foreign file: ask kbuild again
+    }
+    if (parsed?.success) {
+      recipeCache.set(key, parsed.data);
+      return parsed.data;
+    }
+  }
   const r = spawnSync('make', ['-C', tree, '-n', 'V=1', `KCFLAGS=${SECTION_FLAGS}`, object], {
     encoding: 'utf8',
     maxBuffer: 64 << 20,
@@ -59,6 +93,14 @@ export function kbuildRecipe(tree: string, object: string): KbuildRecipe {
   }
   const recipe = parseRecipe(out, object);
   recipeCache.set(key, recipe);
+  try {
+    mkdirSync(dirname(file), { recursive: true });
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify(recipe));
+    renameSync(tmp, file);
+  } catch {
+    // remembering is an optimisation: a read-only cache just means asking kbuild again next time
+  }
   return recipe;
 }
 
