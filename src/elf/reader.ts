@@ -234,7 +234,7 @@ export function parseSectionHeaders(
       checkRange(h.offset, h.size, fileSize, w(24, 'sh_offset'));
     if (h.index !== 0 && h.link >= shnum)
       elfFail('ELF-BAD-LINK', `sh_link = ${h.link} is not a section (there are ${shnum})`, w(40, 'sh_link'));
-    if (h.addralign > 1 && (h.addralign & (h.addralign - 1)) !== 0 && h.addralign < 2 ** 31)
+    if (h.addralign > 1 && !Number.isInteger(Math.log2(h.addralign)))
       elfFail('ELF-BAD-ALIGN', `sh_addralign = ${h.addralign} is not a power of two`, w(48, 'sh_addralign'));
   }
   if (shnum > 0) {

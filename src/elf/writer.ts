@@ -301,6 +301,11 @@ export function writeElf(obj: ElfObject): Uint8Array {
   }
   const shoff = align(off, 8);
   const total = shoff + shnum * SHDR_SIZE;
+  if (total > 2 ** 32)
+    fail('ELF-WRITE-TOO-LARGE', `the laid-out object would be ${total} bytes`, {
+      why: 'section alignments or sizes in the model are absurd (more than 4 GiB of output)',
+      hint: 'check sh_addralign and the sizes of NOBITS sections in the input object',
+    });
   const out = Buffer.alloc(total);
 
   // ELF header
