@@ -1,0 +1,48 @@
+/*
+ * The admin API's request bodies (`/admin/v1/…`), shared by the server and the CLI's admin client.
+ * Responses are the store's records (store.ts) as JSON. Every call needs the admin token as Bearer.
+ *
+ *   PUT  /admin/v1/artifacts/:sha256      module bytes (application/octet-stream) → { sha256, size }
+ *   POST /admin/v1/patches                PublishRequest → PatchRecord (201; 409 if already published)
+ *   GET  /admin/v1/patches                → PatchRecord[]        GET /admin/v1/patches/:id → PatchRecord
+ *   POST /admin/v1/patches/:id/promote    PromoteRequest → PatchRecord
+ *   POST /admin/v1/patches/:id/revoke     RevokeRequest → PatchRecord
+ *   POST /admin/v1/tokens                 TokenRequest → { token (shown once), ...TokenRecord } (201)
+ *   GET  /admin/v1/tokens | machines | machines/:id | kernels | audit | fleet
+ */
+import { z } from 'zod';
+import { tierSchema } from '../manifest/protocol.js';
+
+const cveSchema = z.string().regex(/^CVE-\d{4}-\d{4,}$/, 'CVE-YYYY-NNNN expected');
+
+export const publishRequestSchema = z
+  .object({
+    /** the manifest `suture build` wrote (parsed by the server with parseManifest) */
+    manifest: z.unknown(),
+    tier: tierSchema,
+    /** CVEs the patch fixes, merged into the manifest's list before signing */
+    cves: z.array(cveSchema).max(100).default([]),
+    /** shown on the dashboard; becomes the manifest's source.description before signing */
+    description: z.string().max(4000).optional(),
+  })
+  .strict();
+export type PublishRequest = z.input<typeof publishRequestSchema>;
+
+export const promoteRequestSchema = z.object({ tier: tierSchema }).strict();
+export const revokeRequestSchema = z.object({ reason: z.string().max(1000).default('') }).strict();
+
+export const tokenRequestSchema = z
+  .object({
+    tier: tierSchema,
+    note: z.string().max(200).default(''),
+    /** how many machines may enroll with it (unlimited when absent) */
+    maxUses: z.number().int().min(1).optional(),
+    /** hours until it expires (never when absent) */
+    expiresInHours: z
+      .number()
+      .min(0.01)
+      .max(24 * 3650)
+      .optional(),
+  })
+  .strict();
+export type TokenRequest = z.input<typeof tokenRequestSchema>;

@@ -1,0 +1,185 @@
+/*
+ * The HTTP server: fastify with the machine API (`/v1/…`), the admin API (`/admin/v1/…`), `/metrics`
+ * and the dashboard, over one Store, one ArtifactStore and the server's signing key.
+ *
+ * Every input edge parses before it touches anything: bodies through the zod schemas of protocol.ts
+ * (strict: unknown fields are a 400), secrets through their sha256 index. A request that fails
+ * parsing, size limits, rate limits or authentication is answered 4xx with an ErrorResponse before any
+ * statement runs, so bad input never changes the database.
+ */
+import rateLimit from '@fastify/rate-limit';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import { isSutureError } from '../diagnostic.js';
+import type { SigningKeyPair } from '../manifest/signature.js';
+import { registerAdminApi } from './admin-api.js';
+import type { ArtifactStore } from './artifacts.js';
+import { bearer, hashSecret } from './credentials.js';
+import { registerDashboard } from './dashboard.js';
+import { errorBody, HttpError, unauthorized } from './http-error.js';
+import { registerMachineApi } from './machine-api.js';
+import { registerMetrics } from './metrics.js';
+import { OfferCache } from './offer-cache.js';
+import type { Store } from './store.js';
+
+export interface Limits {
+  /** largest JSON body on the machine API (bytes) */
+  machineBody: number;
+  /** largest JSON body on the admin API (bytes) */
+  adminBody: number;
+  /** largest module upload (bytes) */
+  upload: number;
+  /** requests per minute: enrollments per client address, check-ins and reports per machine credential */
+  enrollPerMinute: number;
+  checkinPerMinute: number;
+  adminPerMinute: number;
+}
+
+export const defaultLimits: Limits = {
+  machineBody: 64 * 1024,
+  adminBody: 1024 * 1024,
+  upload: 64 * 1024 * 1024,
+  enrollPerMinute: 60,
+  checkinPerMinute: 60,
+  adminPerMinute: 600,
+};
+
+export interface AppOptions {
+  store: Store;
+  artifacts: ArtifactStore;
+  key: SigningKeyPair;
+  checkinIntervalSeconds?: number;
+  limits?: Partial<Limits>;
+  /** fastify logger (off by default; `suture server` turns it on) */
+  logger?: boolean;
+  /** how long another instance's publish may take to show in check-ins (ms) */
+  offerTtlMs?: number;
+}
+
+export interface ServerContext {
+  store: Store;
+  artifacts: ArtifactStore;
+  key: SigningKeyPair;
+  publicKey: string;
+  checkinIntervalSeconds: number;
+  limits: Limits;
+  offers: OfferCache;
+  /** sha256 of the admin token, re-read from the store so every instance agrees */
+  isAdmin(req: FastifyRequest): Promise<boolean>;
+  requireAdmin(req: FastifyRequest): Promise<string>;
+}
+
+const COOKIE = 'suture_admin';
+
+export function adminSecretFrom(req: FastifyRequest): string | undefined {
+  const b = bearer(req.headers.authorization);
+  if (b) return b;
+  const cookie = req.headers.cookie;
+  if (!cookie) return undefined;
+  for (const part of cookie.split(';')) {
+    const [k, ...v] = part.trim().split('=');
+    if (k === COOKIE) return decodeURIComponent(v.join('='));
+  }
+  return undefined;
+}
+
+export const adminCookie = (token: string) =>
+  `${COOKIE}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/; Max-Age=86400`;
+
+export async function buildApp(opts: AppOptions, publicKey: string): Promise<FastifyInstance> {
+  const limits: Limits = { ...defaultLimits, ...opts.limits };
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    bodyLimit: limits.adminBody,
+    trustProxy: false,
+    return503OnClosing: true,
+  });
+
+  let adminHash: { value: string | undefined; at: number } = { value: undefined, at: 0 };
+  const ctx: ServerContext = {
+    store: opts.store,
+    artifacts: opts.artifacts,
+    key: opts.key,
+    publicKey,
+    checkinIntervalSeconds: opts.checkinIntervalSeconds ?? 600,
+    limits,
+    offers: new OfferCache(opts.store, opts.offerTtlMs),
+    async isAdmin(req) {
+      const secret = adminSecretFrom(req);
+      if (!secret) return false;
+      if (Date.now() - adminHash.at > 1000) {
+        adminHash = { value: await opts.store.getSetting('admin_token_hash'), at: Date.now() };
+      }
+      return adminHash.value !== undefined && hashSecret(secret) === adminHash.value;
+    },
+    async requireAdmin(req) {
+      if (!(await ctx.isAdmin(req))) {
+        throw unauthorized(
+          adminSecretFrom(req) ? 'the admin token is wrong' : 'this call needs the admin token',
+          'pass --admin-token (or set SUTURE_ADMIN_TOKEN) to the token printed at the first start, stored in <data>/admin-token',
+        );
+      }
+      return `admin@${req.ip}`;
+    },
+  };
+
+  // uploads: hand the raw stream to the artifact store, which enforces size and hash itself
+  app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
+  // the dashboard's login form
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
+    done(null, Object.fromEntries(new URLSearchParams(String(body))));
+  });
+
+  await app.register(rateLimit, { global: false });
+
+  app.setErrorHandler((err, req, reply) => {
+    if (err instanceof HttpError) {
+      const d = err.diagnostic;
+      return reply.code(err.status).send(errorBody(d.code, d.message, d.hint, d.detail));
+    }
+    if (isSutureError(err)) {
+      const d = err.diagnostic;
+      const status = d.code === 'UPLOAD-TOO-LARGE' ? 413 : 400;
+      return reply.code(status).send(errorBody(d.code, d.message, d.hint, d.detail));
+    }
+    const e = err as { statusCode?: number; code?: string; message: string };
+    const status = e.statusCode ?? 500;
+    if (status === 429) {
+      return reply
+        .code(429)
+        .send(errorBody('RATE-LIMITED', e.message, 'slow down: retry after the time given'));
+    }
+    if (status === 413) {
+      return reply
+        .code(413)
+        .send(
+          errorBody('BODY-TOO-LARGE', `the request body is larger than this endpoint accepts`, undefined),
+        );
+    }
+    if (status === 415) {
+      return reply
+        .code(415)
+        .send(errorBody('CONTENT-TYPE', e.message, 'send JSON with Content-Type: application/json'));
+    }
+    if (status >= 400 && status < 500) {
+      const code =
+        e.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || /JSON/i.test(e.message)
+          ? 'JSON-INVALID'
+          : 'BAD-REQUEST';
+      return reply.code(status).send(errorBody(code, e.message));
+    }
+    req.log.error(err);
+    return reply.code(500).send(errorBody('INTERNAL', 'internal server error', 'see the server log'));
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    reply.code(404).send(errorBody('NOT-FOUND', `no such endpoint: ${req.method} ${req.url.split('?')[0]}`));
+  });
+
+  registerMachineApi(app, ctx);
+  registerAdminApi(app, ctx);
+  registerMetrics(app, ctx);
+  registerDashboard(app, ctx);
+  return app;
+}
+
+export { HttpError };

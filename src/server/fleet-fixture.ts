@@ -1,0 +1,137 @@
+/*
+ * Test fixture: fake patches and fake machines speaking the real wire protocol.
+ *
+ * A FakeMachine is what an agent looks like to the server — enroll, check in with a patch state,
+ * report, download — with every response parsed through protocol.ts, so the tests also prove the
+ * server answers what the agent will parse. `writePatch` makes a module file (random bytes standing in
+ * for a .ko; the server never loads it) and its manifest. Used by the server's tests and benchmark.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type Manifest, parseManifest } from '../manifest/manifest.js';
+import {
+  type CheckinResponse,
+  checkinResponseSchema,
+  type EnrollResponse,
+  enrollResponseSchema,
+  type KernelIdentity,
+  machineApi,
+  type PatchStatus,
+  type ReportRequest,
+} from '../manifest/protocol.js';
+
+export const RELEASE = '6.1.0-53-cloud-amd64';
+export const BUILD_ID = '1f2e3d4c5b6a79880123456789abcdef01234567';
+export const OTHER_BUILD_ID = 'ffffffffffffffffffffffffffffffffffffffff';
+
+export interface WrittenPatch {
+  module: string;
+  manifestPath: string;
+  manifest: Manifest;
+  bytes: Buffer;
+}
+
+export async function writePatch(
+  dir: string,
+  opts: {
+    name: string;
+    version?: string;
+    buildId?: string;
+    release?: string;
+    cves?: string[];
+    size?: number;
+  },
+): Promise<WrittenPatch> {
+  const bytes = randomBytes(opts.size ?? 4096);
+  const module = join(
+    dir,
+    `livepatch-${opts.name}-${opts.version ?? '1'}-${(opts.buildId ?? BUILD_ID).slice(0, 6)}.ko`,
+  );
+  await writeFile(module, bytes);
+  const manifest = parseManifest({
+    schema: 1,
+    name: opts.name,
+    version: opts.version ?? '1',
+    kernel: { release: opts.release ?? RELEASE, buildId: opts.buildId ?? BUILD_ID },
+    replace: true,
+    objects: [
+      { name: 'vmlinux', functions: [{ name: 'cmdline_proc_show', sympos: 0, file: 'fs/proc/cmdline.c' }] },
+    ],
+    module: {
+      file: `livepatch-${opts.name}.ko`,
+      sha256: createHash('sha256').update(bytes).digest('hex'),
+      name: `livepatch_${opts.name.replace(/-/g, '_')}`,
+    },
+    cves: opts.cves ?? [],
+    tool: { name: 'suture', version: '0.1.0' },
+  });
+  const manifestPath = join(
+    dir,
+    `manifest-${opts.name}-${opts.version ?? '1'}-${(opts.buildId ?? BUILD_ID).slice(0, 6)}.json`,
+  );
+  await writeFile(manifestPath, JSON.stringify(manifest, null, 2));
+  return { module, manifestPath, manifest, bytes };
+}
+
+export class FakeMachine {
+  enrollment?: EnrollResponse;
+  patches: PatchStatus[] = [];
+
+  constructor(
+    readonly server: string,
+    readonly hostname: string,
+    readonly kernel: KernelIdentity = { release: RELEASE, buildId: BUILD_ID },
+  ) {}
+
+  get id(): string {
+    if (!this.enrollment) throw new Error('not enrolled');
+    return this.enrollment.machineId;
+  }
+
+  private headers(): Record<string, string> {
+    if (!this.enrollment) throw new Error('not enrolled');
+    return { authorization: `Bearer ${this.enrollment.credential}`, 'content-type': 'application/json' };
+  }
+
+  async enroll(token: string): Promise<EnrollResponse> {
+    const res = await fetch(this.server + machineApi.enroll, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ token, hostname: this.hostname, kernel: this.kernel, agentVersion: 'fake-1' }),
+    });
+    if (res.status !== 201) throw new Error(`enroll: HTTP ${res.status} ${await res.text()}`);
+    this.enrollment = enrollResponseSchema.parse(await res.json());
+    return this.enrollment;
+  }
+
+  async checkin(): Promise<CheckinResponse> {
+    const res = await fetch(this.server + machineApi.checkin, {
+      method: 'POST',
+      headers: this.headers(),
+      body: JSON.stringify({
+        kernel: this.kernel,
+        hostname: this.hostname,
+        agentVersion: 'fake-1',
+        patches: this.patches,
+      }),
+    });
+    if (res.status !== 200) throw new Error(`checkin: HTTP ${res.status} ${await res.text()}`);
+    return checkinResponseSchema.parse(await res.json());
+  }
+
+  async report(status: PatchStatus, action: ReportRequest['action'] = 'apply'): Promise<void> {
+    this.patches = [...this.patches.filter((p) => p.patchId !== status.patchId), status];
+    const res = await fetch(this.server + machineApi.report, {
+      method: 'POST',
+      headers: this.headers(),
+      body: JSON.stringify({ kernel: this.kernel, status, action }),
+    });
+    if (res.status !== 200) throw new Error(`report: HTTP ${res.status} ${await res.text()}`);
+  }
+
+  async download(patchId: string): Promise<{ status: number; bytes: Buffer }> {
+    const res = await fetch(this.server + machineApi.module(patchId), { headers: this.headers() });
+    return { status: res.status, bytes: Buffer.from(await res.arrayBuffer()) };
+  }
+}

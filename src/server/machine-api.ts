@@ -1,0 +1,152 @@
+/*
+ * The machine API (`/v1/…`): what agents talk to. See src/manifest/protocol.ts for the contract.
+ *
+ * A machine authenticates with its own credential (Bearer); it can only ever read its own offer list
+ * and download modules offered to it — a patch for another kernel build or another tier is a 404 to it.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import {
+  checkinRequestSchema,
+  type EnrollResponse,
+  enrollRequestSchema,
+  machineApi,
+  patchIdSchema,
+  reportRequestSchema,
+} from '../manifest/protocol.js';
+import type { ServerContext } from './app.js';
+import { bearer, hashSecret, newId, newSecret } from './credentials.js';
+import { HttpError, invalidRequest, unauthorized } from './http-error.js';
+
+const noCredential = () =>
+  unauthorized(
+    'this call needs the machine credential (Authorization: Bearer …)',
+    'enroll first (`suture agent enable TOKEN --server URL`)',
+  );
+const badCredential = () =>
+  unauthorized(
+    'the machine credential is not known to this server',
+    're-enroll the machine with a fresh token',
+  );
+
+function credentialHash(req: FastifyRequest): string {
+  const c = bearer(req.headers.authorization);
+  if (!c) throw noCredential();
+  return hashSecret(c);
+}
+
+export function registerMachineApi(app: FastifyInstance, ctx: ServerContext): void {
+  const { store, limits } = ctx;
+  const perCredential = {
+    max: limits.checkinPerMinute,
+    timeWindow: 60_000,
+    keyGenerator: (req: FastifyRequest) => req.headers.authorization ?? req.ip,
+  };
+
+  app.post(
+    machineApi.enroll,
+    {
+      bodyLimit: limits.machineBody,
+      config: { rateLimit: { max: limits.enrollPerMinute, timeWindow: 60_000 } },
+    },
+    async (req, reply) => {
+      const r = enrollRequestSchema.safeParse(req.body);
+      if (!r.success) throw invalidRequest('the enrollment request', r.error);
+      const credential = newSecret('machine');
+      const machineId = newId('m');
+      const out = await store.enroll({
+        tokenHash: hashSecret(r.data.token),
+        machineId,
+        credentialHash: hashSecret(credential),
+        hostname: r.data.hostname,
+        kernelRelease: r.data.kernel.release,
+        buildId: r.data.kernel.buildId,
+        agentVersion: r.data.agentVersion,
+        now: new Date().toISOString(),
+      });
+      if (!out.ok) {
+        const why = {
+          unknown: 'the enrollment token is not known to this server',
+          revoked: 'the enrollment token was revoked',
+          expired: 'the enrollment token has expired',
+          exhausted: 'the enrollment token has been used as often as it allows',
+        }[out.reason];
+        throw new HttpError(403, 'TOKEN-INVALID', why, {
+          hint: 'ask the operator for a token (`suture token create --tier …`)',
+        });
+      }
+      const body: EnrollResponse = {
+        machineId,
+        credential,
+        serverPublicKey: ctx.publicKey,
+        tier: out.tier,
+        checkinIntervalSeconds: ctx.checkinIntervalSeconds,
+      };
+      return reply.code(201).send(body);
+    },
+  );
+
+  app.post(
+    machineApi.checkin,
+    { bodyLimit: limits.machineBody, config: { rateLimit: perCredential } },
+    async (req, reply) => {
+      const hash = credentialHash(req);
+      const r = checkinRequestSchema.safeParse(req.body);
+      if (!r.success) throw invalidRequest('the check-in', r.error);
+      const m = await store.checkin(hash, r.data, new Date().toISOString());
+      if (!m) throw badCredential();
+      const o = await ctx.offers.get(m.kernelRelease, m.buildId, m.tier);
+      // pre-serialised offer lists: the check-in's hot path is one UPDATE and this concatenation
+      const body = `{"machineId":${JSON.stringify(m.id)},"tier":${JSON.stringify(m.tier)},"offered":${o.offeredJson},"revoked":${o.revokedJson},"nextCheckinSeconds":${ctx.checkinIntervalSeconds}}`;
+      return reply.type('application/json; charset=utf-8').send(body);
+    },
+  );
+
+  app.post(
+    machineApi.report,
+    { bodyLimit: limits.machineBody, config: { rateLimit: perCredential } },
+    async (req) => {
+      const hash = credentialHash(req);
+      const r = reportRequestSchema.safeParse(req.body);
+      if (!r.success) throw invalidRequest('the report', r.error);
+      const m = await store.report(hash, r.data, new Date().toISOString());
+      if (m === undefined) throw badCredential();
+      if (m === 'unknown-patch') {
+        throw new HttpError(
+          404,
+          'PATCH-UNKNOWN',
+          `patch ${r.data.status.patchId} is not known to this server`,
+        );
+      }
+      return { ok: true as const };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/patches/:id/module',
+    { config: { rateLimit: perCredential } },
+    async (req, reply) => {
+      const hash = credentialHash(req);
+      const id = patchIdSchema.safeParse(req.params.id);
+      if (!id.success) throw invalidRequest('the patch id', id.error);
+      const m = await store.machineByCredential(hash);
+      if (!m) throw badCredential();
+      const p = await store.getPatch(id.data);
+      const visible =
+        p &&
+        !p.revokedAt &&
+        p.kernelRelease === m.kernelRelease &&
+        p.buildId === m.buildId &&
+        p.tiers.includes(m.tier);
+      if (!p || !visible) {
+        throw new HttpError(404, 'PATCH-NOT-OFFERED', `patch ${id.data} is not offered to this machine`, {
+          hint: 'download only what the last check-in offered',
+        });
+      }
+      return reply
+        .type('application/octet-stream')
+        .header('content-length', p.size)
+        .header('x-suture-sha256', p.sha256)
+        .send(ctx.artifacts.read(p.sha256));
+    },
+  );
+}

@@ -1,0 +1,96 @@
+/*
+ * `/metrics`: the fleet in Prometheus text exposition format (version 0.0.4), computed from the store
+ * at scrape time, so every instance behind a load balancer reports the same numbers.
+ *
+ *   suture_machines{tier,state}                      machines by summary patch state
+ *   suture_machine_checkins_total                    check-ins received (sum over machines)
+ *   suture_patch_apply_failures_total{patch,name}    failed applies reported by agents
+ *   suture_patch_machines{patch,name,tier,state}     machines per patch, tier and patch state
+ *   suture_patch_rollout_ratio{patch,name,tier}      applied / eligible machines (exact kernel, tier)
+ *   suture_patches{state}                            published patches, active or revoked
+ *
+ * No secrets, hostnames or machine ids appear here: only counts, tiers and patch ids.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { ServerContext } from './app.js';
+import type { Store } from './store.js';
+
+function esc(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+function labels(l: Record<string, string>): string {
+  const parts = Object.entries(l).map(([k, v]) => `${k}="${esc(v)}"`);
+  return parts.length ? `{${parts.join(',')}}` : '';
+}
+
+export async function renderMetrics(store: Store): Promise<string> {
+  const [fleet, rollout, counters, patches] = await Promise.all([
+    store.fleet(),
+    store.rollout(),
+    store.counters(),
+    store.listPatches(),
+  ]);
+  const names = new Map(patches.map((p) => [p.id, p.name]));
+  const out: string[] = [];
+  const family = (name: string, type: 'gauge' | 'counter', help: string) => {
+    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+  };
+
+  family(
+    'suture_machines',
+    'gauge',
+    'Enrolled machines by tier and summary patch state (failed > transition > applied > none).',
+  );
+  const byTierState = new Map<string, number>();
+  for (const f of fleet) {
+    const k = `${f.tier}\0${f.state}`;
+    byTierState.set(k, (byTierState.get(k) ?? 0) + f.machines);
+  }
+  for (const [k, n] of [...byTierState].sort()) {
+    const [tier = '', state = ''] = k.split('\0');
+    out.push(`suture_machines${labels({ tier, state })} ${n}`);
+  }
+
+  family('suture_machine_checkins_total', 'counter', 'Check-ins received from all machines.');
+  out.push(`suture_machine_checkins_total ${counters.checkins}`);
+
+  family('suture_patch_apply_failures_total', 'counter', 'Failed applies reported by agents, per patch.');
+  for (const f of counters.applyFailures) {
+    out.push(
+      `suture_patch_apply_failures_total${labels({ patch: f.patchId, name: names.get(f.patchId) ?? '' })} ${f.n}`,
+    );
+  }
+
+  family('suture_patch_machines', 'gauge', 'Machines per patch, tier and patch state.');
+  for (const r of rollout) {
+    const name = names.get(r.patchId) ?? '';
+    for (const state of ['applied', 'transition', 'failed', 'reverted'] as const) {
+      out.push(`suture_patch_machines${labels({ patch: r.patchId, name, tier: r.tier, state })} ${r[state]}`);
+    }
+  }
+
+  family(
+    'suture_patch_rollout_ratio',
+    'gauge',
+    'Share of eligible machines (exact kernel, tier) that applied the patch.',
+  );
+  for (const r of rollout) {
+    const ratio = r.eligible ? r.applied / r.eligible : 0;
+    out.push(
+      `suture_patch_rollout_ratio${labels({ patch: r.patchId, name: names.get(r.patchId) ?? '', tier: r.tier })} ${ratio}`,
+    );
+  }
+
+  family('suture_patches', 'gauge', 'Published patches by state.');
+  const revoked = patches.filter((p) => p.revokedAt).length;
+  out.push(`suture_patches${labels({ state: 'active' })} ${patches.length - revoked}`);
+  out.push(`suture_patches${labels({ state: 'revoked' })} ${revoked}`);
+  return `${out.join('\n')}\n`;
+}
+
+export function registerMetrics(app: FastifyInstance, ctx: ServerContext): void {
+  app.get('/metrics', async (_req, reply) =>
+    reply.type('text/plain; version=0.0.4; charset=utf-8').send(await renderMetrics(ctx.store)),
+  );
+}

@@ -1,0 +1,143 @@
+/*
+ * Starting a Suture server: open the store, the artifact store and the signing key, then listen.
+ *
+ * First start: creates the ed25519 signing key and the admin token. The key is kept in the database
+ * (settings table) so that every instance sharing a PostgreSQL database signs with the same key; the
+ * public key is also written to `<data>/signing-key.pub` for operators. The admin token is printed
+ * once and written to `<data>/admin-token` (mode 0600); only its sha256 is stored. `--admin-token`
+ * sets (or replaces) it explicitly.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { SutureError } from '../diagnostic.js';
+import {
+  generateSigningKey,
+  privateKeyFromPem,
+  privateKeyToPem,
+  publicKeyToBase64,
+  type SigningKeyPair,
+} from '../manifest/signature.js';
+import { buildApp, type Limits } from './app.js';
+import { ArtifactStore } from './artifacts.js';
+import { hashSecret, newSecret } from './credentials.js';
+import { openStore, type Store } from './store.js';
+
+export interface ServerOptions {
+  /** data directory: SQLite file, artifacts, admin-token, signing-key.pub */
+  dataDir: string;
+  /** `postgres://…`; default: SQLite at `<data>/suture.db` */
+  database?: string;
+  host?: string;
+  /** 0 = any free port */
+  port?: number;
+  adminToken?: string;
+  checkinIntervalSeconds?: number;
+  limits?: Partial<Limits>;
+  logger?: boolean;
+  offerTtlMs?: number;
+}
+
+export interface RunningServer {
+  app: FastifyInstance;
+  store: Store;
+  url: string;
+  publicKey: string;
+  /** set when this start created the admin token */
+  createdAdminToken?: string;
+  close(): Promise<void>;
+}
+
+async function signingKey(store: Store): Promise<SigningKeyPair> {
+  const fresh = privateKeyToPem(generateSigningKey().privateKey);
+  const pem = await store.setSettingIfAbsent('signing_key_pem', fresh);
+  return privateKeyFromPem(pem);
+}
+
+export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  await mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
+  const database = opts.database ?? join(opts.dataDir, 'suture.db');
+  let store: Store;
+  try {
+    store = await openStore(database);
+  } catch (e) {
+    throw new SutureError({
+      code: 'SERVER-DATABASE',
+      message: `cannot open the database ${database.replace(/\/\/[^@/]*@/, '//…@')}: ${(e as Error).message}`,
+      hint: 'check --database (postgres://user:pass@host:port/db) or the permissions of --data',
+    });
+  }
+  try {
+    const artifacts = new ArtifactStore(opts.dataDir);
+    await artifacts.init();
+    const key = await signingKey(store);
+    const publicKey = publicKeyToBase64(key.publicKey);
+    await writeFile(join(opts.dataDir, 'signing-key.pub'), `${publicKey}\n`);
+
+    let createdAdminToken: string | undefined;
+    if (opts.adminToken) {
+      if (opts.adminToken.length < 16) {
+        throw new SutureError({
+          code: 'SERVER-ADMIN-TOKEN',
+          message: 'the admin token must be at least 16 characters',
+          hint: 'omit --admin-token to have one generated',
+        });
+      }
+      await store.setSetting('admin_token_hash', hashSecret(opts.adminToken));
+    } else if (!(await store.getSetting('admin_token_hash'))) {
+      const token = newSecret('admin');
+      const stored = await store.setSettingIfAbsent('admin_token_hash', hashSecret(token));
+      if (stored === hashSecret(token)) {
+        createdAdminToken = token;
+        await writeFile(join(opts.dataDir, 'admin-token'), `${token}\n`, { mode: 0o600 });
+      }
+    }
+
+    const app = await buildApp(
+      {
+        store,
+        artifacts,
+        key,
+        checkinIntervalSeconds: opts.checkinIntervalSeconds,
+        limits: opts.limits,
+        logger: opts.logger,
+        offerTtlMs: opts.offerTtlMs,
+      },
+      publicKey,
+    );
+    const host = opts.host ?? '127.0.0.1';
+    await app.listen({ host, port: opts.port ?? 0 });
+    const addr = app.server.address();
+    const port = typeof addr === 'object' && addr ? addr.port : opts.port;
+    const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    const out: RunningServer = {
+      app,
+      store,
+      url,
+      publicKey,
+      async close() {
+        await app.close();
+        await store.close();
+      },
+    };
+    if (createdAdminToken) out.createdAdminToken = createdAdminToken;
+    return out;
+  } catch (e) {
+    await store.close().catch(() => {});
+    throw e;
+  }
+}
+
+/** `ADDR` as `host:port`, `:port`, `port` or `[v6]:port`. */
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*))?:?(\d+)$/.exec(listen.trim());
+  const port = m ? Number(m[3]) : Number.NaN;
+  if (!m || !(port >= 0 && port < 65536)) {
+    throw new SutureError({
+      code: 'SERVER-LISTEN',
+      message: `cannot parse --listen ${listen}`,
+      hint: 'use HOST:PORT, e.g. 127.0.0.1:7070 or 0.0.0.0:7070',
+    });
+  }
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+}
