@@ -166,80 +166,90 @@ async function openSource(
  * resuming one left by a killed process, verifies size and SHA256, then renames into place.
  * A mismatch throws BLOB-CORRUPT and deletes the partial, so the next run starts clean.
  */
-export async function ensureBlob(root: string, spec: BlobSpec, onBytes?: BytesProgress): Promise<string> {
+export async function ensureBlob(
+  root: string,
+  spec: BlobSpec,
+  onBytes?: BytesProgress,
+  staleMs?: number,
+): Promise<string> {
   if (!/^[0-9a-f]{64}$/.test(spec.sha256)) fail('BLOB-BAD-HASH', `not a SHA256: ${spec.sha256}`);
   const final = blobPath(root, spec.sha256);
   if (existsSync(final)) return final;
   const partialDir = join(root, 'blobs', 'partial');
   mkdirs(join(root, 'blobs', 'sha256'), partialDir);
-  return withLock(root, `blob-${spec.sha256}`, async () => {
-    if (existsSync(final)) return final;
-    const part = join(partialDir, `${spec.sha256}.part`);
-    for (let attempt = 0; ; attempt++) {
-      const hash = createHash('sha256');
-      let have = 0;
-      if (existsSync(part)) {
-        if (statSync(part).size > spec.size) await unlink(part);
-        else have = await hashFile(part, hash);
-      }
-      const src = await openSource(spec.uri, have);
-      let done = src.start;
-      // if the server ignored the range request, start over with a fresh hash
-      const h = src.start === 0 ? createHash('sha256') : hash;
-      onBytes?.(done, spec.size);
-      const counter = new Transform({
-        transform(chunk: Buffer, _enc, cb) {
-          h.update(chunk);
-          done += chunk.length;
-          if (done > spec.size) {
-            cb(
-              new SutureError({
-                code: 'BLOB-CORRUPT',
-                message: `${spec.name} is larger than the ${spec.size} bytes apt's metadata promises`,
-              }),
-            );
-            return;
-          }
-          onBytes?.(done, spec.size);
-          cb(null, chunk);
-        },
-      });
-      try {
-        await pipeline(src.body, counter, createWriteStream(part, { flags: src.start > 0 ? 'a' : 'w' }));
-      } catch (e) {
-        if (e instanceof SutureError) {
-          await rm(part, { force: true });
-          throw e;
+  return withLock(
+    root,
+    `blob-${spec.sha256}`,
+    async () => {
+      if (existsSync(final)) return final;
+      const part = join(partialDir, `${spec.sha256}.part`);
+      for (let attempt = 0; ; attempt++) {
+        const hash = createHash('sha256');
+        let have = 0;
+        if (existsSync(part)) {
+          if (statSync(part).size > spec.size) await unlink(part);
+          else have = await hashFile(part, hash);
         }
-        fail(
-          'DOWNLOAD-FAILED',
-          `download of ${spec.name} broke off after ${done} bytes: ${(e as Error).message}`,
-          {
-            hint: 'run the command again: the download resumes where it stopped',
+        const src = await openSource(spec.uri, have);
+        let done = src.start;
+        // if the server ignored the range request, start over with a fresh hash
+        const h = src.start === 0 ? createHash('sha256') : hash;
+        onBytes?.(done, spec.size);
+        const counter = new Transform({
+          transform(chunk: Buffer, _enc, cb) {
+            h.update(chunk);
+            done += chunk.length;
+            if (done > spec.size) {
+              cb(
+                new SutureError({
+                  code: 'BLOB-CORRUPT',
+                  message: `${spec.name} is larger than the ${spec.size} bytes apt's metadata promises`,
+                }),
+              );
+              return;
+            }
+            onBytes?.(done, spec.size);
+            cb(null, chunk);
           },
-        );
+        });
+        try {
+          await pipeline(src.body, counter, createWriteStream(part, { flags: src.start > 0 ? 'a' : 'w' }));
+        } catch (e) {
+          if (e instanceof SutureError) {
+            await rm(part, { force: true });
+            throw e;
+          }
+          fail(
+            'DOWNLOAD-FAILED',
+            `download of ${spec.name} broke off after ${done} bytes: ${(e as Error).message}`,
+            {
+              hint: 'run the command again: the download resumes where it stopped',
+            },
+          );
+        }
+        const got = h.digest('hex');
+        if (done === spec.size && got === spec.sha256) {
+          const fh = await open(part, 'r');
+          await fh.sync();
+          await fh.close();
+          await rename(part, final);
+          return final;
+        }
+        await rm(part, { force: true });
+        // A resumed download may have glued onto bad bytes: redo it once from zero before giving up.
+        if (src.start > 0 && attempt === 0) continue;
+        fail('BLOB-CORRUPT', `${spec.name} does not match apt's metadata`, {
+          detail: [
+            `expected ${spec.size} bytes, sha256 ${spec.sha256}`,
+            `got      ${done} bytes, sha256 ${got}`,
+          ],
+          why: 'a corrupt or tampered package must never be extracted',
+          hint: 'the partial download was deleted; run `apt-get update` and try again',
+        });
       }
-      const got = h.digest('hex');
-      if (done === spec.size && got === spec.sha256) {
-        const fh = await open(part, 'r');
-        await fh.sync();
-        await fh.close();
-        await rename(part, final);
-        return final;
-      }
-      await rm(part, { force: true });
-      // A resumed download may have glued onto bad bytes: redo it once from zero before giving up.
-      if (src.start > 0 && attempt === 0) continue;
-      fail('BLOB-CORRUPT', `${spec.name} does not match apt's metadata`, {
-        detail: [
-          `expected ${spec.size} bytes, sha256 ${spec.sha256}`,
-          `got      ${done} bytes, sha256 ${got}`,
-        ],
-        why: 'a corrupt or tampered package must never be extracted',
-        hint: 'the partial download was deleted; run `apt-get update` and try again',
-      });
-    }
-  });
+    },
+    staleMs,
+  );
 }
 
 export interface EntryOptions {
@@ -248,6 +258,8 @@ export interface EntryOptions {
    * name that never moves and published by swapping a symlink; true: built in staging, then renamed.
    */
   relocatable: boolean;
+  /** how long a dead holder's lock lives before it is taken over (default 20 s) */
+  staleMs?: number;
 }
 
 /** Resolve an entry name to its directory if it is complete, else undefined. */
@@ -274,36 +286,41 @@ export async function ensureEntry(
     lstatSync(published).isSymbolicLink() ? join(entries, readlinkSync(published)) : published;
   if (existsSync(published)) return physical();
   mkdirs(staging);
-  return withLock(root, `entry-${name}`, async () => {
-    if (existsSync(published)) return physical();
-    // We hold the lock: anything left for this name was left by a dead process.
-    await removeLeftovers(entries, staging, name);
-    if (opts.relocatable) {
-      const tmp = join(staging, `${name}.${tag()}`);
-      mkdirs(tmp);
+  return withLock(
+    root,
+    `entry-${name}`,
+    async () => {
+      if (existsSync(published)) return physical();
+      // We hold the lock: anything left for this name was left by a dead process.
+      await removeLeftovers(entries, staging, name);
+      if (opts.relocatable) {
+        const tmp = join(staging, `${name}.${tag()}`);
+        mkdirs(tmp);
+        try {
+          await build(tmp);
+        } catch (e) {
+          await rm(tmp, { recursive: true, force: true });
+          throw e;
+        }
+        await rename(tmp, published);
+        return published;
+      }
+      const unique = `${name}.@${tag()}`;
+      const dir = join(entries, unique);
+      mkdirs(dir);
       try {
-        await build(tmp);
+        await build(dir);
       } catch (e) {
-        await rm(tmp, { recursive: true, force: true });
+        await rm(dir, { recursive: true, force: true });
         throw e;
       }
-      await rename(tmp, published);
-      return published;
-    }
-    const unique = `${name}.@${tag()}`;
-    const dir = join(entries, unique);
-    mkdirs(dir);
-    try {
-      await build(dir);
-    } catch (e) {
-      await rm(dir, { recursive: true, force: true });
-      throw e;
-    }
-    const link = join(staging, `${name}.link.${tag()}`);
-    await symlink(unique, link);
-    await rename(link, published); // atomic: readers see no entry or the finished one
-    return dir;
-  });
+      const link = join(staging, `${name}.link.${tag()}`);
+      await symlink(unique, link);
+      await rename(link, published); // atomic: readers see no entry or the finished one
+      return dir;
+    },
+    opts.staleMs,
+  );
 }
 
 async function removeLeftovers(entries: string, staging: string, name: string): Promise<void> {
