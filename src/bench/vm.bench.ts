@@ -8,7 +8,6 @@
  * - initramfs layer sizes (compressed) against what they hold uncompressed, and assembling the Node
  *   image from a warm cache against building its layers cold.
  */
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +16,7 @@ import { defaultRelease, type KernelTarget } from '../kernel/target.js';
 import { CpioArchive } from '../vm/cpio.js';
 import { bootVm } from '../vm/index.js';
 import { assembleInitramfs, BUSYBOX, nodeRuntimeFiles, sutureFiles } from '../vm/initramfs.js';
-import { QEMU, qemuArgs } from '../vm/qemu.js';
+import { qemuArgs, spawnQemu } from '../vm/qemu.js';
 import { type Benchmark, median, timeRuns } from './harness.js';
 
 const MB = 1024 * 1024;
@@ -25,7 +24,7 @@ const MB = 1024 * 1024;
 async function bareBoot(kernel: KernelTarget, initrd: string): Promise<void> {
   const args = qemuArgs({ vmlinuz: kernel.vmlinuz, initrd, memoryMb: 512, net: false, interactive: false });
   await new Promise<void>((resolve, reject) => {
-    const c = spawn(QEMU, args, { stdio: 'ignore' });
+    const c = spawnQemu(args, 'ignore');
     const t = setTimeout(() => c.kill('SIGKILL'), 120_000);
     c.once('error', reject);
     c.once('exit', (code) => {

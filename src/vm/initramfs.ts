@@ -88,6 +88,9 @@ async function statKey(files: readonly string[]): Promise<string> {
   return rows.join('\n');
 }
 
+/** layers being built by this process, so sessions booting at once compress a layer only once */
+const building = new Map<string, Promise<Layer>>();
+
 async function cachedLayer(
   name: Layer['name'],
   key: string,
@@ -96,10 +99,20 @@ async function cachedLayer(
   const dir = join(vmCacheDir(), 'layers');
   const path = join(dir, `${name}-${sha(LAYOUT, name, key).slice(0, 32)}.cpio.gz`);
   if (existsSync(path)) return { name, path, bytes: (await stat(path)).size, cached: true };
-  await mkdir(dir, { recursive: true });
-  const archive = await build();
-  await archive.writeGzip(path);
-  return { name, path, bytes: (await stat(path)).size, cached: false };
+  const inflight = building.get(path);
+  if (inflight) return inflight;
+  const p = (async (): Promise<Layer> => {
+    await mkdir(dir, { recursive: true });
+    const archive = await build();
+    await archive.writeGzip(path);
+    return { name, path, bytes: (await stat(path)).size, cached: false };
+  })();
+  building.set(path, p);
+  try {
+    return await p;
+  } finally {
+    building.delete(path);
+  }
 }
 
 /** Static busybox + /init. */

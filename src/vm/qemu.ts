@@ -4,13 +4,14 @@
  * TCG only (KVM does not work on our build machines), one CPU, no default devices. ttyS0 is the
  * kernel console, ttyS1 the command channel (a Unix socket QEMU connects to as a client; see guest.ts).
  * `panic=-1` with `-no-reboot` turns a kernel panic into QEMU exiting, so a dead kernel never looks
- * like a hang. Every QEMU we start is killed when this process exits, however it exits.
+ * like a hang. Every QEMU we start is killed when this process exits, however it exits (spawnQemu).
  */
-import { type ChildProcess, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fail } from '../diagnostic.js';
 
 export const QEMU = process.env.SUTURE_QEMU ?? 'qemu-system-x86_64';
+const SETPRIV = '/usr/bin/setpriv';
 
 export interface QemuSpec {
   vmlinuz: string;
@@ -61,17 +62,24 @@ export function checkKernelImage(vmlinuz: string): void {
 
 const running = new Set<ChildProcess>();
 
-export function track(child: ChildProcess): void {
-  running.add(child);
-  child.once('exit', () => running.delete(child));
+function killAll(): void {
+  for (const c of running) c.kill('SIGKILL');
 }
 
-process.once('exit', () => {
-  for (const c of running) c.kill('SIGKILL');
-});
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    for (const c of running) c.kill('SIGKILL');
-    process.kill(process.pid, sig);
+/**
+ * QEMU must never outlive us, however we die (a test runner's SIGKILL included): it is started under
+ * `setpriv --pdeathsig KILL`, so the kernel kills it when this process goes. The exit hook covers the
+ * normal case without waiting for that.
+ */
+export function spawnQemu(args: string[], stdio: 'pipe' | 'inherit' | 'ignore'): ChildProcess {
+  const child = existsSync(SETPRIV)
+    ? spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', QEMU, ...args], { stdio })
+    : spawn(QEMU, args, { stdio });
+  running.add(child);
+  if (running.size === 1) process.on('exit', killAll);
+  child.once('exit', () => {
+    running.delete(child);
+    if (running.size === 0) process.off('exit', killAll);
   });
+  return child;
 }

@@ -7,7 +7,7 @@
  * the kernel dies (panic → QEMU exits); pending commands then fail with the reason and the trace.
  * Sessions share nothing but the cache, so several run side by side.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -20,7 +20,7 @@ import { MARK } from './guest.js';
 import { assembleInitramfs, type Initramfs } from './initramfs.js';
 import type { ExecOptions, ExecResult, VmOptions } from './options.js';
 import { findProblems, type KernelProblem, worstProblem } from './problems.js';
-import { checkKernelImage, checkQemu, QEMU, qemuArgs, track } from './qemu.js';
+import { checkKernelImage, checkQemu, qemuArgs, spawnQemu } from './qemu.js';
 
 const DEFAULT_SESSION_TIMEOUT = 600_000;
 const DEFAULT_BOOT_TIMEOUT = 180_000;
@@ -145,9 +145,8 @@ export class VmSession {
       interactive: false,
     });
     this.startedAt = performance.now();
-    const child = spawn(QEMU, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawnQemu(args, 'pipe');
     this.child = child;
-    track(child);
     const dec = new StringDecoder('utf8');
     child.stdout!.on('data', (b: Buffer) => this.onConsole(dec.write(b)));
     child.stderr!.on('data', (b: Buffer) => {

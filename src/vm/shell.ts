@@ -2,14 +2,13 @@
  * An interactive VM for a person: the console is this terminal (QEMU in raw mode, Ctrl-A x quits,
  * Ctrl-A c toggles QEMU's monitor), /init starts a shell on it, leaving the shell powers the VM off.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { assembleInitramfs } from './initramfs.js';
 import type { VmOptions } from './options.js';
-import { checkKernelImage, checkQemu, QEMU, qemuArgs, track } from './qemu.js';
+import { checkKernelImage, checkQemu, qemuArgs, spawnQemu } from './qemu.js';
 
 /** Run until the guest powers off or QEMU is quit; resolves with QEMU's exit status. */
 export async function shellVm(
@@ -38,8 +37,7 @@ export async function shellVm(
       net: opts.net === true,
       interactive: true,
     });
-    const child = spawn(QEMU, args, { stdio: 'inherit' });
-    track(child);
+    const child = spawnQemu(args, 'inherit');
     return await new Promise<number>((res) => child.once('exit', (code) => res(code ?? 1)));
   } finally {
     rmSync(workDir, { recursive: true, force: true });
