@@ -397,7 +397,7 @@ export class SqlStore implements Store {
       created_at: string;
       revoked_at: string | null;
     }>(
-      'SELECT id, tier, note, max_uses, uses, expires_at, created_at, revoked_at FROM tokens ORDER BY created_at',
+      'SELECT id, tier, note, max_uses, uses, expires_at, created_at, revoked_at FROM tokens ORDER BY created_at, id',
     );
     return rows.map((r) => {
       const t: TokenRecord = {
@@ -429,7 +429,12 @@ export class SqlStore implements Store {
       if (t.expires_at && t.expires_at <= e.now) return { ok: false, reason: 'expired' } as const;
       if (t.max_uses !== null && Number(t.uses) >= Number(t.max_uses))
         return { ok: false, reason: 'exhausted' } as const;
-      await x.run('UPDATE tokens SET uses = uses + 1 WHERE id = ?', [t.id]);
+      // conditional increment: concurrent enrollments (PostgreSQL, READ COMMITTED) cannot overshoot max_uses
+      const taken = await x.run(
+        'UPDATE tokens SET uses = uses + 1 WHERE id = ? AND (max_uses IS NULL OR uses < max_uses)',
+        [t.id],
+      );
+      if (taken === 0) return { ok: false, reason: 'exhausted' } as const;
       await x.run(
         `INSERT INTO machines (id, credential_hash, tier, hostname, kernel_release, build_id, agent_version, token_id,
            enrolled_at, checkins) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,

@@ -1,0 +1,351 @@
+/*
+ * The store contract, run against both engines: SQLite in a temp dir, and PostgreSQL in a throwaway
+ * cluster started by postgres-fixture.ts (skipped, saying why, only when PostgreSQL is not installed).
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { parseManifest } from '../manifest/manifest.js';
+import { hashSecret } from './credentials.js';
+import { BUILD_ID, OTHER_BUILD_ID, RELEASE } from './fleet-fixture.js';
+import { findPostgres, type PostgresCluster, startPostgres } from './postgres-fixture.js';
+import { openStore, type PatchRecord, type Store } from './store.js';
+
+const audit = (action: string) => ({
+  at: new Date().toISOString(),
+  actor: 'test',
+  action,
+  target: 'x',
+  detail: {},
+});
+
+function patch(
+  id: string,
+  opts: { buildId?: string; tiers?: string[]; at: string; name?: string },
+): PatchRecord {
+  const manifest = parseManifest({
+    schema: 1,
+    name: opts.name ?? 'cmdline',
+    kernel: { release: RELEASE, buildId: opts.buildId ?? BUILD_ID },
+    objects: [{ name: 'vmlinux', functions: [{ name: 'cmdline_proc_show', sympos: 0 }] }],
+    module: { file: 'livepatch-cmdline.ko', sha256: 'a'.repeat(64), name: 'livepatch_cmdline' },
+    tool: { name: 'suture', version: '0.1.0' },
+  });
+  return {
+    id,
+    name: manifest.name,
+    version: manifest.version,
+    kernelRelease: RELEASE,
+    buildId: opts.buildId ?? BUILD_ID,
+    moduleName: manifest.module.name,
+    manifest,
+    signature: 's'.repeat(88),
+    sha256: 'a'.repeat(64),
+    size: 10,
+    cves: ['CVE-2026-1234'],
+    description: '',
+    publishedAt: opts.at,
+    tiers: opts.tiers ?? ['canary'],
+  };
+}
+
+function storeSuite(name: string, open: () => Promise<Store | string>): void {
+  describe(`store on ${name}`, () => {
+    let store: Store;
+    let skip: string | undefined;
+    before(async () => {
+      const s = await open();
+      if (typeof s === 'string') skip = s;
+      else store = s;
+    });
+    after(async () => {
+      await store?.close();
+    });
+
+    const enroll = async (tokenHash: string, host: string, buildId = BUILD_ID) => {
+      const cred = `cred-${host}`;
+      const out = await store.enroll({
+        tokenHash,
+        machineId: `m-${host}`,
+        credentialHash: hashSecret(cred),
+        hostname: host,
+        kernelRelease: RELEASE,
+        buildId,
+        agentVersion: '1',
+        now: new Date().toISOString(),
+      });
+      return { out, cred };
+    };
+
+    test('tokens: tier, use limit, expiry, unknown', async (t) => {
+      if (skip) return t.skip(skip);
+      const now = new Date().toISOString();
+      await store.createToken(
+        { id: 't-canary', hash: hashSecret('tok-canary'), tier: 'canary', note: '', uses: 0, createdAt: now },
+        audit('token.create'),
+      );
+      await store.createToken(
+        {
+          id: 't-stable',
+          hash: hashSecret('tok-stable'),
+          tier: 'stable',
+          note: '',
+          uses: 0,
+          createdAt: now,
+          maxUses: 1,
+        },
+        audit('token.create'),
+      );
+      await store.createToken(
+        {
+          id: 't-old',
+          hash: hashSecret('tok-old'),
+          tier: 'stable',
+          note: '',
+          uses: 0,
+          createdAt: now,
+          expiresAt: '2000-01-01T00:00:00.000Z',
+        },
+        audit('token.create'),
+      );
+      assert.deepEqual((await enroll(hashSecret('tok-canary'), 'c1')).out, { ok: true, tier: 'canary' });
+      assert.deepEqual((await enroll(hashSecret('tok-stable'), 's1')).out, { ok: true, tier: 'stable' });
+      assert.deepEqual((await enroll(hashSecret('tok-stable'), 's2')).out, {
+        ok: false,
+        reason: 'exhausted',
+      });
+      assert.deepEqual((await enroll(hashSecret('tok-old'), 's3')).out, { ok: false, reason: 'expired' });
+      assert.deepEqual((await enroll(hashSecret('nope'), 's4')).out, { ok: false, reason: 'unknown' });
+      assert.deepEqual((await enroll(hashSecret('tok-canary'), 'o1', OTHER_BUILD_ID)).out, {
+        ok: true,
+        tier: 'canary',
+      });
+      const tokens = await store.listTokens();
+      assert.deepEqual(tokens.map((x) => [x.id, x.uses]).sort(), [
+        ['t-canary', 2],
+        ['t-old', 0],
+        ['t-stable', 1],
+      ]);
+      const dump = JSON.stringify(await store.dump());
+      assert.ok(!dump.includes('tok-canary') && !dump.includes('cred-c1'), 'no secret is stored in clear');
+    });
+
+    test('publish is one transaction: a failure inside leaves nothing', async (t) => {
+      if (skip) return t.skip(skip);
+      const before = await store.dump();
+      // the second tier row violates the primary key, after the patch row was inserted
+      await assert.rejects(
+        store.publish(
+          patch('00000000000000ff', { at: '2026-01-01T00:00:00.000Z', tiers: ['canary', 'canary'] }),
+          audit('publish'),
+        ),
+      );
+      assert.deepEqual(await store.dump(), before);
+      assert.equal(await store.getPatch('00000000000000ff'), undefined);
+    });
+
+    test('offers: exact kernel, tier, newest first; promote; revoke', async (t) => {
+      if (skip) return t.skip(skip);
+      assert.equal(
+        await store.publish(patch('0000000000000001', { at: '2026-01-01T00:00:00.000Z' }), audit('publish')),
+        'ok',
+      );
+      assert.equal(
+        await store.publish(patch('0000000000000001', { at: '2026-01-01T00:00:00.000Z' }), audit('publish')),
+        'exists',
+      );
+      await store.publish(patch('0000000000000002', { at: '2026-01-02T00:00:00.000Z' }), audit('publish'));
+      await store.publish(
+        patch('0000000000000003', { at: '2026-01-03T00:00:00.000Z', buildId: OTHER_BUILD_ID }),
+        audit('publish'),
+      );
+      const ids = async (tier: string, buildId = BUILD_ID) =>
+        (await store.offers(RELEASE, buildId, tier)).map((p) => p.id);
+      assert.deepEqual(await ids('canary'), ['0000000000000002', '0000000000000001']);
+      assert.deepEqual(await ids('stable'), []);
+      assert.deepEqual(await ids('canary', OTHER_BUILD_ID), ['0000000000000003']);
+      const now = new Date().toISOString();
+      assert.equal(await store.promote('0000000000000001', 'stable', audit('promote'), now), 'ok');
+      assert.equal(await store.promote('0000000000000001', 'stable', audit('promote'), now), 'unchanged');
+      assert.equal(await store.promote('00000000000000aa', 'stable', audit('promote'), now), 'unknown');
+      assert.deepEqual(await ids('stable'), ['0000000000000001']);
+      assert.deepEqual((await store.getPatch('0000000000000001'))?.tiers, ['canary', 'stable']);
+      assert.equal(await store.revoke('0000000000000001', 'bad', audit('revoke'), now), 'ok');
+      assert.equal(await store.revoke('0000000000000001', 'bad', audit('revoke'), now), 'unchanged');
+      assert.equal(await store.promote('0000000000000001', 'gold', audit('promote'), now), 'revoked');
+      assert.deepEqual(await ids('stable'), []);
+      assert.deepEqual(await ids('canary'), ['0000000000000002']);
+      for (const tier of ['canary', 'stable']) {
+        assert.deepEqual(
+          (await store.revokedFor(RELEASE, BUILD_ID, tier)).map((p) => p.id),
+          ['0000000000000001'],
+        );
+      }
+      assert.deepEqual(await store.revokedFor(RELEASE, OTHER_BUILD_ID, 'canary'), []);
+      const actions = (await store.listAudit()).map((a) => a.action);
+      assert.equal(actions.filter((a) => a === 'revoke').length, 1, 'no audit entry for a no-op');
+    });
+
+    test('check-ins and reports: states, failures, rollout, counters', async (t) => {
+      if (skip) return t.skip(skip);
+      const kernel = { release: RELEASE, buildId: BUILD_ID };
+      const req = { kernel, hostname: 'c1', agentVersion: '2', patches: [] };
+      const m = await store.checkin(hashSecret('cred-c1'), req, '2026-02-01T00:00:00.000Z');
+      assert.deepEqual(m, { id: 'm-c1', tier: 'canary', kernelRelease: RELEASE, buildId: BUILD_ID });
+      const before = await store.dump();
+      assert.equal(await store.checkin(hashSecret('wrong'), req, '2026-02-01T00:00:01.000Z'), undefined);
+      assert.equal(
+        await store.report(
+          hashSecret('wrong'),
+          { kernel, action: 'apply', status: { patchId: '0000000000000002', state: 'applied' } },
+          'x',
+        ),
+        undefined,
+      );
+      assert.deepEqual(await store.dump(), before, 'an unknown credential changes nothing');
+
+      await store.checkin(
+        hashSecret('cred-c1'),
+        {
+          ...req,
+          patches: [
+            { patchId: '0000000000000002', state: 'applied' },
+            { patchId: 'abcdefabcdefabcd', state: 'applied' },
+          ],
+        },
+        '2026-02-01T00:01:00.000Z',
+      );
+      assert.equal(
+        await store.report(
+          hashSecret('cred-s1'),
+          { kernel, action: 'apply', status: { patchId: '0000000000000fff', state: 'applied' } },
+          'x',
+        ),
+        'unknown-patch',
+      );
+      await store.promote('0000000000000002', 'stable', audit('promote'), '2026-02-01T00:02:00.000Z');
+      await store.report(
+        hashSecret('cred-s1'),
+        {
+          kernel,
+          action: 'apply',
+          status: {
+            patchId: '0000000000000002',
+            state: 'failed',
+            reason: 'transition stalled',
+            transition: {
+              seconds: 60,
+              stalled: true,
+              blockingTasks: [{ pid: 7, comm: 'kworker', stack: [] }],
+            },
+          },
+        },
+        '2026-02-01T00:03:00.000Z',
+      );
+      const c1 = await store.getMachine('m-c1');
+      assert.equal(c1?.state, 'applied');
+      assert.equal(c1?.checkins, 2);
+      assert.equal(c1?.agentVersion, '2');
+      assert.deepEqual(
+        c1?.patches.map((p) => [p.patchId, p.state, p.cves]),
+        [['0000000000000002', 'applied', ['CVE-2026-1234']]],
+        'an unknown patch id from the agent is ignored',
+      );
+      const failures = await store.failures();
+      assert.equal(failures.length, 1);
+      assert.equal(failures[0]?.hostname, 's1');
+      assert.equal(failures[0]?.reason, 'transition stalled');
+      assert.equal(failures[0]?.transition?.blockingTasks[0]?.comm, 'kworker');
+      const rollout = (await store.rollout()).filter((r) => r.patchId === '0000000000000002');
+      assert.deepEqual(
+        rollout.map((r) => [r.tier, r.eligible, r.applied, r.failed]),
+        [
+          ['canary', 1, 1, 0],
+          ['stable', 1, 0, 1],
+        ],
+      );
+      const fleet = await store.fleet();
+      assert.deepEqual(
+        fleet.map((f) => [f.buildId === BUILD_ID ? 'B' : 'O', f.tier, f.state, f.machines]),
+        [
+          ['B', 'canary', 'applied', 1],
+          ['B', 'stable', 'failed', 1],
+          ['O', 'canary', 'none', 1],
+        ],
+      );
+      const counters = await store.counters();
+      assert.equal(counters.checkins, 2);
+      assert.equal(counters.machines, 3);
+      assert.deepEqual(counters.applyFailures, [{ patchId: '0000000000000002', n: 1 }]);
+      // the agent's full list replaces the recorded one
+      await store.checkin(hashSecret('cred-c1'), req, '2026-02-01T00:04:00.000Z');
+      assert.deepEqual((await store.getMachine('m-c1'))?.patches, []);
+      const kernels = await store.listKernels();
+      assert.deepEqual(
+        kernels.map((k) => [k.buildId === BUILD_ID ? 'B' : 'O', k.patches, k.activePatches, k.machines]),
+        [
+          ['B', 2, 1, 2],
+          ['O', 1, 1, 1],
+        ],
+      );
+    });
+
+    test('concurrent enrollments and check-ins neither interleave nor lose writes', async (t) => {
+      if (skip) return t.skip(skip);
+      await store.createToken(
+        {
+          id: 't-many',
+          hash: hashSecret('tok-many'),
+          tier: 'canary',
+          note: '',
+          uses: 0,
+          createdAt: '2026-01-01T00:00:00.000Z',
+          maxUses: 40,
+        },
+        audit('token.create'),
+      );
+      const results = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => enroll(hashSecret('tok-many'), `p${i}`)),
+      );
+      assert.equal(results.filter((r) => r.out.ok).length, 40, 'exactly maxUses enrollments succeed');
+      const ok = results.filter((r) => r.out.ok);
+      const req = { kernel: { release: RELEASE, buildId: BUILD_ID }, hostname: 'p', agentVersion: '1' };
+      await Promise.all(
+        ok.flatMap((r) =>
+          [0, 1, 2].map(() =>
+            store.checkin(
+              hashSecret(r.cred),
+              { ...req, patches: [{ patchId: '0000000000000002', state: 'applied' }] },
+              new Date().toISOString(),
+            ),
+          ),
+        ),
+      );
+      const machines = (await store.listMachines()).filter((m) => m.id.startsWith('m-p'));
+      assert.equal(machines.length, 40);
+      assert.ok(machines.every((m) => m.checkins === 3 && m.state === 'applied'));
+      assert.equal((await store.listTokens()).find((x) => x.id === 't-many')?.uses, 40);
+    });
+  });
+}
+
+let dir: string;
+let cluster: PostgresCluster | undefined;
+
+storeSuite('SQLite', async () => {
+  dir = await mkdtemp(join(tmpdir(), 'suture-store-'));
+  return openStore(join(dir, 'suture.db'));
+});
+
+storeSuite('PostgreSQL', async () => {
+  if (!findPostgres()) return 'PostgreSQL is not installed (apt-get install postgresql); CI installs it';
+  cluster = await startPostgres();
+  return openStore(await cluster.createDatabase('store_test'));
+});
+
+after(async () => {
+  cluster?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
