@@ -19,8 +19,8 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { fail } from '../diagnostic.js';
+import { readBuildId } from '../elf/index.js';
 import { aptPrintUris, type DebLocation } from './apt.js';
-import { readBuildId } from './build-id.js';
 import {
   cacheRoot,
   ensureBlob,
@@ -285,7 +285,7 @@ async function populate(
       ),
     () => existsSync(join(root, 'entries', treeEntry)),
   );
-  const buildId = await step('read build id', async () => readBuildId(vmlinux));
+  const buildId = await step('read build id', () => readBuildId(vmlinux));
 
   const dir = kernelDir(root, release);
   mkdirSync(dir, { recursive: true });
