@@ -64,14 +64,26 @@ function targetOf(name: string, bytes: Buffer): Target {
   const { sections } = readHeaders(bytes);
   for (const s of sections) {
     const h = s.headerOffset;
-    fields.push({ at: h, width: 4 }, { at: h + 4, width: 4 }, { at: h + 8, width: 8 }, { at: h + 24, width: 8 });
-    fields.push({ at: h + 32, width: 8 }, { at: h + 40, width: 4 }, { at: h + 44, width: 4 }, { at: h + 48, width: 8 }, { at: h + 56, width: 8 });
+    fields.push(
+      { at: h, width: 4 },
+      { at: h + 4, width: 4 },
+      { at: h + 8, width: 8 },
+      { at: h + 24, width: 8 },
+    );
+    fields.push(
+      { at: h + 32, width: 8 },
+      { at: h + 40, width: 4 },
+      { at: h + 44, width: 4 },
+      { at: h + 48, width: 8 },
+      { at: h + 56, width: 8 },
+    );
     if (s.type === 2 || s.type === 4 || s.type === 17) {
       const entries = Math.min(64, Math.floor(s.size / 24));
       for (let i = 0; i < entries; i++) {
         const p = s.offset + i * (s.type === 17 ? 4 : 24);
         if (s.type === 17) fields.push({ at: p, width: 4 });
-        else if (s.type === 2) fields.push({ at: p, width: 4 }, { at: p + 6, width: 2 }, { at: p + 16, width: 8 });
+        else if (s.type === 2)
+          fields.push({ at: p, width: 4 }, { at: p + 6, width: 2 }, { at: p + 16, width: 8 });
         else fields.push({ at: p + 8, width: 8 }, { at: p + 12, width: 4 });
       }
     }
@@ -88,7 +100,19 @@ function mutate(t: Target, r: () => number): Buffer {
     const kind = r();
     if (kind < 0.6) {
       const f = pick(t.fields);
-      const boundary = [0n, 1n, 0xffn, 0xff00n, 0xfff1n, 0xffffn, 0xffffffffn, BigInt(b.length), BigInt(b.length + 1), 0x7fffffffffffffffn, 0xffffffffffffffffn];
+      const boundary = [
+        0n,
+        1n,
+        0xffn,
+        0xff00n,
+        0xfff1n,
+        0xffffn,
+        0xffffffffn,
+        BigInt(b.length),
+        BigInt(b.length + 1),
+        0x7fffffffffffffffn,
+        0xffffffffffffffffn,
+      ];
       const v = r() < 0.7 ? pick(boundary) : BigInt(Math.floor(r() * 2 ** 32));
       const mask = (1n << BigInt(f.width * 8)) - 1n;
       const x = v & mask;
@@ -106,7 +130,9 @@ function mutate(t: Target, r: () => number): Buffer {
   return out;
 }
 
-test(`fuzz: ${SECONDS}s of damaged real objects give only success or SutureError (seed ${SEED})`, { timeout: (SECONDS + 120) * 1000 }, async () => {
+test(`fuzz: ${SECONDS}s of damaged real objects give only success or SutureError (seed ${SEED})`, {
+  timeout: (SECONDS + 120) * 1000,
+}, async () => {
   const targets = [targetOf('tiny.o', tinyObject())];
   try {
     const kernel = await ensureKernel(defaultRelease());
@@ -150,7 +176,10 @@ test(`fuzz: ${SECONDS}s of damaged real objects give only success or SutureError
     outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
     runs++;
   }
-  console.log(`fuzz seed ${SEED}: ${runs} runs over ${targets.length} objects, slowest ${slowest} ms`, Object.fromEntries(outcomes));
+  console.log(
+    `fuzz seed ${SEED}: ${runs} runs over ${targets.length} objects, slowest ${slowest} ms`,
+    Object.fromEntries(outcomes),
+  );
   assert.ok(runs > 100, 'the fuzzer ran');
   assert.ok(outcomes.size > 5, 'mutations reached many different checks');
 });

@@ -69,7 +69,7 @@ export class SymbolIndex {
   readonly symbols: KernelSymbol[];
   /** FILE groups in symtab order */
   readonly files: FileGroup[];
-  private readonly names = new Map<string, KernelSymbol[]>();
+  private readonly names: Map<string, KernelSymbol[]>;
   private readonly groups = new Map<string, FileGroup[]>();
 
   constructor(
@@ -78,16 +78,14 @@ export class SymbolIndex {
     kind: 'vmlinux' | 'module',
     symbols: KernelSymbol[],
     files: FileGroup[],
-    kallsymsOrder: KernelSymbol[],
+    names: Map<string, KernelSymbol[]>,
   ) {
     this.path = path;
     this.object = object;
     this.kind = kind;
     this.symbols = symbols;
     this.files = files;
-    // byName lists symbols in kallsyms order first (sympos order), then the ones kallsyms does not see
-    for (const s of kallsymsOrder) push(this.names, s.name, s);
-    for (const s of symbols) if (!s.kallsyms && s.name !== '') push(this.names, s.name, s);
+    this.names = names;
     for (const g of files) push(this.groups, g.basename, g);
   }
 
@@ -288,7 +286,7 @@ export async function indexSymbols(path: string): Promise<SymbolIndex> {
         index: i,
         name,
         value: symtab.readBigUInt64LE(p + 8),
-        size: Number(symtab.readBigUInt64LE(p + 16)),
+        size: symtab.readUInt32LE(p + 16) + symtab.readUInt32LE(p + 20) * 2 ** 32,
         type,
         bind,
         visibility: symtab[p + 5]! & 3,
@@ -315,35 +313,62 @@ export async function indexSymbols(path: string): Promise<SymbolIndex> {
     }
 
     // which symbols kallsyms sees, and in which order the livepatch core walks them
-    let order: KernelSymbol[];
+    const n = symbols.length;
+    const rank = new Int32Array(n).fill(-1); // position in the kallsyms walk, -1 = not in kallsyms
+    const visible: number[] = [];
     if (isModule) {
-      order = symbols.filter((s) => inModuleKallsyms(s, headers));
+      for (let k = 0; k < n; k++) if (inModuleKallsyms(symbols[k]!, headers)) visible.push(k);
     } else {
       const flagsOf = (shndx: number) =>
         shndx < headers.length && shndx < SHN.LORESERVE ? headers[shndx]!.flags : undefined;
-      order = symbols.filter((s) => inVmlinuxKallsyms(s, flagsOf));
-      const weak = (s: KernelSymbol) => (s.bind === STB.WEAK ? 1 : 0);
-      order.sort((a, b) => {
-        if (a.value !== b.value) return a.value < b.value ? -1 : 1;
-        const w = weak(a) - weak(b);
+      for (let k = 0; k < n; k++) if (inVmlinuxKallsyms(symbols[k]!, flagsOf)) visible.push(k);
+      // address order as two 32-bit halves (doubles cannot hold 64-bit addresses exactly)
+      const hi = new Uint32Array(n);
+      const lo = new Uint32Array(n);
+      for (const k of visible) {
+        hi[k] = symtab.readUInt32LE((k + 1) * SYM_SIZE + 12);
+        lo[k] = symtab.readUInt32LE((k + 1) * SYM_SIZE + 8);
+      }
+      visible.sort((x, y) => {
+        if (hi[x] !== hi[y]) return hi[x]! - hi[y]!;
+        if (lo[x] !== lo[y]) return lo[x]! - lo[y]!;
+        const a = symbols[x]!;
+        const b = symbols[y]!;
+        const w = (a.bind === STB.WEAK ? 1 : 0) - (b.bind === STB.WEAK ? 1 : 0);
         if (w !== 0) return w;
         const u = leadingUnderscores(a.name) - leadingUnderscores(b.name);
         if (u !== 0) return u;
         // nm -n breaks address ties by name, then kallsyms keeps that order
         if (a.name !== b.name) return a.name < b.name ? -1 : 1;
-        return a.index - b.index;
+        return x - y;
       });
     }
-    const seen = new Map<string, number>();
-    for (const s of order) {
-      s.kallsyms = true;
-      const n = (seen.get(s.name) ?? 0) + 1;
-      seen.set(s.name, n);
-      s.sympos = n;
+    for (let r = 0; r < visible.length; r++) {
+      rank[visible[r]!] = r;
+      symbols[visible[r]!]!.kallsyms = true;
     }
-    for (const s of order) if (seen.get(s.name) === 1) s.sympos = 0;
+    // group by name (one Map for everything); duplicates get their 1-based position in the walk
+    const names = new Map<string, KernelSymbol[]>();
+    for (const sym of symbols) {
+      if (sym.name === '') continue;
+      const g = names.get(sym.name);
+      if (g) g.push(sym);
+      else names.set(sym.name, [sym]);
+    }
+    for (const g of names.values()) {
+      if (g.length < 2) continue;
+      g.sort((a, b) => {
+        const ra = rank[a.index - 1]!;
+        const rb = rank[b.index - 1]!;
+        if (ra < 0 || rb < 0) return ra < 0 && rb < 0 ? a.index - b.index : ra < 0 ? 1 : -1;
+        return ra - rb;
+      });
+      let count = 0;
+      for (const sym of g) if (sym.kallsyms) sym.sympos = ++count;
+      if (count === 1) for (const sym of g) sym.sympos = 0;
+    }
 
     const object = isModule ? moduleName(path, modinfo) : 'vmlinux';
-    return new SymbolIndex(path, object, isModule ? 'module' : 'vmlinux', symbols, files, order);
+    return new SymbolIndex(path, object, isModule ? 'module' : 'vmlinux', symbols, files, names);
   });
 }
