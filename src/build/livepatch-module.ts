@@ -13,7 +13,7 @@
  * named `.klp.sym.<object>.<name>,<sympos>` with the sympos the kernel will count.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { type Dirent, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
@@ -87,6 +87,11 @@ function indexOf(path: string): Promise<SymbolIndex> {
   return p;
 }
 
+/** Module.symvers names the exporting module by its path without `.ko` (`fs/xfs/xfs`): compare basenames. */
+function exporterName(target: string): string {
+  return target.replace(/-/g, '_');
+}
+
 /** The klp object name of a target: `vmlinux`, or the module name with dashes as underscores. */
 export function klpObjectName(target: string): string {
   return target === 'vmlinux' ? 'vmlinux' : target.replace(/-/g, '_');
@@ -99,13 +104,47 @@ interface Resolver {
   global(unit: LivepatchUnit, name: string): Promise<{ object: string; sympos: number }>;
 }
 
+/** The debug .ko of a module: `<dir>/kernel/.../<name>.ko`, module names compare with - and _ as one. */
+export function findModuleFile(dir: string, name: string): string | undefined {
+  const want = name.replace(/-/g, '_');
+  const walk = (d: string): string | undefined => {
+    let entries: Dirent[];
+    try {
+      entries = readdirSync(d, { withFileTypes: true });
+    } catch {
+      return undefined;
+    }
+    for (const e of entries) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) {
+        const found = walk(p);
+        if (found) return found;
+      } else if (
+        /\.ko(\.xz|\.zst|\.gz)?$/.test(e.name) &&
+        e.name.replace(/\.ko.*$/, '').replace(/-/g, '_') === want
+      )
+        return p;
+    }
+    return undefined;
+  };
+  return walk(dir);
+}
+
 function makeResolver(target: KernelTarget): Resolver {
-  const unitIndex = (unit: LivepatchUnit) =>
-    indexOf(
-      unit.target === 'vmlinux' || !unit.modulePath
-        ? target.vmlinux
-        : join(target.debugModulesDir, unit.modulePath),
-    );
+  const modulePaths = new Map<string, string>();
+  const unitIndex = (unit: LivepatchUnit) => {
+    if (unit.target === 'vmlinux') return indexOf(target.vmlinux);
+    let path = unit.modulePath ? join(target.debugModulesDir, unit.modulePath) : modulePaths.get(unit.target);
+    path ??= findModuleFile(target.debugModulesDir, unit.target);
+    if (!path)
+      fail('KLP-MODULE-NOT-FOUND', `no debug module for \`${unit.target}\` in ${target.debugModulesDir}`, {
+        location: { file: unit.source },
+        why: 'the patched file is part of a module, and its symbols (and their sympos) come from the module’s debug build',
+        hint: 'check that the target kernel’s -dbg package is in the cache (suture kernel fetch)',
+      });
+    modulePaths.set(unit.target, path);
+    return indexOf(path);
+  };
   return {
     async local(unit, name) {
       const known = unit.sympos?.get(name);
@@ -140,14 +179,15 @@ function makeResolver(target: KernelTarget): Resolver {
       return sym.sympos;
     },
     async global(unit, name) {
+      if (unit.target !== 'vmlinux') {
+        // the module's own globals first: another file of the same module defines them
+        const mod = await unitIndex(unit);
+        const s = mod.byName(name).find((x) => x.kallsyms && x.bind !== 0 && x.shndx !== 0);
+        if (s) return { object: klpObjectName(unit.target), sympos: s.sympos };
+      }
       const vm = await indexOf(target.vmlinux);
       const inVmlinux = vm.byName(name).find((s) => s.kallsyms && s.bind !== 0 && s.shndx !== 0);
       if (inVmlinux) return { object: 'vmlinux', sympos: inVmlinux.sympos };
-      if (unit.target !== 'vmlinux') {
-        const mod = await unitIndex(unit);
-        const s = mod.byName(name).find((x) => x.kallsyms && x.shndx !== 0);
-        if (s) return { object: klpObjectName(unit.target), sympos: s.sympos };
-      }
       return fail(
         'KLP-SYMBOL-NOT-FOUND',
         `\`${name}\` is neither exported nor found in ${unit.target === 'vmlinux' ? 'vmlinux' : `vmlinux or ${unit.target}`}`,
@@ -291,7 +331,16 @@ export async function buildLivepatchModule(req: LivepatchModuleRequest): Promise
       if (ref.local) {
         const sympos = await resolver.local(u, ref.name);
         names.set(ref, klpSymbolName({ object: klpObjectName(u.target), name: ref.name, sympos }));
-      } else if (exports.has(ref.name) || (carriedGlobals.has(ref.name) && !ref.definedHere)) {
+      } else if (
+        (exports.has(ref.name) &&
+          !(
+            u.target !== 'vmlinux' &&
+            exporterName(basename(exports.get(ref.name) ?? '')) === exporterName(u.target)
+          )) ||
+        (carriedGlobals.has(ref.name) && !ref.definedHere)
+      ) {
+        // exported by vmlinux or another module: an ordinary reference the module loader binds (the target
+        // module's own exports go through klp relocations, so the patch loads before or after it)
         names.set(ref, ref.name);
       } else {
         const g = await resolver.global(u, ref.name);

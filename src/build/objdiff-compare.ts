@@ -132,8 +132,25 @@ export interface ResolvedTarget {
 export function resolveTarget(rel: ElfRelocation, map: SymbolMap, canon: CanonicalName): ResolvedTarget {
   const sym = rel.symbol;
   if (!sym) return { identity: `abs+${rel.addend}`, describe: `absolute ${rel.addend}` };
+  // an assembler label (`.LC0`) or a section symbol: name the target by what is there
+  const anonymous =
+    sym.section !== null &&
+    (sym.type === STT.SECTION || (sym.type === STT.NOTYPE && sym.name.startsWith('.L')));
+  if (anonymous && sym.section && sym.type !== STT.SECTION) {
+    return resolveTarget(
+      { ...rel, symbol: sectionSymbolOf(sym), addend: rel.addend + sym.value },
+      map,
+      canon,
+    );
+  }
   if (sym.type === STT.SECTION && sym.section) {
     const sec = sym.section;
+    if ((sec.flags & SHF.MERGE) !== 0 && !isStringSection(sec) && sec.entsize > 0) {
+      const raw = Number(rel.addend);
+      const start = Math.floor((raw + (isPcRelative(rel.type) ? 4 : 0)) / sec.entsize) * sec.entsize;
+      const bytes = Buffer.from(sec.data.subarray(start, start + sec.entsize)).toString('hex');
+      return { identity: `cst:${sec.entsize}:${bytes}${raw - start}`, describe: `constant 0x${bytes}` };
+    }
     if (isStringSection(sec)) {
       const t = stringTarget(sec, rel);
       if (t) {
@@ -256,4 +273,26 @@ export function compareSymbol(o: Side, p: Side): Difference {
       };
   }
   return { same: true };
+}
+
+const sectionSymbols = new WeakMap<ElfSection, ElfSymbol>();
+/** A stand-in section symbol for resolving a label as section + offset. */
+function sectionSymbolOf(sym: ElfSymbol): ElfSymbol {
+  const sec = sym.section!;
+  let s = sectionSymbols.get(sec);
+  if (!s) {
+    s = {
+      name: '',
+      value: 0n,
+      size: 0,
+      bind: 0,
+      type: STT.SECTION,
+      visibility: 0,
+      other: 0,
+      section: sec,
+      shndx: sym.shndx,
+    };
+    sectionSymbols.set(sec, s);
+  }
+  return s;
 }

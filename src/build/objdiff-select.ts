@@ -158,6 +158,10 @@ export function planSelection(input: SelectionInput): SelectionPlan {
   };
   const followSymbol = (sym: ElfSymbol) => {
     if (selected.has(sym) || sections.has(sym.section!)) return;
+    if (sym.type !== STT.FUNC && sym.type !== STT.OBJECT) {
+      // an assembler label (`.LC0`) into strings or constants: anonymous, carried with its section
+      return include(sym.section!);
+    }
     if (sym.type === STT.OBJECT && newData.has(sym)) {
       const shared = pMap.symbolsIn(sym.section!).filter((s) => !newData.has(s));
       if (shared.length > 0) {
