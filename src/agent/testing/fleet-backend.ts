@@ -1,13 +1,20 @@
 /*
  * The server side of the agent's tests, behind one small interface: make tokens, publish, promote,
- * revoke, and read back what a machine reported. `offerFor` obtains a real, correctly signed offer
+ * revoke, and read back what a machine reported. `startFleetBackend` runs the real Suture server
+ * (src/server/, SQLite in a temporary --data directory) in-process on 127.0.0.1 and drives it through
+ * its admin HTTP API, exactly as `suture publish/promote/revoke/token create` do;
+ * `startProtocolDouble` serves the same machine protocol from memory (testing/protocol-double.ts). `offerFor` obtains a real, correctly signed offer
  * for any kernel by enrolling a throwaway machine that claims that kernel — how the refusal tests get
  * a patch for another build id that the server would never offer to the machine under test.
  * Test support only.
  */
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Manifest } from '../../manifest/manifest.js';
 import type { KernelIdentity, OfferedPatch, PatchStatus } from '../../manifest/protocol.js';
+import { startServer } from '../../server/server.js';
 import { ServerClient } from '../server-client.js';
 import { ProtocolDouble } from './protocol-double.js';
 
@@ -47,7 +54,82 @@ export async function offerVia(
   return o;
 }
 
-export async function startFleetBackend(): Promise<FleetBackend> {
+export interface ServerBackend extends FleetBackend {
+  adminToken: string;
+  port: number;
+  dataDir: string;
+  admin<T>(method: string, path: string, body?: unknown): Promise<T>;
+}
+
+interface MachineDetailJson {
+  patches: (PatchStatus & { revoked: boolean })[];
+}
+
+/** The real server on 127.0.0.1 (`host` and `port` to choose; 0 = any free port). */
+export async function startFleetBackend(
+  o: { host?: string; port?: number; checkinIntervalSeconds?: number } = {},
+): Promise<ServerBackend> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'suture-server-'));
+  const adminToken = `admin-${createHash('sha256').update(dataDir).digest('hex').slice(0, 32)}`;
+  const server = await startServer({
+    dataDir,
+    host: o.host ?? '127.0.0.1',
+    port: o.port ?? 0,
+    adminToken,
+    checkinIntervalSeconds: o.checkinIntervalSeconds ?? 1,
+    limits: { checkinPerMinute: 100_000, enrollPerMinute: 100_000, adminPerMinute: 100_000 },
+    offerTtlMs: 0,
+  });
+  const url = server.url.replace(/\/+$/, '');
+  async function admin<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const raw = body instanceof Buffer;
+    const res = await fetch(`${url}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${adminToken}`,
+        ...(body === undefined
+          ? {}
+          : { 'content-type': raw ? 'application/octet-stream' : 'application/json' }),
+      },
+      body: body === undefined ? undefined : raw ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+    return JSON.parse(text) as T;
+  }
+  const detail = (m: string) => admin<MachineDetailJson>('GET', `/admin/v1/machines/${m}`);
+  return {
+    url,
+    adminToken,
+    port: Number(new URL(url).port),
+    dataDir,
+    admin,
+    createToken: async (tier) => (await admin<{ token: string }>('POST', '/admin/v1/tokens', { tier })).token,
+    publish: async (module, manifest, tier) => {
+      const bytes = readFileSync(module);
+      const sha = createHash('sha256').update(bytes).digest('hex');
+      await admin('PUT', `/admin/v1/artifacts/${sha}`, bytes);
+      return (await admin<{ id: string }>('POST', '/admin/v1/patches', { manifest, tier })).id;
+    },
+    promote: async (id, tier) => {
+      await admin('POST', `/admin/v1/patches/${id}/promote`, { tier });
+    },
+    revoke: async (id) => {
+      await admin('POST', `/admin/v1/patches/${id}/revoke`, { reason: 'test' });
+    },
+    machineState: async (m, id) => (await detail(m)).patches.find((p) => p.patchId === id)?.state,
+    machineReport: async (m, id) => (await detail(m)).patches.find((p) => p.patchId === id),
+    offerFor: async (id, tier, kernel) =>
+      offerVia(url, (await admin<{ token: string }>('POST', '/admin/v1/tokens', { tier })).token, id, kernel),
+    stop: async () => {
+      await server.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The in-memory protocol double (no admin API, store or dashboard). */
+export async function startProtocolDouble(): Promise<FleetBackend> {
   const d = new ProtocolDouble();
   d.intervalSeconds = 1;
   await d.listen();

@@ -1,0 +1,321 @@
+/*
+ * The fleet, end to end: the real server on the host's loopback, two QEMU VMs on the exact target
+ * kernel, each running the real agent (`suture agent enable` + `suture agent run`) — one enrolled with
+ * a canary token, one with a stable token. From the guests the host's loopback is 10.0.2.2 (QEMU user
+ * networking). The patch is the blog's: cmdline_proc_show replaced so /proc/cmdline shows a marker,
+ * hand-written here and built with kbuild against the target's prepared tree, with a manifest carrying
+ * the kernel's release and vmlinux build id.
+ *
+ *   publish to canary → only the canary VM applies it (the stable VM keeps checking in, untouched)
+ *   promote to stable → both apply it
+ *   revoke            → both revert it (the module leaves /sys/kernel/livepatch, /proc/cmdline is back)
+ *
+ * After each step the dashboard is asserted in headless Chromium and a screenshot is kept under
+ * artifacts/agent/.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { buildModule } from '../build/kbuild.js';
+import { ensureKernel } from '../kernel/fetch.js';
+import { defaultRelease, type KernelTarget } from '../kernel/target.js';
+import type { Manifest } from '../manifest/manifest.js';
+import { bootVm, type VmSession } from '../vm/index.js';
+import { type ServerBackend, startFleetBackend } from './testing/fleet-backend.js';
+
+const MARK = 'suture-fleet-livepatch';
+const SOURCE = `// SPDX-License-Identifier: GPL-2.0
+/* Suture fleet test: /proc/cmdline shows a marker while this livepatch is applied. */
+#include <linux/kernel.h>
+#include <linux/livepatch.h>
+#include <linux/module.h>
+#include <linux/seq_file.h>
+
+static int fleet_cmdline_proc_show(struct seq_file *m, void *v)
+{
+	seq_puts(m, "${MARK}\\n");
+	return 0;
+}
+
+static struct klp_func fleet_funcs[] = {
+	{ .old_name = "cmdline_proc_show", .new_func = fleet_cmdline_proc_show },
+	{}
+};
+
+static struct klp_object fleet_objs[] = {
+	{ .funcs = fleet_funcs }, /* .name NULL: vmlinux */
+	{}
+};
+
+static struct klp_patch fleet_patch = {
+	.mod = THIS_MODULE,
+	.objs = fleet_objs,
+};
+
+static int __init fleet_init(void)
+{
+	return klp_enable_patch(&fleet_patch);
+}
+
+static void __exit fleet_exit(void)
+{
+}
+
+module_init(fleet_init);
+module_exit(fleet_exit);
+MODULE_LICENSE("GPL");
+MODULE_INFO(livepatch, "Y");
+`;
+
+const ARTIFACTS = join(process.cwd(), 'artifacts', 'agent');
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+interface Machine {
+  name: 'canary' | 'stable';
+  vm: VmSession;
+  id: string;
+}
+
+let kernel: KernelTarget;
+let work: string;
+let ko: string;
+let manifest: Manifest;
+let server: ServerBackend;
+let browser: Browser | undefined;
+let page: Page;
+const machines: Machine[] = [];
+let patchId: string;
+
+async function sh(vm: VmSession, cmd: string, timeoutMs = 120_000): Promise<string> {
+  const r = await vm.exec(cmd, { timeoutMs });
+  assert.equal(r.problems.length, 0, `kernel problem during ${cmd}: ${JSON.stringify(r.problems)}`);
+  assert.equal(r.exitCode, 0, `${cmd} exited ${r.exitCode}:\n${r.output}`);
+  return r.output;
+}
+
+async function agentLog(m: Machine): Promise<string> {
+  return (
+    await m.vm.exec('cat /tmp/agent.log', { timeoutMs: 30_000 }).catch(() => ({ output: '(unreadable)' }))
+  ).output;
+}
+
+/** Poll until `check` holds on the guest, or fail with the agent's log. */
+async function eventually(
+  m: Machine,
+  what: string,
+  check: () => Promise<boolean>,
+  ms = 240_000,
+): Promise<void> {
+  const t0 = Date.now();
+  while (!(await check())) {
+    if (Date.now() - t0 > ms)
+      assert.fail(
+        `${m.name}: timed out after ${ms} ms waiting until ${what}\nagent log:\n${await agentLog(m)}`,
+      );
+    await new Promise((r) => setTimeout(r, 1500));
+  }
+}
+
+const cmdline = async (m: Machine) => (await sh(m.vm, 'cat /proc/cmdline')).trim();
+const livepatches = async (m: Machine) => (await sh(m.vm, 'ls /sys/kernel/livepatch')).trim();
+
+async function agentStatus(m: Machine): Promise<{
+  patchState: { code: string; text: string };
+  serverCheckin: { state: string };
+  patchVersion: string | null;
+  lastCheck: string | null;
+}> {
+  const out = await sh(m.vm, 'suture agent status --format json');
+  return JSON.parse(out.slice(out.indexOf('{')));
+}
+
+async function checkins(m: Machine): Promise<number> {
+  return (await server.admin<{ checkins: number }>('GET', `/admin/v1/machines/${m.id}`)).checkins;
+}
+
+/** Wait until the machine has checked in at least `n` more times (so it has seen the server's latest). */
+async function checksInAgain(m: Machine, n = 2): Promise<void> {
+  const from = await checkins(m);
+  await eventually(m, `${n} more check-ins`, async () => (await checkins(m)) >= from + n, 120_000);
+}
+
+async function dashboard(step: string): Promise<string> {
+  await page.goto(`${server.url}/`, { waitUntil: 'load' });
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: join(ARTIFACTS, `fleet-${step}.png`), fullPage: true });
+  return page.content();
+}
+
+async function machineRow(m: Machine): Promise<string> {
+  return (await page.locator(`tr[data-machine="${m.id}"]`).innerText()).replace(/\s+/g, ' ');
+}
+
+describe('fleet: server + two agents in VMs, canary → stable → revoke', { timeout: 1_500_000 }, () => {
+  before(async () => {
+    kernel = await ensureKernel(defaultRelease());
+    work = mkdtempSync(join(tmpdir(), 'suture-fleet-vm-'));
+    const dir = join(work, 'livepatch-fleet');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'livepatch-fleet.c'), SOURCE);
+    writeFileSync(join(dir, 'Kbuild'), 'obj-m := livepatch-fleet.o\n');
+    ko = (await buildModule(dir, kernel)).ko;
+    manifest = {
+      schema: 1,
+      name: 'fleet',
+      version: '1',
+      kernel: { release: kernel.release, buildId: kernel.buildId, debianVersion: kernel.debianVersion },
+      replace: false,
+      objects: [
+        {
+          name: 'vmlinux',
+          functions: [{ name: 'cmdline_proc_show', sympos: 0, file: 'fs/proc/cmdline.c', change: 'changed' }],
+        },
+      ],
+      module: {
+        file: 'livepatch-fleet.ko',
+        sha256: createHash('sha256').update(readFileSync(ko)).digest('hex'),
+        name: 'livepatch_fleet',
+      },
+      source: { description: 'the blog example: /proc/cmdline shows that the livepatch is live' },
+      cves: [],
+      tool: { name: 'suture', version: '0.1.0' },
+    };
+    server = await startFleetBackend({ host: '127.0.0.1', checkinIntervalSeconds: 2 });
+    const tokens = { canary: await server.createToken('canary'), stable: await server.createToken('stable') };
+
+    const vms = await Promise.all(
+      (['canary', 'stable'] as const).map((name) =>
+        bootVm({ kernel, withSuture: true, net: true, timeoutMs: 1_500_000 }).then((vm) => ({ name, vm })),
+      ),
+    );
+    for (const { name, vm } of vms) {
+      await sh(vm, `hostname fleet-${name}`);
+      const out = await sh(
+        vm,
+        `suture agent enable ${tokens[name]} --server http://10.0.2.2:${server.port}`,
+        180_000,
+      );
+      const id = /enrolled as (m-[0-9a-f]{16})/.exec(out)?.[1];
+      assert.ok(id, out);
+      assert.match(out, new RegExp(`tier ${name}`));
+      await sh(vm, 'setsid suture agent run --interval 2s > /tmp/agent.log 2>&1 < /dev/null &');
+      machines.push({ name, vm, id });
+    }
+    for (const m of machines) {
+      await eventually(m, 'the first check-in', async () => (await checkins(m)) >= 1);
+      assert.ok(!(await cmdline(m)).includes(MARK));
+    }
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    await page.goto(`${server.url}/login`);
+    await page.fill('input[name=token]', server.adminToken);
+    await Promise.all([page.waitForURL(`${server.url}/`), page.click('button[type=submit]')]);
+  });
+
+  after(async () => {
+    await browser?.close();
+    await Promise.all(machines.map((m) => m.vm.close()));
+    await server?.stop();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  const canary = () => machines.find((m) => m.name === 'canary') as Machine;
+  const stable = () => machines.find((m) => m.name === 'stable') as Machine;
+
+  test('before any patch: both agents check in, nothing to apply', async () => {
+    for (const m of machines) {
+      const s = await agentStatus(m);
+      assert.equal(s.serverCheckin.state, 'succeeded');
+      assert.equal(s.patchState.text, 'nothing to apply');
+    }
+    await dashboard('0-enrolled');
+    assert.equal((await page.locator('#card-machines b').innerText()).trim(), '2');
+    for (const m of machines)
+      assert.match(await machineRow(m), new RegExp(`^fleet-${m.name} ${m.name} .*no patch`));
+  });
+
+  test('published to canary: only the canary machine applies it', async () => {
+    patchId = await server.publish(ko, manifest, 'canary');
+    await eventually(canary(), '/proc/cmdline shows the livepatch', async () =>
+      (await cmdline(canary())).includes(MARK),
+    );
+    assert.equal(await livepatches(canary()), 'livepatch_fleet');
+    await eventually(
+      canary(),
+      'the agent reports all inserted',
+      async () => (await agentStatus(canary())).patchState.code === 'applied',
+    );
+    assert.equal((await agentStatus(canary())).patchVersion, 'fleet 1');
+    // the stable machine keeps checking in and is offered nothing
+    await checksInAgain(stable());
+    assert.ok(!(await cmdline(stable())).includes(MARK));
+    assert.equal(await livepatches(stable()), '');
+    assert.equal((await agentStatus(stable())).patchState.text, 'nothing to apply');
+    await eventually(
+      canary(),
+      'the server has the report',
+      async () => (await server.machineState(canary().id, patchId)) === 'applied',
+    );
+
+    await dashboard('1-canary');
+    assert.match(await machineRow(canary()), /canary .*applied/);
+    assert.match(await machineRow(stable()), /stable .*no patch/);
+    assert.match(await page.locator(`tr[data-patch="${patchId}"]`).innerText(), /canary/);
+  });
+
+  test('promoted to stable: both machines apply it', async () => {
+    await server.promote(patchId, 'stable');
+    await eventually(stable(), '/proc/cmdline shows the livepatch', async () =>
+      (await cmdline(stable())).includes(MARK),
+    );
+    for (const m of machines) {
+      assert.equal(await livepatches(m), 'livepatch_fleet');
+      await eventually(m, 'all inserted', async () => (await agentStatus(m)).patchState.code === 'applied');
+      await eventually(
+        m,
+        'the server has the report',
+        async () => (await server.machineState(m.id, patchId)) === 'applied',
+      );
+    }
+    // applied once each: the canary machine did not load it again
+    const dmesg = await sh(canary().vm, 'dmesg | grep -c "enabling patch .livepatch_fleet." || true');
+    assert.equal(dmesg.trim(), '1');
+
+    await dashboard('2-stable');
+    for (const m of machines) assert.match(await machineRow(m), new RegExp(`${m.name} .*applied`));
+    assert.equal((await page.locator('#card-applied b').innerText()).trim(), '2');
+  });
+
+  test('revoked: both machines revert it', async () => {
+    await server.revoke(patchId);
+    for (const m of machines) {
+      await eventually(m, '/proc/cmdline is back', async () => !(await cmdline(m)).includes(MARK));
+      await eventually(m, 'the livepatch is gone', async () => (await livepatches(m)) === '');
+      await eventually(
+        m,
+        'the server has the revert',
+        async () => (await server.machineState(m.id, patchId)) === 'reverted',
+      );
+      const s = await agentStatus(m);
+      assert.equal(s.serverCheckin.state, 'succeeded');
+      assert.equal(s.patchVersion, null);
+      assert.ok(!/livepatch_fleet/.test(await sh(m.vm, 'cat /proc/modules')), 'the module was unloaded');
+    }
+    await dashboard('3-revoked');
+    for (const m of machines) assert.doesNotMatch(await machineRow(m), /applied/);
+    assert.match(await page.locator(`tr[data-patch="${patchId}"]`).innerText(), /revoked/i);
+  });
+});
