@@ -65,7 +65,7 @@ test("the blog's meminfo patch: one changed function, every stage timed", async 
   assert.equal(r.units[0]!.sympos.get('meminfo_proc_show'), 0);
 });
 
-test("lines added above a function using WARN_ONCE: it stays the same, its bug-table line too (only with #line)", async () => {
+test('lines added above a function using WARN_ONCE: it stays the same, its bug-table line too (only with #line)', async () => {
   const file = 'fs/proc/inode.c';
   const patch = makePatch(file, (t) =>
     t.replace(
@@ -73,7 +73,12 @@ test("lines added above a function using WARN_ONCE: it stays the same, its bug-t
       'static void proc_free_inode(struct inode *inode)\n{\n\t/* nothing to free for a never-initialised inode */\n\tif (!inode)\n\t\treturn;\n',
     ),
   );
-  const r = await buildLivepatch({ diffPath: patch, release: target.release, stopAfter: 'objdiff', keepWork: true });
+  const r = await buildLivepatch({
+    diffPath: patch,
+    release: target.release,
+    stopAfter: 'objdiff',
+    keepWork: true,
+  });
   kept.push(r);
   const fns = new Map(r.units[0]!.diff!.functions.map((f) => [f.name, f.change]));
   assert.equal(fns.get('proc_free_inode'), 'changed');
@@ -84,7 +89,11 @@ test("lines added above a function using WARN_ONCE: it stays the same, its bug-t
   const bugTable = async (o: string) => Buffer.from((await readElfFile(o)).section('__bug_table')!.data);
   const original = await bugTable(r.units[0]!.original.object);
   assert.deepEqual(await bugTable(r.units[0]!.patched.object), original);
-  const raw = applyDiff(parseDiff(readFileSync(patch, 'utf8'), patch, target.sourceTree), target.sourceTree, join(dir, 'raw'));
+  const raw = applyDiff(
+    parseDiff(readFileSync(patch, 'utf8'), patch, target.sourceTree),
+    target.sourceTree,
+    join(dir, 'raw'),
+  );
   const without = await compileObject({
     tree: target.sourceTree,
     recipe: r.units[0]!.unit.recipe,
@@ -101,7 +110,10 @@ function expectedLine(r: BuildResult, name: string): string {
 
 test('a fix needing definitions the old tree lacks is refused, naming them', async () => {
   const patch = makePatch('fs/proc/meminfo.c', (t) =>
-    t.replace('show_val_kb(m, "VmallocChunk:   ", 0ul);', 'show_val_kb(m, "VmallocChunk:   ", vmalloc_chunk_pages(VM_CHUNK_SHIFT));'),
+    t.replace(
+      'show_val_kb(m, "VmallocChunk:   ", 0ul);',
+      'show_val_kb(m, "VmallocChunk:   ", vmalloc_chunk_pages(VM_CHUNK_SHIFT));',
+    ),
   );
   await assert.rejects(
     buildLivepatch({ diffPath: patch, release: target.release, stopAfter: 'objdiff' }),
@@ -117,11 +129,20 @@ test('a fix needing definitions the old tree lacks is refused, naming them', asy
 
 test('a diff that does not apply to this kernel stops at the diff stage with the hunk', async () => {
   const p = join(dir, 'stale.patch');
-  writeFileSync(p, readFileSync(MEMINFO, 'utf8').replace('-\tshow_val_kb(m, "VmallocChunk:', '-\tshow_val_kb(m, "VmallocBlock:'));
-  await assert.rejects(buildLivepatch({ diffPath: p, release: target.release, stopAfter: 'objdiff' }), (e: unknown) => {
-    assert.ok(isSutureError(e));
-    assert.equal(e.code, 'DIFF-HUNK-FAILED');
-    assert.ok((e.diagnostic.detail ?? []).some((l) => l.includes('VmallocBlock')));
-    return true;
-  });
+  writeFileSync(
+    p,
+    readFileSync(MEMINFO, 'utf8').replace(
+      '-\tshow_val_kb(m, "VmallocChunk:',
+      '-\tshow_val_kb(m, "VmallocBlock:',
+    ),
+  );
+  await assert.rejects(
+    buildLivepatch({ diffPath: p, release: target.release, stopAfter: 'objdiff' }),
+    (e: unknown) => {
+      assert.ok(isSutureError(e));
+      assert.equal(e.code, 'DIFF-HUNK-FAILED');
+      assert.ok((e.diagnostic.detail ?? []).some((l) => l.includes('VmallocBlock')));
+      return true;
+    },
+  );
 });
