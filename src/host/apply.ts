@@ -218,69 +218,50 @@ export async function applyLivepatch(opts: ApplyOptions): Promise<ApplyResult> {
   const activeBefore = before.filter((p) => p.state === 'active').map((p) => p.name);
 
   const log = KernelLogCursor.open(roots);
-  emit({ type: 'loading', file, patch });
-  const startedAt = Date.now();
-  const loaded = await roots.loader.insmod(file);
-  const loadMs = Date.now() - startedAt;
-  const kernelSaid = log.since().map((r) => r.text);
-  for (const text of kernelSaid) emit({ type: 'kernel-log', text });
-  if (!loaded.ok) {
-    if (isModuleLoaded(roots, patch)) await unloadModule(roots, patch);
-    const said = kernelSaid.filter((t) => !/^\s*$/.test(t));
-    throw new SutureError({
-      code: 'HOST-LOAD-FAILED',
-      message: `the kernel refused ${patch}: ${said.at(-1) ?? loaded.output ?? `insmod exit ${loaded.status}`}`,
-      location: { file },
-      detail: [
-        `insmod: ${loaded.output || `exit status ${loaded.status}`}`,
-        ...said.map((t) => `kernel: ${t}`),
-      ],
-      why: 'init_module failed; nothing was patched',
-      hint: said.some((t) => /symbol|sympos|not found/i.test(t))
-        ? 'the patch references a symbol this kernel does not have: rebuild it against the running kernel'
-        : 'read the kernel message above; `dmesg | tail` has the full context',
-    });
-  }
-  emit({ type: 'loaded', patch, ms: loadMs });
-  const state = readLivepatch(roots, patch);
-  if (!state) {
-    await unloadModule(roots, patch);
-    throw new SutureError({
-      code: 'HOST-NOT-REGISTERED',
-      message: `${patch} loaded but did not appear in /sys/kernel/livepatch`,
-      detail: kernelSaid.map((t) => `kernel: ${t}`),
-      why: 'its init did not call klp_enable_patch(); the module was removed again',
-      hint: 'build the patch with `suture build`',
-    });
-  }
-  const marks = patchedSymbols(roots, patch);
-  const outcome = await followTransition(roots, {
-    patch,
-    target: 1,
-    startedAt,
-    timeoutMs,
-    signal: opts.signal ?? false,
-    force: opts.force ?? false,
-    log,
-    onEvent: emit,
-    marks,
-    pollMs: opts.pollMs,
-    scanMs: opts.scanMs,
-    signalPeriodMs: opts.signalPeriodMs,
-  });
-  if (!outcome.completed) {
-    const reason =
-      outcome.interrupted ?? `transition not complete after ${Math.round(outcome.elapsedMs / 1000)} s`;
-    emit({ type: 'reversing', patch, reason });
-    const still = readLivepatch(roots, patch);
-    if (still?.transition && still.enabled) writeAttribute(roots, patch, 'enabled', '0');
-    const back = await followTransition(roots, {
+  try {
+    emit({ type: 'loading', file, patch });
+    const startedAt = Date.now();
+    const loaded = await roots.loader.insmod(file);
+    const loadMs = Date.now() - startedAt;
+    const kernelSaid = log.since().map((r) => r.text);
+    for (const text of kernelSaid) emit({ type: 'kernel-log', text });
+    if (!loaded.ok) {
+      if (isModuleLoaded(roots, patch)) await unloadModule(roots, patch);
+      const said = kernelSaid.filter((t) => !/^\s*$/.test(t));
+      throw new SutureError({
+        code: 'HOST-LOAD-FAILED',
+        message: `the kernel refused ${patch}: ${said.at(-1) ?? loaded.output ?? `insmod exit ${loaded.status}`}`,
+        location: { file },
+        detail: [
+          `insmod: ${loaded.output || `exit status ${loaded.status}`}`,
+          ...said.map((t) => `kernel: ${t}`),
+        ],
+        why: 'init_module failed; nothing was patched',
+        hint: said.some((t) => /symbol|sympos|not found/i.test(t))
+          ? 'the patch references a symbol this kernel does not have: rebuild it against the running kernel'
+          : 'read the kernel message above; `dmesg | tail` has the full context',
+      });
+    }
+    emit({ type: 'loaded', patch, ms: loadMs });
+    const state = readLivepatch(roots, patch);
+    if (!state) {
+      await unloadModule(roots, patch);
+      throw new SutureError({
+        code: 'HOST-NOT-REGISTERED',
+        message: `${patch} loaded but did not appear in /sys/kernel/livepatch`,
+        detail: kernelSaid.map((t) => `kernel: ${t}`),
+        why: 'its init did not call klp_enable_patch(); the module was removed again',
+        hint: 'build the patch with `suture build`',
+      });
+    }
+    const marks = patchedSymbols(roots, patch);
+    const outcome = await followTransition(roots, {
       patch,
-      target: 0,
-      startedAt: Date.now(),
+      target: 1,
+      startedAt,
       timeoutMs,
-      signal: false,
-      force: false,
+      signal: opts.signal ?? false,
+      force: opts.force ?? false,
       log,
       onEvent: emit,
       marks,
@@ -288,62 +269,85 @@ export async function applyLivepatch(opts: ApplyOptions): Promise<ApplyResult> {
       scanMs: opts.scanMs,
       signalPeriodMs: opts.signalPeriodMs,
     });
-    const detail = outcome.stalled.flatMap(formatStalledTask);
-    if (!back.completed) {
+    if (!outcome.completed) {
+      const reason =
+        outcome.interrupted ?? `transition not complete after ${Math.round(outcome.elapsedMs / 1000)} s`;
+      emit({ type: 'reversing', patch, reason });
+      const still = readLivepatch(roots, patch);
+      if (still?.transition && still.enabled) writeAttribute(roots, patch, 'enabled', '0');
+      const back = await followTransition(roots, {
+        patch,
+        target: 0,
+        startedAt: Date.now(),
+        timeoutMs,
+        signal: false,
+        force: false,
+        log,
+        onEvent: emit,
+        marks,
+        pollMs: opts.pollMs,
+        scanMs: opts.scanMs,
+        signalPeriodMs: opts.signalPeriodMs,
+      });
+      const detail = outcome.stalled.flatMap(formatStalledTask);
+      if (!back.completed) {
+        throw new SutureError({
+          code: 'HOST-REVERSE-STALLED',
+          message: `${patch} did not complete, and reversing it has not completed either`,
+          detail,
+          why: 'the tasks above hold the patched functions; the kernel keeps retrying the reversal by itself',
+          hint: `watch \`suture status\`; once the reversal completes, \`suture revert ${patch}\` unloads the module`,
+        });
+      }
+      await unloadModule(roots, patch);
+      emit({ type: 'unloaded', module: patch });
       throw new SutureError({
-        code: 'HOST-REVERSE-STALLED',
-        message: `${patch} did not complete, and reversing it has not completed either`,
+        code: 'HOST-TRANSITION-TIMEOUT',
+        message: `${patch}: ${reason}; reversed and unloaded, the machine is as it was`,
         detail,
-        why: 'the tasks above hold the patched functions; the kernel keeps retrying the reversal by itself',
-        hint: `watch \`suture status\`; once the reversal completes, \`suture revert ${patch}\` unloads the module`,
+        why: 'these tasks sleep inside functions the patch replaces, so the kernel cannot switch them safely',
+        hint: 'retry later, with a longer --timeout, with --signal (user tasks), or with --force --i-understand-the-risk',
       });
     }
-    await unloadModule(roots, patch);
-    emit({ type: 'unloaded', module: patch });
-    throw new SutureError({
-      code: 'HOST-TRANSITION-TIMEOUT',
-      message: `${patch}: ${reason}; reversed and unloaded, the machine is as it was`,
-      detail,
-      why: 'these tasks sleep inside functions the patch replaces, so the kernel cannot switch them safely',
-      hint: 'retry later, with a longer --timeout, with --signal (user tasks), or with --force --i-understand-the-risk',
+    const after = new Set(
+      readLivepatches(roots)
+        .filter((p) => p.state !== 'inactive')
+        .map((p) => p.name),
+    );
+    const replaced = activeBefore.filter((n) => !after.has(n));
+    if (replaced.length) emit({ type: 'replaced', patch, replaced });
+    record(roots, {
+      action: 'apply',
+      patch,
+      version: opts.manifest?.version,
+      forced: outcome.forced,
+      replaced,
     });
+    if (opts.persist) {
+      if (!opts.manifest)
+        emit({
+          type: 'note',
+          text: 'not stored for boot: a patch is only re-applied at boot with its manifest',
+        });
+      else emit({ type: 'note', text: `stored for boot in ${storePatch(roots, file, opts.manifest).dir}` });
+    }
+    return {
+      patch,
+      file,
+      release,
+      buildId,
+      verified,
+      loadMs,
+      transitionMs: outcome.elapsedMs,
+      forced: outcome.forced,
+      rounds: outcome.rounds,
+      stalled: outcome.stalled,
+      signalled: outcome.signalled,
+      replaced,
+    };
+  } finally {
+    log.close();
   }
-  const after = new Set(
-    readLivepatches(roots)
-      .filter((p) => p.state !== 'inactive')
-      .map((p) => p.name),
-  );
-  const replaced = activeBefore.filter((n) => !after.has(n));
-  if (replaced.length) emit({ type: 'replaced', patch, replaced });
-  record(roots, {
-    action: 'apply',
-    patch,
-    version: opts.manifest?.version,
-    forced: outcome.forced,
-    replaced,
-  });
-  if (opts.persist) {
-    if (!opts.manifest)
-      emit({
-        type: 'note',
-        text: 'not stored for boot: a patch is only re-applied at boot with its manifest',
-      });
-    else emit({ type: 'note', text: `stored for boot in ${storePatch(roots, file, opts.manifest).dir}` });
-  }
-  return {
-    patch,
-    file,
-    release,
-    buildId,
-    verified,
-    loadMs,
-    transitionMs: outcome.elapsedMs,
-    forced: outcome.forced,
-    rounds: outcome.rounds,
-    stalled: outcome.stalled,
-    signalled: outcome.signalled,
-    replaced,
-  };
 }
 
 /** A pending task as report lines: header, then its kernel stack with patched frames marked. */

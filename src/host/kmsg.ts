@@ -30,47 +30,54 @@ export function parseKmsg(chunk: string): KernelLogRecord[] {
   return out;
 }
 
-function readAll(path: string): KernelLogRecord[] {
-  let fd: number;
-  try {
-    fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
-  } catch {
-    return [];
-  }
+/** Read every record available on `fd` now (non-blocking: stops at EAGAIN / end of file). */
+function drain(fd: number): KernelLogRecord[] {
   const buf = Buffer.alloc(16384);
   const records: KernelLogRecord[] = [];
-  try {
-    for (;;) {
-      let n: number;
-      try {
-        n = readSync(fd, buf, 0, buf.length, null);
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code === 'EPIPE') continue; // a record was overwritten; the next read resumes
-        break; // EAGAIN: caught up
-      }
-      if (n <= 0) break;
-      records.push(...parseKmsg(buf.toString('utf8', 0, n)));
+  let partial = '';
+  for (;;) {
+    let n: number;
+    try {
+      n = readSync(fd, buf, 0, buf.length, null);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EPIPE') continue; // a record was overwritten; the next read resumes
+      break; // EAGAIN: caught up
     }
-  } finally {
-    closeSync(fd);
+    if (n <= 0) break;
+    // /dev/kmsg returns whole records; a plain file may split one across reads
+    const text = partial + buf.toString('utf8', 0, n);
+    const cut = text.lastIndexOf('\n');
+    partial = cut < 0 ? text : text.slice(cut + 1);
+    records.push(...parseKmsg(cut < 0 ? '' : text.slice(0, cut)));
   }
+  if (partial) records.push(...parseKmsg(partial));
   return records;
 }
 
-/** A position in the kernel log; `since()` returns the records logged after it and advances. */
+/**
+ * A position in the kernel log: `since()` returns the records logged after the previous call (or
+ * after the cursor was opened) and advances. Keeps the log open; `close()` when done. A machine
+ * without a readable log (no /dev/kmsg, not root) gives an empty cursor, never an error.
+ */
 export class KernelLogCursor {
-  private lastSeq: number;
-  constructor(private readonly path: string) {
-    const all = readAll(path);
-    this.lastSeq = all.length ? (all[all.length - 1] as KernelLogRecord).seq : -1;
+  private fd: number | undefined;
+  private constructor(path: string) {
+    try {
+      this.fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+      drain(this.fd);
+    } catch {
+      this.fd = undefined;
+    }
   }
   static open(roots: HostRoots): KernelLogCursor {
     return new KernelLogCursor(roots.kmsg);
   }
   since(): KernelLogRecord[] {
-    const fresh = readAll(this.path).filter((r) => r.seq > this.lastSeq);
-    if (fresh.length) this.lastSeq = (fresh[fresh.length - 1] as KernelLogRecord).seq;
-    return fresh;
+    return this.fd === undefined ? [] : drain(this.fd);
+  }
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
   }
 }

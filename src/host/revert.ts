@@ -99,50 +99,54 @@ export async function revertLivepatch(name: string, opts: RevertOptions = {}): P
     });
   } else {
     const log = KernelLogCursor.open(roots);
-    if (state.transition && !state.enabled) {
-      emit({ type: 'note', text: `${patch} is already being removed; following the transition` });
-    } else {
-      emit({ type: 'disabling', patch });
-      writeAttribute(roots, patch, 'enabled', '0');
-    }
-    const marks = patchedSymbols(roots, patch);
-    const follow = (target: 0 | 1, force: boolean, signal: boolean) =>
-      followTransition(roots, {
-        patch,
-        target,
-        startedAt: Date.now(),
-        timeoutMs,
-        signal,
-        force,
-        log,
-        onEvent: emit,
-        marks,
-        pollMs: opts.pollMs,
-        scanMs: opts.scanMs,
-        signalPeriodMs: opts.signalPeriodMs,
-      });
-    const outcome = await follow(0, opts.force ?? false, opts.signal ?? false);
-    result.transitioned = true;
-    result.transitionMs = outcome.elapsedMs;
-    result.forced = outcome.forced;
-    result.rounds = outcome.rounds;
-    result.stalled = outcome.stalled;
-    if (!outcome.completed) {
-      const reason =
-        outcome.interrupted ?? `unpatching not complete after ${Math.round(outcome.elapsedMs / 1000)} s`;
-      emit({ type: 'reversing', patch, reason });
-      const still = readLivepatch(roots, patch);
-      if (still?.transition && !still.enabled) writeAttribute(roots, patch, 'enabled', '1');
-      const back = await follow(1, false, false);
-      throw new SutureError({
-        code: back.completed ? 'HOST-TRANSITION-TIMEOUT' : 'HOST-REVERSE-STALLED',
-        message: back.completed
-          ? `${patch}: ${reason}; re-enabled, the patch stays applied as before`
-          : `${patch}: ${reason}, and re-enabling it has not completed either`,
-        detail: outcome.stalled.flatMap(formatStalledTask),
-        why: "these tasks sleep inside the patch's replacement functions, so the kernel cannot switch them back safely",
-        hint: 'retry later, with a longer --timeout, or --signal for user tasks',
-      });
+    try {
+      if (state.transition && !state.enabled) {
+        emit({ type: 'note', text: `${patch} is already being removed; following the transition` });
+      } else {
+        emit({ type: 'disabling', patch });
+        writeAttribute(roots, patch, 'enabled', '0');
+      }
+      const marks = patchedSymbols(roots, patch);
+      const follow = (target: 0 | 1, force: boolean, signal: boolean) =>
+        followTransition(roots, {
+          patch,
+          target,
+          startedAt: Date.now(),
+          timeoutMs,
+          signal,
+          force,
+          log,
+          onEvent: emit,
+          marks,
+          pollMs: opts.pollMs,
+          scanMs: opts.scanMs,
+          signalPeriodMs: opts.signalPeriodMs,
+        });
+      const outcome = await follow(0, opts.force ?? false, opts.signal ?? false);
+      result.transitioned = true;
+      result.transitionMs = outcome.elapsedMs;
+      result.forced = outcome.forced;
+      result.rounds = outcome.rounds;
+      result.stalled = outcome.stalled;
+      if (!outcome.completed) {
+        const reason =
+          outcome.interrupted ?? `unpatching not complete after ${Math.round(outcome.elapsedMs / 1000)} s`;
+        emit({ type: 'reversing', patch, reason });
+        const still = readLivepatch(roots, patch);
+        if (still?.transition && !still.enabled) writeAttribute(roots, patch, 'enabled', '1');
+        const back = await follow(1, false, false);
+        throw new SutureError({
+          code: back.completed ? 'HOST-TRANSITION-TIMEOUT' : 'HOST-REVERSE-STALLED',
+          message: back.completed
+            ? `${patch}: ${reason}; re-enabled, the patch stays applied as before`
+            : `${patch}: ${reason}, and re-enabling it has not completed either`,
+          detail: outcome.stalled.flatMap(formatStalledTask),
+          why: "these tasks sleep inside the patch's replacement functions, so the kernel cannot switch them back safely",
+          hint: 'retry later, with a longer --timeout, or --signal for user tasks',
+        });
+      }
+    } finally {
+      log.close();
     }
   }
   record(roots, { action: 'revert', patch, forced: result.forced });
