@@ -166,3 +166,21 @@ export class AdminClient {
     return this.call('GET', '/admin/v1/audit');
   }
 }
+
+/** Plain text table for the admin commands' human output (the `--json` output is the API's). */
+export function renderTable(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), ...rows.map(line)].join('\n');
+}
+
+/** The options every admin command takes. */
+export interface AdminCliOptions {
+  server?: string;
+  adminToken?: string;
+  json?: boolean;
+}

@@ -1,0 +1,106 @@
+/*
+ * `suture server [--data DIR] [--database postgres://…] [--listen ADDR] [--admin-token T]`
+ *
+ * Runs the delivery server (src/server/) in the foreground until SIGINT/SIGTERM. SQLite under --data by
+ * default; --database postgres://… shares one PostgreSQL between several instances (artifacts stay
+ * under --data, which those instances must then share). First start prints the admin token.
+ */
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { SutureError } from '../../diagnostic.js';
+import { keyFingerprint } from '../../manifest/signature.js';
+import { parseListen, startServer } from '../../server/server.js';
+
+function defaultDataDir(): string {
+  if (process.env.SUTURE_DATA) return process.env.SUTURE_DATA;
+  return process.getuid?.() === 0
+    ? '/var/lib/suture'
+    : join(homedir(), '.local', 'share', 'suture', 'server');
+}
+
+function positiveInt(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) {
+      throw new SutureError({
+        code: 'CLI-ARGUMENT',
+        message: `${name} must be a positive integer, got ${v}`,
+      });
+    }
+    return n;
+  };
+}
+
+export function register(program: Command): void {
+  program
+    .command('server')
+    .description('run the delivery server: machine API /v1, admin API, /metrics, dashboard')
+    .option(
+      '--data <dir>',
+      'data directory (SQLite file, artifacts, admin-token) [$SUTURE_DATA]',
+      defaultDataDir(),
+    )
+    .option('--database <url>', 'postgres://user:pass@host:port/db instead of SQLite under --data')
+    .option('--listen <addr>', 'HOST:PORT to listen on', '127.0.0.1:7070')
+    .option(
+      '--admin-token <token>',
+      'set the admin token (default: generated at first start) [$SUTURE_ADMIN_TOKEN]',
+    )
+    .option(
+      '--checkin-interval <seconds>',
+      'check-in interval told to agents',
+      positiveInt('--checkin-interval'),
+      600,
+    )
+    .option('--max-upload <bytes>', 'largest module upload', positiveInt('--max-upload'), 64 * 1024 * 1024)
+    .option(
+      '--checkin-rate <n>',
+      'check-ins per minute allowed per machine',
+      positiveInt('--checkin-rate'),
+      60,
+    )
+    .option('--quiet', 'no request log')
+    .action(
+      async (o: {
+        data: string;
+        database?: string;
+        listen: string;
+        adminToken?: string;
+        checkinInterval: number;
+        maxUpload: number;
+        checkinRate: number;
+        quiet?: boolean;
+      }) => {
+        const { host, port } = parseListen(o.listen);
+        const s = await startServer({
+          dataDir: o.data,
+          database: o.database ?? process.env.SUTURE_DATABASE,
+          host,
+          port,
+          adminToken: o.adminToken ?? process.env.SUTURE_ADMIN_TOKEN,
+          checkinIntervalSeconds: o.checkinInterval,
+          limits: { upload: o.maxUpload, checkinPerMinute: o.checkinRate },
+          logger: !o.quiet,
+        });
+        const db = o.database ? 'PostgreSQL' : `SQLite ${join(o.data, 'suture.db')}`;
+        process.stderr.write(`suture server listening on ${s.url} (${db}, data ${o.data})\n`);
+        process.stderr.write(
+          `  signing key ed25519 ${keyFingerprint(s.publicKey)} (public: ${s.publicKey})\n`,
+        );
+        process.stderr.write(`  dashboard ${s.url}/   metrics ${s.url}/metrics\n`);
+        if (s.createdAdminToken) {
+          process.stderr.write(`  admin token (shown once, saved to ${join(o.data, 'admin-token')}):\n`);
+          process.stdout.write(`${s.createdAdminToken}\n`);
+        }
+        await new Promise<void>((resolve) => {
+          const stop = () => {
+            process.stderr.write('suture server: shutting down\n');
+            s.close().then(resolve, resolve);
+          };
+          process.once('SIGINT', stop);
+          process.once('SIGTERM', stop);
+        });
+      },
+    );
+}
