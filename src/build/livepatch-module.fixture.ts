@@ -1,52 +1,75 @@
 /*
- * Test fixture (not a test): the blog's meminfo patch compiled against the target kernel's prepared
+ * Test fixture (not a test): a patch from the corpus compiled against the target kernel's prepared
  * tree with kbuild's exact command line, diffed, and linked into a livepatch module. Shared by the
  * module test and its VM test.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { KernelTarget } from '../kernel/target.js';
 import { compileObject, kbuildRecipe } from './compile.js';
-import { buildLivepatchModule, type LivepatchModule } from './livepatch-module.js';
+import { buildLivepatchModule, type LivepatchModule, type LivepatchUnit } from './livepatch-module.js';
 import { diffObjects, type ObjectDiff } from './objdiff.js';
 
-export const MEMINFO_PATCH = resolve(process.cwd(), '..', 'shared', 'corpus', 'blog', 'meminfo-string.patch');
+const CORPUS = resolve(process.cwd(), '..', 'shared', 'corpus');
+export const MEMINFO_PATCH = join(CORPUS, 'blog', 'meminfo-string.patch');
+/** a fix to a function of a module (tcp_dctcp), from the stable corpus */
+export const DCTCP_PATCH = join(CORPUS, 'stable-6.1.187-to-192', 'net_ipv4_tcp_dctcp.patch');
 
-export interface MeminfoBuild {
+export interface FixtureBuild {
   dir: string;
+  diffs: ObjectDiff[];
+  /** the first unit's diff */
   diff: ObjectDiff;
+  units: LivepatchUnit[];
   module: LivepatchModule;
 }
 
-export async function buildMeminfoLivepatch(
+export async function buildFixtureLivepatch(
   target: KernelTarget,
-  patch = MEMINFO_PATCH,
-): Promise<MeminfoBuild> {
-  const dir = mkdtempSync(join(tmpdir(), 'suture-meminfo-'));
+  patch: string,
+  name: string,
+): Promise<FixtureBuild> {
+  const dir = mkdtempSync(join(tmpdir(), `suture-${name}-`));
   const tree = target.sourceTree;
-  const source = 'fs/proc/meminfo.c';
-  const patchedSource = join(dir, 'src', source);
-  mkdirSync(join(patchedSource, '..'), { recursive: true });
-  copyFileSync(join(tree, source), patchedSource);
+  const sources = [...readFileSync(patch, 'utf8').matchAll(/^\+\+\+ b\/(\S+\.c)$/gm)].map((m) => m[1]!);
+  for (const source of sources) {
+    mkdirSync(join(dir, 'src', source, '..'), { recursive: true });
+    copyFileSync(join(tree, source), join(dir, 'src', source));
+  }
   execFileSync('patch', ['-s', '-p1', '-d', join(dir, 'src'), '-i', patch]);
-  const recipe = kbuildRecipe(tree, 'fs/proc/meminfo.o');
-  const original = await compileObject({ tree, recipe, outObject: join(dir, 'original', 'meminfo.o') });
-  const patched = await compileObject({
-    tree,
-    recipe,
-    outObject: join(dir, 'patched', 'meminfo.o'),
-    source: patchedSource,
-  });
-  const diff = await diffObjects(original.object, patched.object, { source });
+  const units: LivepatchUnit[] = [];
+  for (const source of sources) {
+    const object = source.replace(/\.c$/, '.o');
+    const recipe = kbuildRecipe(tree, object);
+    const original = await compileObject({ tree, recipe, outObject: join(dir, 'original', object) });
+    const patched = await compileObject({
+      tree,
+      recipe,
+      outObject: join(dir, 'patched', object),
+      source: join(dir, 'src', source),
+    });
+    const diff = await diffObjects(original.object, patched.object, { source });
+    units.push({
+      source,
+      object,
+      target: recipe.module && recipe.modname ? recipe.modname : 'vmlinux',
+      diff,
+    });
+  }
   const module = await buildLivepatchModule({
-    name: 'meminfo',
+    name,
     replace: false,
     target,
-    units: [{ source, object: 'fs/proc/meminfo.o', target: 'vmlinux', diff }],
+    units,
     outDir: join(dir, 'out'),
     workDir: dir,
   });
-  return { dir, diff, module };
+  const diffs = units.map((u) => u.diff);
+  return { dir, diffs, diff: diffs[0]!, units, module };
+}
+
+export function buildMeminfoLivepatch(target: KernelTarget): Promise<FixtureBuild> {
+  return buildFixtureLivepatch(target, MEMINFO_PATCH, 'meminfo');
 }

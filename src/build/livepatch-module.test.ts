@@ -11,11 +11,11 @@ import { indexSymbols } from '../elf/symbol-index.js';
 import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease, type KernelTarget } from '../kernel/target.js';
 import { parseKlpSymbolName } from './klp-relocations.js';
-import { buildMeminfoLivepatch, type MeminfoBuild } from './livepatch-module.fixture.js';
+import { buildMeminfoLivepatch, type FixtureBuild } from './livepatch-module.fixture.js';
 import { readExports } from './livepatch-module.js';
 
 let target: KernelTarget;
-let built: MeminfoBuild;
+let built: FixtureBuild;
 before(async () => {
   target = await ensureKernel(defaultRelease());
   built = await buildMeminfoLivepatch(target);

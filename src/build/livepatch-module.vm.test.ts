@@ -8,9 +8,14 @@ import { after, test } from 'node:test';
 import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease } from '../kernel/target.js';
 import { runInVm } from '../vm/index.js';
-import { buildMeminfoLivepatch, type MeminfoBuild } from './livepatch-module.fixture.js';
+import {
+  buildFixtureLivepatch,
+  buildMeminfoLivepatch,
+  DCTCP_PATCH,
+  type FixtureBuild,
+} from './livepatch-module.fixture.js';
 
-let built: MeminfoBuild | undefined;
+let built: FixtureBuild | undefined;
 after(() => {
   if (built) rmSync(built.dir, { recursive: true, force: true });
 });
@@ -48,3 +53,46 @@ test('the meminfo livepatch loads, patches /proc/meminfo, and unpatches on disab
   assert.match(r.output, /after: VmallocChunk:/);
   assert.match(r.kernelLog, /livepatch: 'livepatch_meminfo': patching complete/);
 });
+
+for (const order of ['before', 'after'] as const) {
+  test(`a livepatch for a module function works when the module loads ${order} the patch`, async () => {
+    const kernel = await ensureKernel(defaultRelease());
+    const dctcp = await buildFixtureLivepatch(kernel, DCTCP_PATCH, 'dctcp');
+    try {
+      assert.deepEqual(
+        dctcp.module.manifestObjects.map((o) => o.name),
+        ['tcp_dctcp'],
+      );
+      assert.ok(dctcp.module.klp.sections.some((s) => s.name.startsWith('.klp.rela.tcp_dctcp.')));
+      const p = '/sys/kernel/livepatch/livepatch_dctcp';
+      const r = await runInVm({
+        kernel,
+        placeModules: ['tcp_dctcp'],
+        files: [{ from: dctcp.module.ko, to: '/livepatch-dctcp.ko' }],
+        timeoutMs: 240_000,
+        script: [
+          '#!/bin/sh',
+          'set -e',
+          order === 'before' ? 'modprobe tcp_dctcp' : 'true',
+          'insmod /livepatch-dctcp.ko',
+          `i=0; while [ "$(cat ${p}/transition)" = 1 ] && [ $i -lt 30 ]; do sleep 1; i=$((i+1)); done`,
+          'modprobe tcp_dctcp',
+          // a socket using dctcp runs the patched dctcp_init
+          'sysctl -w net.ipv4.tcp_congestion_control=dctcp >/dev/null 2>&1 || echo dctcp > /proc/sys/net/ipv4/tcp_congestion_control',
+          `echo "patched: $(cat ${p}/tcp_dctcp/patched) transition: $(cat ${p}/transition)"`,
+          '',
+        ].join('\n'),
+      });
+      assert.equal(
+        r.outcome,
+        'ok',
+        `${r.message}\n${r.output}\n${r.kernelLog.split('\n').slice(-30).join('\n')}`,
+      );
+      assert.match(r.output, /patched: 1 transition: 0/);
+      if (order === 'after')
+        assert.match(r.kernelLog, /applying patch 'livepatch_dctcp' to loading module 'tcp_dctcp'/);
+    } finally {
+      rmSync(dctcp.dir, { recursive: true, force: true });
+    }
+  });
+}
