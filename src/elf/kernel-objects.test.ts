@@ -6,7 +6,7 @@
  * object of the three directories). For each one:
  *  - reader: sections, symbols, relocations and groups agree field by field with `readelf -W`;
  *  - writer: read → write gives a file that `readelf -aW` lists identically (file offsets aside) and
- *    that `objdump -dr` disassembles identically;
+ *    that `objdump -dr` disassembles identically, and that links (ld -r) into the same result;
  *  - edits: removing function sections and adding klp relocation sections keeps a file binutils accepts.
  */
 import assert from 'node:assert/strict';
@@ -75,6 +75,28 @@ test('read → write round trip: readelf -aW (offsets aside) and objdump -dr ide
       diffs.push(`${o.flavour} ${o.object}: objdump -dr differs`);
   }
   assert.deepEqual(diffs, []);
+});
+
+test('rewritten objects link into the same result: ld -r of all fs/proc objects, original vs rewritten', () => {
+  for (const flavour of ['plain', 'sections'] as const) {
+    const originals = objects.filter((o) => o.flavour === flavour && o.object.startsWith('fs/proc/'));
+    const rewritten = originals.map((o, i) => {
+      const p = join(tmp, `${flavour}-${i}.o`);
+      writeFileSync(p, writeElf(readElf(readFileSync(o.path), o.path)));
+      return p;
+    });
+    const a = join(tmp, `${flavour}-orig-linked.o`);
+    const b = join(tmp, `${flavour}-rt-linked.o`);
+    for (const [out, inputs] of [
+      [a, originals.map((o) => o.path)],
+      [b, rewritten],
+    ] as const) {
+      const ld = spawnSync('ld', ['-r', '-o', out, ...inputs], { encoding: 'utf8' });
+      assert.equal(ld.status, 0, ld.stderr);
+    }
+    assert.equal(readelfAllNormalized(b), readelfAllNormalized(a), `${flavour}: linked objects differ`);
+    assert.equal(objdumpNormalized(b), objdumpNormalized(a), `${flavour}: linked code differs`);
+  }
 });
 
 test('removing function sections renumbers everything and binutils accepts the result', async () => {
