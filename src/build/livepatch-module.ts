@@ -18,12 +18,18 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { fail } from '../diagnostic.js';
+import type { ElfObject } from '../elf/model.js';
 import { readElf } from '../elf/reader.js';
 import { indexSymbols, type SymbolIndex } from '../elf/symbol-index.js';
 import { writeElf } from '../elf/writer.js';
 import type { KernelTarget } from '../kernel/target.js';
 import type { PatchedObject } from '../manifest/manifest.js';
-import { convertKlpRelocations, type KlpConversion, klpSymbolName } from './klp-relocations.js';
+import {
+  convertKlpRelocations,
+  type KlpConversion,
+  klpSymbolName,
+  parseKlpSymbolName,
+} from './klp-relocations.js';
 import type { ObjectDiff } from './objdiff.js';
 import type { ExternalRef } from './objdiff-select.js';
 import { diffObjectOf } from './objdiff-write.js';
@@ -292,6 +298,34 @@ export async function runKbuild(tree: string, dir: string, verbose = false): Pro
   );
 }
 
+/**
+ * Jump labels and static calls are set up when the livepatch module itself loads (module notifiers),
+ * but klp relocations against a module's symbols are resolved only when that module loads — later.
+ * An entry whose key lives in a module would be initialised against an unresolved address, so it is
+ * refused. (vmlinux klp relocations are applied while the livepatch loads, before the notifiers.)
+ */
+function refuseEarlyTables(obj: ElfObject, unit: LivepatchUnit): void {
+  for (const table of ['__jump_table', '.static_call_sites']) {
+    const sec = obj.section(table);
+    if (!sec) continue;
+    for (const rela of obj.relocationsFor(sec)) {
+      for (const r of rela.relocations ?? []) {
+        const k = r.symbol ? parseKlpSymbolName(r.symbol.name) : undefined;
+        if (!k || k.object === 'vmlinux') continue;
+        fail(
+          'KLP-MODULE-KEY',
+          `a ${table === '__jump_table' ? 'jump label' : 'static call'} in the patched code uses \`${k.name}\` of module ${k.object}`,
+          {
+            location: { file: unit.source, section: table, symbol: k.name },
+            why: 'the livepatch initialises its jump labels and static calls when it loads, before the livepatch core can resolve symbols of a module',
+            hint: 'use static_key_enabled()/a plain call in the patched function instead of the static branch or static call',
+          },
+        );
+      }
+    }
+  }
+}
+
 export async function buildLivepatchModule(req: LivepatchModuleRequest): Promise<LivepatchModule> {
   const work = req.workDir ?? (await mkdtemp(join(tmpdir(), 'suture-module-')));
   const dir = resolve(join(work, 'module'));
@@ -351,6 +385,7 @@ export async function buildLivepatchModule(req: LivepatchModuleRequest): Promise
       externalName: (ref) => names.get(ref) ?? ref.name,
       exportFunctions: true,
     });
+    refuseEarlyTables(obj, u);
     const part = `part${i}-${basename(u.object).replace(/[^A-Za-z0-9_]/g, '_')}`;
     await writeFile(join(dir, `${part}.o`), writeElf(obj));
     // kbuild rebuilds an object only from a source it knows; a .cmd file keeps it from asking
