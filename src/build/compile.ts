@@ -290,5 +290,11 @@ export function missingDefinitions(stderr: string): string[] {
     /error: too (?:many|few) arguments to function [‘'`]([\w]+)[’'`]/g,
   ];
   for (const re of patterns) for (const m of stderr.matchAll(re)) names.add(m[1]!);
+  // a type that changed in a header shows up as a mismatched argument, not as a missing name
+  for (const m of stderr.matchAll(
+    /error: passing argument \d+ of [‘'`]([\w]+)[’'`] from incompatible pointer type/g,
+  )) {
+    names.add(`${m[1]!} (argument type)`);
+  }
   return [...names];
 }

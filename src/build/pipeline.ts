@@ -16,9 +16,9 @@
  * refusal diagnostic, so the CLI and the corpus runner can show each rule id.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { type Diagnostic, fail, SutureError } from '../diagnostic.js';
 import { indexSymbols, readElfFile, type SymbolIndex } from '../elf/index.js';
 import { ensureKernel } from '../kernel/fetch.js';
@@ -171,6 +171,10 @@ export async function buildLivepatch(opts: BuildOptions): Promise<BuildResult> {
           const before = readFileSync(f.original, 'utf8');
           const after = readFileSync(f.patched, 'utf8');
           const text = withLineDirectives(before, after, f.path);
+          // the patched text as the diff made it, for compiler messages with its own line numbers
+          const raw = join(workDir, 'raw', f.path);
+          mkdirSync(dirname(raw), { recursive: true });
+          writeFileSync(raw, after);
           n += text.split('\n').length - after.split('\n').length - 1;
           writeFileSync(f.patched, text);
         }
@@ -328,7 +332,8 @@ async function compileAll(
         });
       } catch (e) {
         if (e instanceof CompileFailure) {
-          const missing = missingDefinitions(e.stderr);
+          const f = await explainFailure(e, { tree, unit, overlay, workDir });
+          const missing = missingDefinitions(f.stderr);
           if (missing.length) {
             throw new BuildRefused(
               [
@@ -337,7 +342,7 @@ async function compileAll(
                   code: 'BUILD-MISSING-DEFINITIONS',
                   message: `${unit.source} needs definitions this kernel's source does not have: ${missing.join(', ')}`,
                   location: { file: unit.source },
-                  detail: e.diagnostic.detail,
+                  detail: f.diagnostic.detail,
                   why: 'the fix relies on declarations (types, fields, functions, constants) added elsewhere in the same release, typically in a header — they are not in the running kernel',
                   hint: 'backport the missing definitions as part of the livepatch (static helpers in the .c file), or ship the fix in a kernel update',
                 },
@@ -345,6 +350,7 @@ async function compileAll(
               { summary: [] },
             );
           }
+          throw f;
         }
         throw e;
       }
@@ -356,6 +362,38 @@ async function compileAll(
   };
   await Promise.all([worker(), worker()]);
   return out;
+}
+
+/**
+ * The patched copy carries #line directives, so the compiler quotes the ORIGINAL file's lines in its
+ * errors. Compile the patched text as the diff made it instead, so the messages show the patched lines
+ * with the patched file's numbering.
+ */
+async function explainFailure(
+  e: CompileFailure,
+  c: { tree: string; unit: Unit; overlay: string; workDir: string },
+): Promise<CompileFailure> {
+  const rawDir = join(c.workDir, 'raw');
+  const raw = join(rawDir, c.unit.source);
+  if (!existsSync(raw)) return e;
+  try {
+    await compileObject({
+      tree: c.tree,
+      recipe: c.unit.recipe,
+      outObject: join(c.workDir, 'raw-out', c.unit.object),
+      source: raw,
+      overlay: c.overlay,
+    });
+    return e;
+  } catch (again) {
+    if (!(again instanceof CompileFailure)) return e;
+    const clean = (t: string) => t.split(`${rawDir}/`).join('');
+    return new CompileFailure(clean(again.stderr), {
+      ...again.diagnostic,
+      message: `${c.unit.source} does not compile after patching (line numbers of the patched file)`,
+      detail: (again.diagnostic.detail ?? []).map(clean),
+    });
+  }
 }
 
 /** A unit recompiled only because of a header still needs an overlay copy of its .c (quoted includes). */
