@@ -122,6 +122,8 @@ export async function buildApp(opts: AppOptions, publicKey: string): Promise<Fas
     },
   };
 
+  // JSON only (plus the two below): a text/plain body is a 415, not a string to validate
+  app.removeContentTypeParser('text/plain');
   // uploads: hand the raw stream to the artifact store, which enforces size and hash itself
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
   // the dashboard's login form
