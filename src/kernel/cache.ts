@@ -65,6 +65,12 @@ function tag(): string {
   return `${process.pid}.${randomBytes(4).toString('hex')}`;
 }
 
+/** How long a dead process's lock lives: 20 s, or SUTURE_LOCK_STALE_MS (at least 2 s). */
+export function defaultStaleMs(): number {
+  const v = Number(process.env.SUTURE_LOCK_STALE_MS);
+  return Number.isFinite(v) && v >= 2000 ? v : 20_000;
+}
+
 /**
  * Run `fn` holding the cache lock called `name`. Waits (polling) while another live process holds it;
  * a lock left by a killed process goes stale after `staleMs` and is taken over.
@@ -73,7 +79,7 @@ export async function withLock<T>(
   root: string,
   name: string,
   fn: () => Promise<T>,
-  staleMs = 20_000,
+  staleMs = defaultStaleMs(),
 ): Promise<T> {
   const dir = join(root, 'locks');
   mkdirs(dir);

@@ -137,6 +137,19 @@ export async function ensureKernel(release: string, opts: EnsureOptions = {}): P
       version: resolved.debianVersion,
     })),
   );
+  return ensureKernelFrom(resolved, locs, opts);
+}
+
+/**
+ * The fetch proper, from an already resolved release and its download locations (apt's, or a test's
+ * fake packages). Serialised per release by a lock; the second caller finds the first's result.
+ */
+export async function ensureKernelFrom(
+  resolved: ResolvedRelease,
+  locs: DebLocation[],
+  opts: EnsureOptions = {},
+): Promise<KernelTarget> {
+  const release = resolved.release;
   const root = cacheRoot();
   mkdirSync(kernelDir(root, release), { recursive: true });
   return withLock(root, `kernel-${release}`, async () => {
