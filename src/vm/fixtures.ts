@@ -3,8 +3,8 @@
  * binary edits that make a module look built for another kernel.
  *
  * Not used by the product. The livepatch acceptance test builds its module through `suture new` and
- * `suture module build` when those commands exist; these fixtures build the modules that only tests
- * need (one that oopses on load) and the blog's sample when the build stage is not there yet.
+ * `suture module build`; these fixtures build modules only tests need (one that oopses on load, the
+ * blog's sample to be disguised as another kernel's) with kbuild directly, since vm/ may not import build/.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';

@@ -1,15 +1,14 @@
-// Issue 2 acceptance: the blog's first livepatch (replace cmdline_proc_show), built by suture, loaded in
-// a VM running the exact target kernel: /proc/cmdline changes, the transition completes, disabling
-// brings the original back, the module unloads.
+// Issue 2 acceptance: the blog's first livepatch (replace cmdline_proc_show), built by `suture new` +
+// `suture module build`, loaded in a VM running the exact target kernel: /proc/cmdline changes, the
+// transition completes, disabling brings the original back, the module unloads.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, it } from 'node:test';
 import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease, type KernelTarget } from '../kernel/target.js';
-import { buildTestModule, CMDLINE_LIVEPATCH } from './fixtures.js';
 import { repoRoot } from './initramfs.js';
 import { runInVm } from './run.js';
 
@@ -22,14 +21,9 @@ before(async () => {
 });
 after(() => rmSync(work, { recursive: true, force: true }));
 
-/** `suture new` + `suture module build` when the build stage has them; kbuild directly until then. */
+/** The module exactly as an operator makes it: `suture new` then `suture module build`. */
 function buildBlogModule(): string {
-  const root = repoRoot();
-  const cli = join(root, 'bin', 'suture.js');
-  const haveCommands = ['new.js', 'module.js'].every((f) =>
-    existsSync(join(root, 'dist', 'cli', 'commands', f)),
-  );
-  if (!haveCommands) return buildTestModule(kernel, join(work, 'lp'), 'livepatch_cmdline', CMDLINE_LIVEPATCH);
+  const cli = join(repoRoot(), 'bin', 'suture.js');
   const dir = join(work, 'livepatch_cmdline');
   for (const args of [
     ['new', dir, '--function', 'cmdline_proc_show'],
