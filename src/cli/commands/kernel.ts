@@ -49,11 +49,11 @@ export function fetchProgress(quiet = false): EnsureOptions['onProgress'] {
       return;
     }
     if (e.kind === 'output') return;
+    stopBar();
     if (e.state === 'start') {
       if (!tty) process.stderr.write(`  … ${e.step}\n`);
       return;
     }
-    if (bar && (barStep === e.step || e.state !== 'done' || e.step === 'untar source')) stopBar();
     if (e.state === 'cached') process.stderr.write(`  = ${e.step} (cached)\n`);
     else process.stderr.write(`  ✓ ${e.step} (${((e.ms ?? 0) / 1000).toFixed(1)} s)\n`);
   };
