@@ -337,6 +337,9 @@ export async function buildLivepatchModule(req: LivepatchModuleRequest): Promise
   const carriedGlobals = new Map<string, string>();
   for (const u of req.units)
     for (const f of u.diff.selection.functions) {
+      const v = u.diff.facts.functions.find((x) => x.symbol === f);
+      // new static helpers and .cold parts stay local to their diff object
+      if (f.bind === 0 && (v?.change !== 'changed' || v.parent)) continue;
       const other = carriedGlobals.get(f.name);
       if (other && other !== u.source)
         fail('KLP-DUPLICATE-FUNCTION', `\`${f.name}\` is carried from both ${other} and ${u.source}`, {

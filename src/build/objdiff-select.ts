@@ -177,6 +177,16 @@ export function planSelection(input: SelectionInput): SelectionPlan {
       }
       return include(sym.section!);
     }
+    if (
+      sym.type === STT.OBJECT &&
+      (sym.section!.flags & SHF.WRITE) === 0 &&
+      /\.\d+$/.test(sym.name) &&
+      relocationsIn(patched, sym.section!).length === 0 &&
+      pMap.symbolsIn(sym.section!).length === 1
+    ) {
+      // a numbered static constant (`__func__.3`): plain bytes, carried as a private copy
+      return include(sym.section!);
+    }
     if (sym.type === STT.FUNC && !corr.toOriginal.has(sym)) {
       // a new function that is not selected cannot happen (new functions are carried); be safe
       return include(sym.section!);
@@ -350,8 +360,14 @@ export function buildDiffObject(
   // defined symbols of carried sections
   for (const s of patched.symbols) {
     if (!s.section || !copies.has(s.section) || s.type === STT.SECTION || s.type === STT.FILE) continue;
+    // replaced functions become global so klp_func.new_func can name them; new helpers stay private
     const makeGlobal =
-      opts.exportFunctions !== false && carried.has(s) && s.type === STT.FUNC && s.bind === STB.LOCAL;
+      opts.exportFunctions !== false &&
+      carried.has(s) &&
+      s.type === STT.FUNC &&
+      s.bind === STB.LOCAL &&
+      !pCanon(s).startsWith('new:') &&
+      !/\.cold(\.\d+)?$/.test(s.name);
     const copy: ElfSymbol = {
       ...s,
       section: copies.get(s.section)!,

@@ -54,6 +54,15 @@ describe('objdiff', () => {
     assert.equal(verdict(d, 'helper')?.change, 'new');
     assert.deepEqual(d.refusals, []);
     assert.deepEqual(d.selection.functions.map((f) => f.name).sort(), ['fix', 'helper']);
+    const obj = await writeDiffObject(d, join(dir, 'fix-diff.o'));
+    const bind = (name: string) => obj.symbols.find((s) => s.name === name)?.bind;
+    assert.equal(bind('fix'), 1, 'the replaced function is global: klp_func.new_func names it');
+    assert.equal(bind('helper'), 0, 'a new static helper stays private to the diff object');
+    assert.equal(
+      obj.symbols.find((s) => s.name === 'keep'),
+      undefined,
+      'unchanged functions are left out',
+    );
   });
 
   test('a string that moved inside its section is not a change; a changed target is', async () => {
