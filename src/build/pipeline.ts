@@ -25,7 +25,7 @@ import { ensureKernel } from '../kernel/fetch.js';
 import type { KernelTarget } from '../kernel/target.js';
 import { type Manifest, type PatchedObject, patchedObjectSchema } from '../manifest/manifest.js';
 import { type CompiledObject, CompileFailure, compileObject, missingDefinitions } from './compile.js';
-import { applyDiff, readDiff } from './diff.js';
+import { applyDiff, parseDiff, readDiff } from './diff.js';
 import { withLineDirectives } from './line-numbers.js';
 import { buildLivepatchModule } from './livepatch-module.js';
 import { diffObjects, type ObjectDiff } from './objdiff.js';
@@ -144,17 +144,28 @@ export async function buildLivepatch(opts: BuildOptions): Promise<BuildResult> {
   };
   const stop = (s: Stage) => opts.stopAfter === s;
 
+  // read and check the diff before anything slow (a cold kernel cache takes minutes)
+  const { text: diffText } = readDiff(opts.diffPath);
   const workDir = mkdtempSync(join(tmpdir(), `suture-build-${name}-`));
   const overlay = join(workDir, 'overlay');
   let keep = opts.keepWork === true;
   try {
     const target = await stage(
       'kernel',
-      () => opts.target ?? ensureKernel(opts.release),
+      () =>
+        opts.target ??
+        ensureKernel(opts.release, {
+          onProgress: (e) => {
+            if (e.kind === 'step' && e.state !== 'start') {
+              const took = e.ms === undefined ? '' : ` in ${(e.ms / 1000).toFixed(1)} s`;
+              emit({ kind: 'note', stage: 'kernel', text: `${e.step}: ${e.state}${took}` });
+            }
+          },
+        }),
       (t) => `${t.release} (Debian ${t.debianVersion}, build id ${t.buildId.slice(0, 12)}…)`,
     );
     const tree = target.sourceTree;
-    const { diff, text: diffText } = readDiff(opts.diffPath, tree);
+    const diff = parseDiff(diffText, opts.diffPath, tree);
     const applied = await stage(
       'diff',
       () => applyDiff(diff, tree, overlay),

@@ -16,7 +16,7 @@ import {
   STAGES,
   type Stage,
 } from '../../build/pipeline.js';
-import { renderDiagnostic, toDiagnostic } from '../../diagnostic.js';
+import { renderDiagnostic, SutureError, toDiagnostic } from '../../diagnostic.js';
 import { defaultRelease } from '../../kernel/target.js';
 
 interface BuildCliOptions {
@@ -82,7 +82,11 @@ export function register(program: Command): void {
     .option('--stop-after <stage>', `stop after a stage (${STAGES.join(', ')})`)
     .action(async (diffPath: string, opts: BuildCliOptions) => {
       if (opts.stopAfter && !STAGES.includes(opts.stopAfter as Stage)) {
-        throw new Error(`--stop-after must be one of ${STAGES.join(', ')}`);
+        throw new SutureError({
+          code: 'CLI-BAD-OPTION',
+          message: `--stop-after ${opts.stopAfter} is not a stage`,
+          hint: `use one of ${STAGES.join(', ')}`,
+        });
       }
       const t0 = performance.now();
       const progress = progressPrinter((s) => process.stderr.write(s));
