@@ -159,9 +159,18 @@ async function dashboard(step: string): Promise<string> {
   return page.content();
 }
 
-async function machineRow(m: Machine): Promise<string> {
-  return (await page.locator(`tr[data-machine="${m.id}"]`).innerText()).replace(/\s+/g, ' ');
+/** The visible text of an element, whitespace collapsed. */
+async function text(selector: string): Promise<string> {
+  return ((await page.locator(selector).textContent()) ?? '').replace(/\s+/g, ' ').trim();
 }
+
+/** A table row's cells, space-separated. */
+async function row(selector: string): Promise<string> {
+  const cells = await page.locator(`${selector} td`).allTextContents();
+  return cells.map((c) => c.replace(/\s+/g, ' ').trim()).join(' ');
+}
+
+const machineRow = (m: Machine) => row(`tr[data-machine="${m.id}"]`);
 
 describe('fleet: server + two agents in VMs, canary → stable → revoke', { timeout: 1_500_000 }, () => {
   before(async () => {
@@ -242,7 +251,7 @@ describe('fleet: server + two agents in VMs, canary → stable → revoke', { ti
       assert.equal(s.patchState.text, 'nothing to apply');
     }
     await dashboard('0-enrolled');
-    assert.equal((await page.locator('#card-machines b').innerText()).trim(), '2');
+    assert.equal(await text('#card-machines b'), '2');
     for (const m of machines)
       assert.match(await machineRow(m), new RegExp(`^fleet-${m.name} ${m.name} .*no patch`));
   });
@@ -273,7 +282,7 @@ describe('fleet: server + two agents in VMs, canary → stable → revoke', { ti
     await dashboard('1-canary');
     assert.match(await machineRow(canary()), /canary .*applied/);
     assert.match(await machineRow(stable()), /stable .*no patch/);
-    assert.match(await page.locator(`tr[data-patch="${patchId}"]`).innerText(), /canary/);
+    assert.match(await row(`tr[data-patch="${patchId}"]`), /canary/);
   });
 
   test('promoted to stable: both machines apply it', async () => {
@@ -296,7 +305,7 @@ describe('fleet: server + two agents in VMs, canary → stable → revoke', { ti
 
     await dashboard('2-stable');
     for (const m of machines) assert.match(await machineRow(m), new RegExp(`${m.name} .*applied`));
-    assert.equal((await page.locator('#card-applied b').innerText()).trim(), '2');
+    assert.equal(await text('#card-applied b'), '2');
   });
 
   test('revoked: both machines revert it', async () => {
@@ -316,6 +325,6 @@ describe('fleet: server + two agents in VMs, canary → stable → revoke', { ti
     }
     await dashboard('3-revoked');
     for (const m of machines) assert.doesNotMatch(await machineRow(m), /applied/);
-    assert.match(await page.locator(`tr[data-patch="${patchId}"]`).innerText(), /revoked/i);
+    assert.match(await row(`tr[data-patch="${patchId}"]`), /revoked/i);
   });
 });
