@@ -24,7 +24,7 @@ export function readelf(args: string[], path: string): string {
   return r.stdout;
 }
 
-interface RSection {
+export interface RSection {
   index: number;
   name: string;
   type: string;
@@ -38,7 +38,7 @@ interface RSection {
   al: number;
 }
 
-function parseSections(text: string): RSection[] {
+export function parseSections(text: string): RSection[] {
   const out: RSection[] = [];
   let inTable = false;
   for (const line of text.split('\n')) {
@@ -199,7 +199,11 @@ export function compareWithReadelf(obj: ElfObject, path: string, limit = 20): st
       const ndx = s.section ? String(obj.sectionIndex(s.section)) : sectionIndexName(s.shndx);
       const size = x.size.startsWith('0x') ? BigInt(x.size) : BigInt(x.size);
       const sectionName = s.type === 3 && s.section ? s.section.name : undefined;
-      const nameOk = x.name === s.name || (s.name === '' && x.name === sectionName);
+      // readelf appends symbol versions to dynamic symbols (`free@GLIBC_2.2.5 (3)`); versions are not ours to show
+      const nameOk =
+        x.name === s.name ||
+        (s.name === '' && x.name === sectionName) ||
+        (t.type === SHT.DYNSYM && x.name.startsWith(`${s.name}@`));
       if (
         x.value !== hex(s.value, 16) ||
         size !== BigInt(s.size) ||

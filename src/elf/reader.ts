@@ -325,7 +325,8 @@ export function parseNotes(
     const descsz = data.readUInt32LE(p + 4);
     const type = data.readUInt32LE(p + 8);
     const nameStart = p + 12;
-    const descStart = nameStart + pad(namesz);
+    // padding counts from the note's start: with 8-byte alignment (.note.gnu.property) desc is at +16
+    const descStart = p + pad(12 + namesz);
     const end = descStart + pad(descsz);
     if (nameStart + namesz > data.length || descStart + descsz > data.length)
       elfFail(
