@@ -196,6 +196,22 @@ describe('objdiff', () => {
     assert.match(r.stdout, /\.rela\.text\.show/);
   });
 
+  test('a .cold part travels with its changed function', async () => {
+    const src = (k: number) =>
+      `extern void slow(int) __attribute__((cold));\nint foo(int x) { if (x > 100) { slow(x); slow(x + 1); return -1; } return x * ${k}; }\n`;
+    const d = await pair(src(2), src(3));
+    assert.ok(
+      d.functions.some((f) => f.name === 'foo.cold'),
+      'fixture must split off foo.cold',
+    );
+    assert.equal(verdict(d, 'foo')?.change, 'changed');
+    assert.deepEqual(d.selection.functions.map((f) => f.name).sort(), ['foo', 'foo.cold']);
+    const obj = await writeDiffObject(d, join(dir, 'cold-diff.o'));
+    const cold = obj.symbols.find((s) => s.name === 'foo.cold');
+    assert.ok(cold?.section, 'foo.cold is carried, never a reference to the old copy');
+    assert.equal(cold.bind, 0);
+  });
+
   test('references to unchanged local functions become references to the running kernel', async () => {
     const src = (k: number) =>
       `static __attribute__((noinline)) int helper(int x) { return x * 3 + 1; }\nint user(int x) { return helper(x) + ${k}; }\n`;
