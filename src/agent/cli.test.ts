@@ -4,7 +4,7 @@
  * the kernel: this is about enrollment, the check-in, the state directory and the three output formats.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,7 +24,6 @@ const haveNotes = (() => {
 
 async function suture(args: string[], env: Record<string, string> = {}) {
   // async spawn: the server runs in this process and must keep answering
-  const { spawn } = await import('node:child_process');
   return await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
     const c = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env } });
     let stdout = '';
