@@ -244,6 +244,25 @@ export function planSelection(input: SelectionInput): SelectionPlan {
   }
   drain();
 
+  // .orc_unwind runs parallel to .orc_unwind_ip: both must hold the same number of entries
+  const orcIp = patched.section('.orc_unwind_ip');
+  const orc = patched.section('.orc_unwind');
+  if (
+    orcIp &&
+    tables.has(orcIp) &&
+    (!orc || orc.size / ORC_ENTRY !== orcIp.size / SPECIAL_TABLES['.orc_unwind_ip']!)
+  ) {
+    tables.delete(orcIp);
+    refusals.push({
+      severity: 'error',
+      code: 'OBJDIFF-TABLE-LAYOUT',
+      message: `.orc_unwind (${orc?.size ?? 0} bytes) does not match .orc_unwind_ip (${orcIp.size} bytes)`,
+      location: { file: patched.file, section: '.orc_unwind' },
+      why: 'ORC unwind entries come in pairs; without the pair the unwinder cannot walk through the patched code',
+      hint: 'rebuild the objects with the kernel’s objtool (kbuild does this)',
+    });
+  }
+
   // unknown tables pointing into carried code
   for (const s of patched.sections) {
     if ((s.flags & SHF.ALLOC) === 0 || (s.flags & SHF.EXECINSTR) !== 0 || sections.has(s)) continue;
@@ -474,6 +493,9 @@ export function buildDiffObject(
     }
   symtab.symbols = [...locals, ...globals];
   symtab.info = locals.length + 1;
+  // no executable stack, like every kernel object (the linker warns otherwise)
+  const stack = patched.section('.note.GNU-stack');
+  if (stack) out.push(copySection(stack));
   // the writer adds .shstrtab and fills both string tables from the names in use
   return new ElfObjectClass({ ...patched.header }, [...out, ...relas, symtab, strtab], [], undefined);
 }
