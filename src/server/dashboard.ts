@@ -45,7 +45,8 @@ a{color:var(--info)}
 .s-revoked{background:#fdecec;color:var(--bad)}.s-tier{background:#e8f0fb;color:var(--info)}
 .bar{height:8px;background:#e9edf3;border-radius:4px;overflow:hidden;display:flex;min-width:140px}
 .bar i{display:block;height:100%}.bar .a{background:var(--ok)}.bar .t{background:var(--warn)}.bar .f{background:var(--bad)}
-.roll{display:grid;grid-template-columns:70px 1fr 150px;gap:8px;align-items:center;margin:2px 0}
+.roll{display:grid;grid-template-columns:70px 1fr 170px;gap:8px;align-items:center;margin:2px 0;white-space:nowrap}
+.failed-count{color:var(--bad);font-weight:600}
 .muted{color:var(--muted)}.reason{color:var(--bad);font-family:ui-monospace,monospace;font-size:12.5px;white-space:pre-wrap}
 .empty{padding:14px;color:var(--muted);background:var(--card);border:1px dashed var(--line);border-radius:8px}
 dl{display:grid;grid-template-columns:160px 1fr;gap:4px 12px;background:var(--card);border:1px solid var(--line);border-radius:8px;padding:14px}
@@ -73,7 +74,7 @@ function rolloutBar(r: RolloutRow): string {
   const pct = (n: number) => (r.eligible ? (100 * n) / r.eligible : 0);
   return `<div class="roll" data-tier="${h(r.tier)}">${badge('tier', r.tier)}<div class="bar" title="${r.applied} applied, ${r.transition} in transition, ${r.failed} failed of ${r.eligible}">
 <i class="a" style="width:${pct(r.applied)}%"></i><i class="t" style="width:${pct(r.transition)}%"></i><i class="f" style="width:${pct(r.failed)}%"></i></div>
-<span class="rollout-count">${r.applied}/${r.eligible} applied${r.failed ? `, <b style="color:var(--bad)">${r.failed} failed</b>` : ''}</span></div>`;
+<span class="rollout-count">${r.applied}/${r.eligible} applied${r.failed ? `, <span class="failed-count">${r.failed} failed</span>` : ''}</span></div>`;
 }
 
 function cves(list: string[]): string {
@@ -238,7 +239,7 @@ ${machines
 <dl><dt>state</dt><dd>${badge(m.state, m.state === 'none' ? 'no patch' : m.state)}</dd><dt>tier</dt><dd>${badge('tier', m.tier)}</dd>
 <dt>kernel</dt><dd class="mono">${h(m.kernelRelease)}</dd><dt>build id</dt><dd class="mono">${h(m.buildId)}</dd>
 <dt>agent</dt><dd class="mono">${h(m.agentVersion)}</dd><dt>enrolled</dt><dd>${when(m.enrolledAt)}</dd>
-<dt>last check-in</dt><dd>${when(m.lastCheckinAt)} <span class="muted">(${m.checkins} check-ins)</span></dd>
+<dt>last check-in</dt><dd>${when(m.lastCheckinAt)} <span class="muted">(${m.checkins} check-in${m.checkins === 1 ? '' : 's'})</span></dd>
 <dt>CVEs fixed live</dt><dd id="cves-fixed">${cves(fixed)}</dd></dl>
 <h2>Patches</h2>
 ${
