@@ -94,6 +94,8 @@ modules_prepare:
 \tsleep ${prepareSleep}
 \tmkdir -p include/generated include/config
 \techo '#define UTS_RELEASE "$(KERNELRELEASE)"' > include/generated/utsrelease.h
+lib/ctype.o:
+\tmkdir -p lib scripts/genksyms && touch lib/ctype.o lib/.ctype.o.cmd scripts/genksyms/genksyms
 `;
 }
 
@@ -238,6 +240,9 @@ test('two processes fetching one release at once: each package downloaded once, 
     /"6\.1\.0-53-cloud-amd64"/,
   );
   assert.ok(existsSync(join(ta.modulesDir, 'modules.dep')), 'depmod ran on the image');
+  assert.ok(existsSync(join(ta.sourceTree, 'scripts/genksyms/genksyms')), 'in-tree prerequisites were built');
+  assert.equal(existsSync(join(ta.sourceTree, 'lib/ctype.o')), false, 'the probe object was removed');
+  assert.equal(existsSync(join(ta.sourceTree, 'lib/.ctype.o.cmd')), false);
   assert.equal(readFileSync(ta.moduleSymvers, 'utf8').split('\t')[1], 'printk');
   assert.deepEqual(hits.slice(before).sort(), ['/dbg.deb', '/headers.deb', '/image.deb', '/source.deb']);
   const entries = readdirSync(join(cache, 'entries'));

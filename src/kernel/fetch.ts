@@ -50,6 +50,8 @@ export interface EnsureOptions {
 
 const TargetRecord = z.object({
   format: z.literal(1),
+  /** the source-tree recipe the tree was prepared with; an older one is re-prepared */
+  treeRecipe: z.number().optional(),
   release: z.string(),
   debianVersion: z.string(),
   buildId: z.string().regex(/^[0-9a-f]{16,128}$/),
@@ -96,13 +98,13 @@ export function readCachedRecord(release: string, root = cacheRoot()): TargetRec
   } catch {
     return undefined;
   }
-  if (rec.release !== release) return undefined;
+  if (rec.release !== release || rec.treeRecipe !== TREE_RECIPE) return undefined;
   if (!essentials(rec).every((f) => existsSync(f))) return undefined;
   return rec;
 }
 
 function toTarget(rec: TargetRecord): KernelTarget {
-  const { format: _f, packages: _p, timings: _t, ...t } = rec;
+  const { format: _f, treeRecipe: _r, packages: _p, timings: _t, ...t } = rec;
   return t;
 }
 
@@ -308,6 +310,7 @@ async function populate(
   await linkAtomic(sourceTree, join(dir, 'source'));
   const rec: TargetRecord = {
     format: 1,
+    treeRecipe: TREE_RECIPE,
     release,
     debianVersion: r.debianVersion,
     buildId,

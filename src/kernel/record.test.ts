@@ -10,6 +10,7 @@ import { after, test } from 'node:test';
 import type { SutureError } from '../diagnostic.js';
 import { openCachedKernel, readCachedRecord } from './fetch.js';
 import { isCached } from './releases.js';
+import { TREE_RECIPE } from './source-tree.js';
 
 const root = mkdtempSync(join(tmpdir(), 'suture-record-'));
 const saved = process.env.SUTURE_CACHE;
@@ -39,6 +40,7 @@ function fakeTarget(): Record<string, unknown> {
   writeFileSync(join(e, 'tree', 'include', 'generated', 'utsrelease.h'), 'x');
   return {
     format: 1,
+    treeRecipe: TREE_RECIPE,
     release: R,
     debianVersion: '6.1.187-1',
     buildId: '4409ab2b8a5a626c1ee41412e8e6189fb23ae77c',
@@ -76,6 +78,8 @@ test('a complete record opens; a half-written or damaged one is never used', () 
   assert.equal(readCachedRecord(R), undefined);
   writeFileSync(path, JSON.stringify({ ...rec, buildId: 'not hex' }));
   assert.equal(readCachedRecord(R), undefined);
+  writeFileSync(path, JSON.stringify({ ...rec, treeRecipe: TREE_RECIPE - 1 }));
+  assert.equal(readCachedRecord(R), undefined, 'a tree prepared by an older recipe');
   writeFileSync(path, JSON.stringify({ ...rec, release: '6.1.0-54-cloud-amd64' }));
   assert.equal(readCachedRecord(R), undefined, 'a record for another release');
   writeFileSync(path, JSON.stringify(rec));

@@ -5,7 +5,7 @@
  *
  * Preparation: untar linux-source of the image's Debian version, check its Makefile version, install the
  * image's config and the headers package's Module.symvers, pin KERNELRELEASE to the Debian ABI name,
- * `make olddefconfig modules_prepare`, then check that the generated UTS_RELEASE (the start of every
+ * `make olddefconfig modules_prepare` plus the tools in-tree objects need, then check that the generated UTS_RELEASE (the start of every
  * module's vermagic) is the release and that olddefconfig kept every livepatch-relevant option.
  *
  * Why pin KERNELRELEASE in the Makefile: upstream derives it from VERSION.PATCHLEVEL.SUBLEVEL (6.1.187),
@@ -14,14 +14,14 @@
  * silently regenerate utsrelease.h, so the override lives in the tree itself, as Debian's headers do.
  */
 import { spawn } from 'node:child_process';
-import { copyFileSync, createWriteStream, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, createWriteStream, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fail } from '../diagnostic.js';
 import { parseKernelConfig } from './config.js';
 import { type BytesProgress, extractInnerTarball } from './deb.js';
 
 /** Bumped whenever the preparation recipe changes, so old trees are not reused. */
-export const TREE_RECIPE = 1;
+export const TREE_RECIPE = 2;
 
 export interface PrepareInput {
   tree: string;
@@ -112,6 +112,9 @@ function make(
   );
 }
 
+/** An object every x86 kernel builds (lib/ctype.c is obj-y unconditionally). */
+const PROBE_OBJECT = 'lib/ctype.o';
+
 const KEPT_OPTIONS = [
   'LIVEPATCH',
   'DYNAMIC_FTRACE_WITH_REGS',
@@ -160,6 +163,14 @@ export async function prepareSourceTree(input: PrepareInput, hooks: PrepareHooks
   });
   await step('make olddefconfig', () => make(tree, ['olddefconfig'], log, hooks.onOutput));
   await step('make modules_prepare', () => make(tree, ['modules_prepare'], log, hooks.onOutput));
+  // An in-tree object needs more than modules_prepare builds (x86's relocs tool, genksyms for
+  // modversions, compile.h). Build one small always-built object so those exist, then remove it:
+  // the build stage asks kbuild for the recipe of objects it compiles, and an up-to-date object has none.
+  await step('make in-tree prerequisites', async () => {
+    await make(tree, [PROBE_OBJECT], log, hooks.onOutput);
+    for (const f of [PROBE_OBJECT, PROBE_OBJECT.replace(/([^/]+)$/, '.$1.cmd')])
+      rmSync(join(tree, f), { force: true });
+  });
   await step('check tree', () => {
     const uts = readFileSync(join(tree, 'include/generated/utsrelease.h'), 'utf8');
     if (!uts.includes(`#define UTS_RELEASE "${input.release}"`)) {
