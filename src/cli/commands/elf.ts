@@ -34,6 +34,12 @@ interface Options {
 }
 
 const LARGE = 256 * 1024 * 1024;
+
+/** JSON has no 64-bit integers: addresses and addends are written as hex strings (`0xffffffff81000000`, `-0x4`). */
+function bigintAsHex(_key: string, v: unknown): unknown {
+  if (typeof v !== 'bigint') return v;
+  return v < 0n ? `-0x${(-v).toString(16)}` : `0x${v.toString(16)}`;
+}
 const hex = (v: bigint | number, w = 16) => v.toString(16).padStart(w, '0');
 
 export function register(program: Command): void {
@@ -74,10 +80,7 @@ export function register(program: Command): void {
 }
 
 function print(out: Record<string, unknown>, lines: string[], json: boolean): void {
-  if (json)
-    process.stdout.write(
-      `${JSON.stringify(out, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v), 2)}\n`,
-    );
+  if (json) process.stdout.write(`${JSON.stringify(out, bigintAsHex, 2)}\n`);
   else process.stdout.write(`${lines.join('\n')}\n`);
 }
 
@@ -247,7 +250,7 @@ async function lookup(file: string, name: string, json: boolean): Promise<void> 
   const found = ix.byName(name);
   if (json) {
     process.stdout.write(
-      `${JSON.stringify({ object: ix.object, name, symbols: found.map(symbolRow) }, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v), 2)}\n`,
+      `${JSON.stringify({ object: ix.object, name, symbols: found.map(symbolRow) }, bigintAsHex, 2)}\n`,
     );
     return;
   }
