@@ -146,3 +146,45 @@ test('a diff that does not apply to this kernel stops at the diff stage with the
     },
   );
 });
+
+test('a changed header is followed to the units including it; only functions that use it change', async () => {
+  const patch = makePatch('fs/proc/fd.h', (t) =>
+    t.replace('\treturn PROC_I(inode)->fd;', '\treturn PROC_I(inode)->fd & 0x7fffffff;'),
+  );
+  const notes: string[] = [];
+  let summary: string[];
+  try {
+    const r = await buildLivepatch({
+      diffPath: patch,
+      release: target.release,
+      stopAfter: 'objdiff',
+      onProgress: (e) => {
+        if (e.kind === 'note') notes.push(e.text);
+        if (e.kind === 'stage-done' && e.stage === 'units') notes.push(e.summary);
+      },
+    });
+    summary = r.summary;
+  } catch (e) {
+    // the back half may refuse the lock-prefix table of these functions; the front half's work is done
+    assert.ok(e instanceof BuildRefused, String(e));
+    assert.deepEqual([...new Set(e.refusals.map((d) => d.code))], ['KLP-SPECIAL-SECTION']);
+    summary = (e.diagnostic.detail ?? []).map((l) => l.trim());
+  }
+  assert.ok(
+    notes.includes('header fs/proc/fd.h is included by: fs/proc/base.c, fs/proc/fd.c'),
+    notes.join('\n'),
+  );
+  assert.ok(
+    notes.some((n) => n.startsWith('fs/proc/base.o → vmlinux, fs/proc/fd.o → vmlinux')),
+    notes.join('\n'),
+  );
+  assert.ok(summary.length > 0);
+  assert.ok(
+    summary.every((l) => l.startsWith('fd.o: changed function: ')),
+    summary.join('\n'),
+  );
+  assert.ok(
+    summary.some((l) => /: proc_fd_link\b/.test(l)),
+    summary.join('\n'),
+  );
+});
