@@ -103,7 +103,7 @@ async function sh(vm: VmSession, cmd: string, timeoutMs = 120_000): Promise<stri
   const r = await vm.exec(cmd, { timeoutMs });
   assert.equal(r.problems.length, 0, `kernel problem during ${cmd}: ${JSON.stringify(r.problems)}`);
   assert.equal(r.exitCode, 0, `${cmd} exited ${r.exitCode}:\n${r.output}`);
-  return r.output;
+  return r.output.replaceAll('\r', '');
 }
 
 async function agentLog(m: Machine): Promise<string> {
@@ -268,6 +268,11 @@ describe('fleet: server + two agents in VMs, canary → stable → revoke', { ti
       async () => (await agentStatus(canary())).patchState.code === 'applied',
     );
     assert.equal((await agentStatus(canary())).patchVersion, 'fleet 1');
+    const text = await sh(canary().vm, 'suture agent status');
+    assert.ok(text.split('\n').includes(`kernel: ${kernel.release}`), text);
+    assert.match(text, /^server check-in: succeeded$/m);
+    assert.match(text, /^patch state: ✓ all applicable livepatch modules inserted$/m);
+    assert.match(text, /^patch version: fleet 1$/m);
     // the stable machine keeps checking in and is offered nothing
     await checksInAgain(stable());
     assert.ok(!(await cmdline(stable())).includes(MARK));
