@@ -131,6 +131,18 @@ export function planSelection(input: SelectionInput): SelectionPlan {
   const externalFor = (sym: ElfSymbol): void => {
     if (externals.has(sym)) return;
     const orig = corr.toOriginal.get(sym);
+    if (!orig && sym.section !== null) {
+      // defined here, new, and not program data: a new entry of a kernel table (a pr_debug descriptor,
+      // a tracepoint...) that neither exists in the running kernel nor can be carried on its own
+      refusals.push({
+        severity: 'error',
+        code: 'OBJDIFF-NEW-SPECIAL-OBJECT',
+        message: `new \`${sym.name}\` in section ${sym.section.name} cannot be carried`,
+        location: { file: patched.file, section: sym.section.name, symbol: sym.name },
+        why: 'the patched code uses a new object of a kernel table (for example a new pr_debug or tracepoint site); the running kernel has no such object and the table is registered as a whole',
+        hint: 'avoid adding the table entry in the livepatch (e.g. use pr_info instead of a new pr_debug)',
+      });
+    }
     externals.set(sym, {
       name: orig?.name ?? sym.name,
       local: (orig ?? sym).bind === STB.LOCAL && sym.section !== null,

@@ -196,6 +196,24 @@ describe('objdiff', () => {
     assert.match(r.stdout, /\.rela\.text\.show/);
   });
 
+  test('a new object of a kernel table (a new pr_debug site) is refused, a new static variable is carried', async () => {
+    const table = await pair(
+      'int foo(int x) { return x; }\n',
+      'struct d { const char *f; int l; };\nint foo(int x) { static struct d __attribute__((section("__dyndbg"))) desc = { "x", 1 }; return x + desc.l; }\n',
+    );
+    assert.deepEqual(codes(table), ['OBJDIFF-NEW-SPECIAL-OBJECT']);
+    const data = await pair(
+      'int foo(int x) { return x; }\n',
+      'int foo(int x) { static int calls; calls++; return x + calls; }\n',
+    );
+    assert.deepEqual(codes(data), []);
+    assert.ok(data.data.some((v) => v.change === 'new' && v.name.startsWith('calls')));
+    assert.ok(
+      [...data.selection.sections].some((sec) => sec.name.startsWith('.bss.calls')),
+      'the new variable is carried',
+    );
+  });
+
   test('a .cold part travels with its changed function', async () => {
     const src = (k: number) =>
       `extern void slow(int) __attribute__((cold));\nint foo(int x) { if (x > 100) { slow(x); slow(x + 1); return -1; } return x * ${k}; }\n`;
