@@ -133,6 +133,40 @@ describe('agent against a server', () => {
     assert.equal(await r.backend.machineState(s.enrollment?.machineId as string, id), 'reverted');
   });
 
+  test('a cumulative patch replaces the earlier one; older offers are covered by it', async () => {
+    const r = await rig();
+    const a = publishable(r, 'livepatch_cmdline');
+    const idA = await r.backend.publish(a.file, a.manifest, 'canary');
+    await checkInOnce(r.ctx);
+    assert.equal(loadState(r.ctx.stateDir).patches[idA]?.outcome, 'applied');
+    r.k.specs.set('livepatch_cumulative', { objects: { vmlinux: ['cmdline_proc_show'] }, replace: true });
+    const fileB = r.k.writeModule('livepatch_cumulative');
+    const idB = await r.backend.publish(
+      fileB,
+      manifestFor(r.k, fileB, 'livepatch_cumulative', { version: '2', replace: true }),
+      'canary',
+    );
+    const res = await checkInOnce(r.ctx);
+    assert.deepEqual(res.ok && res.applied, ['cumulative'], r.log.join('\n'));
+    const s = loadState(r.ctx.stateDir);
+    assert.deepEqual(
+      s.offered.map((o) => o.patchId),
+      [idB, idA],
+      'newest first',
+    );
+    assert.equal(s.patches[idB]?.outcome, 'applied');
+    assert.equal(s.patches[idA]?.outcome, 'reverted');
+    assert.match(s.patches[idA]?.reason ?? '', /replaced by a cumulative patch/);
+    const live = (await r.ctx.kernel.listLivepatches()).filter((l) => l.enabled).map((l) => l.name);
+    assert.deepEqual(live, ['livepatch_cumulative']);
+    const status = computeStatus(s, await r.ctx.kernel.runningKernel(), await r.ctx.kernel.listLivepatches());
+    assert.equal(status.patchState.text, '✓ all applicable livepatch modules inserted');
+    assert.equal(status.patchVersion, 'cumulative 2');
+    // the covered older patch is not loaded again at the next check-in
+    await checkInOnce(r.ctx);
+    assert.deepEqual(r.insmods().length, 2);
+  });
+
   test('a module changed after signing is refused, reported, and never loaded', async () => {
     const r = await rig();
     const { file, manifest } = publishable(r, 'livepatch_cmdline');
