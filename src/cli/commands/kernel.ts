@@ -4,14 +4,17 @@
  *   suture kernel list [--json]            the cloud-amd64 6.1 ABIs on the mirror, cached ones marked
  *   suture kernel fetch <release> [--json] download, verify, extract and prepare into the cache
  *   suture kernel info <release> [--json]  Debian version, build id, livepatch-relevant config, verdict
+ *   suture kernel gc [--dry-run] [--min-age <minutes>]  remove cache entries no cached kernel uses
  *
  * Progress (download and extraction bars, step timings) goes to stderr, results to stdout.
  */
 import { readFileSync } from 'node:fs';
 import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
+import { fail } from '../../diagnostic.js';
 import { livepatchVerdict, parseKernelConfig } from '../../kernel/config.js';
 import { cachedDetails, type EnsureOptions, ensureKernel, type ProgressEvent } from '../../kernel/fetch.js';
+import { collectGarbage } from '../../kernel/gc.js';
 import { listReleases } from '../../kernel/releases.js';
 import type { KernelTarget } from '../../kernel/target.js';
 
@@ -145,5 +148,26 @@ export function register(program: Command): void {
         ...info.reasons.map((r) => `  ${r}`),
       ];
       console.log(lines.join('\n'));
+    });
+
+  kernel
+    .command('gc')
+    .description('remove cache entries, partial downloads and packages no cached kernel uses')
+    .option('--dry-run', 'only list what would be removed')
+    .option('--min-age <minutes>', 'keep anything modified more recently (default 60)', '60')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { dryRun?: boolean; minAge: string; json?: boolean }) => {
+      const minutes = Number(o.minAge);
+      if (!Number.isFinite(minutes) || minutes < 0)
+        fail('CLI-BAD-NUMBER', `--min-age ${o.minAge} is not a number of minutes`);
+      const r = await collectGarbage({ minAgeMs: minutes * 60_000, dryRun: o.dryRun === true });
+      if (o.json) {
+        console.log(JSON.stringify({ dryRun: o.dryRun === true, ...r }, null, 2));
+        return;
+      }
+      for (const p of r.removed) console.log(`${o.dryRun ? 'would remove' : 'removed'} ${p}`);
+      console.log(
+        `${r.removed.length} item(s) ${o.dryRun ? 'to remove' : 'removed'}; ${r.kept.length} live entries kept`,
+      );
     });
 }
