@@ -69,21 +69,42 @@ export class SymbolMap {
   }
 }
 
-/** Relocations applying to `section` with offsets in [start, end), sorted by offset. */
+const relocationCache = new WeakMap<ElfObject, Map<ElfSection, ElfRelocation[]>>();
+
+/** Every relocation of `obj` by the section it applies to, sorted by offset (computed once per object). */
+function relocationsBySection(obj: ElfObject): Map<ElfSection, ElfRelocation[]> {
+  let m = relocationCache.get(obj);
+  if (!m) {
+    m = new Map();
+    for (const s of obj.sections) {
+      if (!s.relocations || !s.infoSection) continue;
+      const list = m.get(s.infoSection) ?? [];
+      list.push(...s.relocations);
+      m.set(s.infoSection, list);
+    }
+    for (const list of m.values())
+      list.sort((a, b) => (a.offset < b.offset ? -1 : a.offset > b.offset ? 1 : 0));
+    relocationCache.set(obj, m);
+  }
+  return m;
+}
+
+/**
+ * Relocations applying to `section` with offsets in [start, end), sorted by offset. The objects being
+ * compared are read-only during a comparison, so the per-object index is never stale.
+ */
 export function relocationsIn(
   obj: ElfObject,
   section: ElfSection,
   start = 0,
   end = Number.POSITIVE_INFINITY,
 ): ElfRelocation[] {
-  const out: ElfRelocation[] = [];
-  for (const r of obj.relocationsFor(section)) {
-    for (const rel of r.relocations ?? []) {
-      const off = Number(rel.offset);
-      if (off >= start && off < end) out.push(rel);
-    }
-  }
-  return out.sort((a, b) => Number(a.offset - b.offset));
+  const all = relocationsBySection(obj).get(section) ?? [];
+  if (start === 0 && end === Number.POSITIVE_INFINITY) return all.slice();
+  return all.filter((r) => {
+    const off = Number(r.offset);
+    return off >= start && off < end;
+  });
 }
 
 export function isStringSection(s: ElfSection): boolean {
@@ -229,11 +250,16 @@ export function compareSymbol(o: Side, p: Side): Difference {
     const b = pRels[i]!;
     const ta = resolveTarget(a, o.map, o.canon);
     const tb = resolveTarget(b, p.map, p.canon);
-    if (ta.identity !== tb.identity)
+    if (ta.identity !== tb.identity) {
+      if (ta.describe === tb.describe) {
+        ta.describe += ` (${ta.identity.split(':')[0] === 'ext' ? 'external' : 'defined in the file'})`;
+        tb.describe += ` (${tb.identity.split(':')[0] === 'ext' ? 'external' : 'defined in the file'})`;
+      }
       return {
         same: false,
         reason: `reference at +0x${(Number(b.offset) - pe.start).toString(16)} changed: ${ta.describe} → ${tb.describe}`,
       };
+    }
     if (Number(a.offset) - oe.start !== Number(b.offset) - pe.start || a.type !== b.type) break;
   }
   const oSize = oe.end - oe.start;

@@ -46,6 +46,10 @@ export const SPECIAL_TABLES: Readonly<Record<string, number>> = {
   __jump_table: 16,
   '.altinstructions': 12,
   '.orc_unwind_ip': 4,
+  /** lock prefixes patched away on UP (s32 each) */
+  '.smp_locks': 4,
+  /** struct paravirt_patch_site { u8 *instr; u8 type; u8 len; } — 16 bytes with padding */
+  '.parainstructions': 16,
 };
 /** `.orc_unwind` has no relocations: its entries (6 bytes) parallel those of `.orc_unwind_ip`. */
 const ORC_ENTRY = 6;
