@@ -59,6 +59,8 @@ interface Rig {
   ctx: AgentContext;
   log: string[];
   insmods(): string[];
+  /** every call the agent made into the host layer's apply */
+  hostApplies: string[];
 }
 
 async function rig(tier = 'canary'): Promise<Rig> {
@@ -71,9 +73,17 @@ async function rig(tier = 'canary'): Promise<Rig> {
   cleanups.push(() => proxy.down());
   const stateDir = mkdtempSync(join(tmpdir(), 'suture-agent-'));
   const log: string[] = [];
+  const hostApplies: string[] = [];
+  const port = hostKernel(k.roots);
   const ctx: AgentContext = {
     stateDir,
-    kernel: hostKernel(k.roots),
+    kernel: {
+      ...port,
+      apply: (a) => {
+        hostApplies.push(a.manifest.name);
+        return port.apply(a);
+      },
+    },
     hostname: 'test-machine',
     applyTimeoutMs: 2000,
     log: (l) => log.push(l),
@@ -85,7 +95,15 @@ async function rig(tier = 'canary'): Promise<Rig> {
     hostname: 'test-machine',
     kernel: ctx.kernel,
   });
-  return { k, backend, proxy, ctx, log, insmods: () => k.calls.filter((c) => c.startsWith('insmod')) };
+  return {
+    k,
+    backend,
+    proxy,
+    ctx,
+    log,
+    hostApplies,
+    insmods: () => k.calls.filter((c) => c.startsWith('insmod')),
+  };
 }
 
 function publishable(
@@ -179,6 +197,7 @@ describe('agent against a server', () => {
     const res = await checkInOnce(r.ctx);
     assert.deepEqual(res.ok && res.refused, ['cmdline']);
     assert.deepEqual(r.insmods(), [], 'nothing reached init_module');
+    assert.deepEqual(r.hostApplies, [], 'the host layer was never asked');
     const s = loadState(r.ctx.stateDir);
     assert.equal(s.patches[id]?.code, 'AGENT-MODULE-HASH-MISMATCH');
     assert.equal(await r.backend.machineState(s.enrollment?.machineId as string, id), 'failed');
@@ -203,6 +222,7 @@ describe('agent against a server', () => {
     const res = await checkInOnce(r.ctx);
     assert.deepEqual(res.ok && res.refused, ['cmdline']);
     assert.equal(loadState(r.ctx.stateDir).patches[id]?.code, 'SIGNATURE-INVALID');
+    assert.deepEqual(r.hostApplies, []);
     assert.deepEqual(r.insmods(), []);
     assert.equal(r.proxy.seen.filter((p) => p.endsWith('/module')).length, 0, 'not even downloaded');
   });
@@ -224,6 +244,7 @@ describe('agent against a server', () => {
     const rec = loadState(r.ctx.stateDir).patches[id];
     assert.equal(rec?.code, 'AGENT-WRONG-KERNEL');
     assert.match(rec?.reason ?? '', /built for .* \(build id f{40}\), this machine runs/);
+    assert.deepEqual(r.hostApplies, [], 'refused before the host layer was called');
     assert.deepEqual(r.insmods(), []);
     assert.equal(r.proxy.seen.filter((p) => p.endsWith('/module')).length, 0);
   });
