@@ -139,9 +139,15 @@ export class CpioArchive {
 
   /** Write as gzip (level 1: the kernel unpacks it fast, we compress it fast) atomically to `dest`. */
   async writeGzip(dest: string): Promise<void> {
+    return this.write(dest, true);
+  }
+
+  /** Write atomically to `dest`, gzip'd or plain newc. */
+  async write(dest: string, gzip: boolean): Promise<void> {
     const tmp = `${dest}.${process.pid}.${Date.now()}.tmp`;
     try {
-      await pipeline(this.chunks(), createGzip({ level: 1 }), createWriteStream(tmp));
+      if (gzip) await pipeline(this.chunks(), createGzip({ level: 1 }), createWriteStream(tmp));
+      else await pipeline(this.chunks(), createWriteStream(tmp));
       await rename(tmp, dest);
     } catch (e) {
       await rm(tmp, { force: true });

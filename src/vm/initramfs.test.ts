@@ -2,14 +2,22 @@
 // dependency resolution from a modules.dep. No VM, no kernel cache: a fake modules tree stands in.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { isSutureError } from '../diagnostic.js';
 import type { KernelTarget } from '../kernel/target.js';
 import { CpioArchive } from './cpio.js';
-import { assembleInitramfs, productionPackages, repoRoot, sutureFiles } from './initramfs.js';
+import { assembleInitramfs, productionPackages, pruneLayers, repoRoot, sutureFiles } from './initramfs.js';
 import { parseModulesDep, resolveModules } from './modules.js';
 
 const RELEASE = '6.1.0-99-test-amd64';
@@ -202,6 +210,37 @@ describe('initramfs assembly', () => {
     assert.match(listing, /^lrwxrwxrwx .* a\/link -> b\/c\.txt$/m);
     assert.match(listing, /^drwxr-xr-x .* a\/b$/m);
     assert.equal(cpioCat(out, 'odd'), '\x07'.repeat(5));
+  });
+});
+
+describe('layer cache pruning', () => {
+  it('keeps the newest and the recently used layers, drops the rest and old temporaries', async () => {
+    const d = join(dir, 'prune');
+    mkdirSync(d);
+    const hourAgo = new Date(Date.now() - 2 * 3_600_000);
+    const names = [
+      'suture-a.cpio.gz',
+      'suture-b.cpio.gz',
+      'suture-c.cpio.gz',
+      'suture-d.cpio.gz',
+      'node-x.cpio',
+    ];
+    names.forEach((n, i) => {
+      writeFileSync(join(d, n), n);
+      const t = new Date(hourAgo.getTime() - i * 60_000);
+      utimesSync(join(d, n), t, t);
+    });
+    writeFileSync(join(d, 'suture-fresh.cpio.gz'), 'in use');
+    writeFileSync(join(d, 'suture-e.cpio.gz.123.tmp'), 'left by a killed build');
+    utimesSync(join(d, 'suture-e.cpio.gz.123.tmp'), hourAgo, hourAgo);
+    writeFileSync(join(d, 'suture-new.cpio.gz'), 'just built');
+    await pruneLayers(d, 'suture', join(d, 'suture-new.cpio.gz'));
+    assert.deepEqual(readdirSync(d).sort(), [
+      'node-x.cpio',
+      'suture-a.cpio.gz',
+      'suture-fresh.cpio.gz',
+      'suture-new.cpio.gz',
+    ]);
   });
 });
 
