@@ -214,6 +214,29 @@ describe('objdiff', () => {
     );
   });
 
+  test('special tables keep the entries of carried functions only; an unknown table is refused', async () => {
+    const entry = (table: string) =>
+      `asm volatile("1: nop\\n.pushsection ${table},\\"a\\"\\n.balign 4\\n.long 1b - .\\n.long 1b - .\\n.long 0\\n.popsection");`;
+    const src = (k: number, table = '__ex_table') =>
+      `int f1(int x) { ${entry(table)} return x + ${k}; }\nint f2(int x) { ${entry(table)} return x * 3; }\n`;
+    const d = await pair(src(1), src(2));
+    assert.deepEqual(codes(d), []);
+    const ex = [...d.selection.tables].find(([s]) => s.name === '__ex_table');
+    assert.deepEqual(ex?.[1], [0], 'only the entry of f1 (the first, at offset 0) is kept');
+    const obj = await writeDiffObject(d, join(dir, 'ex-diff.o'));
+    assert.equal(obj.section('__ex_table')?.size, 12);
+    const rels = obj.relocationsFor(obj.section('__ex_table')!).flatMap((r) => r.relocations!);
+    assert.equal(rels.length, 2);
+    assert.ok(
+      rels.every((r) => r.symbol?.section?.name === '.text.f1'),
+      'both fields point into the carried copy of f1',
+    );
+
+    const unknown = await pair(src(1, '.mystery_table'), src(2, '.mystery_table'));
+    assert.deepEqual(codes(unknown), ['KLP-SPECIAL-SECTION']);
+    assert.match(unknown.refusals[0]!.message, /\.mystery_table.*f1/);
+  });
+
   test('a .cold part travels with its changed function', async () => {
     const src = (k: number) =>
       `extern void slow(int) __attribute__((cold));\nint foo(int x) { if (x > 100) { slow(x); slow(x + 1); return -1; } return x * ${k}; }\n`;
