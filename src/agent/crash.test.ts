@@ -62,7 +62,7 @@ async function killed(child: ChildProcess): Promise<void> {
   await gone;
 }
 
-async function until(what: string, cond: () => boolean, ms = 15_000): Promise<void> {
+async function until(what: string, cond: () => boolean, ms = 30_000): Promise<void> {
   const t0 = Date.now();
   while (!cond()) {
     if (Date.now() - t0 > ms) throw new Error(`timed out waiting until ${what}`);
@@ -79,7 +79,7 @@ async function setup(moduleBytes: number) {
   const dir = mkdtempSync(join(tmpdir(), 'suture-agent-crash-'));
   const stateDir = join(dir, 'state');
   const kernelFile = join(dir, 'kernel.json');
-  const kernel = FileKernel.create(kernelFile, { release: RELEASE, buildId: BUILD_ID, transitionMs: 1500 });
+  const kernel = FileKernel.create(kernelFile, { release: RELEASE, buildId: BUILD_ID, transitionMs: 5000 });
   await enroll({
     stateDir,
     token: await backend.createToken('stable'),
