@@ -90,7 +90,7 @@ export const benchmarks: Benchmark[] = [
       try {
         // cold: a fresh cache, every layer built; warm: the same again
         process.env.SUTURE_CACHE = join(work, 'cache');
-        let sizes: { name: string; bytes: number }[] = [];
+        let sizes: { name: string; bytes: number; gzip: boolean }[] = [];
         const assemble = async (i: number) => {
           const dir = join(work, `run${i}`);
           rmSync(dir, { recursive: true, force: true });
@@ -101,7 +101,7 @@ export const benchmarks: Benchmark[] = [
             withSuture: true,
             workDir: dir,
           });
-          sizes = img.layers.map((l) => ({ name: l.name, bytes: l.bytes }));
+          sizes = img.layers.map((l) => ({ name: l.name, bytes: l.bytes, gzip: l.path.endsWith('.gz') }));
         };
         const cold = await timeRuns(1, () => assemble(0));
         const warm = await timeRuns(ctx.runs, () => assemble(1));
@@ -117,7 +117,7 @@ export const benchmarks: Benchmark[] = [
         };
         for (const s of sizes) {
           ctx.report({
-            name: `initramfs layer ${s.name} (gzip -1)`,
+            name: `initramfs layer ${s.name} (${s.gzip ? 'gzip -1' : 'uncompressed'})`,
             ours: s.bytes / MB,
             unit: 'MB',
             ...(raw[s.name]
@@ -126,7 +126,7 @@ export const benchmarks: Benchmark[] = [
           });
         }
         ctx.report({
-          name: 'initramfs with Node, total',
+          name: 'initramfs with Node and Suture, total',
           ours: sizes.reduce((n, s) => n + s.bytes, 0) / MB,
           unit: 'MB',
         });

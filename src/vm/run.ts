@@ -39,7 +39,9 @@ export async function runInVm(opts: VmOptions & { script: string }): Promise<VmR
   try {
     await session.start();
     booted = true;
-    const remaining = Math.max(1000, timeoutMs - (performance.now() - t0) - 15_000);
+    // leave time to collect dmesg before the hard limit
+    const reserve = Math.min(15_000, timeoutMs / 5);
+    const remaining = Math.max(1000, timeoutMs - (performance.now() - t0) - reserve);
     const r = await session.exec(SCRIPT_PATH, { timeoutMs: remaining });
     exitCode = r.exitCode;
     output = r.output;

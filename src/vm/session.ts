@@ -313,7 +313,8 @@ export class VmSession {
       p.reject(this.deathError(during, this.partialOutput(p.id)));
     }
     this.socket?.destroy();
-    this.server?.close();
+    this.server?.close(() => {});
+    this.server = undefined;
     rmSync(this.workDir, { recursive: true, force: true });
     this.markExited(this.end);
   }
