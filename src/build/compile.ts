@@ -24,6 +24,12 @@ import { cacheRoot } from '../kernel/cache.js';
 
 export const SECTION_FLAGS = '-ffunction-sections -fdata-sections';
 
+/** The compiler argv as kbuild has it without our KCFLAGS: the exact command the shipped kernel used. */
+export function withoutSectionFlags(cc: readonly string[]): string[] {
+  const ours = new Set(SECTION_FLAGS.split(' '));
+  return cc.filter((a) => !ours.has(a));
+}
+
 /** kbuild's recipe for one object: the compiler command and the objtool command that follows it. */
 export interface KbuildRecipe {
   /** object path relative to the tree, e.g. `fs/proc/meminfo.o` */

@@ -24,7 +24,13 @@ import { indexSymbols, readElfFile, type SymbolIndex } from '../elf/index.js';
 import { ensureKernel } from '../kernel/fetch.js';
 import type { KernelTarget } from '../kernel/target.js';
 import { type Manifest, type PatchedObject, patchedObjectSchema } from '../manifest/manifest.js';
-import { type CompiledObject, CompileFailure, compileObject, missingDefinitions } from './compile.js';
+import {
+  type CompiledObject,
+  CompileFailure,
+  compileObject,
+  missingDefinitions,
+  withoutSectionFlags,
+} from './compile.js';
 import { applyDiff, parseDiff, readDiff } from './diff.js';
 import { withLineDirectives } from './line-numbers.js';
 import { buildLivepatchModule } from './livepatch-module.js';
@@ -105,6 +111,15 @@ export class BuildRefused extends SutureError {
     this.refusals = refusals;
   }
 }
+
+/** Errors of the front half that mean "this change cannot be a livepatch", reported as refusals. */
+const REFUSAL_CODES = new Set([
+  'UNIT-NOT-BUILT',
+  'VERIFY-NOT-SHIPPED',
+  'UNIT-UNSUPPORTED',
+  'UNIT-HEADER-WIDE',
+  'UNIT-NONE',
+]);
 
 /** `meminfo-string.patch` → `meminfo-string` (lowercase letters, digits, - and _ only, ≤ 48). */
 export function defaultName(diffPath: string): string {
@@ -233,8 +248,31 @@ export async function buildLivepatch(opts: BuildOptions): Promise<BuildResult> {
       async () => {
         for (const r of units) {
           const idx = await shippedIndex(target, r.unit, indexes);
-          const obj = await readElfFile(r.original.object);
-          const { group } = verifyAgainstShipped(objectFunctions(obj), shippedFromIndex(idx), r.unit.source);
+          const shipped = shippedFromIndex(idx);
+          const ours = objectFunctions(await readElfFile(r.original.object));
+          let group: number | undefined;
+          try {
+            ({ group } = verifyAgainstShipped(ours, shipped, r.unit.source));
+          } catch (e) {
+            if (!(e instanceof SutureError) || e.code !== 'VERIFY-MISMATCH') throw e;
+            // -ffunction-sections alone can change sizes (a jump to another section cannot be relaxed to
+            // a short one): the exact kbuild command, without our section flags, must then match exactly
+            const exact = await compileObject({
+              tree,
+              recipe: { ...r.unit.recipe, cc: withoutSectionFlags(r.unit.recipe.cc) },
+              outObject: join(workDir, 'exact', r.unit.object),
+            });
+            ({ group } = verifyAgainstShipped(
+              objectFunctions(await readElfFile(exact.object)),
+              shipped,
+              r.unit.source,
+            ));
+            emit({
+              kind: 'note',
+              stage: 'verify',
+              text: `${r.unit.object} matches when built exactly as kbuild does; with section flags only the layout differs (${(e.diagnostic.detail ?? []).join('; ')})`,
+            });
+          }
           r.sympos = symposOf(idx, r.unit.source, group);
         }
         return units.length;
@@ -306,6 +344,10 @@ export async function buildLivepatch(opts: BuildOptions): Promise<BuildResult> {
     return result;
   } catch (e) {
     keep = keep || !(e instanceof SutureError);
+    // decisions that the change cannot be livepatched (as opposed to a broken tool or input) are refusals
+    if (e instanceof SutureError && !(e instanceof BuildRefused) && REFUSAL_CODES.has(e.code)) {
+      throw new BuildRefused([e.diagnostic], { summary: [] });
+    }
     throw e;
   } finally {
     if (!keep) rmSync(workDir, { recursive: true, force: true });

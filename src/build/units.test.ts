@@ -83,6 +83,17 @@ test('real kernel: a header is followed to the units that include it and reporte
   ]);
 });
 
+test('real kernel: a .c file #included by another (sched/deadline.c) is followed to its includer', () => {
+  const plan = planUnits([changed('kernel/sched/deadline.c')], target);
+  assert.deepEqual(plan.headers, [
+    { header: 'kernel/sched/deadline.c', candidates: ['kernel/sched/build_policy.c'] },
+  ]);
+  assert.deepEqual(
+    plan.units.map((u) => [u.object, u.target]),
+    [['kernel/sched/build_policy.o', 'vmlinux']],
+  );
+});
+
 test('real kernel: a widely included header, assembly, a Makefile and a new file are refused', () => {
   const code = (fn: () => unknown) => {
     try {

@@ -103,18 +103,23 @@ function unitFor(tree: string, source: string, modules: Map<string, string>): Om
   return { source, object, recipe, ...unitTarget(recipe, modules) };
 }
 
-/** `.c` files that include `header` — see the file comment for where they are looked for. */
-export function headerCandidates(tree: string, header: string): string[] {
-  const out = new Set<string>();
-  const dir = dirname(header);
-  const name = basename(header);
+/** `.c` files in the same directory that include `file` by its quoted name. */
+export function sameDirIncluders(tree: string, file: string): string[] {
+  const dir = dirname(file);
+  const name = basename(file);
   const quoted = new RegExp(`^\\s*#\\s*include\\s*"${name.replace(/[.+]/g, '\\$&')}"`, 'm');
   const abs = join(tree, dir);
-  if (existsSync(abs)) {
-    for (const f of readdirSync(abs)) {
-      if (f.endsWith('.c') && quoted.test(readFileSync(join(abs, f), 'utf8'))) out.add(join(dir, f));
-    }
-  }
+  if (!existsSync(abs)) return [];
+  return readdirSync(abs)
+    .filter(
+      (f) => f.endsWith('.c') && join(dir, f) !== file && quoted.test(readFileSync(join(abs, f), 'utf8')),
+    )
+    .map((f) => join(dir, f));
+}
+
+/** `.c` files that include `header` — see the file comment for where they are looked for. */
+export function headerCandidates(tree: string, header: string): string[] {
+  const out = new Set<string>(sameDirIncluders(tree, header));
   const inc = /(?:^|\/)include\/(.+)$/.exec(header);
   if (inc) {
     const r = spawnSync(
@@ -158,7 +163,11 @@ export function planUnits(applied: AppliedFile[], target: KernelTarget): UnitPla
         'put new code into an existing .c file of the same object (static functions are fine)',
       );
     }
-    if (f.path.endsWith('.c')) {
+    if (f.path.endsWith('.c') && sameDirIncluders(tree, f.path).length) {
+      // a .c file #included by another one (kernel/sched/build_policy.c includes deadline.c): not a
+      // unit of its own, followed to its includers like a header
+      headers.push({ header: f.path, candidates: [] });
+    } else if (f.path.endsWith('.c')) {
       const u = unitFor(tree, f.path, modules);
       units.set(f.path, { ...u, patchedSource: f.patched, viaHeaders: [] });
     } else if (f.path.endsWith('.h')) {
