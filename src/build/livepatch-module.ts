@@ -234,26 +234,34 @@ export function registrationSource(
       decls.push(`extern void ${c}(void) __asm__(${cString(f.newSymbol)});`);
       entries.push(`\t{ .old_name = ${cString(f.oldName)}, .new_func = ${c}, .old_sympos = ${f.sympos} },`);
     }
-    lines.push(...decls, '', `static struct klp_func funcs_${i}[] = {`, ...entries, '\t{ }', '};', '');
+    lines.push(
+      ...decls,
+      '',
+      `static struct klp_func suture_klp_funcs_${i}[] = {`,
+      ...entries,
+      '\t{ }',
+      '};',
+      '',
+    );
     funcsOf.push(
-      `\t{ .name = ${o.object === 'vmlinux' ? 'NULL' : cString(o.object)}, .funcs = funcs_${i} },`,
+      `\t{ .name = ${o.object === 'vmlinux' ? 'NULL' : cString(o.object)}, .funcs = suture_klp_funcs_${i} },`,
     );
   }
   lines.push(
-    'static struct klp_object objs[] = {',
+    'static struct klp_object suture_klp_objs[] = {',
     ...funcsOf,
     '\t{ }',
     '};',
     '',
-    'static struct klp_patch patch = {',
+    'static struct klp_patch suture_klp_patch = {',
     '\t.mod = THIS_MODULE,',
-    '\t.objs = objs,',
+    '\t.objs = suture_klp_objs,',
     `\t.replace = ${replace ? 'true' : 'false'},`,
     '};',
     '',
     'static int __init suture_livepatch_init(void)',
     '{',
-    '\treturn klp_enable_patch(&patch);',
+    '\treturn klp_enable_patch(&suture_klp_patch);',
     '}',
     '',
     'static void __exit suture_livepatch_exit(void)',
@@ -407,6 +415,17 @@ export async function buildLivepatchModule(req: LivepatchModuleRequest): Promise
     }
   }
   const used = [...objects.values()].filter((o) => o.functions.length > 0);
+  // the registration's own names must not capture a replaced function through its asm label
+  for (const o of used)
+    for (const f of o.functions)
+      if (f.newSymbol.startsWith('suture_'))
+        fail(
+          'KLP-RESERVED-NAME',
+          `replaced function \`${f.newSymbol}\` uses the prefix suture_ reserved for the generated registration`,
+          {
+            hint: 'rename the function in the patch',
+          },
+        );
   if (used.length === 0)
     fail(
       'KLP-NOTHING-TO-REPLACE',
