@@ -85,3 +85,22 @@ test('relocations against .klp.sym symbols move to .klp.rela sections; the symbo
   assert.match(block('.rela.text.patched'), /printk/);
   assert.doesNotMatch(block('.rela.text.patched'), /\.klp\.sym/);
 });
+
+test('the registration names every replaced function with its sympos, per klp object, and replace when asked', async () => {
+  const { registrationSource } = await import('./livepatch-module.js');
+  const src = registrationSource('demo', true, [
+    {
+      object: 'vmlinux',
+      functions: [{ oldName: 'meminfo_proc_show', newSymbol: 'meminfo_proc_show', sympos: 0 }],
+    },
+    { object: 'tcp_dctcp', functions: [{ oldName: 'dctcp_init', newSymbol: 'dctcp_init', sympos: 2 }] },
+  ]);
+  assert.match(src, /\.old_name = "meminfo_proc_show", \.new_func = suture_new_0, \.old_sympos = 0/);
+  assert.match(src, /extern void suture_new_0\(void\) __asm__\("meminfo_proc_show"\);/);
+  assert.match(src, /\.old_name = "dctcp_init", \.new_func = suture_new_1, \.old_sympos = 2/);
+  assert.match(src, /\{ \.name = NULL, \.funcs = suture_klp_funcs_0 \}/);
+  assert.match(src, /\{ \.name = "tcp_dctcp", \.funcs = suture_klp_funcs_1 \}/);
+  assert.match(src, /\.replace = true/);
+  assert.match(src, /MODULE_INFO\(livepatch, "Y"\);/);
+  assert.match(registrationSource('demo', false, []), /\.replace = false/);
+});
