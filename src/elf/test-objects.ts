@@ -7,7 +7,7 @@
  *
  * The recipes come from kbuild itself (`make -n V=1 <dir>/`, a dry run that touches nothing); only the
  * output paths are rewritten, so the prepared tree is never written. Objects land in a cache directory
- * keyed by the tree and the flags (`$SUTURE_CACHE/elf-test-objects/...`), so later runs (fuzz, benchmarks)
+ * keyed by the tree, its .config and the flags (`$SUTURE_CACHE/elf-test-objects/...`), so later runs (fuzz, benchmarks)
  * reuse them; each object is written to a temporary name and renamed, so concurrent runs are safe.
  *
  * Default set (CI, a few minutes on 2 cores): all of fs/proc plus a fixed sample of kernel/ and mm/, in
@@ -15,7 +15,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parse as parseShell } from 'shell-quote';
@@ -123,7 +123,9 @@ export async function kernelTestObjects(
 ): Promise<TestObject[]> {
   const full = opts.full ?? process.env.SUTURE_ELF_FULL === '1';
   const cacheRoot = process.env.SUTURE_CACHE || join(homedir(), '.cache', 'suture');
-  const key = createHash('sha256').update(tree).digest('hex').slice(0, 16);
+  // keyed by the tree and its configuration: a tree prepared again differently never reuses old objects
+  const config = existsSync(join(tree, '.config')) ? readFileSync(join(tree, '.config')) : Buffer.alloc(0);
+  const key = createHash('sha256').update(tree).update('\0').update(config).digest('hex').slice(0, 16);
   const out: TestObject[] = [];
   const jobs: (() => Promise<void>)[] = [];
   for (const flavour of opts.flavours ?? (Object.keys(FLAVOURS) as Flavour[])) {
