@@ -226,9 +226,14 @@ export async function buildLivepatch(opts: BuildOptions): Promise<BuildResult> {
       });
     }
 
+    const indexes = new Map<string, SymbolIndex>();
     const results = await stage(
       'compile',
-      () => compileAll(plan.units, tree, overlay, workDir),
+      () =>
+        compileAll(plan.units, tree, overlay, workDir, async (u) => {
+          const idx = await shippedIndex(target, u, indexes);
+          return idx.localsInFile(basename(u.source)).length > 0;
+        }),
       (r) =>
         r
           .map(
@@ -242,7 +247,6 @@ export async function buildLivepatch(opts: BuildOptions): Promise<BuildResult> {
       (r) => r.unit.patchedSource || r.unit.viaHeaders.some((h) => r.original.deps.includes(h)),
     );
 
-    const indexes = new Map<string, SymbolIndex>();
     await stage(
       'verify',
       async () => {
@@ -360,6 +364,7 @@ async function compileAll(
   tree: string,
   overlay: string,
   workDir: string,
+  isShipped: (u: Unit) => Promise<boolean>,
 ): Promise<UnitResult[]> {
   const jobs: (() => Promise<void>)[] = [];
   const out: UnitResult[] = [];
@@ -368,11 +373,26 @@ async function compileAll(
     out.push(r);
     const patchedSource = unit.patchedSource ?? copyForHeaders(tree, overlay, unit);
     jobs.push(async () => {
-      r.original = await compileObject({
-        tree,
-        recipe: unit.recipe,
-        outObject: join(workDir, 'original', unit.object),
-      });
+      try {
+        r.original = await compileObject({
+          tree,
+          recipe: unit.recipe,
+          outObject: join(workDir, 'original', unit.object),
+        });
+      } catch (e) {
+        // the unmodified source does not compile with the image's config: is the unit built at all?
+        if (e instanceof CompileFailure && !(await isShipped(unit))) {
+          throw new SutureError({
+            code: 'UNIT-NOT-BUILT',
+            message: `${unit.source} is not part of this kernel`,
+            location: { file: unit.source },
+            detail: e.diagnostic.detail?.slice(0, 12),
+            why: `the unmodified file does not compile with the image's configuration and ${unit.target === 'vmlinux' ? 'vmlinux' : `module ${unit.target}`} has no symbols from it: the option that builds it is off`,
+            hint: 'a livepatch can only change code the running kernel has: nothing to patch on this kernel',
+          });
+        }
+        throw e;
+      }
     });
     jobs.push(async () => {
       try {
