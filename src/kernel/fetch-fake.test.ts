@@ -243,6 +243,10 @@ test('two processes fetching one release at once: each package downloaded once, 
   assert.ok(existsSync(join(ta.sourceTree, 'scripts/genksyms/genksyms')), 'in-tree prerequisites were built');
   assert.equal(existsSync(join(ta.sourceTree, 'lib/ctype.o')), false, 'the probe object was removed');
   assert.equal(existsSync(join(ta.sourceTree, 'lib/.ctype.o.cmd')), false);
+  const rec = JSON.parse(readFileSync(join(cache, 'kernels', R, 'target.json'), 'utf8'));
+  for (const s of ['untar source', 'make olddefconfig', 'make modules_prepare', 'read build id']) {
+    assert.equal(typeof rec.timings[s], 'number', `timing of ${s}`);
+  }
   assert.equal(readFileSync(ta.moduleSymvers, 'utf8').split('\t')[1], 'printk');
   assert.deepEqual(hits.slice(before).sort(), ['/dbg.deb', '/headers.deb', '/image.deb', '/source.deb']);
   const entries = readdirSync(join(cache, 'entries'));

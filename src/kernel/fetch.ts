@@ -33,7 +33,7 @@ import {
 } from './cache.js';
 import { extractDeb } from './deb.js';
 import { packagesFor, type ResolvedRelease, resolveRelease } from './releases.js';
-import { prepareSourceTree, TREE_RECIPE } from './source-tree.js';
+import { prepareSourceTree, prepareTimings, TREE_RECIPE } from './source-tree.js';
 import type { KernelTarget } from './target.js';
 
 export type ProgressEvent =
@@ -300,6 +300,7 @@ async function populate(
       ),
     () => existsSync(join(root, 'entries', treeEntry)),
   );
+  for (const [k, v] of Object.entries(prepareTimings(sourceTree))) timings[k] ??= v;
   const buildId = await step('read build id', () => readBuildId(vmlinux));
 
   const dir = kernelDir(root, release);

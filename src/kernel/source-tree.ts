@@ -132,11 +132,14 @@ const KEPT_OPTIONS = [
 /** Prepare `input.tree` (an empty directory at its final path). Timings are reported via onStep. */
 export async function prepareSourceTree(input: PrepareInput, hooks: PrepareHooks = {}): Promise<void> {
   const { tree } = input;
+  const timings: Record<string, number> = {};
   const step = async (name: string, fn: () => Promise<void> | void) => {
     const t0 = performance.now();
     hooks.onStep?.(name, 'start');
     await fn();
-    hooks.onStep?.(name, 'done', performance.now() - t0);
+    const ms = performance.now() - t0;
+    timings[name] = Math.round(ms);
+    hooks.onStep?.(name, 'done', ms);
   };
   const log = join(tree, '.suture-prepare.log');
   await step('untar source', () =>
@@ -189,4 +192,21 @@ export async function prepareSourceTree(input: PrepareInput, hooks: PrepareHooks
       });
     }
   });
+  writeFileSync(join(tree, PREPARE_TIMINGS), `${JSON.stringify(timings)}\n`);
+}
+
+/** Where a tree keeps how long its preparation took (shown by `suture kernel info`). */
+export const PREPARE_TIMINGS = '.suture-prepare.json';
+
+/** The preparation timings of a tree, or {} if unknown. */
+export function prepareTimings(tree: string): Record<string, number> {
+  try {
+    const v = JSON.parse(readFileSync(join(tree, PREPARE_TIMINGS), 'utf8')) as unknown;
+    if (v === null || typeof v !== 'object') return {};
+    return Object.fromEntries(
+      Object.entries(v).filter((e): e is [string, number] => typeof e[1] === 'number'),
+    );
+  } catch {
+    return {};
+  }
 }
