@@ -146,6 +146,13 @@ export function register(program: Command): void {
         '',
         `verdict: ${info.verdict}`,
         ...info.reasons.map((r) => `  ${r}`),
+        ...(info.timings && Object.keys(info.timings).length
+          ? [
+              '',
+              'fetch timings (last fill of the cache):',
+              ...Object.entries(info.timings).map(([k, v]) => `  ${k.padEnd(44)} ${(v / 1000).toFixed(1)} s`),
+            ]
+          : []),
       ];
       console.log(lines.join('\n'));
     });
