@@ -72,7 +72,7 @@ function manifest(file: string, name: string, over: Partial<Manifest['kernel']> 
   };
 }
 
-describe('suture on a live 6.1 kernel (VM)', { timeout: 900_000 }, () => {
+describe('suture on a live 6.1 kernel (VM)', { timeout: 1_800_000 }, () => {
   before(async () => {
     kernel = await ensureKernel(defaultRelease());
     work = mkdtempSync(join(tmpdir(), 'suture-host-vm-'));
@@ -107,7 +107,7 @@ describe('suture on a live 6.1 kernel (VM)', { timeout: 900_000 }, () => {
       kernel,
       files,
       withSuture: true,
-      timeoutMs: 900_000,
+      timeoutMs: 1_800_000,
       onConsole: (c) => {
         console_ += c;
       },
@@ -135,7 +135,7 @@ describe('suture on a live 6.1 kernel (VM)', { timeout: 900_000 }, () => {
 
   test('a patch for another kernel is refused before init_module', async () => {
     const modsBefore = (await sh('cat /proc/modules')).out;
-    const dmesgBefore = (await sh('dmesg | wc -l')).out.trim();
+    const dmesgBefore = Number((await sh('dmesg | wc -l')).out.trim());
     const vermagic = await sh('suture apply /m/livepatch-foreign/livepatch-cmdline.ko');
     assert.equal(vermagic.code, 1, vermagic.out);
     assert.match(vermagic.out, /error\[HOST-KERNEL-MISMATCH\].*built for 6\.1\.0-99/);
@@ -144,11 +144,9 @@ describe('suture on a live 6.1 kernel (VM)', { timeout: 900_000 }, () => {
     assert.match(build.out, /error\[HOST-BUILD-ID-MISMATCH\]: manifest targets vmlinux build id f{40}/);
     assert.equal((await sh('cat /proc/modules')).out, modsBefore, 'no module was loaded');
     assert.equal((await sh('ls /sys/kernel/livepatch | wc -l')).out.trim(), '0');
-    assert.equal(
-      (await sh('dmesg | wc -l')).out.trim(),
-      dmesgBefore,
-      'the kernel logged nothing: init_module was never called',
-    );
+    // init_module would log at least "loading out-of-tree module taints kernel" / the vermagic refusal
+    const fresh = (await sh(`dmesg | tail -n +${dmesgBefore + 1}`)).out;
+    assert.doesNotMatch(fresh, /livepatch|module|taint|version magic/i, 'init_module was never called');
   });
 
   test("the blog's cmdline patch: apply with its manifest, see it complete, revert it", async () => {
