@@ -114,6 +114,7 @@ export class BuildRefused extends SutureError {
 
 /** Errors of the front half that mean "this change cannot be a livepatch", reported as refusals. */
 const REFUSAL_CODES = new Set([
+  'BUILD-NO-CHANGE',
   'UNIT-NOT-BUILT',
   'VERIFY-NOT-SHIPPED',
   'UNIT-UNSUPPORTED',
