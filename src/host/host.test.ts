@@ -217,7 +217,7 @@ describe('apply', () => {
       applyLivepatch({
         module: k.writeModule('livepatch_stall'),
         roots: k.roots,
-        timeoutMs: 400,
+        timeoutMs: 1500,
         onEvent: (ev) => events.push(ev),
         ...fast,
       }),
@@ -282,7 +282,7 @@ describe('apply', () => {
     const r = await applyLivepatch({
       module: k.writeModule('livepatch_cmdline'),
       roots: k.roots,
-      timeoutMs: 200,
+      timeoutMs: 1000,
       signal: true,
       onEvent: (ev) => events.push(ev),
       ...fast,
