@@ -58,7 +58,14 @@ export async function runInVm(opts: VmOptions & { script: string }): Promise<VmR
       throw e;
     }
     failure = e.diagnostic.message;
-    if (e instanceof VmBootError && booted) output = e.output;
+    if (e.code === 'VM-BOOT-INIT' && e.diagnostic.detail?.length) {
+      failure += `: ${e.diagnostic.detail
+        .filter((l) => l.trim())
+        .slice(0, 6)
+        .join(' | ')}`;
+    }
+    // the script's partial output, when the VM died under it (not under the dmesg that followed)
+    if (e instanceof VmBootError && booted && exitCode === null) output = e.output;
     if (booted && runMs === 0) runMs = performance.now() - t0 - session.bootMs;
   } finally {
     await session.close();

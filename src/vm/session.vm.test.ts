@@ -75,11 +75,16 @@ it('the hard timeout kills QEMU under a running command and says so', async () =
   await vm.close();
 });
 
-it('an unknown boot module is refused before QEMU starts', async () => {
+it('an unknown boot module is refused before QEMU starts; one the kernel rejects fails the boot', async () => {
   await assert.rejects(
     bootVm({ kernel, modules: ['no_such_module_xyz'] }),
     (e: unknown) => isSutureError(e) && e.code === 'VM-MODULE-UNKNOWN',
   );
+  // acpi-cpufreq finds no ACPI P-states in QEMU and its init returns -ENODEV
+  const r = await runInVm({ kernel, script: 'echo never', modules: ['acpi_cpufreq'], timeoutMs: 120_000 });
+  assert.equal(r.outcome, 'boot-failed', r.message);
+  assert.match(r.message, /acpi-cpufreq\.ko.*No such device/);
+  assert.equal(r.output, '');
 });
 
 it('withSuture + net: suture runs in the VM and reaches a service on the host loopback', async () => {
