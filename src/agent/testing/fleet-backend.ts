@@ -2,10 +2,10 @@
  * The server side of the agent's tests, behind one small interface: make tokens, publish, promote,
  * revoke, and read back what a machine reported. `startFleetBackend` runs the real Suture server
  * (src/server/, SQLite in a temporary --data directory) in-process on 127.0.0.1 and drives it through
- * its admin HTTP API, exactly as `suture publish/promote/revoke/token create` do;
- * `startProtocolDouble` serves the same machine protocol from memory (testing/protocol-double.ts). `offerFor` obtains a real, correctly signed offer
- * for any kernel by enrolling a throwaway machine that claims that kernel — how the refusal tests get
- * a patch for another build id that the server would never offer to the machine under test.
+ * its admin HTTP API, exactly as `suture publish/promote/revoke/token create` do. `offerFor` obtains
+ * a real, correctly signed offer for any kernel by enrolling a throwaway machine that claims that
+ * kernel — how the refusal tests get a patch for another build id that the server would never offer
+ * to the machine under test.
  * Test support only.
  */
 import { createHash } from 'node:crypto';
@@ -16,7 +16,6 @@ import type { Manifest } from '../../manifest/manifest.js';
 import type { KernelIdentity, OfferedPatch, PatchStatus } from '../../manifest/protocol.js';
 import { startServer } from '../../server/server.js';
 import { ServerClient } from '../server-client.js';
-import { ProtocolDouble } from './protocol-double.js';
 
 export interface FleetBackend {
   url: string;
@@ -125,23 +124,5 @@ export async function startFleetBackend(
       await server.close();
       rmSync(dataDir, { recursive: true, force: true });
     },
-  };
-}
-
-/** The in-memory protocol double (no admin API, store or dashboard). */
-export async function startProtocolDouble(): Promise<FleetBackend> {
-  const d = new ProtocolDouble();
-  d.intervalSeconds = 1;
-  await d.listen();
-  return {
-    url: d.url,
-    createToken: async (tier) => d.createToken(tier),
-    publish: async (module, manifest, tier) => d.publish(manifest, readFileSync(module), tier),
-    promote: async (id, tier) => d.promote(id, tier),
-    revoke: async (id) => d.revoke(id),
-    machineState: async (m, id) => d.machines.get(m)?.patches.get(id)?.state,
-    machineReport: async (m, id) => d.machines.get(m)?.patches.get(id),
-    offerFor: async (id, tier, kernel) => offerVia(d.url, d.createToken(tier), id, kernel),
-    stop: () => d.close(),
   };
 }
