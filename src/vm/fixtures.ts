@@ -74,6 +74,26 @@ module_init(oops_init);
 MODULE_LICENSE("GPL");
 `;
 
+/** A module whose init prints a WARNING splat and loads fine. */
+export const WARN_MODULE = `#include <linux/module.h>
+#include <linux/kernel.h>
+#include <linux/bug.h>
+
+static int __init warn_init(void)
+{
+	WARN(1, "suture_warn: deliberate warning\\n");
+	return 0;
+}
+
+static void __exit warn_exit(void)
+{
+}
+
+module_init(warn_init);
+module_exit(warn_exit);
+MODULE_LICENSE("GPL");
+`;
+
 /**
  * Rewrite a module's vermagic (in .modinfo) to `vermagic`, in place and at the same size (NUL padded).
  * The kernel compares vermagic on load; a different configuration string is what a module built for

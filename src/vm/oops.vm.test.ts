@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, it } from 'node:test';
 import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease, type KernelTarget } from '../kernel/target.js';
-import { buildTestModule, OOPS_MODULE } from './fixtures.js';
+import { buildTestModule, OOPS_MODULE, WARN_MODULE } from './fixtures.js';
 import { runInVm } from './run.js';
 
 let kernel: KernelTarget;
@@ -52,4 +52,22 @@ it('an oops in a module fails the run with the oops text while the VM keeps runn
   assert.match(oops.trace, /oops_init/);
   assert.match(r.problems.map((x) => x.title).join('\n'), /BUG: kernel NULL pointer dereference/);
   assert.match(r.kernelLog, /suture_oops: about to write through 0000000000000000/);
+});
+
+it('a WARNING splat fails the run as a warning, with its trace', async () => {
+  const ko = buildTestModule(kernel, join(work, 'warn'), 'suture_warn', WARN_MODULE);
+  const r = await runInVm({
+    kernel,
+    script: 'insmod /suture_warn.ko && echo loaded\n',
+    files: [{ from: ko }],
+    timeoutMs: 120_000,
+  });
+  assert.equal(r.outcome, 'warning', r.message);
+  assert.equal(r.exitCode, 0);
+  assert.equal(r.output, 'loaded\n');
+  const w = r.problems.find((x) => x.kind === 'warning');
+  assert.ok(w, JSON.stringify(r.problems.map((x) => x.title)));
+  assert.match(w.title, /^WARNING: CPU: \d+ PID: \d+ at .*suture_warn/);
+  assert.match(w.trace, /warn_init/);
+  assert.match(w.trace, /---\[ end trace/);
 });
