@@ -19,6 +19,8 @@
  * so locals are grouped per FILE symbol in symtab order: `localsInFile("core.c")` returns every group.
  *
  * The symtab and strtab are read by offset (ElfFile); the rest of a 600 MB vmlinux is never read.
+ * The index itself is columnar: typed arrays over the raw symtab, names hashed on their bytes, so building
+ * it allocates no per-symbol object; KernelSymbol objects are made (once) when a lookup returns them.
  */
 import { elfFail } from './bounds.js';
 import { SHN, SHT, STB, STT, SYM_SIZE } from './constants.js';
@@ -49,15 +51,50 @@ export interface KernelSymbol {
   sympos: number;
 }
 
-export interface FileGroup {
-  /** the FILE symbol's name: a basename such as "meminfo.c" */
-  basename: string;
-  /** 0-based position among groups with the same basename, in symtab order */
-  ordinal: number;
-  /** symtab index of the FILE symbol */
-  index: number;
-  /** the locals that follow this FILE symbol */
-  symbols: KernelSymbol[];
+/** The locals that follow one FILE symbol (a translation unit, as far as the symtab tells). */
+export class FileGroup {
+  constructor(
+    /** the FILE symbol's name: a basename such as "meminfo.c" */
+    readonly basename: string,
+    /** 0-based position among groups with the same basename, in symtab order */
+    readonly ordinal: number,
+    /** symtab index of the FILE symbol */
+    readonly index: number,
+    private readonly members: number[],
+    private readonly ix: SymbolIndex,
+  ) {}
+
+  /** the locals that follow this FILE symbol, in symtab order */
+  get symbols(): KernelSymbol[] {
+    return this.members.map((k) => this.ix.at(k + 1));
+  }
+}
+
+/** Columns of the symbol table, one entry per symbol (position k = symtab index k + 1). */
+interface Columns {
+  symtab: Buffer;
+  strtab: Buffer;
+  headers: RawSectionHeader[];
+  nameStart: Uint32Array;
+  nameEnd: Uint32Array;
+  shndx: Uint32Array;
+  /** FILE group number, or -1 */
+  group: Int32Array;
+  /** position in the kallsyms walk, or -1 when kallsyms does not see the symbol */
+  rank: Int32Array;
+  sympos: Uint32Array;
+  /** name hash table: head[h] = first symbol of a distinct name; repNext chains distinct names */
+  head: Int32Array;
+  repNext: Int32Array;
+  /** next symbol with the same name, in symtab order, or -1 */
+  sameNext: Int32Array;
+  mask: number;
+}
+
+function fnv(buf: Buffer, start: number, end: number): number {
+  let h = 0x811c9dc5;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
+  return h >>> 0;
 }
 
 export class SymbolIndex {
@@ -65,33 +102,98 @@ export class SymbolIndex {
   readonly object: string;
   readonly kind: 'vmlinux' | 'module';
   readonly path: string;
-  /** all symbols except the null symbol, in symtab order */
-  readonly symbols: KernelSymbol[];
   /** FILE groups in symtab order */
   readonly files: FileGroup[];
-  private readonly names: Map<string, KernelSymbol[]>;
+  /** number of symbols (without the null symbol) */
+  readonly count: number;
+  private readonly c: Columns;
+  private readonly made: (KernelSymbol | undefined)[];
   private readonly groups = new Map<string, FileGroup[]>();
+  private all: KernelSymbol[] | undefined;
 
   constructor(
     path: string,
     object: string,
     kind: 'vmlinux' | 'module',
-    symbols: KernelSymbol[],
-    files: FileGroup[],
-    names: Map<string, KernelSymbol[]>,
+    c: Columns,
+    files: [string, number, number[]][],
   ) {
     this.path = path;
     this.object = object;
     this.kind = kind;
-    this.symbols = symbols;
-    this.files = files;
-    this.names = names;
-    for (const g of files) push(this.groups, g.basename, g);
+    this.c = c;
+    this.count = c.nameStart.length;
+    this.made = new Array(this.count);
+    const ordinals = new Map<string, number>();
+    this.files = files.map(([basename, index, members]) => {
+      const ordinal = ordinals.get(basename) ?? 0;
+      ordinals.set(basename, ordinal + 1);
+      const g = new FileGroup(basename, ordinal, index, members, this);
+      const list = this.groups.get(basename);
+      if (list) list.push(g);
+      else this.groups.set(basename, [g]);
+      return g;
+    });
   }
 
-  /** Every symbol with that name: kallsyms-visible ones in sympos order, then the others. */
+  /** The symbol with symtab index `index` (1-based). */
+  at(index: number): KernelSymbol {
+    const k = index - 1;
+    const made = this.made[k];
+    if (made) return made;
+    const c = this.c;
+    if (k < 0 || k >= this.count) throw new RangeError(`no symbol ${index} in ${this.path}`);
+    const p = index * SYM_SIZE;
+    const info = c.symtab[p + 4]!;
+    const shndx = c.shndx[k]!;
+    const g = c.group[k]!;
+    const sec = shndx !== SHN.UNDEF && shndx < c.headers.length ? c.headers[shndx] : undefined;
+    const sym: KernelSymbol = {
+      index,
+      name: c.strtab.toString('latin1', c.nameStart[k]!, c.nameEnd[k]!),
+      value: c.symtab.readBigUInt64LE(p + 8),
+      size: c.symtab.readUInt32LE(p + 16) + c.symtab.readUInt32LE(p + 20) * 2 ** 32,
+      type: info & 0xf,
+      bind: info >> 4,
+      visibility: c.symtab[p + 5]! & 3,
+      shndx,
+      section:
+        sec && (shndx < SHN.LORESERVE || c.symtab.readUInt16LE(p + 6) === SHN.XINDEX) ? sec.name : undefined,
+      file: g >= 0 ? this.files[g] : undefined,
+      kallsyms: c.rank[k]! >= 0,
+      sympos: c.sympos[k]!,
+    };
+    this.made[k] = sym;
+    return sym;
+  }
+
+  /** All symbols except the null symbol, in symtab order (made on first use). */
+  get symbols(): KernelSymbol[] {
+    if (!this.all) {
+      this.all = new Array(this.count);
+      for (let i = 1; i <= this.count; i++) this.all[i - 1] = this.at(i);
+    }
+    return this.all;
+  }
+
+  /** Every symbol with that name: kallsyms-visible ones in sympos order, then the others in symtab order. */
   byName(name: string): KernelSymbol[] {
-    return this.names.get(name) ?? [];
+    if (name === '') return [];
+    const c = this.c;
+    const key = Buffer.from(name, 'latin1');
+    let r = c.head[fnv(key, 0, key.length) & c.mask]!;
+    while (r !== -1 && key.compare(c.strtab, c.nameStart[r]!, c.nameEnd[r]!) !== 0) r = c.repNext[r]!;
+    if (r === -1) return [];
+    const ks: number[] = [];
+    for (let k = r; k !== -1; k = c.sameNext[k]!) ks.push(k);
+    const rank = c.rank;
+    ks.sort((a, b) => {
+      const ra = rank[a]!;
+      const rb = rank[b]!;
+      if (ra < 0 || rb < 0) return ra < 0 && rb < 0 ? a - b : ra < 0 ? 1 : -1;
+      return ra - rb;
+    });
+    return ks.map((k) => this.at(k + 1));
   }
 
   /** The defined global (or weak) symbol with that name; a GLOBAL wins over a WEAK. */
@@ -112,10 +214,8 @@ export class SymbolIndex {
 
   /** Locals named `name` in any group of `fileBasename`; more than one means the basename is ambiguous. */
   lookupLocal(fileBasename: string, name: string): KernelSymbol[] {
-    const out: KernelSymbol[] = [];
-    for (const g of this.localsInFile(fileBasename))
-      for (const s of g.symbols) if (s.name === name) out.push(s);
-    return out;
+    const groups = new Set(this.localsInFile(fileBasename));
+    return this.byName(name).filter((s) => s.file !== undefined && groups.has(s.file));
   }
 
   /** How many kallsyms-visible symbols carry this name (sympos is needed when > 1). */
@@ -124,12 +224,6 @@ export class SymbolIndex {
     for (const s of this.byName(name)) if (s.kallsyms) n++;
     return n;
   }
-}
-
-function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
-  const a = m.get(k);
-  if (a) a.push(v);
-  else m.set(k, [v]);
 }
 
 const MKSYSMAP_PREFIXES = ['$', '.L', '__crc_', '__kstrtab_', '__kstrtabns_'];
@@ -161,29 +255,31 @@ const KALLSYMS_IGNORED_PREFIXES = [
 ];
 const KALLSYMS_IGNORED_SUFFIXES = ['_from_arm', '_from_thumb', '_veneer'];
 
-/** Would scripts/mksysmap + scripts/kallsyms keep this vmlinux symbol? (nm letters as nm derives them) */
-function inVmlinuxKallsyms(s: KernelSymbol, sectionFlags: (shndx: number) => number | undefined): boolean {
-  if (s.name === '' || s.type === STT.FILE || s.type === STT.SECTION) return false;
-  if (s.shndx === SHN.UNDEF || s.shndx === SHN.ABS) return false; // U, w (weak undefined), a, A
-  const flags = sectionFlags(s.shndx);
-  if (flags !== undefined && (flags & 0x2) === 0) return false; // non-alloc: nm 'N'/'n' debugging
-  const n = s.name;
-  for (const p of MKSYSMAP_PREFIXES) if (n.startsWith(p)) return false;
-  if (KALLSYMS_IGNORED.has(n)) return false;
-  for (const p of KALLSYMS_IGNORED_PREFIXES) if (n.startsWith(p)) return false;
-  for (const p of KALLSYMS_IGNORED_SUFFIXES) if (n.endsWith(p)) return false;
-  if (n.includes('.long_branch.') || n.includes('.plt_branch.')) return false;
-  return true;
+/** scripts/mksysmap's and scripts/kallsyms.c's name rules: would this name be dropped? */
+function ignoredName(n: string): boolean {
+  for (const p of MKSYSMAP_PREFIXES) if (n.startsWith(p)) return true;
+  if (KALLSYMS_IGNORED.has(n)) return true;
+  for (const p of KALLSYMS_IGNORED_PREFIXES) if (n.startsWith(p)) return true;
+  for (const p of KALLSYMS_IGNORED_SUFFIXES) if (n.endsWith(p)) return true;
+  return n.includes('.long_branch.') || n.includes('.plt_branch.');
 }
 
-/** kernel/module/kallsyms.c is_core_symbol (CONFIG_KALLSYMS_ALL=y), for a module's .ko. */
-function inModuleKallsyms(s: KernelSymbol, headers: RawSectionHeader[]): boolean {
-  if (s.shndx === SHN.UNDEF || s.shndx >= headers.length || s.name === '') return false;
-  const h = headers[s.shndx]!;
-  if (h.name === '.data..percpu') return true;
-  if ((h.flags & 0x2) === 0) return false;
-  if (h.name.startsWith('.init')) return false;
-  return true;
+/** Can any rule of ignoredName apply? (Decides from the bytes whether the name must be decoded at all.) */
+function mayBeIgnored(strtab: Buffer, start: number, end: number, hasDot: boolean): boolean {
+  const first = strtab[start];
+  const last = strtab[end - 1];
+  // first bytes of every prefix and ignored name: $ . _ k L; last bytes of the suffixes: m b r
+  return (
+    hasDot ||
+    first === 0x24 ||
+    first === 0x2e ||
+    first === 0x5f ||
+    first === 0x6b ||
+    first === 0x4c ||
+    last === 0x6d ||
+    last === 0x62 ||
+    last === 0x72
+  );
 }
 
 function leadingUnderscores(s: string): number {
@@ -200,6 +296,177 @@ function moduleName(path: string, modinfo: Buffer | undefined): string {
   }
   const base = path.split('/').pop() ?? path;
   return base.replace(/\.ko(\.(xz|gz|zst))?$/, '').replace(/-/g, '_');
+}
+
+/**
+ * The index proper: one pass over the symtab (name bounds + byte hash, section index, FILE groups, name
+ * chains), the kallsyms filter and order, then sympos. A plain synchronous function, so the hot loops are
+ * optimized as such.
+ */
+function buildColumns(
+  path: string,
+  symtabH: RawSectionHeader,
+  strH: RawSectionHeader,
+  headers: RawSectionHeader[],
+  symtab: Buffer,
+  strtab: Buffer,
+  xindex: Buffer | undefined,
+  isModule: boolean,
+): { c: Columns; files: [string, number, number[]][] } {
+  const n = Math.max(0, symtab.length / SYM_SIZE - 1);
+
+  let size = 1;
+  while (size < n * 2) size <<= 1;
+  const c: Columns = {
+    symtab,
+    strtab,
+    headers,
+    nameStart: new Uint32Array(n),
+    nameEnd: new Uint32Array(n),
+    shndx: new Uint32Array(n),
+    group: new Int32Array(n).fill(-1),
+    rank: new Int32Array(n).fill(-1),
+    sympos: new Uint32Array(n),
+    head: new Int32Array(size).fill(-1),
+    repNext: new Int32Array(n).fill(-1),
+    sameNext: new Int32Array(n).fill(-1),
+    mask: size - 1,
+  };
+  const tail = new Int32Array(n);
+  const isRep = new Uint8Array(n);
+  const hasDot = new Uint8Array(n);
+  const files: [string, number, number[]][] = [];
+  let current = -1;
+  for (let k = 0; k < n; k++) {
+    const p = (k + 1) * SYM_SIZE;
+    const start = symtab.readUInt32LE(p);
+    if (start >= strtab.length && start !== 0)
+      elfFail('ELF-BAD-NAME', `st_name = ${start} is outside ${strH.name} (${strtab.length} bytes)`, {
+        file: path,
+        offset: symtabH.offset + p,
+        field: `.symtab[${k + 1}].st_name`,
+      });
+    // hash the name while looking for its end
+    let end = start;
+    let h = 0x811c9dc5;
+    let dot = 0;
+    if (start < strtab.length)
+      for (let b = strtab[end]!; b !== 0; b = strtab[++end]!) {
+        h = Math.imul(h ^ b, 0x01000193);
+        if (b === 0x2e) dot = 1;
+      }
+    c.nameStart[k] = start;
+    c.nameEnd[k] = end;
+    hasDot[k] = dot;
+    let shndx = symtab.readUInt16LE(p + 6);
+    if (shndx === SHN.XINDEX) {
+      if (!xindex || xindex.length < (k + 2) * 4)
+        elfFail('ELF-BAD-SHNDX', 'st_shndx is SHN_XINDEX but there is no matching SHT_SYMTAB_SHNDX entry', {
+          file: path,
+          offset: symtabH.offset + p + 6,
+          field: `.symtab[${k + 1}].st_shndx`,
+        });
+      shndx = xindex.readUInt32LE((k + 1) * 4);
+    }
+    c.shndx[k] = shndx;
+    const info = symtab[p + 4]!;
+    if ((info & 0xf) === STT.FILE) {
+      current = files.length;
+      files.push([strtab.toString('latin1', start, end), k + 1, []]);
+    } else if (info >> 4 === STB.LOCAL) {
+      if (current >= 0) {
+        c.group[k] = current;
+        files[current]![2].push(k);
+      }
+    } else current = -1;
+    if (end === start) continue;
+    // group equal names: one representative per distinct name, chained by hash bucket
+    const bucket = (h >>> 0) & c.mask;
+    let r = c.head[bucket]!;
+    while (r !== -1) {
+      const rs = c.nameStart[r]!;
+      if (c.nameEnd[r]! - rs === end - start) {
+        // compare bytes in JS: a native Buffer.compare per candidate costs more than the names are long
+        let i = 0;
+        while (i < end - start && strtab[start + i] === strtab[rs + i]) i++;
+        if (i === end - start) break;
+      }
+      r = c.repNext[r]!;
+    }
+    if (r === -1) {
+      c.repNext[k] = c.head[bucket]!;
+      c.head[bucket] = k;
+      tail[k] = k;
+      isRep[k] = 1;
+    } else {
+      c.sameNext[tail[r]!] = k;
+      tail[r] = k;
+    }
+  }
+
+  // which symbols kallsyms sees, and in which order the livepatch core walks them
+  const visible: number[] = [];
+  for (let k = 0; k < n; k++) {
+    const start = c.nameStart[k]!;
+    const end = c.nameEnd[k]!;
+    if (end === start) continue;
+    const shndx = c.shndx[k]!;
+    const sec = shndx < headers.length && shndx < SHN.LORESERVE ? headers[shndx] : undefined;
+    if (isModule) {
+      // kernel/module/kallsyms.c is_core_symbol, CONFIG_KALLSYMS_ALL=y
+      if (shndx === SHN.UNDEF || shndx >= headers.length || !sec) continue;
+      if (sec.name !== '.data..percpu' && ((sec.flags & 0x2) === 0 || sec.name.startsWith('.init'))) continue;
+    } else {
+      const type = symtab[(k + 1) * SYM_SIZE + 4]! & 0xf;
+      if (type === STT.FILE || type === STT.SECTION) continue;
+      if (shndx === SHN.UNDEF || shndx === SHN.ABS) continue; // nm U, w, a, A
+      if (sec && (sec.flags & 0x2) === 0) continue; // non-alloc: nm N/n
+      if (
+        mayBeIgnored(strtab, start, end, hasDot[k] === 1) &&
+        ignoredName(strtab.toString('latin1', start, end))
+      )
+        continue;
+    }
+    visible.push(k);
+  }
+  if (!isModule) {
+    // address order (as two 32-bit halves: doubles cannot hold 64-bit addresses exactly), then
+    // kallsyms' tie-breaks: non-weak first, fewer leading underscores, nm's name order, symtab order
+    const hi = new Uint32Array(n);
+    const lo = new Uint32Array(n);
+    for (const k of visible) {
+      hi[k] = symtab.readUInt32LE((k + 1) * SYM_SIZE + 12);
+      lo[k] = symtab.readUInt32LE((k + 1) * SYM_SIZE + 8);
+    }
+    const nameOf = (k: number) => strtab.toString('latin1', c.nameStart[k]!, c.nameEnd[k]!);
+    visible.sort((x, y) => {
+      if (hi[x] !== hi[y]) return hi[x]! - hi[y]!;
+      if (lo[x] !== lo[y]) return lo[x]! - lo[y]!;
+      const wx = symtab[(x + 1) * SYM_SIZE + 4]! >> 4 === STB.WEAK ? 1 : 0;
+      const wy = symtab[(y + 1) * SYM_SIZE + 4]! >> 4 === STB.WEAK ? 1 : 0;
+      if (wx !== wy) return wx - wy;
+      const a = nameOf(x);
+      const b = nameOf(y);
+      const u = leadingUnderscores(a) - leadingUnderscores(b);
+      if (u !== 0) return u;
+      if (a !== b) return a < b ? -1 : 1;
+      return x - y;
+    });
+  }
+  for (let r = 0; r < visible.length; r++) c.rank[visible[r]!] = r;
+
+  // sympos: among same-named kallsyms symbols, the 1-based position in the walk (0 if unique)
+  const dup: number[] = [];
+  for (let r = 0; r < n; r++) {
+    if (isRep[r] === 0 || c.sameNext[r] === -1) continue;
+    dup.length = 0;
+    for (let k = r; k !== -1; k = c.sameNext[k]!) if (c.rank[k]! >= 0) dup.push(k);
+    if (dup.length < 2) continue;
+    dup.sort((a, b) => c.rank[a]! - c.rank[b]!);
+    for (let i = 0; i < dup.length; i++) c.sympos[dup[i]!] = i + 1;
+  }
+
+  return { c, files };
 }
 
 /** Index the symbols of a vmlinux (ET_EXEC) or a module (.ko, ET_REL). Reads only headers, .symtab and .strtab. */
@@ -248,127 +515,8 @@ export async function indexSymbols(path: string): Promise<SymbolIndex> {
     const modinfoH = isModule ? f.sections.find((s) => s.name === '.modinfo') : undefined;
     const modinfo = modinfoH ? await f.readSection(modinfoH) : undefined;
     const headers = f.sections;
-    const count = symtab.length / SYM_SIZE;
-
-    const symbols: KernelSymbol[] = new Array(Math.max(0, count - 1));
-    const files: FileGroup[] = [];
-    const basenameCount = new Map<string, number>();
-    let current: FileGroup | undefined;
-    for (let i = 1; i < count; i++) {
-      const p = i * SYM_SIZE;
-      const nameOff = symtab.readUInt32LE(p);
-      if (nameOff >= strtab.length && nameOff !== 0)
-        elfFail('ELF-BAD-NAME', `st_name = ${nameOff} is outside ${strH.name} (${strtab.length} bytes)`, {
-          file: path,
-          offset: symtabH.offset + p,
-          field: `.symtab[${i}].st_name`,
-        });
-      const end = strtab.indexOf(0, nameOff);
-      const name = nameOff >= strtab.length ? '' : strtab.toString('latin1', nameOff, end);
-      const info = symtab[p + 4]!;
-      let shndx = symtab.readUInt16LE(p + 6);
-      if (shndx === SHN.XINDEX) {
-        if (!xindex || xindex.length < (i + 1) * 4)
-          elfFail('ELF-BAD-SHNDX', 'st_shndx is SHN_XINDEX but there is no matching SHT_SYMTAB_SHNDX entry', {
-            file: path,
-            offset: symtabH.offset + p + 6,
-            field: `.symtab[${i}].st_shndx`,
-          });
-        shndx = xindex.readUInt32LE(i * 4);
-      }
-      const bind = info >> 4;
-      const type = info & 0xf;
-      const sec =
-        shndx !== SHN.UNDEF && shndx < headers.length && (shndx < SHN.LORESERVE || xindex)
-          ? headers[shndx]
-          : undefined;
-      const sym: KernelSymbol = {
-        index: i,
-        name,
-        value: symtab.readBigUInt64LE(p + 8),
-        size: symtab.readUInt32LE(p + 16) + symtab.readUInt32LE(p + 20) * 2 ** 32,
-        type,
-        bind,
-        visibility: symtab[p + 5]! & 3,
-        shndx,
-        section: sec?.name,
-        file: undefined,
-        kallsyms: false,
-        sympos: 0,
-      };
-      if (type === STT.FILE) {
-        const ordinal = basenameCount.get(name) ?? 0;
-        basenameCount.set(name, ordinal + 1);
-        current = { basename: name, ordinal, index: i, symbols: [] };
-        files.push(current);
-      } else if (bind === STB.LOCAL) {
-        if (current) {
-          sym.file = current;
-          current.symbols.push(sym);
-        }
-      } else {
-        current = undefined;
-      }
-      symbols[i - 1] = sym;
-    }
-
-    // which symbols kallsyms sees, and in which order the livepatch core walks them
-    const n = symbols.length;
-    const rank = new Int32Array(n).fill(-1); // position in the kallsyms walk, -1 = not in kallsyms
-    const visible: number[] = [];
-    if (isModule) {
-      for (let k = 0; k < n; k++) if (inModuleKallsyms(symbols[k]!, headers)) visible.push(k);
-    } else {
-      const flagsOf = (shndx: number) =>
-        shndx < headers.length && shndx < SHN.LORESERVE ? headers[shndx]!.flags : undefined;
-      for (let k = 0; k < n; k++) if (inVmlinuxKallsyms(symbols[k]!, flagsOf)) visible.push(k);
-      // address order as two 32-bit halves (doubles cannot hold 64-bit addresses exactly)
-      const hi = new Uint32Array(n);
-      const lo = new Uint32Array(n);
-      for (const k of visible) {
-        hi[k] = symtab.readUInt32LE((k + 1) * SYM_SIZE + 12);
-        lo[k] = symtab.readUInt32LE((k + 1) * SYM_SIZE + 8);
-      }
-      visible.sort((x, y) => {
-        if (hi[x] !== hi[y]) return hi[x]! - hi[y]!;
-        if (lo[x] !== lo[y]) return lo[x]! - lo[y]!;
-        const a = symbols[x]!;
-        const b = symbols[y]!;
-        const w = (a.bind === STB.WEAK ? 1 : 0) - (b.bind === STB.WEAK ? 1 : 0);
-        if (w !== 0) return w;
-        const u = leadingUnderscores(a.name) - leadingUnderscores(b.name);
-        if (u !== 0) return u;
-        // nm -n breaks address ties by name, then kallsyms keeps that order
-        if (a.name !== b.name) return a.name < b.name ? -1 : 1;
-        return x - y;
-      });
-    }
-    for (let r = 0; r < visible.length; r++) {
-      rank[visible[r]!] = r;
-      symbols[visible[r]!]!.kallsyms = true;
-    }
-    // group by name (one Map for everything); duplicates get their 1-based position in the walk
-    const names = new Map<string, KernelSymbol[]>();
-    for (const sym of symbols) {
-      if (sym.name === '') continue;
-      const g = names.get(sym.name);
-      if (g) g.push(sym);
-      else names.set(sym.name, [sym]);
-    }
-    for (const g of names.values()) {
-      if (g.length < 2) continue;
-      g.sort((a, b) => {
-        const ra = rank[a.index - 1]!;
-        const rb = rank[b.index - 1]!;
-        if (ra < 0 || rb < 0) return ra < 0 && rb < 0 ? a.index - b.index : ra < 0 ? 1 : -1;
-        return ra - rb;
-      });
-      let count = 0;
-      for (const sym of g) if (sym.kallsyms) sym.sympos = ++count;
-      if (count === 1) for (const sym of g) sym.sympos = 0;
-    }
-
+    const { c, files } = buildColumns(path, symtabH, strH, headers, symtab, strtab, xindex, isModule);
     const object = isModule ? moduleName(path, modinfo) : 'vmlinux';
-    return new SymbolIndex(path, object, isModule ? 'module' : 'vmlinux', symbols, files, names);
+    return new SymbolIndex(path, object, isModule ? 'module' : 'vmlinux', c, files);
   });
 }
