@@ -294,8 +294,16 @@ export function missingDefinitions(stderr: string): string[] {
     /error: storage size of [‘'`]([\w]+)[’'`] isn[’']t known/g,
     /error: invalid use of undefined type [‘'`]([\w ]+)[’'`]/g,
     /error: too (?:many|few) arguments to function [‘'`]([\w]+)[’'`]/g,
+    /error: conflicting types for [‘'`]([\w]+)[’'`]/g,
   ];
   for (const re of patterns) for (const m of stderr.matchAll(re)) names.add(m[1]!);
+  // a function whose return type changed in a header: name the call on the quoted source line
+  for (const m of stderr.matchAll(/error: void value not ignored as it ought to be\n\s*\d+ \|(.*)/g)) {
+    const call = [...m[1]!.matchAll(/([A-Za-z_]\w*)\s*\(/g)]
+      .map((c) => c[1]!)
+      .find((n) => !['if', 'while', 'for', 'switch', 'return', 'sizeof'].includes(n));
+    if (call) names.add(`${call} (return type)`);
+  }
   // a type that changed in a header shows up as a mismatched argument, not as a missing name
   for (const m of stderr.matchAll(
     /error: passing argument \d+ of [‘'`]([\w]+)[’'`] from incompatible pointer type/g,
