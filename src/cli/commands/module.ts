@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import { buildModule, moduleVermagic } from '../../build/kbuild.js';
+import { isSutureError, SutureError } from '../../diagnostic.js';
 import { ensureKernel } from '../../kernel/fetch.js';
 import { defaultRelease } from '../../kernel/target.js';
 import { fetchProgress } from './kernel.js';
@@ -20,6 +21,13 @@ export function register(program: Command): void {
       const t0 = performance.now();
       const r = await buildModule(dir, target, {
         onOutput: (l) => (o.json ? process.stderr : process.stdout).write(`${l}\n`),
+      }).catch((e: unknown) => {
+        // the compiler's output was already shown as it came: do not print it twice
+        if (isSutureError(e) && e.code === 'MODULE-BUILD-FAILED') {
+          const { detail: _shown, ...d } = e.diagnostic;
+          throw new SutureError(d);
+        }
+        throw e;
       });
       const ms = Math.round(performance.now() - t0);
       const vermagic = moduleVermagic(r.ko);
