@@ -299,6 +299,71 @@ function moduleName(path: string, modinfo: Buffer | undefined): string {
 }
 
 /**
+ * Order symbols the way scripts/kallsyms.c does: by address, then non-weak first, fewer leading
+ * underscores, nm's name order, symtab order. Addresses are 64-bit, so the sort runs per distinct upper
+ * half, on doubles that pack (lower half, position) exactly and sort natively; only runs of equal
+ * addresses (rare) go through the full comparison.
+ */
+function sortLikeKallsyms(visible: number[], symtab: Buffer, strtab: Buffer, c: Columns): void {
+  const n = c.nameStart.length;
+  let bits = 1;
+  while (2 ** bits < n + 1) bits++;
+  if (bits > 21) {
+    visible.sort((x, y) => compareKallsyms(x, y, symtab, strtab, c));
+    return;
+  }
+  const scale = 2 ** bits;
+  const byHi = new Map<number, number[]>();
+  for (const k of visible) {
+    const hi = symtab.readUInt32LE((k + 1) * SYM_SIZE + 12);
+    const list = byHi.get(hi);
+    if (list) list.push(k);
+    else byHi.set(hi, [k]);
+  }
+  let out = 0;
+  for (const hi of [...byHi.keys()].sort((x, y) => x - y)) {
+    const ks = byHi.get(hi)!;
+    const keys = new Float64Array(ks.length);
+    for (let i = 0; i < ks.length; i++)
+      keys[i] = symtab.readUInt32LE((ks[i]! + 1) * SYM_SIZE + 8) * scale + ks[i]!;
+    keys.sort();
+    const start = out;
+    for (let i = 0; i < keys.length; i++) visible[out++] = keys[i]! % scale;
+    // equal addresses: kallsyms' tie-breaks
+    for (let i = start; i < out; ) {
+      let j = i + 1;
+      const lo = Math.floor(keys[i - start]! / scale);
+      while (j < out && Math.floor(keys[j - start]! / scale) === lo) j++;
+      if (j - i > 1) {
+        const run = visible.slice(i, j).sort((x, y) => compareKallsyms(x, y, symtab, strtab, c));
+        for (let r = 0; r < run.length; r++) visible[i + r] = run[r]!;
+      }
+      i = j;
+    }
+  }
+}
+
+function compareKallsyms(x: number, y: number, symtab: Buffer, strtab: Buffer, c: Columns): number {
+  const px = (x + 1) * SYM_SIZE;
+  const py = (y + 1) * SYM_SIZE;
+  const hx = symtab.readUInt32LE(px + 12);
+  const hy = symtab.readUInt32LE(py + 12);
+  if (hx !== hy) return hx - hy;
+  const lx = symtab.readUInt32LE(px + 8);
+  const ly = symtab.readUInt32LE(py + 8);
+  if (lx !== ly) return lx - ly;
+  const wx = symtab[px + 4]! >> 4 === STB.WEAK ? 1 : 0;
+  const wy = symtab[py + 4]! >> 4 === STB.WEAK ? 1 : 0;
+  if (wx !== wy) return wx - wy;
+  const a = strtab.toString('latin1', c.nameStart[x]!, c.nameEnd[x]!);
+  const b = strtab.toString('latin1', c.nameStart[y]!, c.nameEnd[y]!);
+  const u = leadingUnderscores(a) - leadingUnderscores(b);
+  if (u !== 0) return u;
+  if (a !== b) return a < b ? -1 : 1;
+  return x - y;
+}
+
+/**
  * The index proper: one pass over the symtab (name bounds + byte hash, section index, FILE groups, name
  * chains), the kallsyms filter and order, then sympos. A plain synchronous function, so the hot loops are
  * optimized as such.
@@ -429,30 +494,7 @@ function buildColumns(
     }
     visible.push(k);
   }
-  if (!isModule) {
-    // address order (as two 32-bit halves: doubles cannot hold 64-bit addresses exactly), then
-    // kallsyms' tie-breaks: non-weak first, fewer leading underscores, nm's name order, symtab order
-    const hi = new Uint32Array(n);
-    const lo = new Uint32Array(n);
-    for (const k of visible) {
-      hi[k] = symtab.readUInt32LE((k + 1) * SYM_SIZE + 12);
-      lo[k] = symtab.readUInt32LE((k + 1) * SYM_SIZE + 8);
-    }
-    const nameOf = (k: number) => strtab.toString('latin1', c.nameStart[k]!, c.nameEnd[k]!);
-    visible.sort((x, y) => {
-      if (hi[x] !== hi[y]) return hi[x]! - hi[y]!;
-      if (lo[x] !== lo[y]) return lo[x]! - lo[y]!;
-      const wx = symtab[(x + 1) * SYM_SIZE + 4]! >> 4 === STB.WEAK ? 1 : 0;
-      const wy = symtab[(y + 1) * SYM_SIZE + 4]! >> 4 === STB.WEAK ? 1 : 0;
-      if (wx !== wy) return wx - wy;
-      const a = nameOf(x);
-      const b = nameOf(y);
-      const u = leadingUnderscores(a) - leadingUnderscores(b);
-      if (u !== 0) return u;
-      if (a !== b) return a < b ? -1 : 1;
-      return x - y;
-    });
-  }
+  if (!isModule) sortLikeKallsyms(visible, symtab, strtab, c);
   for (let r = 0; r < visible.length; r++) c.rank[visible[r]!] = r;
 
   // sympos: among same-named kallsyms symbols, the 1-based position in the walk (0 if unique)
