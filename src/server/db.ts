@@ -9,11 +9,13 @@
  * and reused on both (SQLite statement cache, PostgreSQL named statements).
  */
 import { createHash } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
 import type BetterSqlite3 from 'better-sqlite3';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 
-export type Param = string | number | null;
+/** a statement parameter; arrays only for PostgreSQL (`unnest(?::text[])`) */
+export type Param = string | number | null | readonly string[];
 
 /** Statements available inside and outside a transaction. */
 export interface Sql {
@@ -42,12 +44,29 @@ export class SqliteDb implements Db {
   private queue: Promise<void> = Promise.resolve();
   private inTx = false;
 
+  private checkpointer?: Worker;
+
   constructor(file: string) {
     this.raw = new Database(file);
     this.raw.pragma('journal_mode = WAL');
     this.raw.pragma('synchronous = NORMAL');
     this.raw.pragma('foreign_keys = ON');
     this.raw.pragma('busy_timeout = 5000');
+    if (file !== ':memory:') {
+      // checkpoints run in a worker thread (wal-checkpoint.ts), not in the commit of a request
+      this.raw.pragma('wal_autocheckpoint = 0');
+      const w = new Worker(new URL('./wal-checkpoint.js', import.meta.url), {
+        workerData: { file, intervalMs: 500 },
+        execArgv: [],
+      });
+      // if the worker cannot run, fall back to SQLite's own checkpoints in the commit path
+      w.on('error', () => {
+        if (this.raw.open) this.raw.pragma('wal_autocheckpoint = 1000');
+        this.checkpointer = undefined;
+      });
+      w.unref();
+      this.checkpointer = w;
+    }
   }
 
   private stmt(sql: string): BetterSqlite3.Statement {
@@ -86,13 +105,13 @@ export class SqliteDb implements Db {
       release = r;
     });
     this.inTx = true;
-    this.raw.exec('BEGIN IMMEDIATE');
+    this.stmt('BEGIN IMMEDIATE').run();
     try {
       const out = await fn(this.direct);
-      this.raw.exec('COMMIT');
+      this.stmt('COMMIT').run();
       return out;
     } catch (e) {
-      this.raw.exec('ROLLBACK');
+      if (this.raw.inTransaction) this.stmt('ROLLBACK').run();
       throw e;
     } finally {
       this.inTx = false;
@@ -105,6 +124,13 @@ export class SqliteDb implements Db {
   }
 
   async close(): Promise<void> {
+    const w = this.checkpointer;
+    if (w && w.threadId >= 0) {
+      const exited = new Promise((r) => w.once('exit', r));
+      w.ref(); // keep the event loop alive until the worker has closed its connection
+      w.postMessage('stop');
+      await exited;
+    }
     this.statements.clear();
     this.raw.close();
   }
@@ -144,7 +170,7 @@ export class PostgresDb implements Db {
   readonly pool: pg.Pool;
   private readonly sql: Sql;
 
-  constructor(url: string, poolSize = 10) {
+  constructor(url: string, poolSize = 20) {
     this.pool = new pg.Pool({ connectionString: url, max: poolSize });
     // an idle client losing its connection must not crash the server
     this.pool.on('error', () => {});
