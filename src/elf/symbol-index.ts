@@ -363,6 +363,51 @@ function compareKallsyms(x: number, y: number, symtab: Buffer, strtab: Buffer, c
   return x - y;
 }
 
+/** The symbols kallsyms keeps (vmlinux: nm + mksysmap + kallsyms.c rules; module: is_core_symbol). */
+function kallsymsVisible(c: Columns, hasDot: Uint8Array, isModule: boolean): number[] {
+  const { symtab, strtab, headers } = c;
+  const n = c.nameStart.length;
+  const visible: number[] = [];
+  for (let k = 0; k < n; k++) {
+    const start = c.nameStart[k]!;
+    const end = c.nameEnd[k]!;
+    if (end === start) continue;
+    const shndx = c.shndx[k]!;
+    const sec = shndx < headers.length && shndx < SHN.LORESERVE ? headers[shndx] : undefined;
+    if (isModule) {
+      // kernel/module/kallsyms.c is_core_symbol, CONFIG_KALLSYMS_ALL=y
+      if (shndx === SHN.UNDEF || shndx >= headers.length || !sec) continue;
+      if (sec.name !== '.data..percpu' && ((sec.flags & 0x2) === 0 || sec.name.startsWith('.init'))) continue;
+    } else {
+      const type = symtab[(k + 1) * SYM_SIZE + 4]! & 0xf;
+      if (type === STT.FILE || type === STT.SECTION) continue;
+      if (shndx === SHN.UNDEF || shndx === SHN.ABS) continue; // nm U, w, a, A
+      if (sec && (sec.flags & 0x2) === 0) continue; // non-alloc: nm N/n
+      if (
+        mayBeIgnored(strtab, start, end, hasDot[k] === 1) &&
+        ignoredName(strtab.toString('latin1', start, end))
+      )
+        continue;
+    }
+    visible.push(k);
+  }
+  return visible;
+}
+
+/** sympos: among same-named kallsyms symbols, the 1-based position in the walk (0 if unique). */
+function assignSympos(c: Columns, isRep: Uint8Array): void {
+  const n = c.nameStart.length;
+  const dup: number[] = [];
+  for (let r = 0; r < n; r++) {
+    if (isRep[r] === 0 || c.sameNext[r] === -1) continue;
+    dup.length = 0;
+    for (let k = r; k !== -1; k = c.sameNext[k]!) if (c.rank[k]! >= 0) dup.push(k);
+    if (dup.length < 2) continue;
+    dup.sort((a, b) => c.rank[a]! - c.rank[b]!);
+    for (let i = 0; i < dup.length; i++) c.sympos[dup[i]!] = i + 1;
+  }
+}
+
 /**
  * The index proper: one pass over the symtab (name bounds + byte hash, section index, FILE groups, name
  * chains), the kallsyms filter and order, then sympos. A plain synchronous function, so the hot loops are
@@ -470,44 +515,11 @@ function buildColumns(
   }
 
   // which symbols kallsyms sees, and in which order the livepatch core walks them
-  const visible: number[] = [];
-  for (let k = 0; k < n; k++) {
-    const start = c.nameStart[k]!;
-    const end = c.nameEnd[k]!;
-    if (end === start) continue;
-    const shndx = c.shndx[k]!;
-    const sec = shndx < headers.length && shndx < SHN.LORESERVE ? headers[shndx] : undefined;
-    if (isModule) {
-      // kernel/module/kallsyms.c is_core_symbol, CONFIG_KALLSYMS_ALL=y
-      if (shndx === SHN.UNDEF || shndx >= headers.length || !sec) continue;
-      if (sec.name !== '.data..percpu' && ((sec.flags & 0x2) === 0 || sec.name.startsWith('.init'))) continue;
-    } else {
-      const type = symtab[(k + 1) * SYM_SIZE + 4]! & 0xf;
-      if (type === STT.FILE || type === STT.SECTION) continue;
-      if (shndx === SHN.UNDEF || shndx === SHN.ABS) continue; // nm U, w, a, A
-      if (sec && (sec.flags & 0x2) === 0) continue; // non-alloc: nm N/n
-      if (
-        mayBeIgnored(strtab, start, end, hasDot[k] === 1) &&
-        ignoredName(strtab.toString('latin1', start, end))
-      )
-        continue;
-    }
-    visible.push(k);
-  }
+  // (each phase is its own function: a single-shot pass is optimized per loop, without deopts between them)
+  const visible = kallsymsVisible(c, hasDot, isModule);
   if (!isModule) sortLikeKallsyms(visible, symtab, strtab, c);
   for (let r = 0; r < visible.length; r++) c.rank[visible[r]!] = r;
-
-  // sympos: among same-named kallsyms symbols, the 1-based position in the walk (0 if unique)
-  const dup: number[] = [];
-  for (let r = 0; r < n; r++) {
-    if (isRep[r] === 0 || c.sameNext[r] === -1) continue;
-    dup.length = 0;
-    for (let k = r; k !== -1; k = c.sameNext[k]!) if (c.rank[k]! >= 0) dup.push(k);
-    if (dup.length < 2) continue;
-    dup.sort((a, b) => c.rank[a]! - c.rank[b]!);
-    for (let i = 0; i < dup.length; i++) c.sympos[dup[i]!] = i + 1;
-  }
-
+  assignSympos(c, isRep);
   return { c, files };
 }
 
