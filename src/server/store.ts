@@ -598,7 +598,7 @@ export class SqlStore implements Store {
         for (const b of batch) out.push(await checkinOne(x, b.credentialHash, b.req, b.now));
         return out;
       });
-      batch.forEach((b, i) => b.resolve(results[i]));
+      for (const [i, b] of batch.entries()) b.resolve(results[i]);
     } catch {
       for (const b of batch) {
         try {
