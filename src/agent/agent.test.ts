@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { FakeKernel } from '../host/fake-kernel.js';
 import type { Manifest } from '../manifest/manifest.js';
-import { type AgentContext, checkInOnce } from './checkin.js';
+import { type AgentContext, checkInOnce, MAX_ATTEMPTS } from './checkin.js';
 import { runDaemon } from './daemon.js';
 import { enroll } from './enroll.js';
 import { hostKernel } from './host-binding.js';
@@ -205,10 +205,12 @@ describe('agent against a server', () => {
       computeStatus(s, null, []).patchState.text,
       /^apply failed: cmdline: AGENT-MODULE-HASH-MISMATCH/,
     );
-    // refused once, not retried at every check-in
-    await checkInOnce(r.ctx);
+    // damaged bytes may be a transit problem: fetched again, but only MAX_ATTEMPTS times in all
+    for (let i = 0; i < MAX_ATTEMPTS + 1; i++) await checkInOnce(r.ctx);
     assert.deepEqual(r.insmods(), []);
-    assert.equal(r.proxy.seen.filter((p) => p.endsWith('/module')).length, 1);
+    assert.deepEqual(r.hostApplies, []);
+    assert.equal(r.proxy.seen.filter((p) => p.endsWith('/module')).length, MAX_ATTEMPTS);
+    assert.equal(loadState(r.ctx.stateDir).patches[id]?.attempts, MAX_ATTEMPTS);
   });
 
   test('a manifest changed after signing is refused before anything is downloaded', async () => {
@@ -225,6 +227,10 @@ describe('agent against a server', () => {
     assert.deepEqual(r.hostApplies, []);
     assert.deepEqual(r.insmods(), []);
     assert.equal(r.proxy.seen.filter((p) => p.endsWith('/module')).length, 0, 'not even downloaded');
+    // the signed content will not change: refused once, not retried at every check-in
+    await checkInOnce(r.ctx);
+    assert.equal(loadState(r.ctx.stateDir).patches[id]?.attempts, 0);
+    assert.deepEqual(r.hostApplies, []);
   });
 
   test('a correctly signed patch for another build id, forced through, is refused before the host layer', async () => {

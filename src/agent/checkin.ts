@@ -8,8 +8,9 @@
  *   4. for each offered patch, newest first, not yet in the kernel: verify the signature with the pinned
  *      key and the kernel identity, download and check the module's sha256, journal the intent, apply
  *      through the host layer, record the outcome and report it. Once a cumulative patch is applied the
- *      older offers are covered by it and skipped. A refused patch is reported once and not retried; a
- *      failed or stalled one is retried at later check-ins, at most MAX_ATTEMPTS times;
+ *      older offers are covered by it and skipped. A patch refused for its signed content (signature,
+ *      kernel) is reported once and not retried; one whose downloaded bytes did not match, or that
+ *      failed or stalled in the kernel, is retried at later check-ins, at most MAX_ATTEMPTS times;
  *   5. flush the outbox of reports.
  */
 import { createHash } from 'node:crypto';
@@ -27,6 +28,8 @@ import { verifyOffer } from './verify.js';
 export const AGENT_VERSION = '0.1.0';
 /** apply attempts for a patch that failed or stalled, before the agent waits for a new version */
 export const MAX_ATTEMPTS = 3;
+/** refusals caused by the bytes received, not by the signed manifest: worth downloading again */
+const TRANSIT_CODES = new Set(['AGENT-MODULE-HASH-MISMATCH', 'AGENT-MODULE-TOO-LARGE']);
 
 export interface AgentContext {
   stateDir: string;
@@ -200,7 +203,11 @@ async function converge(
     return 'present';
   }
   if (rec && rec.sha256 === offer.sha256) {
-    if (rec.outcome === 'refused') return 'skipped';
+    if (rec.outcome === 'refused') {
+      // A signature or kernel mismatch is in the signed data: it will not change. Bytes damaged in
+      // transit might: those are fetched again, up to MAX_ATTEMPTS times.
+      if (!TRANSIT_CODES.has(rec.code ?? '') || rec.attempts >= MAX_ATTEMPTS) return 'skipped';
+    }
     if ((rec.outcome === 'failed' || rec.outcome === 'stalled') && rec.attempts >= MAX_ATTEMPTS)
       return 'skipped';
   }
@@ -231,7 +238,7 @@ async function converge(
         outcome: 'refused',
         code: d.code,
         reason: `${d.code}: ${d.message}`,
-        attempts: rec?.sha256 === offer.sha256 ? rec.attempts : 0,
+        attempts: (rec?.sha256 === offer.sha256 ? rec.attempts : 0) + (TRANSIT_CODES.has(d.code) ? 1 : 0),
         at: now(),
       };
       s.patches[offer.patchId] = r;
