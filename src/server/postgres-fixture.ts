@@ -91,7 +91,10 @@ export async function startPostgres(): Promise<PostgresCluster> {
   }
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
   let stopped = false;
-  return {
+  // a test that dies before its after() hook must not leave a cluster running
+  const onExit = () => cluster.stop();
+  process.once('exit', onExit);
+  const cluster: PostgresCluster = {
     url,
     port,
     dir,
@@ -108,6 +111,7 @@ export async function startPostgres(): Promise<PostgresCluster> {
     stop() {
       if (stopped) return;
       stopped = true;
+      process.removeListener('exit', onExit);
       try {
         run(join(bin, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', 'stop']);
       } finally {
@@ -115,4 +119,5 @@ export async function startPostgres(): Promise<PostgresCluster> {
       }
     },
   };
+  return cluster;
 }

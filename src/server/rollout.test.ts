@@ -136,6 +136,15 @@ test('canary → stable → revoke, as two machines see it', async () => {
   assert.equal((await canary.download(p.id)).status, 404, 'a revoked module is not served');
   assert.deepEqual((await other.checkin()).revoked, [], 'other kernels are not told to revert it');
 
+  // a machine rebooted into the patched kernel build is offered that kernel's patches at once
+  other.kernel.buildId = canary.kernel.buildId;
+  const rebooted = await other.checkin();
+  assert.deepEqual(
+    rebooted.offered.map((o) => o.patchId),
+    [p2.id],
+  );
+  assert.equal((await admin.getMachine(other.id)).buildId, canary.kernel.buildId);
+
   const audit = await admin.listAudit();
   assert.deepEqual(audit.map((a) => a.action).reverse(), [
     'token.create',
@@ -150,7 +159,7 @@ test('canary → stable → revoke, as two machines see it', async () => {
   assert.deepEqual(k && { patches: k.patches, active: k.activePatches, machines: k.machines }, {
     patches: 2,
     active: 1,
-    machines: 2,
+    machines: 3,
   });
   const m = await admin.getMachine(stable.id);
   assert.equal(m.patches[0]?.state, 'failed');
