@@ -53,6 +53,8 @@ export interface AppOptions {
   logger?: boolean;
   /** how long another instance's publish may take to show in check-ins (ms) */
   offerTtlMs?: number;
+  /** how long one /metrics rendering is served to scrapes (ms, default 5000; 0 = always fresh) */
+  metricsCacheMs?: number;
 }
 
 export interface ServerContext {
@@ -179,7 +181,7 @@ export async function buildApp(opts: AppOptions, publicKey: string): Promise<Fas
 
   registerMachineApi(app, ctx);
   registerAdminApi(app, ctx);
-  registerMetrics(app, ctx);
+  registerMetrics(app, ctx, opts.metricsCacheMs);
   registerDashboard(app, ctx);
   return app;
 }

@@ -89,8 +89,21 @@ export async function renderMetrics(store: Store): Promise<string> {
   return `${out.join('\n')}\n`;
 }
 
-export function registerMetrics(app: FastifyInstance, ctx: ServerContext): void {
-  app.get('/metrics', async (_req, reply) =>
-    reply.type('text/plain; version=0.0.4; charset=utf-8').send(await renderMetrics(ctx.store)),
-  );
+/**
+ * Rendering aggregates over every machine (≈200 ms at 100,000 machines on SQLite, during which the
+ * single SQLite connection serves nothing else), so one rendering is shared by all scrapes within
+ * `cacheMs` and concurrent scrapes wait for the same one.
+ */
+export function registerMetrics(app: FastifyInstance, ctx: ServerContext, cacheMs = 5000): void {
+  let cached: { at: number; text: Promise<string> } | undefined;
+  app.get('/metrics', async (_req, reply) => {
+    if (!cached || Date.now() - cached.at > cacheMs) {
+      const text = renderMetrics(ctx.store);
+      cached = { at: Date.now(), text };
+      text.catch(() => {
+        cached = undefined;
+      });
+    }
+    return reply.type('text/plain; version=0.0.4; charset=utf-8').send(await cached.text);
+  });
 }

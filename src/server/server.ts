@@ -36,6 +36,8 @@ export interface ServerOptions {
   limits?: Partial<Limits>;
   logger?: boolean;
   offerTtlMs?: number;
+  /** how long one /metrics rendering is served (ms, default 5000; 0 = always fresh) */
+  metricsCacheMs?: number;
 }
 
 export interface RunningServer {
@@ -102,6 +104,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         limits: opts.limits,
         logger: opts.logger,
         offerTtlMs: opts.offerTtlMs,
+        metricsCacheMs: opts.metricsCacheMs,
       },
       publicKey,
     );
