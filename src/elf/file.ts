@@ -5,6 +5,7 @@
  * Sections are then read one at a time, by offset, into buffers of their own size (`readSection`), so a
  * caller that needs .symtab and .strtab never touches the gigabytes of DWARF between them.
  */
+import { readSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { checkRange, elfFail } from './bounds.js';
 import { SHDR_SIZE } from './constants.js';
@@ -83,6 +84,27 @@ export class ElfFile {
   async readSection(h: RawSectionHeader): Promise<Buffer> {
     if (h.type === 8 || h.type === 0) return Buffer.alloc(0);
     return this.read(h.offset, h.size, `section[${h.index}] (${h.name})`);
+  }
+
+  /**
+   * The same, read synchronously: for the few large reads of a one-shot index, a blocking read is
+   * cheaper than a thread-pool round trip (which a busy machine can delay for many milliseconds).
+   */
+  readSectionSync(h: RawSectionHeader): Buffer {
+    if (h.type === 8 || h.type === 0) return Buffer.alloc(0);
+    checkRange(h.offset, h.size, this.size, {
+      file: this.path,
+      offset: h.offset,
+      field: `section[${h.index}] (${h.name})`,
+    });
+    const buf = Buffer.allocUnsafe(h.size);
+    let done = 0;
+    while (done < h.size) {
+      const n = readSync(this.fh.fd, buf, done, h.size - done, h.offset + done);
+      if (n === 0) break;
+      done += n;
+    }
+    return done === h.size ? buf : buf.subarray(0, done);
   }
 
   sectionByName(name: string): RawSectionHeader | undefined {

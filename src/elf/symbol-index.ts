@@ -555,8 +555,8 @@ export async function indexSymbols(path: string): Promise<SymbolIndex> {
         `.symtab links to section ${symtabH.link}, which is not a string table`,
         fld(40, 'sh_link'),
       );
-    const symtab = await f.readSection(symtabH);
-    const strtab = await f.readSection(strH);
+    const symtab = f.readSectionSync(symtabH);
+    const strtab = f.readSectionSync(strH);
     if (strtab.length > 0 && strtab[strtab.length - 1] !== 0)
       elfFail('ELF-STRTAB-UNTERMINATED', `${strH.name} does not end with a NUL byte`, {
         file: path,
