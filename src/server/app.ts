@@ -91,9 +91,21 @@ export async function buildApp(opts: AppOptions, publicKey: string): Promise<Fas
   const limits: Limits = { ...defaultLimits, ...opts.limits };
   const app = Fastify({
     logger: opts.logger ?? false,
+    // thousands of check-ins a second: log what went wrong (below), not every request
+    disableRequestLogging: true,
     bodyLimit: limits.adminBody,
     trustProxy: false,
     return503OnClosing: true,
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    if (reply.statusCode >= 400) {
+      req.log.warn(
+        { method: req.method, url: req.url.split('?')[0], status: reply.statusCode, ip: req.ip },
+        'refused',
+      );
+    } else if (req.method !== 'GET' && req.url.startsWith('/admin/')) {
+      req.log.info({ method: req.method, url: req.url, status: reply.statusCode, ip: req.ip }, 'admin');
+    }
   });
 
   let adminHash: { value: string | undefined; at: number } = { value: undefined, at: 0 };
