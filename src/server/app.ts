@@ -8,7 +8,7 @@
  * statement runs, so bad input never changes the database.
  */
 import rateLimit from '@fastify/rate-limit';
-import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest, LogController } from 'fastify';
 import { isSutureError } from '../diagnostic.js';
 import type { SigningKeyPair } from '../manifest/signature.js';
 import { registerAdminApi } from './admin-api.js';
@@ -92,7 +92,7 @@ export async function buildApp(opts: AppOptions, publicKey: string): Promise<Fas
   const app = Fastify({
     logger: opts.logger ?? false,
     // thousands of check-ins a second: log what went wrong (below), not every request
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: limits.adminBody,
     trustProxy: false,
     return503OnClosing: true,
