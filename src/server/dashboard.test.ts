@@ -145,6 +145,9 @@ test('the dashboard shows each step of a rollout', async (t) => {
     (await page.locator('#rollout').textContent()) ?? '',
     /1\/1 applied[\s\S]*1\/2 applied, 1 failed/,
   );
+  const patchMachines = await page.locator('#patch-machines').textContent();
+  assert.match(patchMachines ?? '', /web-canary-01[\s\S]*applied/);
+  assert.match(patchMachines ?? '', /db-stable-02[\s\S]*failed[\s\S]*transition stalled/);
   await shot(page, '4-patch');
 
   await admin.revoke(p.id, 'stalls under I/O load');

@@ -267,6 +267,7 @@ ${m.patches
         page('Not found', `<div class="empty">No patch ${h(req.params.id)}.</div>`),
       );
     const rollout = (await store.rollout()).filter((r) => r.patchId === p.id);
+    const machines = await store.patchMachines(p.id);
     const fns = p.manifest.objects.flatMap((o) =>
       o.functions.map((f) => `${o.name}:${f.name}${f.sympos ? `,${f.sympos}` : ''}`),
     );
@@ -277,7 +278,21 @@ ${m.patches
 <dt>functions</dt><dd class="mono">${fns.map(h).join('<br>')}</dd><dt>module</dt><dd class="mono">${h(p.manifest.module.file)} · ${h(p.size)} bytes · sha256 ${h(p.sha256)}</dd>
 <dt>cumulative</dt><dd>${p.manifest.replace ? 'yes (replaces earlier livepatches)' : 'no'}</dd><dt>published</dt><dd>${when(p.publishedAt)}</dd></dl>
 <h2>Rollout by tier</h2>
-${rollout.length ? `<div class="card" id="rollout">${rollout.map(rolloutBar).join('')}</div>` : '<div class="empty">Not in any tier.</div>'}`;
+${rollout.length ? `<div class="card" id="rollout">${rollout.map(rolloutBar).join('')}</div>` : '<div class="empty">Not in any tier.</div>'}
+<h2>Machines <small>as they reported this patch</small></h2>
+${
+  machines.length
+    ? `<table id="patch-machines"><tr><th>host</th><th>tier</th><th>state</th><th>reason</th><th>updated</th></tr>
+${machines
+  .map(
+    (
+      m,
+    ) => `<tr><td><a href="/machines/${h(m.machineId)}">${h(m.hostname)}</a></td><td>${badge('tier', m.tier)}</td><td>${badge(m.state)}</td>
+<td>${m.reason ? `<div class="reason">${h(m.reason)}</div>` : ''}</td><td>${when(m.updatedAt)}</td></tr>`,
+  )
+  .join('\n')}</table>`
+    : '<div class="empty">No machine has reported this patch yet.</div>'
+}`;
     return html(reply, page(p.name, body));
   });
 }

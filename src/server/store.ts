@@ -108,6 +108,15 @@ export interface FailureRow {
   updatedAt: string;
 }
 
+export interface PatchMachineRow {
+  machineId: string;
+  hostname: string;
+  tier: string;
+  state: PatchState;
+  reason?: string;
+  updatedAt: string;
+}
+
 export interface AuditEntry {
   at: string;
   actor: string;
@@ -190,6 +199,8 @@ export interface Store {
   >;
   rollout(): Promise<RolloutRow[]>;
   failures(limit?: number): Promise<FailureRow[]>;
+  /** the machines that reported a state for this patch */
+  patchMachines(patchId: string, limit?: number): Promise<PatchMachineRow[]>;
   /** counters for /metrics */
   counters(): Promise<{
     checkins: number;
@@ -917,6 +928,33 @@ export class SqlStore implements Store {
       out.push(f);
     }
     return out;
+  }
+
+  async patchMachines(patchId: string, limit = 500): Promise<PatchMachineRow[]> {
+    const rows = await this.db.all<{
+      machine_id: string;
+      hostname: string;
+      tier: string;
+      state: PatchState;
+      reason: string | null;
+      updated_at: string;
+    }>(
+      `SELECT mp.machine_id, m.hostname, m.tier, mp.state, mp.reason, mp.updated_at
+       FROM machine_patches mp JOIN machines m ON m.id = mp.machine_id WHERE mp.patch_id = ?
+       ORDER BY m.tier, m.hostname LIMIT ?`,
+      [patchId, limit],
+    );
+    return rows.map((r) => {
+      const x: PatchMachineRow = {
+        machineId: r.machine_id,
+        hostname: r.hostname,
+        tier: r.tier,
+        state: r.state,
+        updatedAt: r.updated_at,
+      };
+      if (r.reason) x.reason = r.reason;
+      return x;
+    });
   }
 
   async counters(): Promise<{
