@@ -291,9 +291,8 @@ export function missingDefinitions(stderr: string): string[] {
     /error: implicit declaration of function [‘'`]([\w]+)[’'`]/g,
     /error: unknown type name [‘'`]([\w]+)[’'`]/g,
     /error: [‘'`](?:struct |union |enum )?[\w ]+[’'`] has no member named [‘'`]([\w]+)[’'`]/g,
-    /error: storage size of [‘'`]([\w]+)[’'`] isn[’']t known/g,
     /error: invalid use of undefined type [‘'`]([\w ]+)[’'`]/g,
-    /error: too (?:many|few) arguments to function [‘'`]([\w]+)[’'`]/g,
+    /error: too (?:many|few) arguments to function [‘'`]([^’'`]+)[’'`]/g,
     /error: conflicting types for [‘'`]([\w]+)[’'`]/g,
   ];
   for (const re of patterns) for (const m of stderr.matchAll(re)) names.add(m[1]!);
@@ -303,6 +302,9 @@ export function missingDefinitions(stderr: string): string[] {
       .map((c) => c[1]!)
       .find((n) => !['if', 'while', 'for', 'switch', 'return', 'sizeof'].includes(n));
     if (call) names.add(`${call} (return type)`);
+  }
+  for (const m of stderr.matchAll(/error: storage size of [‘'`]([\w]+)[’'`] isn[’']t known/g)) {
+    names.add(`${m[1]!} (incomplete type)`);
   }
   // a type that changed in a header shows up as a mismatched argument, not as a missing name
   for (const m of stderr.matchAll(
