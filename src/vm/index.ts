@@ -9,6 +9,7 @@ export {
   type InitramfsSpec,
   type Layer,
   productionPackages,
+  VM_NODE_FLAGS,
   VM_SUTURE_DIR,
 } from './initramfs.js';
 export { type ModuleDeps, moduleName, parseModulesDep, resolveModules, targetModuleDeps } from './modules.js';

@@ -19,6 +19,11 @@ export interface VmOptions {
   files?: FileSpec[];
   /** make `suture` (and `node`) work inside the VM */
   withSuture?: boolean;
+  /**
+   * V8 flags for `node` in the VM (a /usr/local/bin/node wrapper, first on PATH; /usr/bin/node stays
+   * plain). Default: VM_NODE_FLAGS (no optimising compilers: much faster start-up under TCG); [] for none.
+   */
+  nodeFlags?: string[];
   /** QEMU user networking: the guest gets 10.0.2.15 by DHCP and reaches the host's loopback at 10.0.2.2 */
   net?: boolean;
   /** guest memory; default 512, or 1024 with withSuture */

@@ -127,6 +127,7 @@ export class VmSession {
       ...(o.placeModules ? { placeModules: o.placeModules } : {}),
       ...(o.files ? { files: o.files } : {}),
       withSuture: o.withSuture === true,
+      ...(o.nodeFlags ? { nodeFlags: o.nodeFlags } : {}),
       workDir: this.workDir,
     });
     const sock = join(this.workDir, 'ctl.sock');

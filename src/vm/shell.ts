@@ -27,6 +27,7 @@ export async function shellVm(
       ...(opts.placeModules ? { placeModules: opts.placeModules } : {}),
       ...(opts.files ? { files: opts.files } : {}),
       withSuture: opts.withSuture === true,
+      ...(opts.nodeFlags ? { nodeFlags: opts.nodeFlags } : {}),
       workDir,
     });
     const args = qemuArgs({
