@@ -17,7 +17,14 @@ async function main(): Promise<number> {
   let failed = 0;
   for (const f of files) {
     const topic = f.replace(/\.bench\.js$/, '');
-    const mod = (await import(new URL(f, dir).href)) as { benchmarks?: Benchmark[] };
+    let mod: { benchmarks?: Benchmark[] };
+    try {
+      mod = (await import(new URL(f, dir).href)) as { benchmarks?: Benchmark[] };
+    } catch (e) {
+      failed++;
+      console.log(`\n${topic}: cannot load: ${e instanceof Error ? e.message : String(e)}`);
+      continue;
+    }
     for (const b of mod.benchmarks ?? []) {
       const id = `${topic}/${b.name}`;
       if (words.length && !words.some((w) => id.includes(w))) continue;
