@@ -5,6 +5,8 @@
  *   kernel whose /init is busybox `poweroff -f` (the floor: kernel boot + unpacking busybox + power off,
  *   no harness). The ratio is what the harness adds (its init, module loading, the command channel).
  * - boot with Node: the same with withSuture, until `node -e 0` returns, against the boot without Node.
+ * - `suture --version` in a VM through a node wrapper with VM_NODE_FLAGS (no optimising compilers)
+ *   against plain node: what the flags buy under TCG (depends on host load; see initramfs.ts).
  * - initramfs layer sizes (compressed) against what they hold uncompressed, and assembling the Node
  *   image from a warm cache against building its layers cold.
  */
@@ -15,7 +17,14 @@ import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease, type KernelTarget } from '../kernel/target.js';
 import { CpioArchive } from '../vm/cpio.js';
 import { bootVm } from '../vm/index.js';
-import { assembleInitramfs, BUSYBOX, nodeRuntimeFiles, sutureFiles } from '../vm/initramfs.js';
+import {
+  assembleInitramfs,
+  BUSYBOX,
+  nodeRuntimeFiles,
+  sutureFiles,
+  VM_NODE_FLAGS,
+  VM_SUTURE_DIR,
+} from '../vm/initramfs.js';
 import { qemuArgs, spawnQemu } from '../vm/qemu.js';
 import { type Benchmark, median, timeRuns } from './harness.js';
 
@@ -78,6 +87,35 @@ export const benchmarks: Benchmark[] = [
         });
       } finally {
         rmSync(work, { recursive: true, force: true });
+      }
+    },
+  },
+  {
+    name: 'node-in-vm',
+    async run(ctx) {
+      const kernel = await ensureKernel(defaultRelease());
+      const vm = await bootVm({ kernel, withSuture: true, nodeFlags: VM_NODE_FLAGS, timeoutMs: 900_000 });
+      try {
+        const timed = async (cmd: string) => {
+          const r = await vm.exec(cmd, { timeoutMs: 300_000 });
+          if (r.exitCode !== 0) throw new Error(`${cmd} failed in the VM: ${r.output}`);
+        };
+        const ours: number[] = [];
+        const plain: number[] = [];
+        for (let i = 0; i < ctx.runs; i++) {
+          ours.push(...(await timeRuns(1, () => timed('suture --version'))));
+          plain.push(
+            ...(await timeRuns(1, () => timed(`/usr/bin/node ${VM_SUTURE_DIR}/bin/suture.js --version`))),
+          );
+        }
+        ctx.report({
+          name: '`suture --version` in the VM (node with VM_NODE_FLAGS)',
+          ours: median(ours),
+          baseline: { name: 'plain node', value: median(plain) },
+          note: `${ctx.runs} runs each, alternating, one VM`,
+        });
+      } finally {
+        await vm.close();
       }
     },
   },

@@ -17,7 +17,14 @@ import { after, before, describe, it } from 'node:test';
 import { isSutureError } from '../diagnostic.js';
 import type { KernelTarget } from '../kernel/target.js';
 import { CpioArchive } from './cpio.js';
-import { assembleInitramfs, productionPackages, pruneLayers, repoRoot, sutureFiles } from './initramfs.js';
+import {
+  assembleInitramfs,
+  nodeWrapper,
+  productionPackages,
+  pruneLayers,
+  repoRoot,
+  sutureFiles,
+} from './initramfs.js';
 import { parseModulesDep, resolveModules } from './modules.js';
 
 const RELEASE = '6.1.0-99-test-amd64';
@@ -210,6 +217,19 @@ describe('initramfs assembly', () => {
     assert.match(listing, /^lrwxrwxrwx .* a\/link -> b\/c\.txt$/m);
     assert.match(listing, /^drwxr-xr-x .* a\/b$/m);
     assert.equal(cpioCat(out, 'odd'), '\x07'.repeat(5));
+  });
+});
+
+describe('node wrapper', () => {
+  it('passes the flags and the arguments, and refuses anything that is not a flag', () => {
+    assert.equal(
+      nodeWrapper(['--no-opt', '--max-old-space-size=256']),
+      '#!/bin/sh\nexec /usr/bin/node --no-opt --max-old-space-size=256 "$@"\n',
+    );
+    assert.throws(
+      () => nodeWrapper(['--x; rm -rf /']),
+      (e: unknown) => isSutureError(e) && e.code === 'VM-NODE-FLAG',
+    );
   });
 });
 

@@ -56,7 +56,7 @@ export interface InitramfsSpec {
   placeModules?: readonly string[];
   files?: readonly FileSpec[];
   withSuture?: boolean;
-  /** V8 flags for `node` in the VM (with withSuture); default VM_NODE_FLAGS, [] for plain node */
+  /** V8 flags for `node` in the VM (with withSuture); default none */
   nodeFlags?: readonly string[];
   /** extra small files written into the run layer (path in the VM → content) */
   extra?: ReadonlyMap<string, { data: string | Buffer; mode?: number }>;
@@ -212,9 +212,9 @@ export async function nodeLayer(): Promise<Layer> {
 }
 
 /**
- * V8 flags for Node in the VM. Under TCG, compiling hot JavaScript to machine code (TurboFan, Sparkplug)
- * costs more than it saves for the short commands tests run: `suture --version` measured 13.6 s plain
- * vs 4.9 s with these flags in the same VM (6.5 s with --no-opt alone). They change speed, not meaning.
+ * V8 flags that skip the optimising compilers, for `nodeFlags`. Measured on `suture --version` in one
+ * VM, alternating: on a quiet host they change nothing (4.2 s either way; 5.3 vs 4.8 s); on a host
+ * loaded ~10x over its cores they halved it (4.9-15 s vs 9-23 s). So they are opt-in, not the default.
  */
 export const VM_NODE_FLAGS = ['--no-opt', '--no-sparkplug', '--max-lazy'];
 
@@ -393,7 +393,7 @@ export async function assembleInitramfs(spec: InitramfsSpec): Promise<Initramfs>
   if (deps && placed.length) run.file(posix.join(modRoot, 'modules.dep'), renderModulesDep(deps, placed));
   for (const f of spec.files ?? []) await addTree(run, f.from, f.to ?? `/${basename(f.from)}`);
   for (const [to, v] of spec.extra ?? []) run.file(to, v.data, v.mode ?? 0o644);
-  const flags = spec.nodeFlags ?? VM_NODE_FLAGS;
+  const flags = spec.nodeFlags ?? [];
   if (spec.withSuture && flags.length) run.file('usr/local/bin/node', nodeWrapper(flags), 0o755);
   const runPath = join(spec.workDir, 'run.cpio.gz');
   await run.writeGzip(runPath);

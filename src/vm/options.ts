@@ -21,7 +21,7 @@ export interface VmOptions {
   withSuture?: boolean;
   /**
    * V8 flags for `node` in the VM (a /usr/local/bin/node wrapper, first on PATH; /usr/bin/node stays
-   * plain). Default: VM_NODE_FLAGS (no optimising compilers: much faster start-up under TCG); [] for none.
+   * plain), e.g. VM_NODE_FLAGS (no optimising compilers: helps on an overloaded host). Default none.
    */
   nodeFlags?: string[];
   /** QEMU user networking: the guest gets 10.0.2.15 by DHCP and reaches the host's loopback at 10.0.2.2 */

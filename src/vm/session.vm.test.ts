@@ -7,6 +7,7 @@ import { before, it } from 'node:test';
 import { isSutureError } from '../diagnostic.js';
 import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease, type KernelTarget } from '../kernel/target.js';
+import { VM_NODE_FLAGS } from './initramfs.js';
 import { runInVm } from './run.js';
 import { bootVm, VmBootError } from './session.js';
 
@@ -92,11 +93,22 @@ it('withSuture + net: suture runs in the VM and reaches a service on the host lo
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
   try {
-    const vm = await bootVm({ kernel, withSuture: true, net: true, timeoutMs: 300_000 });
+    const vm = await bootVm({
+      kernel,
+      withSuture: true,
+      net: true,
+      nodeFlags: VM_NODE_FLAGS,
+      timeoutMs: 300_000,
+    });
     try {
       const v = await vm.exec('suture --version', { timeoutMs: 120_000 });
       assert.equal(v.exitCode, 0, v.output);
       assert.equal(v.output.trim(), '0.1.0');
+      const which = await vm.exec('command -v node; cat "$(command -v node)"');
+      assert.match(
+        which.output,
+        /^\/usr\/local\/bin\/node\n#!\/bin\/sh\nexec \/usr\/bin\/node --no-opt --no-sparkplug --max-lazy "\$@"\n$/,
+      );
       const ip = await vm.exec('ip -4 addr show eth0');
       assert.match(ip.output, /inet 10\.0\.2\.15\//);
       const get = await vm.exec(`wget -qO- http://10.0.2.2:${port}/`);
