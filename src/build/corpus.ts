@@ -9,6 +9,10 @@
  *              old tree does not have (BUILD-MISSING-DEFINITIONS, naming them);
  *   - failed:  anything else, with the stage and the message. The goal is that nothing lands here.
  *
+ * Module targets are loaded (modprobe, with their dependencies) before the livepatch: a livepatch
+ * referencing symbols exported by the target's dependencies needs them present (the before/after
+ * order itself is covered by build.vm.test.ts).
+ *
  * To keep the VM time reasonable, every built module is tried in one VM, one after the other (load,
  * wait for the transition, smoke, disable, unload). If that VM dies or hangs, the patch it was working
  * on is marked failed with the VM's verdict and the rest are tried again in a fresh VM.
@@ -120,20 +124,34 @@ async function loadBatch(
     '  i=0',
     '  while [ -f "$1/transition" ] && [ "$(cat $1/transition)" = 1 ] && [ $i -lt 40 ]; do sleep 1; i=$((i+1)); done',
     '}',
+    // the tasks a stalled transition waits for, with the top of their stacks
+    'stuck_tasks() {',
+    '  for t in /proc/[0-9]*/task/[0-9]*; do',
+    '    if [ "$(cat $t/patch_state 2>/dev/null)" = 0 ]; then',
+    '      printf "%s(%s) " "$(cat $t/comm)" "$(head -3 $t/stack 2>/dev/null | sed "s/^\\[<0>\\] //" | tr "\\n" " ")"',
+    '    fi',
+    '  done',
+    '}',
   ];
   for (const e of batch) {
-    const p = `/sys/kernel/livepatch/${e.name}`;
+    // the loaded module (and its sysfs directory) is livepatch_NAME
+    const mod = `livepatch_${e.name.replace(/-/g, '_')}`;
+    const p = `/sys/kernel/livepatch/${mod}`;
     lines.push(
       `echo "BEGIN ${e.name}"`,
       `t0=$(cut -d' ' -f1 /proc/uptime)`,
-      `if ! insmod /lp/${e.name}.ko; then echo "RESULT ${e.name} fail insmod refused the module"; else`,
-      ...e.modules.map((m) => `  modprobe ${m} || echo "note: modprobe ${m} failed"`),
+      // the target module (with its dependencies, which the livepatch may reference) is loaded first
+      ...e.modules.map((m) => `modprobe ${m} || echo "note: modprobe ${m} failed"`),
+      `if ! out=$(insmod /lp/${e.name}.ko 2>&1); then echo "RESULT ${e.name} fail insmod: $out | $(dmesg | tail -3 | tr '\\n' ' ')"; else`,
       `  wait_transition ${p}`,
-      `  if [ "$(cat ${p}/transition)" != 0 ]; then echo "RESULT ${e.name} fail transition did not complete in 40 s"; else`,
+      `  if [ ! -d ${p} ]; then echo "RESULT ${e.name} fail ${p} missing after insmod"; elif [ "$(cat ${p}/transition)" != 0 ]; then`,
+      `    echo "RESULT ${e.name} fail transition did not complete in 40 s: $(stuck_tasks)"`,
+      `    echo 0 > ${p}/enabled; wait_transition ${p}; rmmod ${mod} 2>/dev/null`,
+      '  else',
       ...SMOKE.map((s) => `    ${s}`),
       `    echo 0 > ${p}/enabled; wait_transition ${p}`,
       `    if [ -d ${p} ] && [ "$(cat ${p}/transition 2>/dev/null)" = 1 ]; then echo "RESULT ${e.name} fail disabling did not complete"; else`,
-      `      rmmod ${e.name} 2>/dev/null || true`,
+      `      rmmod ${mod} 2>/dev/null || true`,
       `      echo "RESULT ${e.name} ok $(cut -d' ' -f1 /proc/uptime) $t0"`,
       '    fi',
       '  fi',
