@@ -188,3 +188,21 @@ test('a changed header is followed to the units including it; only functions tha
     summary.join('\n'),
   );
 });
+
+test('verify: when section flags only change the layout (lib/string.c bcmp), the exact kbuild build must match', async () => {
+  const notes: string[] = [];
+  const r = await buildLivepatch({
+    diffPath: resolve(process.cwd(), '..', 'shared', 'corpus', 'stable-6.1.187-to-192', 'lib_string.patch'),
+    release: target.release,
+    stopAfter: 'verify',
+    onProgress: (e) => {
+      if (e.kind === 'note' && e.stage === 'verify') notes.push(e.text);
+    },
+  });
+  assert.equal(r.units[0]!.unit.object, 'lib/string.o');
+  assert.equal(notes.length, 1);
+  assert.match(
+    notes[0]!,
+    /^lib\/string\.o matches when built exactly as kbuild does; .*bcmp: size \d+ here, \d+ shipped/,
+  );
+});

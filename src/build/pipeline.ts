@@ -112,6 +112,9 @@ export class BuildRefused extends SutureError {
   }
 }
 
+/** Thrown by a stage the caller asked to stop after; never escapes buildLivepatch. */
+class StopAfter extends Error {}
+
 /** Errors of the front half that mean "this change cannot be a livepatch", reported as refusals. */
 const REFUSAL_CODES = new Set([
   'BUILD-NO-CHANGE',
@@ -156,14 +159,30 @@ export async function buildLivepatch(opts: BuildOptions): Promise<BuildResult> {
     const ms = performance.now() - t0;
     timings.push({ stage: s, ms });
     emit({ kind: 'stage-done', stage: s, ms, summary: summarize(v) });
+    record(s, v);
+    if (opts.stopAfter === s) throw new StopAfter();
     return v;
   };
-  const stop = (s: Stage) => opts.stopAfter === s;
 
   // read and check the diff before anything slow (a cold kernel cache takes minutes)
   const { text: diffText } = readDiff(opts.diffPath);
   const workDir = mkdtempSync(join(tmpdir(), `suture-build-${name}-`));
   const overlay = join(workDir, 'overlay');
+  // what is known so far: returned as is when the caller asked to stop after a stage
+  const result: BuildResult = {
+    name,
+    release: opts.release,
+    plan: { units: [], headers: [], ignored: [] },
+    units: [],
+    timings,
+    summary: [],
+    workDir,
+  };
+  function record(s: Stage, v: unknown): void {
+    if (s === 'kernel') result.release = (v as KernelTarget).release;
+    if (s === 'units') result.plan = v as UnitPlan;
+    if (s === 'compile') result.units = v as UnitResult[];
+  }
   let keep = opts.keepWork === true;
   try {
     const target = await stage(
@@ -247,6 +266,7 @@ export async function buildLivepatch(opts: BuildOptions): Promise<BuildResult> {
     const units = results.filter(
       (r) => r.unit.patchedSource || r.unit.viaHeaders.some((h) => r.original.deps.includes(h)),
     );
+    result.units = units;
 
     await stage(
       'verify',
@@ -285,7 +305,7 @@ export async function buildLivepatch(opts: BuildOptions): Promise<BuildResult> {
       (n) => `${n} object${n === 1 ? '' : 's'} match the shipped binary`,
     );
 
-    const summary: string[] = [];
+    const summary = result.summary;
     await stage(
       'objdiff',
       async () => {
@@ -298,25 +318,23 @@ export async function buildLivepatch(opts: BuildOptions): Promise<BuildResult> {
             }
           }
         }
+        // refusals and "nothing changed" end the build here, even when asked to stop after this stage
+        const refusals = units.flatMap((r) => r.diff?.refusals ?? []);
+        if (refusals.length) throw new BuildRefused(refusals, { summary });
+        const carried = units.some((r) => r.diff?.functions.some((f) => f.change === 'changed'));
+        if (!carried) {
+          fail('BUILD-NO-CHANGE', 'the diff changes no function of the running kernel', {
+            detail: summary.length
+              ? summary
+              : units.map((r) => `${basename(r.unit.object)}: every function is the same`),
+            why: 'after compiling, the patched objects have the same code as the originals (comments, dead code, or a change the compiler optimised away)',
+            hint: 'nothing to livepatch',
+          });
+        }
         return summary;
       },
       (s) => `${s.length} function${s.length === 1 ? '' : 's'} to carry`,
     );
-    const refusals = units.flatMap((r) => r.diff?.refusals ?? []);
-    if (refusals.length) throw new BuildRefused(refusals, { summary });
-    const carried = units.some((r) => r.diff?.functions.some((f) => f.change === 'changed'));
-    if (!carried) {
-      fail('BUILD-NO-CHANGE', 'the diff changes no function of the running kernel', {
-        detail: summary.length
-          ? summary
-          : units.map((r) => `${basename(r.unit.object)}: every function is the same`),
-        why: 'after compiling, the patched objects have the same code as the originals (comments, dead code, or a change the compiler optimised away)',
-        hint: 'nothing to livepatch',
-      });
-    }
-    const result: BuildResult = { name, release: target.release, plan, units, timings, summary, workDir };
-    if (stop('objdiff')) return result;
-
     const outDir = resolve(opts.outDir ?? '.');
     mkdirSync(outDir, { recursive: true });
     const mod = await stage(
@@ -348,6 +366,7 @@ export async function buildLivepatch(opts: BuildOptions): Promise<BuildResult> {
     );
     return result;
   } catch (e) {
+    if (e instanceof StopAfter) return result;
     keep = keep || !(e instanceof SutureError);
     // decisions that the change cannot be livepatched (as opposed to a broken tool or input) are refusals
     if (e instanceof SutureError && !(e instanceof BuildRefused) && REFUSAL_CODES.has(e.code)) {
