@@ -61,7 +61,16 @@ export interface KlpConversion {
  * Turn the relocations against undefined `.klp.sym.*` symbols of a linked module into klp relocation
  * sections, and mark those symbols SHN_LIVEPATCH. Changes `ko` in place.
  */
-export function convertKlpRelocations(ko: ElfObject): KlpConversion {
+export function convertKlpRelocations(
+  ko: ElfObject,
+  /**
+   * Which object's load applies a relocation (the `<object>` of `.klp.rela.<object>.<section>`): by
+   * default the symbol's own object. A module's code may also use another module's exports: those
+   * relocations belong to the module whose code they patch (it depends on the exporter, so both are
+   * loaded together). vmlinux symbols always go to vmlinux sections, as the kernel requires.
+   */
+  sectionObject: (target: ElfSection, sym: KlpSymbol) => string = (_t, sym) => sym.object,
+): KlpConversion {
   const symtab = ko.symtab;
   if (!symtab?.symbols) fail('KLP-NO-SYMTAB', `${ko.file ?? 'module'} has no symbol table`);
   const klpSyms = new Map<string, KlpSymbol>();
@@ -91,7 +100,7 @@ export function convertKlpRelocations(ko: ElfObject): KlpConversion {
       }
       const target = rela.infoSection;
       if ((target.flags & SHF.ALLOC) === 0) continue; // debug info about klp symbols: nothing to resolve at run time
-      const name = `.klp.rela.${k.object}.${target.name}`;
+      const name = `.klp.rela.${sectionObject(target, k)}.${target.name}`;
       let sec = created.get(name);
       if (!sec) {
         sec = createSection({

@@ -104,6 +104,8 @@ export function klpObjectName(target: string): string {
 }
 
 interface Resolver {
+  /** sympos of a global of another module (by module name) */
+  inModule(module: string, name: string): Promise<number>;
   /** sympos of a local of this unit's file in its target object */
   local(unit: LivepatchUnit, name: string): Promise<number>;
   /** object and sympos of a non-exported global */
@@ -152,6 +154,21 @@ function makeResolver(target: KernelTarget): Resolver {
     return indexOf(path);
   };
   return {
+    async inModule(module, name) {
+      const path = findModuleFile(target.debugModulesDir, module);
+      if (!path)
+        fail('KLP-MODULE-NOT-FOUND', `no debug module for \`${module}\` in ${target.debugModulesDir}`, {
+          why: 'the patched code uses a symbol exported by that module',
+          hint: 'check that the target kernel’s -dbg package is in the cache',
+        });
+      const idx = await indexOf(path);
+      const s = idx.byName(name).find((x) => x.kallsyms && x.bind !== 0 && x.shndx !== 0);
+      if (!s)
+        fail('KLP-SYMBOL-NOT-FOUND', `\`${name}\` is not among the symbols of module ${module}`, {
+          hint: 'Module.symvers and the debug module disagree: re-fetch the target kernel',
+        });
+      return s.sympos;
+    },
     async local(unit, name) {
       const known = unit.sympos?.get(name);
       if (known !== undefined) return known;
@@ -357,6 +374,8 @@ export async function buildLivepatchModule(req: LivepatchModuleRequest): Promise
     }
 
   const parts: string[] = [];
+  /** carried sections of module-target units that reference other modules' exports: their klp object */
+  const sectionObject = new Map<string, string>();
   const objects = new Map<
     string,
     {
@@ -372,20 +391,25 @@ export async function buildLivepatchModule(req: LivepatchModuleRequest): Promise
   >();
   for (const [i, u] of req.units.entries()) {
     const names = new Map<ExternalRef, string>();
+    if (u.target !== 'vmlinux')
+      for (const sec of u.diff.selection.sections) sectionObject.set(sec.name, klpObjectName(u.target));
     for (const ref of new Set(u.diff.selection.externals.values())) {
       if (ref.local) {
         const sympos = await resolver.local(u, ref.name);
         names.set(ref, klpSymbolName({ object: klpObjectName(u.target), name: ref.name, sympos }));
-      } else if (
-        (exports.has(ref.name) &&
-          !(
-            u.target !== 'vmlinux' &&
-            exporterName(basename(exports.get(ref.name) ?? '')) === exporterName(u.target)
-          )) ||
-        (carriedGlobals.has(ref.name) && !ref.definedHere)
-      ) {
-        // exported by vmlinux or another module: an ordinary reference the module loader binds (the target
-        // module's own exports go through klp relocations, so the patch loads before or after it)
+      } else if (exports.get(ref.name) === 'vmlinux' || (carriedGlobals.has(ref.name) && !ref.definedHere)) {
+        // exported by vmlinux (or carried by this patch): an ordinary reference the loaders bind
+        names.set(ref, ref.name);
+      } else if (exports.has(ref.name) && u.target !== 'vmlinux' && !ref.definedHere) {
+        // exported by a module: the target module depends on it, so it is loaded whenever the target is;
+        // a klp relocation (applied when the target loads) keeps the livepatch free of a hard dependency
+        const exporter = exporterName(basename(exports.get(ref.name)!));
+        const sympos =
+          exporter === exporterName(u.target)
+            ? (await resolver.global(u, ref.name)).sympos
+            : await resolver.inModule(exporter, ref.name);
+        names.set(ref, klpSymbolName({ object: exporter, name: ref.name, sympos }));
+      } else if (exports.has(ref.name) && u.target === 'vmlinux') {
         names.set(ref, ref.name);
       } else {
         const g = await resolver.global(u, ref.name);
@@ -443,7 +467,9 @@ export async function buildLivepatchModule(req: LivepatchModuleRequest): Promise
   writeFileSync(join(dir, 'kbuild.log'), log);
   const built = join(dir, `${modName}.ko`);
   const ko = readElf(await readFile(built), built);
-  const klp = convertKlpRelocations(ko);
+  const klp = convertKlpRelocations(ko, (section, sym) =>
+    sym.object === 'vmlinux' ? 'vmlinux' : (sectionObject.get(section.name) ?? sym.object),
+  );
   mkdirSync(req.outDir, { recursive: true });
   const out = join(req.outDir, `${modName}.ko`);
   await writeFile(out, writeElf(ko));
