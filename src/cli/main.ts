@@ -7,7 +7,7 @@
  * Errors thrown as SutureError are rendered as diagnostics on stderr and exit with status 1 (or the
  * status a command sets); anything else is an internal error (exit 70).
  */
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { isSutureError, renderDiagnostic, toDiagnostic } from '../diagnostic.js';
 
@@ -17,16 +17,22 @@ export interface CommandModule {
   register(program: Command): void;
 }
 
-export async function buildProgram(): Promise<Command> {
+/**
+ * Build the program. With `only`, just that sub-command's file is imported (files are named after the
+ * top-level command they register): every `suture X` then starts without loading the server, the ELF
+ * engine and the rest — it matters inside a TCG VM, where each import costs real seconds.
+ */
+export async function buildProgram(only?: string): Promise<Command> {
   const program = new Command('suture')
     .description('Build, check, test, apply and deliver Linux kernel livepatches')
     .version(VERSION)
     .showHelpAfterError()
     .exitOverride();
   const dir = new URL('./commands/', import.meta.url);
-  const files = readdirSync(dir)
+  const all = readdirSync(dir)
     .filter((f) => f.endsWith('.js') && !f.endsWith('.test.js'))
     .sort();
+  const files = only === undefined ? all : all.filter((f) => f === `${only}.js`);
   for (const f of files) {
     const mod = (await import(new URL(f, dir).href)) as Partial<CommandModule>;
     if (typeof mod.register === 'function') mod.register(program);
@@ -34,8 +40,17 @@ export async function buildProgram(): Promise<Command> {
   return program;
 }
 
+/** The sub-command file to load for this command line, or undefined to load them all (help, typos). */
+function commandToLoad(argv: string[]): string | undefined {
+  const first = argv[2];
+  if (first === '--version' || first === '-V') return '';
+  if (first === undefined || !/^[a-z][a-z-]*$/.test(first)) return undefined;
+  const known = existsSync(new URL(`./commands/${first}.js`, import.meta.url));
+  return known ? first : undefined;
+}
+
 export async function main(argv: string[]): Promise<number> {
-  const program = await buildProgram();
+  const program = await buildProgram(commandToLoad(argv));
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
