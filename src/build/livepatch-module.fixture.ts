@@ -16,6 +16,8 @@ const CORPUS = resolve(process.cwd(), '..', 'shared', 'corpus');
 export const MEMINFO_PATCH = join(CORPUS, 'blog', 'meminfo-string.patch');
 /** a fix to a function of a module (tcp_dctcp), from the stable corpus */
 export const DCTCP_PATCH = join(CORPUS, 'stable-6.1.187-to-192', 'net_ipv4_tcp_dctcp.patch');
+/** a fix to ip_gre whose new code calls ip_tunnel's exports */
+export const IP_GRE_PATCH = join(CORPUS, 'stable-6.1.187-to-192', 'net_ipv4_ip_gre.patch');
 
 export interface FixtureBuild {
   dir: string;

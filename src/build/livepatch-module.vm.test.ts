@@ -13,6 +13,7 @@ import {
   buildMeminfoLivepatch,
   DCTCP_PATCH,
   type FixtureBuild,
+  IP_GRE_PATCH,
 } from './livepatch-module.fixture.js';
 
 let built: FixtureBuild | undefined;
@@ -96,3 +97,43 @@ for (const order of ['before', 'after'] as const) {
     }
   });
 }
+
+test('a module patch using another module’s exports loads without that module, and applies when the target loads', async () => {
+  const kernel = await ensureKernel(defaultRelease());
+  // ip_gre's fix calls ip_tunnel_changelink, exported by ip_tunnel (which ip_gre depends on)
+  const gre = await buildFixtureLivepatch(kernel, IP_GRE_PATCH, 'gre');
+  try {
+    const relocs = gre.module.klp.sections.map((s) => s.name);
+    assert.ok(
+      relocs.every((n) => n.startsWith('.klp.rela.ip_gre.') || n.startsWith('.klp.rela.vmlinux.')),
+      relocs.join(' '),
+    );
+    assert.ok(gre.module.klp.symbols.some((s) => s.startsWith('.klp.sym.ip_tunnel.ip_tunnel_changelink,')));
+    const p = '/sys/kernel/livepatch/livepatch_gre';
+    const r = await runInVm({
+      kernel,
+      placeModules: ['ip_gre'],
+      files: [{ from: gre.module.ko, to: '/livepatch-gre.ko' }],
+      timeoutMs: 240_000,
+      script: [
+        '#!/bin/sh',
+        'set -e',
+        'if grep -q "^ip_tunnel " /proc/modules; then echo "ip_tunnel already loaded"; exit 9; fi',
+        'insmod /livepatch-gre.ko',
+        `i=0; while [ "$(cat ${p}/transition)" = 1 ] && [ $i -lt 30 ]; do sleep 1; i=$((i+1)); done`,
+        'modprobe ip_gre',
+        `echo "patched: $(cat ${p}/ip_gre/patched) transition: $(cat ${p}/transition)"`,
+        '',
+      ].join('\n'),
+    });
+    assert.equal(
+      r.outcome,
+      'ok',
+      `${r.message}\n${r.output}\n${r.kernelLog.split('\n').slice(-30).join('\n')}`,
+    );
+    assert.match(r.output, /patched: 1 transition: 0/);
+    assert.match(r.kernelLog, /applying patch 'livepatch_gre' to loading module 'ip_gre'/);
+  } finally {
+    rmSync(gre.dir, { recursive: true, force: true });
+  }
+});
