@@ -23,6 +23,19 @@
  *     The kthread keeps running the OLD function it sleeps in — exactly the risk --force prints.
  *  6. Reverting the forced patch completes normally: the kthread's stack holds the old function, not
  *     the replacement, so the unpatching transition can switch it.
+ *
+ * And what it does to a user task instead (livepatch_reader; `cat` blocked in read(2) of
+ * /proc/suture_stall, inside suture_stall_reader_wait):
+ *  7. The patching transition stalls on `cat` exactly like on the kthread. `--signal` at the 5 s
+ *     timeout sends SIGSTOP: the wait ends with -ERESTARTSYS (interrupted_reads 0 → 1), the task
+ *     passes exit_to_user_mode_loop, where TIF_PATCH_PENDING makes it switch, stops, SIGCONT resumes
+ *     it and the read restarts — now in the replacement (its stack shows
+ *     livepatch_suture_stall_reader_wait [livepatch_reader]). The transition completes at once.
+ *  8. Reverting stalls the other way (cat now sleeps in the replacement). Without any help from
+ *     suture, the kernel's first round at ~15 s sends cat a fake signal (set_notify_signal): the wait
+ *     ends (interrupted_reads 1 → 2), cat switches on its way out, the read restarts in the original
+ *     function, and the unpatching completes by itself — where the kthread, merely woken, never did.
+ *     The process never sees a signal: its read just goes on.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -38,7 +51,13 @@ import type { Manifest } from '../manifest/manifest.js';
 import { bootVm, type VmSession } from '../vm/index.js';
 
 const testdata = fileURLToPath(new URL('../../src/host/testdata/', import.meta.url));
-const MODULES = ['livepatch-cmdline', 'livepatch-cumulative', 'suture-stall', 'livepatch-stall'];
+const MODULES = [
+  'livepatch-cmdline',
+  'livepatch-cumulative',
+  'suture-stall',
+  'livepatch-stall',
+  'livepatch-reader',
+];
 
 let kernel: KernelTarget;
 let work: string;
@@ -302,6 +321,49 @@ describe('suture on a live 6.1 kernel (VM)', { timeout: 1_800_000 }, () => {
     assert.equal(r.code, 0, r.out);
     assert.equal((await sh('rmmod suture_stall')).code, 0);
     assert.doesNotMatch((await sh('cat /proc/modules')).out, /suture_stall|livepatch_stall/);
+  });
+
+  test("a user task in a patched function: --signal switches it at once; the kernel's fake signal does it at ~15 s", async () => {
+    assert.equal((await sh('insmod /m/suture-stall.ko')).code, 0);
+    const pid = (await sh('cat /proc/suture_stall >/dev/null 2>&1 </dev/null & echo $!')).out.trim();
+    assert.match(pid, /^\d+$/);
+    const reads = async () =>
+      (await sh('cat /sys/module/suture_stall/parameters/interrupted_reads')).out.trim();
+    // step 7
+    const a = await sh('sleep 1; suture apply /m/livepatch-reader.ko --timeout 5s --signal');
+    assert.equal(a.code, 0, a.out);
+    assert.match(
+      a.out,
+      new RegExp(`task cat pid ${pid} state S \\(sleeping\\) — sleeping in suture_stall_reader_wait`),
+    );
+    assert.match(
+      a.out,
+      /^\s+>> \[<0>\] suture_stall_reader_wait\+0x[0-9a-f]+\/0x[0-9a-f]+ \[suture_stall\]$/m,
+    );
+    assert.match(a.out, new RegExp(`sent SIGSTOP\\+SIGCONT to cat \\(${pid}\\); waiting again`));
+    assert.match(a.out, /patching complete in [\d.]+ s\n/);
+    assert.doesNotMatch(a.out, /FORCED/);
+    assert.equal(await reads(), '1', 'SIGSTOP ended the wait once');
+    assert.match(
+      (await sh(`cat /proc/${pid}/stack`)).out,
+      /livepatch_suture_stall_reader_wait\+\S+ \[livepatch_reader\]/,
+    );
+    // step 8
+    const r = await sh('suture revert livepatch_reader --timeout 40s');
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /kernel: livepatch: signaling remaining tasks/);
+    assert.match(
+      r.out,
+      /kernel signalling round 1 at [\d.]+ s \(kernel log: "signaling remaining tasks"\): .*; 1 migrated, 0 still pending/,
+    );
+    assert.match(r.out, /unpatching complete in [\d.]+ s\n/);
+    assert.equal(await reads(), '2', "the kernel's fake signal ended the wait once more");
+    assert.match(
+      (await sh(`cat /proc/${pid}/stack`)).out,
+      /^\[<0>\] suture_stall_reader_wait\+\S+ \[suture_stall\]$/m,
+    );
+    assert.equal((await sh(`kill ${pid}; sleep 0.5; rmmod suture_stall`)).code, 0);
+    assert.doesNotMatch((await sh('cat /proc/modules')).out, /suture_stall|livepatch_reader/);
   });
 
   test('no kernel problem on the console during the whole session', () => {
