@@ -4,7 +4,7 @@
  * module test and its VM test.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { KernelTarget } from '../kernel/target.js';
@@ -41,6 +41,11 @@ export async function buildFixtureLivepatch(
     copyFileSync(join(tree, source), join(dir, 'src', source));
   }
   execFileSync('patch', ['-s', '-p1', '-d', join(dir, 'src'), '-i', patch]);
+  // __FILE__ (WARN, BUG, pr_* sites) must name the tree's file, not the scratch copy
+  for (const source of sources) {
+    const copy = join(dir, 'src', source);
+    writeFileSync(copy, `#line 1 ${JSON.stringify(source)}\n${readFileSync(copy, 'utf8')}`);
+  }
   const units: LivepatchUnit[] = [];
   for (const source of sources) {
     const object = source.replace(/\.c$/, '.o');

@@ -26,6 +26,9 @@ export interface SymbolKey {
 }
 
 export function symbolKey(name: string): SymbolKey {
+  // BTF_ID() names end in a file-wide counter: `__BTF_ID__struct__foo__313208`
+  const btf = /^(__BTF_ID__.*)__\d+$/.exec(name);
+  if (btf) return { base: btf[1]!, kinds: 'N' };
   const kinds: string[] = [];
   const base = name.replace(SUFFIX, (_m, kind: string | undefined) => {
     kinds.push(kind ?? 'N');
@@ -34,10 +37,16 @@ export function symbolKey(name: string): SymbolKey {
   return { base: base === '' ? name : base, kinds: kinds.join('.') };
 }
 
-/** The symbols that take part: defined functions and data objects. */
+/**
+ * The symbols that take part: defined functions and data objects, and named labels defined in assembly
+ * (`btf_sock_ids` of BTF_ID_LIST_GLOBAL is NOTYPE); not the assembler's own `.L` labels.
+ */
 export function correlatable(obj: ElfObject): ElfSymbol[] {
   return obj.symbols.filter(
-    (s) => s.section !== null && (s.type === STT.FUNC || s.type === STT.OBJECT) && s.name !== '',
+    (s) =>
+      s.section !== null &&
+      (s.type === STT.FUNC || s.type === STT.OBJECT || (s.type === STT.NOTYPE && !s.name.startsWith('.L'))) &&
+      s.name !== '',
   );
 }
 

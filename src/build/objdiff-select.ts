@@ -176,7 +176,11 @@ export function planSelection(input: SelectionInput): SelectionPlan {
     if (selected.has(sym) || sections.has(sym.section!)) return;
     if (sym.type !== STT.FUNC && sym.type !== STT.OBJECT) {
       // an assembler label (`.LC0`) into strings or constants: anonymous, carried with its section
-      return include(sym.section!);
+      if (sym.name === '' || sym.name.startsWith('.L')) return include(sym.section!);
+      // a named label of the running kernel (e.g. a BTF id list filled in at link time): reference it
+      if (corr.toOriginal.has(sym)) return externalFor(sym);
+      if (/^\.(data|bss|rodata)(\.|$)/.test(sym.section!.name)) return include(sym.section!);
+      return externalFor(sym); // new, in a kernel table: refused there
     }
     if (sym.type === STT.OBJECT && newData.has(sym)) {
       const shared = pMap.symbolsIn(sym.section!).filter((s) => !newData.has(s));
