@@ -1,9 +1,13 @@
 /*
- * The truth for the module stage: the meminfo livepatch loads into the exact target kernel under
- * QEMU, /proc/meminfo shows VMALLOCCHUNK, and disabling the patch restores VmallocChunk.
+ * The truth for the module stage, in the exact target kernel under QEMU: the meminfo livepatch shows
+ * VMALLOCCHUNK and disabling it restores VmallocChunk; a module fix works with the module loaded before
+ * or after the patch; a module fix using another module's exports needs no hard dependency; a patch
+ * touching two files, one gaining a new static helper, is one livepatch.
  */
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease } from '../kernel/target.js';
@@ -15,6 +19,42 @@ import {
   type FixtureBuild,
   IP_GRE_PATCH,
 } from './livepatch-module.fixture.js';
+
+/** Two files in one patch; cmdline.c gains a new static helper called from the replaced function. */
+const TWO_FILES_PATCH = [
+  'diff --git a/fs/proc/cmdline.c b/fs/proc/cmdline.c',
+  '--- a/fs/proc/cmdline.c',
+  '+++ b/fs/proc/cmdline.c',
+  '@@ -4,9 +4,15 @@',
+  ' #include <linux/proc_fs.h>',
+  ' #include <linux/seq_file.h>',
+  ' ',
+  '+static noinline void cmdline_note(struct seq_file *m)',
+  '+{',
+  '+\tseq_puts(m, " [livepatched]");',
+  '+}',
+  '+',
+  ' static int cmdline_proc_show(struct seq_file *m, void *v)',
+  ' {',
+  ' \tseq_puts(m, saved_command_line);',
+  '+\tcmdline_note(m);',
+  " \tseq_putc(m, '\\n');",
+  ' \treturn 0;',
+  ' }',
+  'diff --git a/fs/proc/meminfo.c b/fs/proc/meminfo.c',
+  '--- a/fs/proc/meminfo.c',
+  '+++ b/fs/proc/meminfo.c',
+  '@@ -128,7 +128,7 @@',
+  ' \tseq_printf(m, "VmallocTotal:   %8lu kB\\n",',
+  ' \t\t   (unsigned long)VMALLOC_TOTAL >> 10);',
+  ' \tshow_val_kb(m, "VmallocUsed:    ", vmalloc_nr_pages());',
+  '-\tshow_val_kb(m, "VmallocChunk:   ", 0ul);',
+  '+\tshow_val_kb(m, "VMALLOCCHUNK:   ", 0ul);',
+  ' \tshow_val_kb(m, "Percpu:         ", pcpu_nr_pages());',
+  ' ',
+  ' #ifdef CONFIG_MEMORY_FAILURE',
+  '',
+].join('\n');
 
 let built: FixtureBuild | undefined;
 after(() => {
@@ -135,5 +175,59 @@ test('a module patch using another module’s exports loads without that module,
     assert.match(r.kernelLog, /applying patch 'livepatch_gre' to loading module 'ip_gre'/);
   } finally {
     rmSync(gre.dir, { recursive: true, force: true });
+  }
+});
+
+test('a patch touching two files, one adding a new static helper, loads as one livepatch', async () => {
+  const kernel = await ensureKernel(defaultRelease());
+  const dir = mkdtempSync(join(tmpdir(), 'suture-two-files-'));
+  try {
+    const patch = join(dir, 'two-files.patch');
+    writeFileSync(patch, TWO_FILES_PATCH);
+    const two = await buildFixtureLivepatch(kernel, patch, 'two');
+    try {
+      const cmdline = two.diffs[0]!;
+      assert.deepEqual(
+        cmdline.functions
+          .filter((f) => f.change !== 'same')
+          .map((f) => `${f.name}:${f.change}`)
+          .sort(),
+        ['cmdline_note:new', 'cmdline_proc_show:changed'],
+      );
+      assert.deepEqual(two.module.manifestObjects[0]?.functions.map((f) => f.name).sort(), [
+        'cmdline_proc_show',
+        'meminfo_proc_show',
+      ]);
+      const p = '/sys/kernel/livepatch/livepatch_two';
+      const r = await runInVm({
+        kernel,
+        files: [{ from: two.module.ko, to: '/livepatch-two.ko' }],
+        timeoutMs: 240_000,
+        script: [
+          '#!/bin/sh',
+          'set -e',
+          'insmod /livepatch-two.ko',
+          `i=0; while [ "$(cat ${p}/transition)" = 1 ] && [ $i -lt 30 ]; do sleep 1; i=$((i+1)); done`,
+          'echo "cmdline: $(cat /proc/cmdline)"',
+          'echo "meminfo: $(grep -i chunk /proc/meminfo)"',
+          `echo 0 > ${p}/enabled`,
+          `i=0; while [ -d ${p} ] && [ "$(cat ${p}/transition 2>/dev/null)" = 1 ] && [ $i -lt 30 ]; do sleep 1; i=$((i+1)); done`,
+          'echo "after: $(cat /proc/cmdline)"',
+          '',
+        ].join('\n'),
+      });
+      assert.equal(
+        r.outcome,
+        'ok',
+        `${r.message}\n${r.output}\n${r.kernelLog.split('\n').slice(-30).join('\n')}`,
+      );
+      assert.match(r.output, /cmdline: .* \[livepatched\]/);
+      assert.match(r.output, /meminfo: VMALLOCCHUNK:/);
+      assert.doesNotMatch(r.output, /after: .*livepatched/);
+    } finally {
+      rmSync(two.dir, { recursive: true, force: true });
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
