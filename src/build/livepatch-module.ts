@@ -324,13 +324,14 @@ export async function runKbuild(tree: string, dir: string, verbose = false): Pro
 }
 
 /**
- * Jump labels and static calls are set up when the livepatch module itself loads (module notifiers),
- * but klp relocations against a module's symbols are resolved only when that module loads — later.
+ * Jump labels, static calls and CPU alternatives are set up when the livepatch module itself loads
+ * (module_finalize, module notifiers), but klp relocations against a module's symbols are resolved only
+ * when that module loads — later.
  * An entry whose key lives in a module would be initialised against an unresolved address, so it is
  * refused. (vmlinux klp relocations are applied while the livepatch loads, before the notifiers.)
  */
 function refuseEarlyTables(obj: ElfObject, unit: LivepatchUnit): void {
-  for (const table of ['__jump_table', '.static_call_sites']) {
+  for (const table of ['__jump_table', '.static_call_sites', '.altinstr_replacement', '.altinstr_aux']) {
     const sec = obj.section(table);
     if (!sec) continue;
     for (const rela of obj.relocationsFor(sec)) {
@@ -339,10 +340,10 @@ function refuseEarlyTables(obj: ElfObject, unit: LivepatchUnit): void {
         if (!k || k.object === 'vmlinux') continue;
         fail(
           'KLP-MODULE-KEY',
-          `a ${table === '__jump_table' ? 'jump label' : 'static call'} in the patched code uses \`${k.name}\` of module ${k.object}`,
+          `a ${table === '__jump_table' ? 'jump label' : table === '.static_call_sites' ? 'static call' : 'CPU alternative'} in the patched code uses \`${k.name}\` of module ${k.object}`,
           {
             location: { file: unit.source, section: table, symbol: k.name },
-            why: 'the livepatch initialises its jump labels and static calls when it loads, before the livepatch core can resolve symbols of a module',
+            why: 'the livepatch sets up its jump labels, static calls and alternatives when it loads, before the livepatch core can resolve symbols of a module',
             hint: 'use static_key_enabled()/a plain call in the patched function instead of the static branch or static call',
           },
         );
