@@ -6,7 +6,8 @@
  * <dir>/<file>.o` in the prepared tree prints the recipe (gcc with every flag the image's config implies,
  * then objtool with the same options) without running it. The only additions are
  * `-ffunction-sections -fdata-sections` (through KCFLAGS, exactly where kbuild puts user flags), so each
- * function and datum gets its own section for the object diff.
+ * function and datum gets its own section for the object diff, and `-aux-info` (a prototypes file next to
+ * the object, for check/signature-changed; it does not change the object code).
  *
  * The prepared tree is never written: the object, its dependency file and objtool's edits go to the
  * scratch directory; a patched unit is compiled from its overlay copy, with the overlay's include
@@ -169,6 +170,21 @@ export interface CompiledObject {
   ms: number;
   /** compiler warnings, if any */
   warnings: string;
+  /** gcc's `-aux-info` file next to the object: one prototype line per function declared or defined */
+  prototypes: string;
+}
+
+/** Where gcc writes the prototypes (`-aux-info`) of an object: `meminfo.o` → `meminfo.o.aux`. */
+export function prototypesPath(object: string): string {
+  return `${object}.aux`;
+}
+
+/**
+ * The argv with `-aux-info <file>` added before the source: gcc then writes every function's prototype
+ * as it saw it (types normalised, macros expanded). It only writes a file; the object code is the same.
+ */
+export function withPrototypes(argv: readonly string[], object: string): string[] {
+  return [...argv.slice(0, -1), '-aux-info', prototypesPath(object), argv.at(-1)!];
 }
 
 function run(
@@ -227,7 +243,7 @@ export class CompileFailure extends SutureError {
 export async function compileObject(req: CompileRequest): Promise<CompiledObject> {
   const t0 = performance.now();
   mkdirSync(dirname(req.outObject), { recursive: true });
-  const argv = compilerArgv(req);
+  const argv = withPrototypes(compilerArgv(req), req.outObject);
   const cc = await run(argv, req.tree);
   if (cc.status !== 0) {
     throw new CompileFailure(cc.stderr, {
@@ -260,6 +276,7 @@ export async function compileObject(req: CompileRequest): Promise<CompiledObject
     deps: parseDepFile(readFileSync(depFile, 'utf8'), req.tree),
     ms: performance.now() - t0,
     warnings: cc.stderr,
+    prototypes: prototypesPath(req.outObject),
   };
 }
 

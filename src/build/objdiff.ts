@@ -28,6 +28,8 @@ import { planSelection, type SelectionPlan } from './objdiff-select.js';
 export interface DiffContext {
   /** source file the objects were compiled from, for messages (e.g. `fs/proc/meminfo.c`) */
   source?: string;
+  /** function prototypes of the original and patched unit (gcc -aux-info), for KLP-SIGNATURE-CHANGED */
+  prototypes?: ObjectFacts['prototypes'];
 }
 
 export interface FunctionResult {
@@ -110,7 +112,7 @@ export function diffLoaded(
   patched: ElfObject,
   originalPath: string,
   patchedPath: string,
-  _ctx: DiffContext = {},
+  ctx: DiffContext = {},
 ): ObjectDiff {
   const corr = correlate(original, patched);
   const oMap = new SymbolMap(original);
@@ -210,6 +212,7 @@ export function diffLoaded(
     data,
     uncarried: selection.uncarried,
     sectionOf: (s) => s.section,
+    ...(ctx.prototypes ? { prototypes: ctx.prototypes } : {}),
   };
   const { refusals, warnings } = runRules(facts);
   return {

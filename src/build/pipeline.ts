@@ -19,6 +19,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
+import type { ObjectFacts } from '../check/facts.js';
+import { parseAuxInfo } from '../check/prototypes.js';
 import { type Diagnostic, fail, SutureError } from '../diagnostic.js';
 import { indexSymbols, readElfFile, type SymbolIndex } from '../elf/index.js';
 import { ensureKernel } from '../kernel/fetch.js';
@@ -310,7 +312,10 @@ export async function buildLivepatch(opts: BuildOptions): Promise<BuildResult> {
       'objdiff',
       async () => {
         for (const r of units) {
-          r.diff = await diffObjects(r.original.object, r.patched.object, { source: r.unit.source });
+          r.diff = await diffObjects(r.original.object, r.patched.object, {
+            source: r.unit.source,
+            prototypes: readPrototypes(r),
+          });
           const obj = basename(r.unit.object);
           for (const f of r.diff.functions) {
             if (f.change === 'changed' || f.change === 'new') {
@@ -376,6 +381,15 @@ export async function buildLivepatch(opts: BuildOptions): Promise<BuildResult> {
   } finally {
     if (!keep) rmSync(workDir, { recursive: true, force: true });
   }
+}
+
+/** Both units' prototypes (gcc -aux-info next to each object), for KLP-SIGNATURE-CHANGED. */
+function readPrototypes(r: UnitResult): ObjectFacts['prototypes'] {
+  const read = (o: CompiledObject) =>
+    existsSync(o.prototypes) ? parseAuxInfo(readFileSync(o.prototypes, 'utf8')) : undefined;
+  const original = read(r.original);
+  const patched = read(r.patched);
+  return original && patched ? { original, patched } : undefined;
 }
 
 /** Original and patched compile of every unit, two at a time (the machine's cores). */

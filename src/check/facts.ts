@@ -9,6 +9,7 @@
  */
 import type { Diagnostic } from '../diagnostic.js';
 import type { ElfObject, ElfSection, ElfSymbol } from '../elf/model.js';
+import type { Prototype } from './prototypes.js';
 
 export type Change = 'same' | 'changed' | 'new';
 
@@ -71,6 +72,8 @@ export interface ObjectFacts {
   uncarried: UncarriedEntry[];
   /** section of a symbol, by name, for messages */
   sectionOf(symbol: ElfSymbol): ElfSection | null;
+  /** function prototypes of both units (gcc `-aux-info`), when the compile produced them */
+  prototypes?: { original: Map<string, Prototype>; patched: Map<string, Prototype> };
 }
 
 /** A livepatch-safety rule: a stable id, a title, and a check that returns its diagnostics. */

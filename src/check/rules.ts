@@ -11,6 +11,7 @@ import { initChanged } from './init-changed.js';
 import { inlineSpread } from './inline-spread.js';
 import { notrace } from './notrace.js';
 import { renamedSymbol } from './renamed-symbol.js';
+import { signatureChanged } from './signature-changed.js';
 import { specialEntry } from './special-entry.js';
 
 export const RULES: readonly Rule[] = [
@@ -20,6 +21,7 @@ export const RULES: readonly Rule[] = [
   notrace,
   renamedSymbol,
   specialEntry,
+  signatureChanged,
   inlineSpread,
 ];
 
