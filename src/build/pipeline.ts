@@ -21,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { ObjectFacts } from '../check/facts.js';
 import { parseAuxInfo } from '../check/prototypes.js';
+import { structChanged } from '../check/struct-changed.js';
 import { type Diagnostic, fail, SutureError } from '../diagnostic.js';
 import { indexSymbols, readElfFile, type SymbolIndex } from '../elf/index.js';
 import { ensureKernel } from '../kernel/fetch.js';
@@ -324,7 +325,18 @@ export async function buildLivepatch(opts: BuildOptions): Promise<BuildResult> {
           }
         }
         // refusals and "nothing changed" end the build here, even when asked to stop after this stage
-        const refusals = units.flatMap((r) => r.diff?.refusals ?? []);
+        const refusals = [
+          ...structChanged(
+            diff.files
+              .filter((f) => f.kind === 'modify' && /\.[ch]$/.test(f.path) && existsSync(join(tree, f.path)))
+              .map((f) => ({
+                path: f.path,
+                original: readFileSync(join(tree, f.path), 'utf8'),
+                hunks: f.hunks,
+              })),
+          ),
+          ...units.flatMap((r) => r.diff?.refusals ?? []),
+        ];
         if (refusals.length) throw new BuildRefused(refusals, { summary });
         const carried = units.some((r) => r.diff?.functions.some((f) => f.change === 'changed'));
         if (!carried) {
