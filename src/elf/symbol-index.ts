@@ -60,19 +60,31 @@ export class FileGroup {
     readonly ordinal: number,
     /** symtab index of the FILE symbol */
     readonly index: number,
-    private readonly members: number[],
+    /** symtab index one past its last local (the locals are the contiguous run after the FILE symbol) */
+    private readonly end: number,
     private readonly ix: SymbolIndex,
   ) {}
 
   /** the locals that follow this FILE symbol, in symtab order */
   get symbols(): KernelSymbol[] {
-    return this.members.map((k) => this.ix.at(k + 1));
+    const out: KernelSymbol[] = [];
+    for (let i = this.index + 1; i < this.end; i++) out.push(this.ix.at(i));
+    return out;
   }
+}
+
+/** A FILE symbol while indexing: its name, symtab index, and one past the last local that follows it. */
+interface FileSpan {
+  basename: string;
+  index: number;
+  end: number;
 }
 
 /** Columns of the symbol table, one entry per symbol (position k = symtab index k + 1). */
 interface Columns {
   symtab: Buffer;
+  /** the symtab as little-endian 32-bit words: symbol i at words 6i..6i+5 */
+  words: Uint32Array;
   strtab: Buffer;
   headers: RawSectionHeader[];
   nameStart: Uint32Array;
@@ -111,13 +123,7 @@ export class SymbolIndex {
   private readonly groups = new Map<string, FileGroup[]>();
   private all: KernelSymbol[] | undefined;
 
-  constructor(
-    path: string,
-    object: string,
-    kind: 'vmlinux' | 'module',
-    c: Columns,
-    files: [string, number, number[]][],
-  ) {
+  constructor(path: string, object: string, kind: 'vmlinux' | 'module', c: Columns, files: FileSpan[]) {
     this.path = path;
     this.object = object;
     this.kind = kind;
@@ -125,10 +131,10 @@ export class SymbolIndex {
     this.count = c.nameStart.length;
     this.made = new Array(this.count);
     const ordinals = new Map<string, number>();
-    this.files = files.map(([basename, index, members]) => {
+    this.files = files.map(({ basename, index, end }) => {
       const ordinal = ordinals.get(basename) ?? 0;
       ordinals.set(basename, ordinal + 1);
-      const g = new FileGroup(basename, ordinal, index, members, this);
+      const g = new FileGroup(basename, ordinal, index, end, this);
       const list = this.groups.get(basename);
       if (list) list.push(g);
       else this.groups.set(basename, [g]);
@@ -227,7 +233,7 @@ export class SymbolIndex {
 }
 
 const MKSYSMAP_PREFIXES = ['$', '.L', '__crc_', '__kstrtab_', '__kstrtabns_'];
-const KALLSYMS_IGNORED = new Set([
+const KALLSYMS_IGNORED = [
   'kallsyms_addresses',
   'kallsyms_offsets',
   'kallsyms_relative_base',
@@ -240,7 +246,7 @@ const KALLSYMS_IGNORED = new Set([
   '_SDA_BASE_',
   '_SDA2_BASE_',
   'L0',
-]);
+];
 const KALLSYMS_IGNORED_PREFIXES = [
   '__efistub_',
   '__kvm_nvhe_$',
@@ -254,32 +260,41 @@ const KALLSYMS_IGNORED_PREFIXES = [
   '__kcfi_typeid_',
 ];
 const KALLSYMS_IGNORED_SUFFIXES = ['_from_arm', '_from_thumb', '_veneer'];
+const KALLSYMS_IGNORED_INFIXES = ['.long_branch.', '.plt_branch.'];
 
-/** scripts/mksysmap's and scripts/kallsyms.c's name rules: would this name be dropped? */
-function ignoredName(n: string): boolean {
-  for (const p of MKSYSMAP_PREFIXES) if (n.startsWith(p)) return true;
-  if (KALLSYMS_IGNORED.has(n)) return true;
-  for (const p of KALLSYMS_IGNORED_PREFIXES) if (n.startsWith(p)) return true;
-  for (const p of KALLSYMS_IGNORED_SUFFIXES) if (n.endsWith(p)) return true;
-  return n.includes('.long_branch.') || n.includes('.plt_branch.');
+const bytesOf = (list: string[]) => list.map((s) => Buffer.from(s, 'latin1'));
+const PREFIX_BYTES = bytesOf([...MKSYSMAP_PREFIXES, ...KALLSYMS_IGNORED_PREFIXES]);
+const EXACT_BYTES = bytesOf(KALLSYMS_IGNORED);
+const SUFFIX_BYTES = bytesOf(KALLSYMS_IGNORED_SUFFIXES);
+const INFIX_BYTES = bytesOf(KALLSYMS_IGNORED_INFIXES);
+
+/** Does strtab[at..] start with `p`? (the caller has checked that it fits) */
+function bytesAt(strtab: Uint8Array, at: number, p: Uint8Array): boolean {
+  for (let i = 0; i < p.length; i++) if (strtab[at + i] !== p[i]) return false;
+  return true;
 }
 
-/** Can any rule of ignoredName apply? (Decides from the bytes whether the name must be decoded at all.) */
-function mayBeIgnored(strtab: Buffer, start: number, end: number, hasDot: boolean): boolean {
+/**
+ * scripts/mksysmap's and scripts/kallsyms.c's name rules, on the name's bytes (no string is made):
+ * would the name strtab[start, end) be dropped from kallsyms?
+ */
+function ignoredName(strtab: Uint8Array, start: number, end: number, hasDot: boolean): boolean {
+  const len = end - start;
   const first = strtab[start];
+  // first bytes of every prefix and ignored name: $ . _ k L
+  if (first === 0x24 || first === 0x2e || first === 0x5f || first === 0x6b || first === 0x4c) {
+    for (const p of PREFIX_BYTES) if (p.length <= len && bytesAt(strtab, start, p)) return true;
+    for (const p of EXACT_BYTES) if (p.length === len && bytesAt(strtab, start, p)) return true;
+  }
+  // last bytes of the suffixes: m b r
   const last = strtab[end - 1];
-  // first bytes of every prefix and ignored name: $ . _ k L; last bytes of the suffixes: m b r
-  return (
-    hasDot ||
-    first === 0x24 ||
-    first === 0x2e ||
-    first === 0x5f ||
-    first === 0x6b ||
-    first === 0x4c ||
-    last === 0x6d ||
-    last === 0x62 ||
-    last === 0x72
-  );
+  if (last === 0x6d || last === 0x62 || last === 0x72)
+    for (const p of SUFFIX_BYTES) if (p.length <= len && bytesAt(strtab, end - p.length, p)) return true;
+  if (hasDot)
+    for (let i = start; i < end; i++)
+      if (strtab[i] === 0x2e)
+        for (const p of INFIX_BYTES) if (i + p.length <= end && bytesAt(strtab, i, p)) return true;
+  return false;
 }
 
 function leadingUnderscores(s: string): number {
@@ -301,117 +316,120 @@ function moduleName(path: string, modinfo: Buffer | undefined): string {
 /**
  * Order symbols the way scripts/kallsyms.c does: by address, then non-weak first, fewer leading
  * underscores, nm's name order, symtab order. Addresses are 64-bit, so the sort runs per distinct upper
- * half, on doubles that pack (lower half, position) exactly and sort natively; only runs of equal
- * addresses (rare) go through the full comparison.
+ * half (a counting pass puts each half in its own slice), on doubles that pack (lower half, position)
+ * exactly and sort natively; only runs of equal addresses (rare) go through the full comparison.
  */
-function sortLikeKallsyms(visible: number[], symtab: Buffer, strtab: Buffer, c: Columns): void {
+function sortLikeKallsyms(visible: Int32Array, c: Columns): void {
+  const w = c.words;
   const n = c.nameStart.length;
+  const m = visible.length;
   let bits = 1;
   while (2 ** bits < n + 1) bits++;
   if (bits > 21) {
-    visible.sort((x, y) => compareKallsyms(x, y, symtab, strtab, c));
+    const all = Array.from(visible).sort((x, y) => compareKallsyms(x, y, c));
+    visible.set(all);
     return;
   }
   const scale = 2 ** bits;
-  const byHi = new Map<number, number[]>();
-  for (const k of visible) {
-    const hi = symtab.readUInt32LE((k + 1) * SYM_SIZE + 12);
-    const list = byHi.get(hi);
-    if (list) list.push(k);
-    else byHi.set(hi, [k]);
-  }
-  let out = 0;
-  for (const hi of [...byHi.keys()].sort((x, y) => x - y)) {
-    const ks = byHi.get(hi)!;
-    const keys = new Float64Array(ks.length);
-    for (let i = 0; i < ks.length; i++)
-      keys[i] = symtab.readUInt32LE((ks[i]! + 1) * SYM_SIZE + 8) * scale + ks[i]!;
-    keys.sort();
-    const start = out;
-    for (let i = 0; i < keys.length; i++) visible[out++] = keys[i]! % scale;
-    // equal addresses: kallsyms' tie-breaks
-    for (let i = start; i < out; ) {
-      let j = i + 1;
-      const lo = Math.floor(keys[i - start]! / scale);
-      while (j < out && Math.floor(keys[j - start]! / scale) === lo) j++;
-      if (j - i > 1) {
-        const run = visible.slice(i, j).sort((x, y) => compareKallsyms(x, y, symtab, strtab, c));
-        for (let r = 0; r < run.length; r++) visible[i + r] = run[r]!;
+  // distinct upper halves (a vmlinux has two or three), counted
+  const his: number[] = [];
+  const counts: number[] = [];
+  let lastHi = -1;
+  let lastSlot = -1;
+  for (let i = 0; i < m; i++) {
+    const hi = w[(visible[i]! + 1) * 6 + 3]!;
+    if (hi !== lastHi) {
+      lastHi = hi;
+      lastSlot = his.indexOf(hi);
+      if (lastSlot < 0) {
+        lastSlot = his.length;
+        his.push(hi);
+        counts.push(0);
       }
-      i = j;
     }
+    counts[lastSlot]!++;
+  }
+  const order = his.map((_, i) => i).sort((a, b) => his[a]! - his[b]!);
+  const offset = new Map<number, number>();
+  let at = 0;
+  for (const slot of order) {
+    offset.set(his[slot]!, at);
+    at += counts[slot]!;
+  }
+  const ends = order.map((slot) => offset.get(his[slot]!)! + counts[slot]!);
+  const next = new Map(offset);
+  const keys = new Float64Array(m);
+  lastHi = -1;
+  let pos = 0;
+  for (let i = 0; i < m; i++) {
+    const k = visible[i]!;
+    const q = (k + 1) * 6;
+    const hi = w[q + 3]!;
+    if (hi !== lastHi) {
+      if (lastHi !== -1) next.set(lastHi, pos);
+      lastHi = hi;
+      pos = next.get(hi)!;
+    }
+    keys[pos++] = w[q + 2]! * scale + k;
+  }
+  let from = 0;
+  for (const end of ends) {
+    keys.subarray(from, end).sort();
+    from = end;
+  }
+  for (let i = 0; i < m; i++) visible[i] = keys[i]! % scale;
+  // equal addresses: kallsyms' tie-breaks
+  for (let i = 0; i < m; ) {
+    const qi = (visible[i]! + 1) * 6;
+    let j = i + 1;
+    while (j < m) {
+      const qj = (visible[j]! + 1) * 6;
+      if (w[qj + 2] !== w[qi + 2] || w[qj + 3] !== w[qi + 3]) break;
+      j++;
+    }
+    if (j - i > 1) {
+      const run = Array.from(visible.subarray(i, j)).sort((x, y) => compareKallsyms(x, y, c));
+      visible.set(run, i);
+    }
+    i = j;
   }
 }
 
-function compareKallsyms(x: number, y: number, symtab: Buffer, strtab: Buffer, c: Columns): number {
-  const px = (x + 1) * SYM_SIZE;
-  const py = (y + 1) * SYM_SIZE;
-  const hx = symtab.readUInt32LE(px + 12);
-  const hy = symtab.readUInt32LE(py + 12);
+function compareKallsyms(x: number, y: number, c: Columns): number {
+  const w = c.words;
+  const qx = (x + 1) * 6;
+  const qy = (y + 1) * 6;
+  const hx = w[qx + 3]!;
+  const hy = w[qy + 3]!;
   if (hx !== hy) return hx - hy;
-  const lx = symtab.readUInt32LE(px + 8);
-  const ly = symtab.readUInt32LE(py + 8);
+  const lx = w[qx + 2]!;
+  const ly = w[qy + 2]!;
   if (lx !== ly) return lx - ly;
-  const wx = symtab[px + 4]! >> 4 === STB.WEAK ? 1 : 0;
-  const wy = symtab[py + 4]! >> 4 === STB.WEAK ? 1 : 0;
+  const wx = (w[qx + 1]! & 0xff) >> 4 === STB.WEAK ? 1 : 0;
+  const wy = (w[qy + 1]! & 0xff) >> 4 === STB.WEAK ? 1 : 0;
   if (wx !== wy) return wx - wy;
-  const a = strtab.toString('latin1', c.nameStart[x]!, c.nameEnd[x]!);
-  const b = strtab.toString('latin1', c.nameStart[y]!, c.nameEnd[y]!);
+  const a = c.strtab.toString('latin1', c.nameStart[x]!, c.nameEnd[x]!);
+  const b = c.strtab.toString('latin1', c.nameStart[y]!, c.nameEnd[y]!);
   const u = leadingUnderscores(a) - leadingUnderscores(b);
   if (u !== 0) return u;
   if (a !== b) return a < b ? -1 : 1;
   return x - y;
 }
 
-/** The symbols kallsyms keeps (vmlinux: nm + mksysmap + kallsyms.c rules; module: is_core_symbol). */
-function kallsymsVisible(c: Columns, hasDot: Uint8Array, isModule: boolean): number[] {
-  const { symtab, strtab, headers } = c;
-  const n = c.nameStart.length;
-  const visible: number[] = [];
-  for (let k = 0; k < n; k++) {
-    const start = c.nameStart[k]!;
-    const end = c.nameEnd[k]!;
-    if (end === start) continue;
-    const shndx = c.shndx[k]!;
-    const sec = shndx < headers.length && shndx < SHN.LORESERVE ? headers[shndx] : undefined;
-    if (isModule) {
-      // kernel/module/kallsyms.c is_core_symbol, CONFIG_KALLSYMS_ALL=y
-      if (shndx === SHN.UNDEF || shndx >= headers.length || !sec) continue;
-      if (sec.name !== '.data..percpu' && ((sec.flags & 0x2) === 0 || sec.name.startsWith('.init'))) continue;
-    } else {
-      const type = symtab[(k + 1) * SYM_SIZE + 4]! & 0xf;
-      if (type === STT.FILE || type === STT.SECTION) continue;
-      if (shndx === SHN.UNDEF || shndx === SHN.ABS) continue; // nm U, w, a, A
-      if (sec && (sec.flags & 0x2) === 0) continue; // non-alloc: nm N/n
-      if (
-        mayBeIgnored(strtab, start, end, hasDot[k] === 1) &&
-        ignoredName(strtab.toString('latin1', start, end))
-      )
-        continue;
-    }
-    visible.push(k);
-  }
-  return visible;
-}
-
-/** sympos: among same-named kallsyms symbols, the 1-based position in the walk (0 if unique). */
-function assignSympos(c: Columns, isRep: Uint8Array): void {
-  const n = c.nameStart.length;
-  const dup: number[] = [];
-  for (let r = 0; r < n; r++) {
-    if (isRep[r] === 0 || c.sameNext[r] === -1) continue;
-    dup.length = 0;
-    for (let k = r; k !== -1; k = c.sameNext[k]!) if (c.rank[k]! >= 0) dup.push(k);
-    if (dup.length < 2) continue;
-    dup.sort((a, b) => c.rank[a]! - c.rank[b]!);
-    for (let i = 0; i < dup.length; i++) c.sympos[dup[i]!] = i + 1;
-  }
+/** The symtab as 32-bit little-endian words (symbol k + 1 starts at word 6 (k + 1)), without a copy when it can. */
+function wordsOf(symtab: Buffer): Uint32Array {
+  const n = symtab.length >>> 2;
+  const littleHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+  if (littleHost && symtab.byteOffset % 4 === 0) return new Uint32Array(symtab.buffer, symtab.byteOffset, n);
+  const w = new Uint32Array(n);
+  for (let i = 0; i < n; i++) w[i] = symtab.readUInt32LE(i * 4);
+  return w;
 }
 
 /**
- * The index proper: one pass over the symtab (name bounds + byte hash, section index, FILE groups, name
- * chains), the kallsyms filter and order, then sympos. A plain synchronous function, so the hot loops are
- * optimized as such.
+ * The index proper, in one pass over the symtab: name bounds + byte hash, section index, FILE groups,
+ * name chains, and whether kallsyms sees the symbol; then the kallsyms order and sympos over typed arrays.
+ * Nothing per symbol is allocated: a fresh process spends its time in one loop that V8 optimizes on stack.
  */
 function buildColumns(
   path: string,
@@ -422,14 +440,14 @@ function buildColumns(
   strtab: Buffer,
   xindex: Buffer | undefined,
   isModule: boolean,
-): { c: Columns; files: [string, number, number[]][] } {
+): { c: Columns; files: FileSpan[] } {
   const n = Math.max(0, symtab.length / SYM_SIZE - 1);
-
   let size = 1;
   while (size < n * 2) size <<= 1;
   const c: Columns = {
     symtab,
     strtab,
+    words: wordsOf(symtab),
     headers,
     nameStart: new Uint32Array(n),
     nameEnd: new Uint32Array(n),
@@ -442,88 +460,129 @@ function buildColumns(
     sameNext: new Int32Array(n).fill(-1),
     mask: size - 1,
   };
+  // per section: 1 = its symbols are dropped from kallsyms (vmlinux: not allocated, nm N/n;
+  // module: not a core section, kernel/module/kallsyms.c is_core_symbol with CONFIG_KALLSYMS_ALL=y)
+  const nsec = Math.min(headers.length, SHN.LORESERVE);
+  const dropSection = new Uint8Array(nsec);
+  for (let i = 0; i < nsec; i++) {
+    const sec = headers[i]!;
+    const alloc = (sec.flags & 0x2) !== 0;
+    dropSection[i] = isModule
+      ? sec.name !== '.data..percpu' && (!alloc || sec.name.startsWith('.init'))
+        ? 1
+        : 0
+      : alloc
+        ? 0
+        : 1;
+  }
+  const w = c.words;
+  const { nameStart, nameEnd, group, head, repNext, sameNext, mask } = c;
+  const shndxCol = c.shndx;
   const tail = new Int32Array(n);
-  const isRep = new Uint8Array(n);
-  const hasDot = new Uint8Array(n);
-  const files: [string, number, number[]][] = [];
-  let current = -1;
+  const rep = new Int32Array(n);
+  const visibleAll = new Int32Array(n);
+  let nvis = 0;
+  const files: FileSpan[] = [];
+  let current: FileSpan | undefined;
+  const slen = strtab.length;
   for (let k = 0; k < n; k++) {
-    const p = (k + 1) * SYM_SIZE;
-    const start = symtab.readUInt32LE(p);
-    if (start >= strtab.length && start !== 0)
-      elfFail('ELF-BAD-NAME', `st_name = ${start} is outside ${strH.name} (${strtab.length} bytes)`, {
+    const q = (k + 1) * 6;
+    const start = w[q]!;
+    if (start >= slen && start !== 0)
+      elfFail('ELF-BAD-NAME', `st_name = ${start} is outside ${strH.name} (${slen} bytes)`, {
         file: path,
-        offset: symtabH.offset + p,
+        offset: symtabH.offset + q * 4,
         field: `.symtab[${k + 1}].st_name`,
       });
-    // hash the name while looking for its end
+    // hash the name while looking for its end (the strtab ends with a NUL: checked)
     let end = start;
     let h = 0x811c9dc5;
-    let dot = 0;
-    if (start < strtab.length)
+    let dot = false;
+    if (start < slen)
       for (let b = strtab[end]!; b !== 0; b = strtab[++end]!) {
         h = Math.imul(h ^ b, 0x01000193);
-        if (b === 0x2e) dot = 1;
+        if (b === 0x2e) dot = true;
       }
-    c.nameStart[k] = start;
-    c.nameEnd[k] = end;
-    hasDot[k] = dot;
-    let shndx = symtab.readUInt16LE(p + 6);
+    nameStart[k] = start;
+    nameEnd[k] = end;
+    const word1 = w[q + 1]!;
+    let shndx = word1 >>> 16;
     if (shndx === SHN.XINDEX) {
       if (!xindex || xindex.length < (k + 2) * 4)
         elfFail('ELF-BAD-SHNDX', 'st_shndx is SHN_XINDEX but there is no matching SHT_SYMTAB_SHNDX entry', {
           file: path,
-          offset: symtabH.offset + p + 6,
+          offset: symtabH.offset + q * 4 + 6,
           field: `.symtab[${k + 1}].st_shndx`,
         });
       shndx = xindex.readUInt32LE((k + 1) * 4);
     }
-    c.shndx[k] = shndx;
-    const info = symtab[p + 4]!;
-    if ((info & 0xf) === STT.FILE) {
-      current = files.length;
-      files.push([strtab.toString('latin1', start, end), k + 1, []]);
-    } else if (info >> 4 === STB.LOCAL) {
-      if (current >= 0) {
-        c.group[k] = current;
-        files[current]![2].push(k);
+    shndxCol[k] = shndx;
+    const type = word1 & 0xf;
+    const bind = (word1 & 0xff) >> 4;
+    if (type === STT.FILE) {
+      current = { basename: strtab.toString('latin1', start, end), index: k + 1, end: k + 2 };
+      files.push(current);
+    } else if (bind === STB.LOCAL) {
+      if (current) {
+        group[k] = files.length - 1;
+        current.end = k + 2;
       }
-    } else current = -1;
+    } else current = undefined;
     if (end === start) continue;
     // group equal names: one representative per distinct name, chained by hash bucket
-    const bucket = (h >>> 0) & c.mask;
-    let r = c.head[bucket]!;
+    const bucket = (h >>> 0) & mask;
+    let r = head[bucket]!;
     while (r !== -1) {
-      const rs = c.nameStart[r]!;
-      if (c.nameEnd[r]! - rs === end - start) {
-        // compare bytes in JS: a native Buffer.compare per candidate costs more than the names are long
+      const rs = nameStart[r]!;
+      if (rs === start) break; // the linker merged equal names into one string
+      if (nameEnd[r]! - rs === end - start) {
         let i = 0;
         while (i < end - start && strtab[start + i] === strtab[rs + i]) i++;
         if (i === end - start) break;
       }
-      r = c.repNext[r]!;
+      r = repNext[r]!;
     }
     if (r === -1) {
-      c.repNext[k] = c.head[bucket]!;
-      c.head[bucket] = k;
+      repNext[k] = head[bucket]!;
+      head[bucket] = k;
       tail[k] = k;
-      isRep[k] = 1;
+      rep[k] = k;
     } else {
-      c.sameNext[tail[r]!] = k;
+      sameNext[tail[r]!] = k;
       tail[r] = k;
+      rep[k] = r;
     }
+    // does kallsyms see it?
+    const known = shndx < nsec;
+    if (isModule) {
+      if (shndx === SHN.UNDEF || !known || dropSection[shndx] === 1) continue;
+    } else {
+      if (type === STT.FILE || type === STT.SECTION) continue;
+      if (shndx === SHN.UNDEF || shndx === SHN.ABS) continue; // nm U, w, a, A
+      if (known && dropSection[shndx] === 1) continue; // non-alloc: nm N/n
+      if (ignoredName(strtab, start, end, dot)) continue;
+    }
+    visibleAll[nvis++] = k;
   }
 
-  // which symbols kallsyms sees, and in which order the livepatch core walks them
-  // (each phase is its own function: a single-shot pass is optimized per loop, without deopts between them)
-  const visible = kallsymsVisible(c, hasDot, isModule);
-  if (!isModule) sortLikeKallsyms(visible, symtab, strtab, c);
-  for (let r = 0; r < visible.length; r++) c.rank[visible[r]!] = r;
-  assignSympos(c, isRep);
+  // the order the livepatch core walks them in: vmlinux kallsyms order, module symtab order
+  const visible = visibleAll.subarray(0, nvis);
+  if (!isModule) sortLikeKallsyms(visible, c);
+  // sympos: among same-named kallsyms symbols, the 1-based position in the walk (0 if unique)
+  const { rank, sympos } = c;
+  const seen = new Uint32Array(n);
+  for (let i = 0; i < nvis; i++) {
+    const k = visible[i]!;
+    rank[k] = i;
+    sympos[k] = ++seen[rep[k]!]!;
+  }
+  for (let i = 0; i < nvis; i++) {
+    const k = visible[i]!;
+    if (seen[rep[k]!] === 1) sympos[k] = 0;
+  }
   return { c, files };
 }
 
-/** Index the symbols of a vmlinux (ET_EXEC) or a module (.ko, ET_REL). Reads only headers, .symtab and .strtab. */
 export async function indexSymbols(path: string): Promise<SymbolIndex> {
   return withElfFile(path, async (f) => {
     const symtabH = f.sections.find((s) => s.type === SHT.SYMTAB);
