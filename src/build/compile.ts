@@ -7,7 +7,8 @@
  * then objtool with the same options) without running it. The only additions are
  * `-ffunction-sections -fdata-sections` (through KCFLAGS, exactly where kbuild puts user flags), so each
  * function and datum gets its own section for the object diff, and `-aux-info` (a prototypes file next to
- * the object, for check/signature-changed; it does not change the object code).
+ * the object, for check/signature-changed; the object is the same byte for byte outside its debug
+ * sections, where gcc records its switches in DW_AT_producer).
  *
  * The prepared tree is never written: the object, its dependency file and objtool's edits go to the
  * scratch directory; a patched unit is compiled from its overlay copy, with the overlay's include

@@ -13,7 +13,9 @@
  *   manifest — the manifest next to the module (manifest/manifest.ts)
  *
  * A refusal (a rule of check/ says no) is not a crash: the pipeline throws BuildRefused carrying every
- * refusal diagnostic, so the CLI and the corpus runner can show each rule id.
+ * refusal diagnostic, so the CLI and the corpus runner can show each rule id. Warnings of the checks
+ * (KLP-INLINE-SPREAD) do not stop the build: each is emitted as a `warning` progress event and kept in
+ * the result (and in BuildRefused when something else refuses).
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -59,7 +61,9 @@ export type Stage = (typeof STAGES)[number];
 export type BuildProgress =
   | { kind: 'stage-start'; stage: Stage }
   | { kind: 'stage-done'; stage: Stage; ms: number; summary: string }
-  | { kind: 'note'; stage: Stage; text: string };
+  | { kind: 'note'; stage: Stage; text: string }
+  /** a check that does not stop the build (e.g. KLP-INLINE-SPREAD), as soon as it is known */
+  | { kind: 'warning'; stage: Stage; diagnostic: Diagnostic };
 
 export interface BuildOptions {
   diffPath: string;
@@ -95,6 +99,8 @@ export interface BuildResult {
   timings: { stage: Stage; ms: number }[];
   /** lines like `meminfo.o: changed function: meminfo_proc_show` */
   summary: string[];
+  /** every warning of the checks, all units (also emitted as `warning` progress events) */
+  warnings: Diagnostic[];
   ko?: string;
   manifestPath?: string;
   manifest?: Manifest;
@@ -104,7 +110,9 @@ export interface BuildResult {
 /** A build stopped by safety rules: each refusal is a diagnostic with its rule id as code. */
 export class BuildRefused extends SutureError {
   readonly refusals: Diagnostic[];
-  constructor(refusals: Diagnostic[], partial: { summary: string[] }) {
+  /** warnings of the checks known when the build was refused */
+  readonly warnings: Diagnostic[];
+  constructor(refusals: Diagnostic[], partial: { summary: string[]; warnings?: Diagnostic[] }) {
     super({
       code: 'BUILD-REFUSED',
       message: `the patch cannot be livepatched safely (${refusals.length} refusal${refusals.length === 1 ? '' : 's'}: ${[...new Set(refusals.map((r) => r.code))].join(', ')})`,
@@ -112,6 +120,7 @@ export class BuildRefused extends SutureError {
       hint: 'see each refusal above for why and what to do',
     });
     this.refusals = refusals;
+    this.warnings = partial.warnings ?? [];
   }
 }
 
@@ -179,6 +188,7 @@ export async function buildLivepatch(opts: BuildOptions): Promise<BuildResult> {
     units: [],
     timings,
     summary: [],
+    warnings: [],
     workDir,
   };
   function record(s: Stage, v: unknown): void {
@@ -323,6 +333,10 @@ export async function buildLivepatch(opts: BuildOptions): Promise<BuildResult> {
               summary.push(`${obj}: ${f.change} function: ${f.name}${f.reason ? ` (${f.reason})` : ''}`);
             }
           }
+          for (const w of r.diff.warnings) {
+            result.warnings.push(w);
+            emit({ kind: 'warning', stage: 'objdiff', diagnostic: w });
+          }
         }
         // refusals and "nothing changed" end the build here, even when asked to stop after this stage
         const refusals = [
@@ -337,7 +351,7 @@ export async function buildLivepatch(opts: BuildOptions): Promise<BuildResult> {
           ),
           ...units.flatMap((r) => r.diff?.refusals ?? []),
         ];
-        if (refusals.length) throw new BuildRefused(refusals, { summary });
+        if (refusals.length) throw new BuildRefused(refusals, { summary, warnings: result.warnings });
         const carried = units.some((r) => r.diff?.functions.some((f) => f.change === 'changed'));
         if (!carried) {
           fail('BUILD-NO-CHANGE', 'the diff changes no function of the running kernel', {

@@ -64,6 +64,20 @@ describe('KLP-SIGNATURE-CHANGED', () => {
     assert.equal(protos.get('api')?.signature, 'int (const char*, unsigned int, ...)');
     assert.equal(protos.get('k')?.defined, false);
     assert.equal(protos.get('cb')?.signature, 'int (int(*)(int a), int)');
+    const q = parseAuxInfo(
+      [
+        '/* a.c:3:NF */ extern int f (const int x, char *const p, const char *s); /* (x, p, s) const int x; char *const p; const char *s; */',
+        '/* b.c:3:NF */ extern int f (int y, char *q, const char *t); /* (y, q, t) int y; char *q; const char *t; */',
+        '/* c.c:3:NF */ extern int f (int y, char *q, char *t); /* (y, q, t) int y; char *q; char *t; */',
+      ].join('\n'),
+    );
+    assert.equal(q.get('f')?.signature, 'int (int, char*, char*)', 'the last line wins per name');
+    const sigOf = (line: string) => parseAuxInfo(line).get('f')?.signature;
+    assert.equal(
+      sigOf('/* a.c:3:NF */ extern int f (const int x, char *const p, const char *s); /* (x, p, s) */'),
+      sigOf('/* b.c:3:NF */ extern int f (int y, char *q, const char *t); /* (y, q, t) */'),
+      'top-level qualifiers and names do not count',
+    );
   });
 
   test('a global function whose parameter type changed is refused', async () => {

@@ -6,9 +6,9 @@
  *
  *   /* fs/proc/meminfo.c:35:NF *\/ static int meminfo_proc_show (struct seq_file *m, void *v); /* (m, v) ... *\/
  *
- * `F` marks a definition, `C` a declaration. The prototype is compared without parameter names and
- * without `static`/`extern`/`inline`, so renaming a parameter is not a signature change while changing
- * a parameter's or the return type is.
+ * `F` marks a definition, `C` a declaration. The prototype is compared without parameter names, without
+ * `static`/`extern`/`inline` and without top-level qualifiers of parameters (`int *const p`), so renaming
+ * a parameter is not a signature change while changing a parameter's or the return type is.
  */
 
 export interface Prototype {
@@ -43,6 +43,24 @@ function splitTopLevel(s: string): string[] {
   return out;
 }
 
+/**
+ * A parameter's type without its top-level qualifiers: `const int` → `int`, `char *const` → `char *`
+ * (`const char *` keeps its const: it qualifies what is pointed to). Top-level qualifiers do not change
+ * how the argument is passed, so adding one is not a signature change.
+ */
+function topLevelUnqualified(type: string): string {
+  if (type.includes('(')) return type; // a function pointer: left as written
+  const star = type.lastIndexOf('*');
+  const head = type.slice(0, star + 1);
+  const tail = type.slice(star + 1);
+  const strip = (t: string) =>
+    t
+      .replace(/\b(const|volatile)\b/g, '')
+      .replace(/\s+/g, ' ')
+      .trim();
+  return star < 0 ? strip(type) : `${head}${strip(tail) ? ` ${strip(tail)}` : ''}`.trim();
+}
+
 /** `int meminfo_proc_show (struct seq_file *m, void *v)` + names → `int (struct seq_file *, void *)`. */
 export function normalise(decl: string, name: string, paramNames: string[]): string {
   const at = decl.search(new RegExp(`\\b${name} \\(`));
@@ -68,11 +86,13 @@ export function normalise(decl: string, name: string, paramNames: string[]): str
     if (!n) return p.replace(/\s+/g, ' ');
     // the parameter's name is its last occurrence as a word (`int (*fn)(int)` keeps `fn` inside)
     const re = new RegExp(`\\b${n}\\b(?!.*\\b${n}\\b)`);
-    return p
-      .replace(re, '')
-      .replace(/\s+/g, ' ')
-      .replace(/\s*([*()[\]])\s*/g, '$1')
-      .trim();
+    return topLevelUnqualified(
+      p
+        .replace(re, '')
+        .replace(/\s+/g, ' ')
+        .replace(/\s*([*()[\]])\s*/g, '$1')
+        .trim(),
+    );
   });
   return `${ret} (${params.join(', ')})${decl.slice(close + 1).replace(/\s+/g, ' ')}`.trim();
 }

@@ -5,7 +5,8 @@
  * Progress goes to stderr, one line per stage with its time; the summary (each changed and new function,
  * `meminfo.o: changed function: meminfo_proc_show`) goes to stdout, or the whole result as JSON with
  * --json. Refusals are printed as diagnostics (rule id, where, why, what to do) and exit with status 2;
- * other errors exit 1.
+ * other errors exit 1. Warnings (KLP-INLINE-SPREAD) are printed compiler-style to stderr as soon as the
+ * objdiff stage finds them, and listed under `warnings` in --json (refused or not).
  */
 import type { Command } from 'commander';
 import {
@@ -29,8 +30,13 @@ interface BuildCliOptions {
   stopAfter?: string;
 }
 
-export function progressPrinter(write: (s: string) => void): (e: BuildProgress) => void {
+export function progressPrinter(write: (s: string) => void, color = false): (e: BuildProgress) => void {
   return (e) => {
+    if (e.kind === 'warning') {
+      // compiler-style, as soon as the check reports it
+      write(`${renderDiagnostic(e.diagnostic, color)}\n`);
+      return;
+    }
     const n = STAGES.indexOf(e.stage) + 1;
     if (e.kind === 'stage-done') {
       write(
@@ -65,6 +71,7 @@ export function resultJson(r: BuildResult): unknown {
     headers: r.plan.headers,
     ignored: r.plan.ignored,
     summary: r.summary,
+    warnings: r.warnings,
   };
 }
 
@@ -89,7 +96,7 @@ export function register(program: Command): void {
         });
       }
       const t0 = performance.now();
-      const progress = progressPrinter((s) => process.stderr.write(s));
+      const progress = progressPrinter((s) => process.stderr.write(s), process.stderr.isTTY === true);
       let r: BuildResult;
       try {
         r = await buildLivepatch({
@@ -108,7 +115,7 @@ export function register(program: Command): void {
           for (const d of e.refusals) process.stderr.write(`${renderDiagnostic(d, color)}\n`);
           if (opts.json) {
             process.stdout.write(
-              `${JSON.stringify({ refused: true, refusals: e.refusals, summary: e.diagnostic.detail ?? [] }, null, 2)}\n`,
+              `${JSON.stringify({ refused: true, refusals: e.refusals, warnings: e.warnings, summary: e.diagnostic.detail ?? [] }, null, 2)}\n`,
             );
           }
           process.stderr.write(`${renderDiagnostic(e.diagnostic, color)}\n`);
@@ -124,8 +131,7 @@ export function register(program: Command): void {
         return;
       }
       for (const line of r.summary) process.stdout.write(`${line}\n`);
-      for (const u of r.units)
-        for (const w of u.diff?.warnings ?? []) process.stderr.write(`${renderDiagnostic(w)}\n`);
+      if (r.warnings.length) process.stderr.write(`${r.warnings.length} warning(s), shown above\n`);
       if (r.ko) process.stdout.write(`built ${r.ko} in ${total} s\n`);
       if (r.manifestPath) process.stdout.write(`manifest ${r.manifestPath}\n`);
       if (opts.keepWork) process.stdout.write(`work directory ${r.workDir}\n`);
