@@ -83,6 +83,15 @@ describe('KLP-STRUCT-CHANGED', () => {
     );
   });
 
+  test('a definition a .c file deletes whole is not flagged; in a header it is', () => {
+    const del = ['-union u {', '-\tint i;', '-\tstruct {', '-\t\tshort lo, hi;', '-\t} half;', '-};'];
+    assert.deepEqual(structChanged([src(20, del)]), []);
+    assert.equal(structChanged([{ ...src(20, del), path: 'include/x.h' }]).length, 1);
+    // deleting only a field is a change; so is deleting it while an added line still names it
+    assert.equal(structChanged([src(21, del.slice(1, 2))]).length, 1);
+    assert.equal(structChanged([src(20, [...del, '+union u { long i; };'])]).length, 1);
+  });
+
   test('a new struct added between definitions is not a change of an existing one', () => {
     assert.deepEqual(structChanged([src(9, [' };', '+struct added {', '+\tint n;', '+};', ' '])]), []);
   });

@@ -8,7 +8,8 @@
  * the original source (a .c or a header): every changed line inside a `struct X { … };` or `union X
  * { … };` definition at file scope is a change of a data structure. Initializers (`static struct foo x =
  * { … };`) are data, not a definition, and are left to KLP-DATA-CHANGED; struct types local to a
- * function body only exist in that function and are fine.
+ * function body only exist in that function and are fine, and so is deleting a whole definition from a
+ * .c file (no other file sees it, and a remaining use would not compile).
  */
 import type { Diagnostic } from '../diagnostic.js';
 
@@ -158,6 +159,7 @@ function isCode(body: string): boolean {
 export function changedStructs(src: ChangedSource): { span: StructSpan; lines: number[] }[] {
   const spans = structSpans(src.original);
   const hits = new Map<StructSpan, Set<number>>();
+  const removed = new Set<number>();
   const hit = (s: StructSpan, l: number) => {
     const set = hits.get(s) ?? new Set<number>();
     set.add(l);
@@ -169,6 +171,7 @@ export function changedStructs(src: ChangedSource): { span: StructSpan; lines: n
       const mark = l[0];
       if (mark === ' ') old++;
       else if (mark === '-') {
+        removed.add(old);
         if (isCode(l.slice(1))) for (const s of spans) if (s.open <= old && old <= s.close) hit(s, old);
         old++;
       } else if (mark === '+') {
@@ -177,7 +180,20 @@ export function changedStructs(src: ChangedSource): { span: StructSpan; lines: n
       }
     }
   }
-  return [...hits].map(([span, lines]) => ({ span, lines: [...lines].sort((a, b) => a - b) }));
+  // a type a .c file deletes: every line naming it is removed and no added line names it. Nothing can
+  // use it any more and no other file could see it — e.g. a union only used for type punning in removed
+  // code (diff may keep its `};` as context)
+  const originalLines = src.original.split('\n');
+  const added = src.hunks.flatMap((h) => h.lines.filter((l) => l[0] === '+'));
+  const deletedWhole = (s: StructSpan) => {
+    if (!src.path.endsWith('.c') || !s.name || s.name === '(anonymous)') return false;
+    const re = new RegExp(`\\b${s.name}\\b`);
+    if (!removed.has(s.open) || added.some((l) => re.test(l))) return false;
+    return originalLines.every((l, i) => !re.test(l) || removed.has(i + 1));
+  };
+  return [...hits]
+    .filter(([span]) => !deletedWhole(span))
+    .map(([span, lines]) => ({ span, lines: [...lines].sort((a, b) => a - b) }));
 }
 
 export const STRUCT_CHANGED = 'KLP-STRUCT-CHANGED';
