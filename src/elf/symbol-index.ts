@@ -262,11 +262,13 @@ const KALLSYMS_IGNORED_PREFIXES = [
 const KALLSYMS_IGNORED_SUFFIXES = ['_from_arm', '_from_thumb', '_veneer'];
 const KALLSYMS_IGNORED_INFIXES = ['.long_branch.', '.plt_branch.'];
 
-const bytesOf = (list: string[]) => list.map((s) => Buffer.from(s, 'latin1'));
+const bytesOf = (list: string[]) => list.map((s) => new Uint8Array(Buffer.from(s, 'latin1')));
 const PREFIX_BYTES = bytesOf([...MKSYSMAP_PREFIXES, ...KALLSYMS_IGNORED_PREFIXES]);
 const EXACT_BYTES = bytesOf(KALLSYMS_IGNORED);
 const SUFFIX_BYTES = bytesOf(KALLSYMS_IGNORED_SUFFIXES);
 const INFIX_BYTES = bytesOf(KALLSYMS_IGNORED_INFIXES);
+
+const LITTLE_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** Does strtab[at..] start with `p`? (the caller has checked that it fits) */
 function bytesAt(strtab: Uint8Array, at: number, p: Uint8Array): boolean {
@@ -283,17 +285,30 @@ function ignoredName(strtab: Uint8Array, start: number, end: number, hasDot: boo
   const first = strtab[start];
   // first bytes of every prefix and ignored name: $ . _ k L
   if (first === 0x24 || first === 0x2e || first === 0x5f || first === 0x6b || first === 0x4c) {
-    for (const p of PREFIX_BYTES) if (p.length <= len && bytesAt(strtab, start, p)) return true;
-    for (const p of EXACT_BYTES) if (p.length === len && bytesAt(strtab, start, p)) return true;
+    for (let j = 0; j < PREFIX_BYTES.length; j++) {
+      const p = PREFIX_BYTES[j]!;
+      if (p.length <= len && bytesAt(strtab, start, p)) return true;
+    }
+    for (let j = 0; j < EXACT_BYTES.length; j++) {
+      const p = EXACT_BYTES[j]!;
+      if (p.length === len && bytesAt(strtab, start, p)) return true;
+    }
   }
   // last bytes of the suffixes: m b r
   const last = strtab[end - 1];
   if (last === 0x6d || last === 0x62 || last === 0x72)
-    for (const p of SUFFIX_BYTES) if (p.length <= len && bytesAt(strtab, end - p.length, p)) return true;
+    for (let j = 0; j < SUFFIX_BYTES.length; j++) {
+      const p = SUFFIX_BYTES[j]!;
+      if (p.length <= len && bytesAt(strtab, end - p.length, p)) return true;
+    }
   if (hasDot)
-    for (let i = start; i < end; i++)
-      if (strtab[i] === 0x2e)
-        for (const p of INFIX_BYTES) if (i + p.length <= end && bytesAt(strtab, i, p)) return true;
+    for (let i = start; i < end; i++) {
+      if (strtab[i] !== 0x2e) continue;
+      for (let j = 0; j < INFIX_BYTES.length; j++) {
+        const p = INFIX_BYTES[j]!;
+        if (i + p.length <= end && bytesAt(strtab, i, p)) return true;
+      }
+    }
   return false;
 }
 
@@ -314,87 +329,10 @@ function moduleName(path: string, modinfo: Buffer | undefined): string {
 }
 
 /**
- * Order symbols the way scripts/kallsyms.c does: by address, then non-weak first, fewer leading
- * underscores, nm's name order, symtab order. Addresses are 64-bit, so the sort runs per distinct upper
- * half (a counting pass puts each half in its own slice), on doubles that pack (lower half, position)
- * exactly and sort natively; only runs of equal addresses (rare) go through the full comparison.
+ * The order of scripts/kallsyms.c: by address, then non-weak first, fewer leading underscores, nm's name
+ * order, symtab order. Only same-named symbols are ever compared (sympos counts within a name), so only
+ * the few names that kallsyms holds more than once are sorted, never the whole table.
  */
-function sortLikeKallsyms(visible: Int32Array, c: Columns): void {
-  const w = c.words;
-  const n = c.nameStart.length;
-  const m = visible.length;
-  let bits = 1;
-  while (2 ** bits < n + 1) bits++;
-  if (bits > 21) {
-    const all = Array.from(visible).sort((x, y) => compareKallsyms(x, y, c));
-    visible.set(all);
-    return;
-  }
-  const scale = 2 ** bits;
-  // distinct upper halves (a vmlinux has two or three), counted
-  const his: number[] = [];
-  const counts: number[] = [];
-  let lastHi = -1;
-  let lastSlot = -1;
-  for (let i = 0; i < m; i++) {
-    const hi = w[(visible[i]! + 1) * 6 + 3]!;
-    if (hi !== lastHi) {
-      lastHi = hi;
-      lastSlot = his.indexOf(hi);
-      if (lastSlot < 0) {
-        lastSlot = his.length;
-        his.push(hi);
-        counts.push(0);
-      }
-    }
-    counts[lastSlot]!++;
-  }
-  const order = his.map((_, i) => i).sort((a, b) => his[a]! - his[b]!);
-  const offset = new Map<number, number>();
-  let at = 0;
-  for (const slot of order) {
-    offset.set(his[slot]!, at);
-    at += counts[slot]!;
-  }
-  const ends = order.map((slot) => offset.get(his[slot]!)! + counts[slot]!);
-  const next = new Map(offset);
-  const keys = new Float64Array(m);
-  lastHi = -1;
-  let pos = 0;
-  for (let i = 0; i < m; i++) {
-    const k = visible[i]!;
-    const q = (k + 1) * 6;
-    const hi = w[q + 3]!;
-    if (hi !== lastHi) {
-      if (lastHi !== -1) next.set(lastHi, pos);
-      lastHi = hi;
-      pos = next.get(hi)!;
-    }
-    keys[pos++] = w[q + 2]! * scale + k;
-  }
-  let from = 0;
-  for (const end of ends) {
-    keys.subarray(from, end).sort();
-    from = end;
-  }
-  for (let i = 0; i < m; i++) visible[i] = keys[i]! % scale;
-  // equal addresses: kallsyms' tie-breaks
-  for (let i = 0; i < m; ) {
-    const qi = (visible[i]! + 1) * 6;
-    let j = i + 1;
-    while (j < m) {
-      const qj = (visible[j]! + 1) * 6;
-      if (w[qj + 2] !== w[qi + 2] || w[qj + 3] !== w[qi + 3]) break;
-      j++;
-    }
-    if (j - i > 1) {
-      const run = Array.from(visible.subarray(i, j)).sort((x, y) => compareKallsyms(x, y, c));
-      visible.set(run, i);
-    }
-    i = j;
-  }
-}
-
 function compareKallsyms(x: number, y: number, c: Columns): number {
   const w = c.words;
   const qx = (x + 1) * 6;
@@ -419,18 +357,218 @@ function compareKallsyms(x: number, y: number, c: Columns): number {
 /** The symtab as 32-bit little-endian words (symbol k + 1 starts at word 6 (k + 1)), without a copy when it can. */
 function wordsOf(symtab: Buffer): Uint32Array {
   const n = symtab.length >>> 2;
-  const littleHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-  if (littleHost && symtab.byteOffset % 4 === 0) return new Uint32Array(symtab.buffer, symtab.byteOffset, n);
+  if (LITTLE_HOST && symtab.byteOffset % 4 === 0) return new Uint32Array(symtab.buffer, symtab.byteOffset, n);
   const w = new Uint32Array(n);
   for (let i = 0; i < n; i++) w[i] = symtab.readUInt32LE(i * 4);
   return w;
 }
 
-/**
- * The index proper, in one pass over the symtab: name bounds + byte hash, section index, FILE groups,
- * name chains, and whether kallsyms sees the symbol; then the kallsyms order and sympos over typed arrays.
- * Nothing per symbol is allocated: a fresh process spends its time in one loop that V8 optimizes on stack.
+/*
+ * The index proper, as a few small passes over the symtab, each a tight loop over typed arrays: a fresh
+ * process spends its time in them before and while V8 compiles them, and a small loop whose every path
+ * has run before it is compiled is compiled sooner, faster and without deoptimizations. Rare paths
+ * (FILE symbols, SHN_XINDEX, errors) live in functions of their own. Nothing per symbol is allocated.
  */
+
+/**
+ * Pass 1: where each name ends, its byte hash, whether it contains a dot; st_shndx (SHN_XINDEX resolved
+ * later) and st_info. Returns the first bad st_name, or -1.
+ */
+function scanNames(
+  w: Uint32Array,
+  strtab: Uint8Array,
+  nameStart: Uint32Array,
+  nameEnd: Uint32Array,
+  hash: Uint32Array,
+  dots: Uint8Array,
+  shndx: Uint32Array,
+  info: Uint8Array,
+): number {
+  const n = nameStart.length;
+  const slen = strtab.length;
+  for (let k = 0; k < n; k++) {
+    const q = (k + 1) * 6;
+    const start = w[q]!;
+    const word = w[q + 1]!;
+    shndx[k] = word >>> 16;
+    info[k] = word & 0xff;
+    let end = start;
+    let h = 0x811c9dc5;
+    let dot = 0;
+    if (start < slen) {
+      // the strtab ends with a NUL (checked)
+      for (let b = strtab[end]!; b !== 0; b = strtab[++end]!) {
+        h = Math.imul(h ^ b, 0x01000193);
+        dot |= b === 0x2e ? 1 : 0;
+      }
+    } else if (start !== 0) return k;
+    nameStart[k] = start;
+    nameEnd[k] = end;
+    hash[k] = h;
+    dots[k] = dot;
+  }
+  return -1;
+}
+
+function resolveXindex(
+  path: string,
+  symtabH: RawSectionHeader,
+  shndx: Uint32Array,
+  xindex: Buffer | undefined,
+): void {
+  for (let k = 0; k < shndx.length; k++) {
+    if (shndx[k] !== SHN.XINDEX) continue;
+    if (!xindex || xindex.length < (k + 2) * 4)
+      elfFail('ELF-BAD-SHNDX', 'st_shndx is SHN_XINDEX but there is no matching SHT_SYMTAB_SHNDX entry', {
+        file: path,
+        offset: symtabH.offset + (k + 1) * SYM_SIZE + 6,
+        field: `.symtab[${k + 1}].st_shndx`,
+      });
+    shndx[k] = xindex.readUInt32LE((k + 1) * 4);
+  }
+}
+
+/**
+ * Pass 3: FILE groups. A FILE symbol opens a group; the locals after it belong to it until the next FILE
+ * symbol or the first non-local, so each group is the contiguous run after its FILE symbol.
+ */
+function scanFiles(info: Uint8Array, group: Int32Array, fileAt: number[], fileEnd: number[]): void {
+  const n = info.length;
+  let current = -1;
+  for (let k = 0; k < n; k++) {
+    const i = info[k]!;
+    if ((i & 0xf) === STT.FILE) {
+      current = fileAt.length;
+      fileAt.push(k);
+      fileEnd.push(k + 2);
+    } else if (i >> 4 === STB.LOCAL) {
+      if (current >= 0) {
+        group[k] = current;
+        fileEnd[current] = k + 2;
+      }
+    } else current = -1;
+  }
+}
+
+/** Pass 4: one representative per distinct name, chained per hash bucket; same names chained in symtab order. */
+function chainNames(c: Columns, strtab: Uint8Array, hash: Uint32Array, rep: Int32Array): void {
+  const { nameStart, nameEnd, head, repNext, sameNext, mask } = c;
+  const n = nameStart.length;
+  const tail = new Int32Array(n);
+  for (let k = 0; k < n; k++) {
+    const start = nameStart[k]!;
+    const len = nameEnd[k]! - start;
+    if (len === 0) continue;
+    const bucket = hash[k]! & mask;
+    let r = head[bucket]!;
+    while (r !== -1) {
+      const rs = nameStart[r]!;
+      if (rs === start) break; // the linker merged equal names into one string
+      if (nameEnd[r]! - rs === len) {
+        let i = 0;
+        while (i < len && strtab[start + i] === strtab[rs + i]) i++;
+        if (i === len) break;
+      }
+      r = repNext[r]!;
+    }
+    if (r === -1) {
+      repNext[k] = head[bucket]!;
+      head[bucket] = k;
+      tail[k] = k;
+      rep[k] = k;
+    } else {
+      sameNext[tail[r]!] = k;
+      tail[r] = k;
+      rep[k] = r;
+    }
+  }
+}
+
+/**
+ * Pass 5: the symbols kallsyms keeps, by symbol fields and section (vmlinux: nm + mksysmap rules; module:
+ * is_core_symbol), and for vmlinux the name rules of mksysmap and kallsyms.c.
+ */
+function scanVisible(
+  c: Columns,
+  info: Uint8Array,
+  dropSection: Uint8Array,
+  isModule: boolean,
+  strtab: Uint8Array,
+  dots: Uint8Array,
+  out: Int32Array,
+): number {
+  const { nameStart, nameEnd, shndx } = c;
+  const n = nameStart.length;
+  const nsec = dropSection.length;
+  let m = 0;
+  for (let k = 0; k < n; k++) {
+    const start = nameStart[k]!;
+    const end = nameEnd[k]!;
+    if (end === start) continue;
+    const s = shndx[k]!;
+    if (isModule) {
+      if (s === SHN.UNDEF || s >= nsec || dropSection[s] === 1) continue;
+    } else {
+      const type = info[k]! & 0xf;
+      if (type === STT.FILE || type === STT.SECTION) continue;
+      if (s === SHN.UNDEF || s === SHN.ABS) continue; // nm U, w, a, A
+      if (s < nsec && dropSection[s] === 1) continue; // non-alloc: nm N/n
+      // could a name rule drop it? (the first bytes of the ignored prefixes and names, the last bytes of
+      // the ignored suffixes, a dot for the infixes; ignoredName decides)
+      const len = end - start;
+      const first = strtab[start]!;
+      const second = len > 1 ? strtab[start + 1]! : 0;
+      const last = strtab[end - 1]!;
+      const before = len > 1 ? strtab[end - 2]! : 0;
+      if (
+        dots[k] === 1 ||
+        first === 0x24 ||
+        first === 0x2e ||
+        (first === 0x5f && (second === 0x5f || second === 0x53)) ||
+        (first === 0x6b && second === 0x61) ||
+        first === 0x4c ||
+        (last === 0x6d && before === 0x72) ||
+        (last === 0x62 && before === 0x6d) ||
+        (last === 0x72 && before === 0x65)
+      ) {
+        if (ignoredName(strtab, start, end, dots[k] === 1)) continue;
+      }
+    }
+    out[m++] = k;
+  }
+  return m;
+}
+
+/**
+ * sympos: among same-named kallsyms symbols, the 1-based position in the livepatch core's walk (vmlinux:
+ * kallsyms order; module: symtab order), 0 if the name is unique. `rank` gets the same position (0 for a
+ * unique name): byName orders by it, and rank >= 0 says kallsyms sees the symbol.
+ */
+function assignSympos(c: Columns, visible: Int32Array, rep: Int32Array, isModule: boolean): void {
+  const { rank, sympos, sameNext } = c;
+  const m = visible.length;
+  const seen = new Uint32Array(rep.length);
+  for (let i = 0; i < m; i++) {
+    const k = visible[i]!;
+    rank[k] = 0;
+    const r = rep[k]!;
+    seen[r] = seen[r]! + 1;
+  }
+  const same: number[] = [];
+  for (let i = 0; i < m; i++) {
+    const r = rep[visible[i]!]!;
+    if (seen[r]! < 2) continue;
+    seen[r] = 1; // done
+    same.length = 0;
+    for (let k = r; k !== -1; k = sameNext[k]!) if (rank[k] === 0) same.push(k);
+    if (!isModule) same.sort((x, y) => compareKallsyms(x, y, c));
+    for (let j = 0; j < same.length; j++) {
+      rank[same[j]!] = j;
+      sympos[same[j]!] = j + 1;
+    }
+  }
+}
+
 function buildColumns(
   path: string,
   symtabH: RawSectionHeader,
@@ -460,6 +598,34 @@ function buildColumns(
     sameNext: new Int32Array(n).fill(-1),
     mask: size - 1,
   };
+  // a plain Uint8Array view: indexing it is what the passes do most, so keep its map monomorphic
+  const bytes = new Uint8Array(strtab.buffer, strtab.byteOffset, strtab.length);
+  const hash = new Uint32Array(n);
+  const dots = new Uint8Array(n);
+  const info = new Uint8Array(n);
+  const bad = scanNames(c.words, bytes, c.nameStart, c.nameEnd, hash, dots, c.shndx, info);
+  if (bad >= 0)
+    elfFail(
+      'ELF-BAD-NAME',
+      `st_name = ${c.words[(bad + 1) * 6]} is outside ${strH.name} (${strtab.length} bytes)`,
+      {
+        file: path,
+        offset: symtabH.offset + (bad + 1) * SYM_SIZE,
+        field: `.symtab[${bad + 1}].st_name`,
+      },
+    );
+  if (c.shndx.includes(SHN.XINDEX)) resolveXindex(path, symtabH, c.shndx, xindex);
+  const fileAt: number[] = [];
+  const fileEnd: number[] = [];
+  scanFiles(info, c.group, fileAt, fileEnd);
+  const files: FileSpan[] = fileAt.map((k, i) => ({
+    basename: strtab.toString('latin1', c.nameStart[k]!, c.nameEnd[k]!),
+    index: k + 1,
+    end: fileEnd[i]!,
+  }));
+  const rep = new Int32Array(n);
+  chainNames(c, bytes, hash, rep);
+
   // per section: 1 = its symbols are dropped from kallsyms (vmlinux: not allocated, nm N/n;
   // module: not a core section, kernel/module/kallsyms.c is_core_symbol with CONFIG_KALLSYMS_ALL=y)
   const nsec = Math.min(headers.length, SHN.LORESERVE);
@@ -467,119 +633,13 @@ function buildColumns(
   for (let i = 0; i < nsec; i++) {
     const sec = headers[i]!;
     const alloc = (sec.flags & 0x2) !== 0;
-    dropSection[i] = isModule
-      ? sec.name !== '.data..percpu' && (!alloc || sec.name.startsWith('.init'))
-        ? 1
-        : 0
-      : alloc
-        ? 0
-        : 1;
+    if (isModule)
+      dropSection[i] = sec.name !== '.data..percpu' && (!alloc || sec.name.startsWith('.init')) ? 1 : 0;
+    else dropSection[i] = alloc ? 0 : 1;
   }
-  const w = c.words;
-  const { nameStart, nameEnd, group, head, repNext, sameNext, mask } = c;
-  const shndxCol = c.shndx;
-  const tail = new Int32Array(n);
-  const rep = new Int32Array(n);
-  const visibleAll = new Int32Array(n);
-  let nvis = 0;
-  const files: FileSpan[] = [];
-  let current: FileSpan | undefined;
-  const slen = strtab.length;
-  for (let k = 0; k < n; k++) {
-    const q = (k + 1) * 6;
-    const start = w[q]!;
-    if (start >= slen && start !== 0)
-      elfFail('ELF-BAD-NAME', `st_name = ${start} is outside ${strH.name} (${slen} bytes)`, {
-        file: path,
-        offset: symtabH.offset + q * 4,
-        field: `.symtab[${k + 1}].st_name`,
-      });
-    // hash the name while looking for its end (the strtab ends with a NUL: checked)
-    let end = start;
-    let h = 0x811c9dc5;
-    let dot = false;
-    if (start < slen)
-      for (let b = strtab[end]!; b !== 0; b = strtab[++end]!) {
-        h = Math.imul(h ^ b, 0x01000193);
-        if (b === 0x2e) dot = true;
-      }
-    nameStart[k] = start;
-    nameEnd[k] = end;
-    const word1 = w[q + 1]!;
-    let shndx = word1 >>> 16;
-    if (shndx === SHN.XINDEX) {
-      if (!xindex || xindex.length < (k + 2) * 4)
-        elfFail('ELF-BAD-SHNDX', 'st_shndx is SHN_XINDEX but there is no matching SHT_SYMTAB_SHNDX entry', {
-          file: path,
-          offset: symtabH.offset + q * 4 + 6,
-          field: `.symtab[${k + 1}].st_shndx`,
-        });
-      shndx = xindex.readUInt32LE((k + 1) * 4);
-    }
-    shndxCol[k] = shndx;
-    const type = word1 & 0xf;
-    const bind = (word1 & 0xff) >> 4;
-    if (type === STT.FILE) {
-      current = { basename: strtab.toString('latin1', start, end), index: k + 1, end: k + 2 };
-      files.push(current);
-    } else if (bind === STB.LOCAL) {
-      if (current) {
-        group[k] = files.length - 1;
-        current.end = k + 2;
-      }
-    } else current = undefined;
-    if (end === start) continue;
-    // group equal names: one representative per distinct name, chained by hash bucket
-    const bucket = (h >>> 0) & mask;
-    let r = head[bucket]!;
-    while (r !== -1) {
-      const rs = nameStart[r]!;
-      if (rs === start) break; // the linker merged equal names into one string
-      if (nameEnd[r]! - rs === end - start) {
-        let i = 0;
-        while (i < end - start && strtab[start + i] === strtab[rs + i]) i++;
-        if (i === end - start) break;
-      }
-      r = repNext[r]!;
-    }
-    if (r === -1) {
-      repNext[k] = head[bucket]!;
-      head[bucket] = k;
-      tail[k] = k;
-      rep[k] = k;
-    } else {
-      sameNext[tail[r]!] = k;
-      tail[r] = k;
-      rep[k] = r;
-    }
-    // does kallsyms see it?
-    const known = shndx < nsec;
-    if (isModule) {
-      if (shndx === SHN.UNDEF || !known || dropSection[shndx] === 1) continue;
-    } else {
-      if (type === STT.FILE || type === STT.SECTION) continue;
-      if (shndx === SHN.UNDEF || shndx === SHN.ABS) continue; // nm U, w, a, A
-      if (known && dropSection[shndx] === 1) continue; // non-alloc: nm N/n
-      if (ignoredName(strtab, start, end, dot)) continue;
-    }
-    visibleAll[nvis++] = k;
-  }
-
-  // the order the livepatch core walks them in: vmlinux kallsyms order, module symtab order
-  const visible = visibleAll.subarray(0, nvis);
-  if (!isModule) sortLikeKallsyms(visible, c);
-  // sympos: among same-named kallsyms symbols, the 1-based position in the walk (0 if unique)
-  const { rank, sympos } = c;
-  const seen = new Uint32Array(n);
-  for (let i = 0; i < nvis; i++) {
-    const k = visible[i]!;
-    rank[k] = i;
-    sympos[k] = ++seen[rep[k]!]!;
-  }
-  for (let i = 0; i < nvis; i++) {
-    const k = visible[i]!;
-    if (seen[rep[k]!] === 1) sympos[k] = 0;
-  }
+  const all = new Int32Array(n);
+  const m = scanVisible(c, info, dropSection, isModule, bytes, dots, all);
+  assignSympos(c, all.subarray(0, m), rep, isModule);
   return { c, files };
 }
 
