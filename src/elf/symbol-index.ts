@@ -24,7 +24,7 @@
  */
 import { elfFail } from './bounds.js';
 import { SHN, SHT, STB, STT, SYM_SIZE } from './constants.js';
-import { withElfFile } from './file.js';
+import { withElfFileSync } from './file-sync.js';
 import type { RawSectionHeader } from './reader.js';
 
 export interface KernelSymbol {
@@ -485,6 +485,26 @@ function chainNames(c: Columns, strtab: Uint8Array, hash: Uint32Array, rep: Int3
 }
 
 /**
+ * Could a name that starts with `__` be one of the ignored `__` prefixes? (__crc_, __kstrtab*, __kvm_nvhe_,
+ * __kcfi_typeid_, __efistub_, __AArch64*, __ARMV*, __ThumbV7*, __LA25*, __microLA25*) Many kernel names
+ * start with `__`; this keeps ignoredName for the few that can match.
+ */
+function underscoredIgnorable(strtab: Uint8Array, start: number, len: number): boolean {
+  if (len < 6) return false;
+  const c2 = strtab[start + 2]!;
+  const c3 = strtab[start + 3]!;
+  if (c2 === 0x6b) return c3 === 0x76 || c3 === 0x63 || (c3 === 0x73 && strtab[start + 4] === 0x74); // kv kc kst
+  return (
+    (c2 === 0x63 && c3 === 0x72) || // cr
+    (c2 === 0x65 && c3 === 0x66) || // ef
+    (c2 === 0x41 && (c3 === 0x41 || c3 === 0x52)) || // AA AR
+    (c2 === 0x54 && c3 === 0x68) || // Th
+    (c2 === 0x4c && c3 === 0x41) || // LA
+    (c2 === 0x6d && c3 === 0x69) // mi
+  );
+}
+
+/**
  * Pass 5: the symbols kallsyms keeps, by symbol fields and section (vmlinux: nm + mksysmap rules; module:
  * is_core_symbol), and for vmlinux the name rules of mksysmap and kallsyms.c.
  */
@@ -524,7 +544,8 @@ function scanVisible(
         dots[k] === 1 ||
         first === 0x24 ||
         first === 0x2e ||
-        (first === 0x5f && (second === 0x5f || second === 0x53)) ||
+        (first === 0x5f &&
+          (second === 0x53 || (second === 0x5f && underscoredIgnorable(strtab, start, len)))) ||
         (first === 0x6b && second === 0x61) ||
         first === 0x4c ||
         (last === 0x6d && before === 0x72) ||
@@ -644,7 +665,7 @@ function buildColumns(
 }
 
 export async function indexSymbols(path: string): Promise<SymbolIndex> {
-  return withElfFile(path, async (f) => {
+  return withElfFileSync(path, (f) => {
     const symtabH = f.sections.find((s) => s.type === SHT.SYMTAB);
     if (!symtabH)
       return elfFail(
@@ -674,8 +695,8 @@ export async function indexSymbols(path: string): Promise<SymbolIndex> {
         `.symtab links to section ${symtabH.link}, which is not a string table`,
         fld(40, 'sh_link'),
       );
-    const symtab = f.readSectionSync(symtabH);
-    const strtab = f.readSectionSync(strH);
+    const symtab = f.readSection(symtabH);
+    const strtab = f.readSection(strH);
     if (strtab.length > 0 && strtab[strtab.length - 1] !== 0)
       elfFail('ELF-STRTAB-UNTERMINATED', `${strH.name} does not end with a NUL byte`, {
         file: path,
@@ -683,10 +704,10 @@ export async function indexSymbols(path: string): Promise<SymbolIndex> {
         field: `section[${strH.index}] (${strH.name})`,
       });
     const shndxH = f.sections.find((s) => s.type === SHT.SYMTAB_SHNDX && s.link === symtabH.index);
-    const xindex = shndxH ? await f.readSection(shndxH) : undefined;
+    const xindex = shndxH ? f.readSection(shndxH) : undefined;
     const isModule = f.header.type === 1;
     const modinfoH = isModule ? f.sections.find((s) => s.name === '.modinfo') : undefined;
-    const modinfo = modinfoH ? await f.readSection(modinfoH) : undefined;
+    const modinfo = modinfoH ? f.readSection(modinfoH) : undefined;
     const headers = f.sections;
     const { c, files } = buildColumns(path, symtabH, strH, headers, symtab, strtab, xindex, isModule);
     const object = isModule ? moduleName(path, modinfo) : 'vmlinux';
