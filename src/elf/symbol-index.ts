@@ -484,24 +484,23 @@ function chainNames(c: Columns, strtab: Uint8Array, hash: Uint32Array, rep: Int3
   }
 }
 
+/** The ignored prefixes that start with `__`, by their third byte. */
+const UNDERSCORE_PREFIXES: Uint8Array[][] = Array.from({ length: 256 }, () => []);
+for (const p of PREFIX_BYTES) if (p[0] === 0x5f && p[1] === 0x5f) UNDERSCORE_PREFIXES[p[2]!]!.push(p);
+
 /**
- * Could a name that starts with `__` be one of the ignored `__` prefixes? (__crc_, __kstrtab*, __kvm_nvhe_,
- * __kcfi_typeid_, __efistub_, __AArch64*, __ARMV*, __ThumbV7*, __LA25*, __microLA25*) Many kernel names
- * start with `__`; this keeps ignoredName for the few that can match.
+ * Does a name that starts with `__` start with one of the ignored `__` prefixes (__crc_, __kstrtab_, ...)?
+ * Many kernel names start with `__`, and __kstrtab_/__crc_ are a quarter of a vmlinux symtab: this is
+ * ignoredName's prefix rule for them, with one comparison instead of a walk over every rule.
  */
-function underscoredIgnorable(strtab: Uint8Array, start: number, len: number): boolean {
-  if (len < 6) return false;
-  const c2 = strtab[start + 2]!;
-  const c3 = strtab[start + 3]!;
-  if (c2 === 0x6b) return c3 === 0x76 || c3 === 0x63 || (c3 === 0x73 && strtab[start + 4] === 0x74); // kv kc kst
-  return (
-    (c2 === 0x63 && c3 === 0x72) || // cr
-    (c2 === 0x65 && c3 === 0x66) || // ef
-    (c2 === 0x41 && (c3 === 0x41 || c3 === 0x52)) || // AA AR
-    (c2 === 0x54 && c3 === 0x68) || // Th
-    (c2 === 0x4c && c3 === 0x41) || // LA
-    (c2 === 0x6d && c3 === 0x69) // mi
-  );
+function underscorePrefixIgnored(strtab: Uint8Array, start: number, len: number): boolean {
+  if (len < 3) return false;
+  const list = UNDERSCORE_PREFIXES[strtab[start + 2]!]!;
+  for (let j = 0; j < list.length; j++) {
+    const p = list[j]!;
+    if (p.length <= len && bytesAt(strtab, start, p)) return true;
+  }
+  return false;
 }
 
 /**
@@ -533,21 +532,27 @@ function scanVisible(
       if (type === STT.FILE || type === STT.SECTION) continue;
       if (s === SHN.UNDEF || s === SHN.ABS) continue; // nm U, w, a, A
       if (s < nsec && dropSection[s] === 1) continue; // non-alloc: nm N/n
-      // could a name rule drop it? (the first bytes of the ignored prefixes and names, the last bytes of
-      // the ignored suffixes, a dot for the infixes; ignoredName decides)
+      // the name rules: the prefix rules where the first bytes can match ($ . __ _S ka L), then the suffix
+      // and infix rules where the last bytes or a dot can match
       const len = end - start;
       const first = strtab[start]!;
       const second = len > 1 ? strtab[start + 1]! : 0;
       const last = strtab[end - 1]!;
       const before = len > 1 ? strtab[end - 2]! : 0;
-      if (
-        dots[k] === 1 ||
+      if (first === 0x5f && second === 0x5f) {
+        if (underscorePrefixIgnored(strtab, start, len)) continue;
+      } else if (
         first === 0x24 ||
         first === 0x2e ||
-        (first === 0x5f &&
-          (second === 0x53 || (second === 0x5f && underscoredIgnorable(strtab, start, len)))) ||
+        (first === 0x5f && second === 0x53) ||
         (first === 0x6b && second === 0x61) ||
-        first === 0x4c ||
+        first === 0x4c
+      ) {
+        if (ignoredName(strtab, start, end, dots[k] === 1)) continue;
+      }
+      // the suffix and infix rules (ignoredName checks the prefix rules again: harmless)
+      if (
+        dots[k] === 1 ||
         (last === 0x6d && before === 0x72) ||
         (last === 0x62 && before === 0x6d) ||
         (last === 0x72 && before === 0x65)
