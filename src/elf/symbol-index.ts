@@ -505,7 +505,8 @@ function underscorePrefixIgnored(strtab: Uint8Array, start: number, len: number)
 
 /**
  * Pass 5: the symbols kallsyms keeps, by symbol fields and section (vmlinux: nm + mksysmap rules; module:
- * is_core_symbol), and for vmlinux the name rules of mksysmap and kallsyms.c.
+ * is_core_symbol), and for vmlinux the name rules of mksysmap and kallsyms.c. Each gets rank 0, and
+ * `dupReps` collects the names kallsyms holds more than once (the only ones sympos has to order).
  */
 function scanVisible(
   c: Columns,
@@ -514,12 +515,13 @@ function scanVisible(
   isModule: boolean,
   strtab: Uint8Array,
   dots: Uint8Array,
-  out: Int32Array,
-): number {
-  const { nameStart, nameEnd, shndx } = c;
+  rep: Int32Array,
+  seen: Uint32Array,
+  dupReps: number[],
+): void {
+  const { nameStart, nameEnd, shndx, rank } = c;
   const n = nameStart.length;
   const nsec = dropSection.length;
-  let m = 0;
   for (let k = 0; k < n; k++) {
     const start = nameStart[k]!;
     const end = nameEnd[k]!;
@@ -560,9 +562,13 @@ function scanVisible(
         if (ignoredName(strtab, start, end, dots[k] === 1)) continue;
       }
     }
-    out[m++] = k;
+    // kallsyms sees it: count its name, and remember the names seen twice
+    rank[k] = 0;
+    const r = rep[k]!;
+    const times = seen[r]! + 1;
+    seen[r] = times;
+    if (times === 2) dupReps.push(r);
   }
-  return m;
 }
 
 /**
@@ -570,21 +576,10 @@ function scanVisible(
  * kallsyms order; module: symtab order), 0 if the name is unique. `rank` gets the same position (0 for a
  * unique name): byName orders by it, and rank >= 0 says kallsyms sees the symbol.
  */
-function assignSympos(c: Columns, visible: Int32Array, rep: Int32Array, isModule: boolean): void {
+function assignSympos(c: Columns, dupReps: number[], isModule: boolean): void {
   const { rank, sympos, sameNext } = c;
-  const m = visible.length;
-  const seen = new Uint32Array(rep.length);
-  for (let i = 0; i < m; i++) {
-    const k = visible[i]!;
-    rank[k] = 0;
-    const r = rep[k]!;
-    seen[r] = seen[r]! + 1;
-  }
   const same: number[] = [];
-  for (let i = 0; i < m; i++) {
-    const r = rep[visible[i]!]!;
-    if (seen[r]! < 2) continue;
-    seen[r] = 1; // done
+  for (const r of dupReps) {
     same.length = 0;
     for (let k = r; k !== -1; k = sameNext[k]!) if (rank[k] === 0) same.push(k);
     if (!isModule) same.sort((x, y) => compareKallsyms(x, y, c));
@@ -663,9 +658,9 @@ function buildColumns(
       dropSection[i] = sec.name !== '.data..percpu' && (!alloc || sec.name.startsWith('.init')) ? 1 : 0;
     else dropSection[i] = alloc ? 0 : 1;
   }
-  const all = new Int32Array(n);
-  const m = scanVisible(c, info, dropSection, isModule, bytes, dots, all);
-  assignSympos(c, all.subarray(0, m), rep, isModule);
+  const dupReps: number[] = [];
+  scanVisible(c, info, dropSection, isModule, bytes, dots, rep, new Uint32Array(n), dupReps);
+  assignSympos(c, dupReps, isModule);
   return { c, files };
 }
 
