@@ -18,9 +18,14 @@
  * FILE symbols are basenames ("meminfo.c") and several translation units share one (e.g. many "core.c"),
  * so locals are grouped per FILE symbol in symtab order: `localsInFile("core.c")` returns every group.
  *
- * The symtab and strtab are read by offset (ElfFile); the rest of a 600 MB vmlinux is never read.
- * The index itself is columnar: typed arrays over the raw symtab, names hashed on their bytes, so building
- * it allocates no per-symbol object; KernelSymbol objects are made (once) when a lookup returns them.
+ * The symtab and strtab are read by offset with blocking preads (file-sync.ts); the rest of a 600 MB
+ * vmlinux is never read. The index itself is columnar: typed arrays over the raw symtab (a 32-bit view,
+ * no copy), names hashed on their bytes, kallsyms' name rules matched on bytes, FILE groups as contiguous
+ * ranges, so building it allocates no per-symbol object and decodes no name but the FILE names;
+ * KernelSymbol objects are made (once) when a lookup returns them. sympos only needs the relative kallsyms
+ * order of same-named symbols, so only the names kallsyms holds more than once are sorted. Most uses are a
+ * fresh CLI process, where V8 has not compiled anything yet: the passes are small loops (each compiled
+ * quickly by on-stack replacement) rather than one large one (slow to compile, deoptimized by rare paths).
  */
 import { elfFail } from './bounds.js';
 import { SHN, SHT, STB, STT, SYM_SIZE } from './constants.js';
