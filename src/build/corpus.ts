@@ -19,7 +19,7 @@
  *
  * Usage: node dist/build/corpus.js [--no-vm] [FILTER...]   (FILTER: substrings of patch file names)
  */
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { toDiagnostic } from '../diagnostic.js';
@@ -224,32 +224,35 @@ export function formatTable(entries: CorpusEntry[]): string {
   ].join('\n');
 }
 
-async function main(argv: string[]): Promise<number> {
-  const noVm = argv.includes('--no-vm');
-  const filters = argv.filter((a) => !a.startsWith('--'));
-  const files = readdirSync(CORPUS_DIR)
-    .filter((f) => /\.(patch|diff)$/.test(f))
-    .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
-    .sort();
-  const target = await ensureKernel(process.env.SUTURE_KERNEL ?? CORPUS_RELEASE);
+/**
+ * Build every patch of `files` (names in `dir`), then load the built ones in VMs running `target`.
+ * Progress goes to `log`; the entries come back in the order of `files`.
+ */
+export async function runCorpus(
+  target: KernelTarget,
+  dir: string,
+  files: string[],
+  opts: { noVm?: boolean; log?: (line: string) => void } = {},
+): Promise<CorpusEntry[]> {
+  const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const out = mkdtempSync(join(tmpdir(), 'suture-corpus-'));
   const entries: CorpusEntry[] = [];
   try {
     for (const f of files) {
-      const e = await buildOne(target, CORPUS_DIR, f, out);
+      const e = await buildOne(target, dir, f, out);
       entries.push(e);
       const v = e.verdict;
-      process.stderr.write(
-        `build ${f}: ${v.kind === 'loaded' ? 'built' : v.kind === 'refused' ? `refused (${v.rules.join(', ')})` : `failed (${v.stage}): ${v.detail}`} in ${(e.buildMs / 1000).toFixed(1)} s\n`,
+      log(
+        `build ${f}: ${v.kind === 'loaded' ? 'built' : v.kind === 'refused' ? `refused (${v.rules.join(', ')})` : `failed (${v.stage}): ${v.detail}`} in ${(e.buildMs / 1000).toFixed(1)} s`,
       );
     }
     let pending = entries.filter((e) => e.ko);
-    if (noVm) {
+    if (opts.noVm) {
       for (const e of pending) e.verdict = { kind: 'loaded', detail: 'built (VM skipped: --no-vm)' };
       pending = [];
     }
     while (pending.length) {
-      process.stderr.write(`vm: loading ${pending.length} livepatches one after the other\n`);
+      log(`vm: loading ${pending.length} livepatches one after the other`);
       const { reported, vm } = await loadBatch(target, pending);
       const rest = pending.filter((e) => !reported.has(e.name));
       if (rest.length === pending.length) {
@@ -262,9 +265,26 @@ async function main(argv: string[]): Promise<number> {
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
+  return entries;
+}
+
+/** The corpus's patch files, optionally only those whose names contain one of `filters`. */
+export function corpusFiles(dir: string, filters: string[] = []): string[] {
+  return readdirSync(dir)
+    .filter((f) => /\.(patch|diff)$/.test(f))
+    .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
+    .sort();
+}
+
+async function main(argv: string[]): Promise<number> {
+  const noVm = argv.includes('--no-vm');
+  const filters = argv.filter((a) => !a.startsWith('--'));
+  const target = await ensureKernel(process.env.SUTURE_KERNEL ?? CORPUS_RELEASE);
+  const entries = await runCorpus(target, CORPUS_DIR, corpusFiles(CORPUS_DIR, filters), { noVm });
   const table = formatTable(entries);
   process.stdout.write(`${table}\n`);
   try {
+    mkdirSync('artifacts', { recursive: true });
     writeFileSync(resolve('artifacts', 'corpus.txt'), `${table}\n`);
   } catch {
     // artifacts/ is optional
