@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 # issue 3: the ELF reader/writer is checked on every object of fs/proc, kernel/ and mm/ (≈ 5 min)
 export SUTURE_ELF_FULL="${SUTURE_ELF_FULL:-1}"
+npm run --silent lint >/dev/null || { npm run --silent lint; exit 1; }
 node scripts/run-tests.mjs "$@"
