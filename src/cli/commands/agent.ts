@@ -8,13 +8,16 @@
  * All three take --state-dir (default SUTURE_AGENT_STATE or /var/lib/suture/agent). The decisions are
  * made in src/agent/; the kernel is reached only through src/host/ (agent/host-binding.ts).
  */
+import { spawnSync } from 'node:child_process';
 import { hostname } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
 import { runDaemon } from '../../agent/daemon.js';
 import { enroll } from '../../agent/enroll.js';
 import { hostKernel } from '../../agent/host-binding.js';
 import type { LoadedLivepatch, RunningKernel } from '../../agent/kernel-port.js';
+import { AGENT_UNIT_NAME, installAgentUnit, renderAgentUnit } from '../../agent/service.js';
 import { loadState, resolveStateDir } from '../../agent/state.js';
 import { computeStatus, renderStatus } from '../../agent/status.js';
 import { SutureError } from '../../diagnostic.js';
@@ -142,5 +145,47 @@ export function register(program: Command): void {
       if (o.format === 'json') console.log(JSON.stringify(s, null, 2));
       else if (o.format === 'yaml') process.stdout.write(stringify(s));
       else console.log(renderStatus(s));
+    });
+
+  agent
+    .command('install-service')
+    .description(`write the systemd unit ${AGENT_UNIT_NAME} that runs the agent at boot`)
+    .option(
+      '--state-dir <dir>',
+      'agent state directory (default $SUTURE_AGENT_STATE or /var/lib/suture/agent)',
+    )
+    .option('--unit-dir <dir>', 'where to write the unit', '/etc/systemd/system')
+    .option('--no-enable', 'only write the unit, do not run systemctl enable --now')
+    .option('--print', 'print the unit instead of installing it')
+    .action((o: { stateDir?: string; unitDir: string; enable: boolean; print?: boolean }) => {
+      const unit = {
+        node: process.execPath,
+        // dist/cli/commands/agent.js → bin/suture.js
+        suture: fileURLToPath(new URL('../../../bin/suture.js', import.meta.url)),
+        stateDir: resolveStateDir(o.stateDir),
+      };
+      if (o.print) {
+        process.stdout.write(renderAgentUnit(unit));
+        return;
+      }
+      if (process.getuid?.() !== 0) {
+        throw new SutureError({
+          code: 'AGENT-NOT-ROOT',
+          message: 'installing a systemd unit needs root',
+          hint: 'run it again with sudo, or use --print to see the unit',
+        });
+      }
+      const path = installAgentUnit(o.unitDir, unit);
+      console.log(`wrote ${path}`);
+      if (!o.enable) return;
+      const r = spawnSync('systemctl', ['enable', '--now', AGENT_UNIT_NAME], { stdio: 'inherit' });
+      if (r.error || r.status !== 0) {
+        throw new SutureError({
+          code: 'AGENT-SYSTEMCTL-FAILED',
+          message: `systemctl enable --now ${AGENT_UNIT_NAME} failed`,
+          why: r.error ? r.error.message : `systemctl exited with status ${r.status}`,
+          hint: `the unit is written at ${path}; enable it by hand once systemd runs`,
+        });
+      }
     });
 }
