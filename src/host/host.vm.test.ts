@@ -362,7 +362,15 @@ describe('suture on a live 6.1 kernel (VM)', { timeout: 1_800_000 }, () => {
       (await sh(`cat /proc/${pid}/stack`)).out,
       /^\[<0>\] suture_stall_reader_wait\+\S+ \[suture_stall\]$/m,
     );
-    assert.equal((await sh(`kill ${pid}; sleep 0.5; rmmod suture_stall`)).code, 0);
+    // cat must be gone before rmmod: remove_proc_entry waits for reads in flight
+    const k = await sh(
+      `kill -9 ${pid}; i=0; while [ -d /proc/${pid} ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; ` +
+        `if [ -d /proc/${pid} ]; then grep State /proc/${pid}/status; cat /proc/${pid}/stack; exit 1; fi`,
+      30_000,
+    );
+    assert.equal(k.code, 0, `cat (${pid}) survived kill -9:\n${k.out}`);
+    const u = await sh('rmmod suture_stall', 30_000);
+    assert.equal(u.code, 0, u.out);
     assert.doesNotMatch((await sh('cat /proc/modules')).out, /suture_stall|livepatch_reader/);
   });
 

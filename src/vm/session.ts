@@ -343,8 +343,14 @@ export class VmSession {
         reject(
           new SutureError({
             code: 'VM-EXEC-TIMEOUT',
-            message: `command did not finish within ${timeoutMs} ms and the guest did not stop it`,
-            detail: tail(this.consoleText.slice(consoleAt), 15),
+            message: `command did not finish within ${timeoutMs} ms and the guest did not stop it (a process in uninterruptible sleep?)`,
+            detail: [
+              `command: ${cmd.replace(/\s*\n\s*/g, '; ')}`,
+              'its output so far:',
+              ...tail(this.partialOutput(id), 15),
+              'the console meanwhile:',
+              ...tail(this.consoleText.slice(consoleAt), 15),
+            ],
           }),
         );
       }, timeoutMs + EXEC_GRACE);

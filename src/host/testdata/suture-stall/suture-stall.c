@@ -10,7 +10,12 @@
  *
  * The same module gives user space a way to sleep in one of its functions: read(2) on
  * /proc/suture_stall waits in suture_stall_reader_wait() until a signal arrives (nobody ever wakes
- * the queue). interrupted_reads counts the waits a signal ended (the read is then restarted).
+ * the queue until the module goes away). interrupted_reads counts the waits a signal ended (the
+ * read is then restarted).
+ *
+ * Unloading wakes any reader still waiting (the read then fails with EIO): remove_proc_entry()
+ * waits, uninterruptibly, for every read in flight, so a reader that outlived its `kill` would
+ * otherwise hang rmmod for good.
  */
 #include <linux/atomic.h>
 #include <linux/delay.h>
@@ -32,19 +37,22 @@ MODULE_PARM_DESC(interrupted_reads, "reads of /proc/suture_stall whose wait a si
 
 static struct task_struct *sleeper;
 static DECLARE_WAIT_QUEUE_HEAD(reader_queue);
+static bool unloading;
 
 noinline int suture_stall_reader_wait(void)
 {
-	return wait_event_interruptible(reader_queue, false);
+	return wait_event_interruptible(reader_queue, READ_ONCE(unloading));
 }
 
 static ssize_t suture_stall_read(struct file *file, char __user *buf, size_t len, loff_t *pos)
 {
 	int ret = suture_stall_reader_wait();
 
-	if (ret)
+	if (ret) {
 		WRITE_ONCE(interrupted_reads, READ_ONCE(interrupted_reads) + 1);
-	return ret;
+		return ret;
+	}
+	return -EIO;
 }
 
 static const struct proc_ops suture_stall_proc_ops = {
@@ -81,6 +89,8 @@ static int __init suture_stall_init(void)
 
 static void __exit suture_stall_exit(void)
 {
+	WRITE_ONCE(unloading, true);
+	wake_up_all(&reader_queue);
 	kthread_stop(sleeper);
 	remove_proc_entry("suture_stall", NULL);
 }
