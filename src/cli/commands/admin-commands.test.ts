@@ -1,6 +1,6 @@
 /*
  * The operator's commands — `suture token create`, `publish`, `promote`, `revoke`, `machines`,
- * `kernels` — parsed by commander exactly as the CLI does (only these commands are registered, so the
+ * `kernels`, `audit` — parsed by commander exactly as the CLI does (only these commands are registered, so the
  * test does not depend on other stages), against a real server on loopback.
  */
 import assert from 'node:assert/strict';
@@ -12,6 +12,7 @@ import { Command } from 'commander';
 import { FakeMachine, writePatch } from '../../server/fleet-fixture.js';
 import { type RunningServer, startServer } from '../../server/server.js';
 import type { KernelSummary, MachineRecord, PatchRecord } from '../../server/store.js';
+import { register as registerAudit } from './audit.js';
 import { register as registerKernels } from './kernels.js';
 import { register as registerMachines } from './machines.js';
 import { register as registerPromote } from './promote.js';
@@ -41,6 +42,7 @@ async function suture(...args: string[]): Promise<string> {
     registerRevoke,
     registerMachines,
     registerKernels,
+    registerAudit,
   ]) {
     r(program);
   }
@@ -121,4 +123,16 @@ test('token, publish, promote, machines, kernels, revoke from the command line',
     [published.id],
   );
   await assert.rejects(suture('promote', 'nosuchpatch', '--tier', 'stable'), { code: 'PATCH-UNKNOWN' });
+
+  // every change above left one audit entry, newest first; the failed promote left none
+  const audit = JSON.parse(await suture('audit', '--json')) as Array<{ action: string; target: string }>;
+  assert.deepEqual(
+    audit.map((a) => a.action),
+    ['revoke', 'promote', 'promote', 'publish', 'token.create'],
+  );
+  assert.deepEqual(
+    audit.slice(0, 4).map((a) => a.target),
+    [published.id, published.id, published.id, published.id],
+  );
+  assert.match(await suture('audit'), /^\S+\s+admin@\S+\s+promote\s+\S+\s+tier=gold$/m);
 });
