@@ -1,5 +1,6 @@
 /*
- * The admin API (`/admin/v1/…`): publish, promote, revoke, tokens, and read-only views of the fleet.
+ * The admin API (`/admin/v1/…`): publish, promote, revoke, tokens, moving a machine to another tier,
+ * and read-only views of the fleet.
  * Every route checks the admin token in `onRequest`, before a byte of the body is read; every change
  * writes an audit entry in the same transaction.
  *
@@ -15,6 +16,7 @@ import { canonicalJson, parseManifest } from '../manifest/manifest.js';
 import { patchIdSchema } from '../manifest/protocol.js';
 import { signManifest } from '../manifest/signature.js';
 import {
+  machineTierRequestSchema,
   promoteRequestSchema,
   publishRequestSchema,
   revokeRequestSchema,
@@ -217,6 +219,19 @@ export function registerAdminApi(app: FastifyInstance, ctx: ServerContext): void
     store.listMachines(Math.min(100_000, Number(req.query.limit ?? 1000) || 1000)),
   );
   app.get<{ Params: { id: string } }>('/admin/v1/machines/:id', common, async (req) => {
+    const m = await store.getMachine(req.params.id);
+    if (!m) throw new HttpError(404, 'MACHINE-UNKNOWN', `no machine ${req.params.id}`);
+    return m;
+  });
+  app.post<{ Params: { id: string } }>('/admin/v1/machines/:id/tier', common, async (req) => {
+    const r = machineTierRequestSchema.safeParse(req.body);
+    if (!r.success) throw invalidRequest('the machine tier request', r.error);
+    const out = await store.setMachineTier(
+      req.params.id,
+      r.data.tier,
+      audit(req, 'machine.tier', req.params.id, { tier: r.data.tier }),
+    );
+    if (out === 'unknown') throw new HttpError(404, 'MACHINE-UNKNOWN', `no machine ${req.params.id}`);
     const m = await store.getMachine(req.params.id);
     if (!m) throw new HttpError(404, 'MACHINE-UNKNOWN', `no machine ${req.params.id}`);
     return m;

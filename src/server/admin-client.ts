@@ -159,6 +159,9 @@ export class AdminClient {
   getMachine(id: string): Promise<MachineDetail> {
     return this.call('GET', `/admin/v1/machines/${encodeURIComponent(id)}`);
   }
+  setMachineTier(id: string, tier: string): Promise<MachineDetail> {
+    return this.call('POST', `/admin/v1/machines/${encodeURIComponent(id)}/tier`, { tier });
+  }
   listKernels(): Promise<KernelSummary[]> {
     return this.call('GET', '/admin/v1/kernels');
   }

@@ -7,6 +7,7 @@
  *   GET  /admin/v1/patches                → PatchRecord[]        GET /admin/v1/patches/:id → PatchRecord
  *   POST /admin/v1/patches/:id/promote    PromoteRequest → PatchRecord
  *   POST /admin/v1/patches/:id/revoke     RevokeRequest → PatchRecord
+ *   POST /admin/v1/machines/:id/tier      MachineTierRequest → MachineDetail (404 if unknown)
  *   POST /admin/v1/tokens                 TokenRequest → { token (shown once), ...TokenRecord } (201)
  *   GET  /admin/v1/tokens | machines | machines/:id | kernels | audit | fleet
  */
@@ -29,6 +30,7 @@ export const publishRequestSchema = z
 export type PublishRequest = z.input<typeof publishRequestSchema>;
 
 export const promoteRequestSchema = z.object({ tier: tierSchema }).strict();
+export const machineTierRequestSchema = z.object({ tier: tierSchema }).strict();
 export const revokeRequestSchema = z.object({ reason: z.string().max(1000).default('') }).strict();
 
 export const tokenRequestSchema = z

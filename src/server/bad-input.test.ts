@@ -221,6 +221,25 @@ function suite(engine: string, database: () => Promise<string | undefined | { sk
         404,
         'PATCH-UNKNOWN',
       );
+      await rejected(
+        `/admin/v1/machines/${machine.id}/tier`,
+        json({ tier: 'stable', force: true }, adminAuth()),
+        400,
+        'REQUEST-INVALID',
+      );
+      await rejected(
+        `/admin/v1/machines/${machine.id}/tier`,
+        json({ tier: '' }, adminAuth()),
+        400,
+        'REQUEST-INVALID',
+      );
+      await rejected(
+        '/admin/v1/machines/m_nosuch/tier',
+        json({ tier: 'stable' }, adminAuth()),
+        404,
+        'MACHINE-UNKNOWN',
+      );
+      await rejected(`/admin/v1/machines/${machine.id}/tier`, json({ tier: 'stable' }), 401, 'AUTH-INVALID');
       // uploads: bytes that do not hash to the announced sha256, over the limit, without auth
       const bytes = randomBytes(1000);
       const upload = (sha: string, body: Uint8Array, headers: Record<string, string> = adminAuth()) => ({

@@ -292,6 +292,28 @@ function storeSuite(name: string, open: () => Promise<Store | string>): void {
       );
     });
 
+    test('a machine moved to another tier checks in with it; the move is audited once', async (t) => {
+      if (skip) return t.skip(skip);
+      const kernel = { release: RELEASE, buildId: BUILD_ID };
+      const req = { kernel, hostname: 'o1', agentVersion: '2', patches: [] };
+      assert.equal(
+        (await store.checkin(hashSecret('cred-o1'), req, '2026-03-01T00:00:00.000Z'))?.tier,
+        'canary',
+      );
+      const before = (await store.listAudit()).length;
+      assert.equal(await store.setMachineTier('m-o1', 'stable', audit('machine.tier')), 'ok');
+      assert.equal(await store.setMachineTier('m-o1', 'stable', audit('machine.tier')), 'unchanged');
+      assert.equal(await store.setMachineTier('m-nobody', 'stable', audit('machine.tier')), 'unknown');
+      assert.equal(
+        (await store.checkin(hashSecret('cred-o1'), req, '2026-03-01T00:01:00.000Z'))?.tier,
+        'stable',
+      );
+      assert.equal((await store.getMachine('m-o1'))?.tier, 'stable');
+      const entries = await store.listAudit();
+      assert.equal(entries.length, before + 1, 'only the real move is audited');
+      assert.deepEqual(entries[0]?.detail, { from: 'canary' });
+    });
+
     test('concurrent enrollments and check-ins neither interleave nor lose writes', async (t) => {
       if (skip) return t.skip(skip);
       await store.createToken(

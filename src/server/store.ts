@@ -185,6 +185,8 @@ export interface Store {
   publish(p: PatchRecord, audit: AuditEntry): Promise<'ok' | 'exists'>;
   promote(patchId: string, tier: string, audit: AuditEntry, now: string): Promise<ChangeOutcome>;
   revoke(patchId: string, reason: string, audit: AuditEntry, now: string): Promise<ChangeOutcome>;
+  /** Move a machine to another tier: from its next check-in it is offered that tier's patches. */
+  setMachineTier(machineId: string, tier: string, audit: AuditEntry): Promise<'ok' | 'unknown' | 'unchanged'>;
   getPatch(id: string): Promise<PatchRecord | undefined>;
   listPatches(): Promise<PatchRecord[]>;
 
@@ -745,6 +747,21 @@ export class SqlStore implements Store {
         patchId,
       ]);
       await insertAudit(x, audit);
+      return 'ok' as const;
+    });
+  }
+
+  setMachineTier(
+    machineId: string,
+    tier: string,
+    audit: AuditEntry,
+  ): Promise<'ok' | 'unknown' | 'unchanged'> {
+    return this.db.tx(async (x) => {
+      const m = await x.get<{ tier: string }>('SELECT tier FROM machines WHERE id = ?', [machineId]);
+      if (!m) return 'unknown' as const;
+      if (m.tier === tier) return 'unchanged' as const;
+      await x.run('UPDATE machines SET tier = ? WHERE id = ?', [tier, machineId]);
+      await insertAudit(x, { ...audit, detail: { ...audit.detail, from: m.tier } });
       return 'ok' as const;
     });
   }

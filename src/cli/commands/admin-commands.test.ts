@@ -109,6 +109,13 @@ test('token, publish, promote, machines, kernels, revoke from the command line',
     [['cli-host', 'canary']],
   );
   assert.match(await suture('machines', m.id), /cli-host .* tier canary/);
+  // moved to a tier the patch is not in: no longer offered; back to canary: offered again
+  assert.match(await suture('machines', m.id, '--set-tier', 'edge'), /cli-host .* tier edge/);
+  assert.deepEqual((await m.checkin()).offered, []);
+  await suture('machines', m.id, '--set-tier', 'canary');
+  assert.equal((await m.checkin()).offered[0]?.patchId, published.id);
+  await assert.rejects(suture('machines', '--set-tier', 'edge'), { code: 'CLI-USAGE' });
+  await assert.rejects(suture('machines', 'm_nosuch', '--set-tier', 'edge'), { code: 'MACHINE-UNKNOWN' });
   const kernels = JSON.parse(await suture('kernels', '--json')) as KernelSummary[];
   assert.deepEqual(
     kernels.map((k) => [k.buildId, k.patches, k.machines]),
@@ -128,11 +135,15 @@ test('token, publish, promote, machines, kernels, revoke from the command line',
   const audit = JSON.parse(await suture('audit', '--json')) as Array<{ action: string; target: string }>;
   assert.deepEqual(
     audit.map((a) => a.action),
-    ['revoke', 'promote', 'promote', 'publish', 'token.create'],
+    ['revoke', 'machine.tier', 'machine.tier', 'promote', 'promote', 'publish', 'token.create'],
   );
-  assert.deepEqual(
-    audit.slice(0, 4).map((a) => a.target),
-    [published.id, published.id, published.id, published.id],
-  );
+  assert.deepEqual(audit.map((a) => a.target).slice(0, 6), [
+    published.id,
+    m.id,
+    m.id,
+    published.id,
+    published.id,
+    published.id,
+  ]);
   assert.match(await suture('audit'), /^\S+\s+admin@\S+\s+promote\s+\S+\s+tier=gold$/m);
 });

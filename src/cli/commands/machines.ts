@@ -1,8 +1,12 @@
 /*
  * `suture machines [ID] [--limit N] [--json]`: enrolled machines with kernel, tier, patch state and
  * last check-in; with an ID, that machine's patches, their state, failure reasons and CVEs.
+ * `suture machines ID --set-tier T` moves the machine to tier T (audited): from its next check-in it
+ * is offered T's patches. What it already applied stays until a newer cumulative patch replaces it
+ * or the patch is revoked (moving a machine never reverts a patch behind the operator's back).
  */
 import type { Command } from 'commander';
+import { SutureError } from '../../diagnostic.js';
 import { AdminClient, type AdminCliOptions, adminTarget, renderTable } from '../../server/admin-client.js';
 
 export function register(program: Command): void {
@@ -10,13 +14,22 @@ export function register(program: Command): void {
     .command('machines [id]')
     .description('list enrolled machines, or show one machine and its patches')
     .option('--limit <n>', 'at most this many machines', (v: string) => Number(v), 1000)
+    .option('--set-tier <tier>', 'move the machine ID to this tier')
     .option('--server <url>', 'server URL [$SUTURE_SERVER]')
     .option('--admin-token <token>', 'admin token [$SUTURE_ADMIN_TOKEN]')
     .option('--json', 'JSON output')
-    .action(async (id: string | undefined, o: AdminCliOptions & { limit: number }) => {
+    .action(async (id: string | undefined, o: AdminCliOptions & { limit: number; setTier?: string }) => {
       const client = new AdminClient(adminTarget(o));
+      if (o.setTier !== undefined && !id) {
+        throw new SutureError({
+          code: 'CLI-USAGE',
+          message: '--set-tier needs the machine: suture machines <id> --set-tier <tier>',
+          hint: 'list the machines with `suture machines` to find its id',
+        });
+      }
       if (id) {
-        const m = await client.getMachine(id);
+        const m =
+          o.setTier !== undefined ? await client.setMachineTier(id, o.setTier) : await client.getMachine(id);
         if (o.json) {
           process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
           return;
