@@ -154,7 +154,8 @@ export async function buildApp(opts: AppOptions, publicKey: string): Promise<Fas
     }
     if (isSutureError(err)) {
       const d = err.diagnostic;
-      const status = d.code === 'UPLOAD-TOO-LARGE' ? 413 : 400;
+      // ARTIFACT-*: a module the database should hold is gone or damaged — the server's fault
+      const status = d.code === 'UPLOAD-TOO-LARGE' ? 413 : d.code.startsWith('ARTIFACT-') ? 500 : 400;
       return reply.code(status).send(errorBody(d.code, d.message, d.hint, d.detail));
     }
     const e = err as { statusCode?: number; code?: string; message: string };

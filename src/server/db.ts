@@ -14,8 +14,8 @@ import type BetterSqlite3 from 'better-sqlite3';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 
-/** a statement parameter; arrays only for PostgreSQL (`unnest(?::text[])`) */
-export type Param = string | number | null | readonly string[];
+/** a statement parameter; arrays only for PostgreSQL (`unnest(?::text[])`); a Buffer is a BLOB/BYTEA */
+export type Param = string | number | null | readonly string[] | Buffer;
 
 /** Statements available inside and outside a transaction. */
 export interface Sql {

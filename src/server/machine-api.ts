@@ -146,7 +146,7 @@ export function registerMachineApi(app: FastifyInstance, ctx: ServerContext): vo
         .type('application/octet-stream')
         .header('content-length', p.size)
         .header('x-suture-sha256', p.sha256)
-        .send(ctx.artifacts.read(p.sha256));
+        .send(await ctx.artifacts.read(p.sha256));
     },
   );
 }

@@ -4,9 +4,13 @@
  * Times are ISO-8601 text (sortable, identical on both engines); JSON documents (manifests, CVE lists,
  * transitions) are text. Secrets never appear: tokens and machine credentials are stored as sha256
  * hashes, looked up through a unique index. `schema_version` in `settings` lets later versions migrate.
+ *
+ * `artifact_blobs` holds every uploaded module's bytes (a few hundred KB each): the database is where
+ * instances sharing PostgreSQL find a module another instance received; `<data>/artifacts` is only a
+ * local cache of it (see artifacts.ts).
  */
 
-const common = (autoId: string) => `
+const common = (autoId: string, blob: string) => `
 CREATE TABLE IF NOT EXISTS settings (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL
@@ -80,6 +84,12 @@ CREATE TABLE IF NOT EXISTS reports (
   at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS reports_patch ON reports (patch_id, state);
+CREATE TABLE IF NOT EXISTS artifact_blobs (
+  sha256 TEXT PRIMARY KEY,
+  size INTEGER NOT NULL,
+  data ${blob} NOT NULL,
+  stored_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS audit (
   id ${autoId},
   at TEXT NOT NULL,
@@ -90,5 +100,5 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 `;
 
-export const sqliteSchema = common('INTEGER PRIMARY KEY AUTOINCREMENT');
-export const postgresSchema = common('BIGSERIAL PRIMARY KEY');
+export const sqliteSchema = common('INTEGER PRIMARY KEY AUTOINCREMENT', 'BLOB');
+export const postgresSchema = common('BIGSERIAL PRIMARY KEY', 'BYTEA');

@@ -70,7 +70,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     });
   }
   try {
-    const artifacts = new ArtifactStore(opts.dataDir);
+    const artifacts = new ArtifactStore(opts.dataDir, store);
     await artifacts.init();
     const key = await signingKey(store);
     const publicKey = publicKeyToBase64(key.publicKey);

@@ -216,6 +216,11 @@ export interface Store {
     rows: Array<Omit<EnrollInput, 'tokenHash' | 'now'> & { tier: string }>,
     now: string,
   ): Promise<void>;
+  /** Keep a verified module's bytes under its sha256 (a no-op when present). */
+  putBlob(sha256: string, data: Buffer, now: string): Promise<void>;
+  blobSize(sha256: string): Promise<number | undefined>;
+  blobData(sha256: string): Promise<Buffer | undefined>;
+
   /** Every row of every table, for tests proving that bad input changed nothing. */
   dump(): Promise<Record<string, unknown[]>>;
 }
@@ -1020,6 +1025,28 @@ export class SqlStore implements Store {
     });
   }
 
+  async putBlob(sha256: string, data: Buffer, now: string): Promise<void> {
+    await this.db.run(
+      'INSERT INTO artifact_blobs (sha256, size, data, stored_at) VALUES (?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING',
+      [sha256, data.length, data, now],
+    );
+  }
+
+  async blobSize(sha256: string): Promise<number | undefined> {
+    const r = await this.db.get<{ size: number | string }>(
+      'SELECT size FROM artifact_blobs WHERE sha256 = ?',
+      [sha256],
+    );
+    return r ? Number(r.size) : undefined;
+  }
+
+  async blobData(sha256: string): Promise<Buffer | undefined> {
+    const r = await this.db.get<{ data: Buffer }>('SELECT data FROM artifact_blobs WHERE sha256 = ?', [
+      sha256,
+    ]);
+    return r?.data;
+  }
+
   async dump(): Promise<Record<string, unknown[]>> {
     const out: Record<string, unknown[]> = {};
     for (const t of [
@@ -1031,6 +1058,7 @@ export class SqlStore implements Store {
       'machine_patches',
       'reports',
       'audit',
+      'artifact_blobs',
     ]) {
       out[t] = await this.db.all(`SELECT * FROM ${t} ORDER BY 1, 2`);
     }
