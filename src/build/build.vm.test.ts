@@ -4,7 +4,11 @@
  *   - the blog's meminfo patch, through the `suture build` command line;
  *   - a patch touching two files, one of which adds a new static function called from an existing one;
  *   - a patch to a function in a module (binfmt_misc), with the module loaded before the livepatch and
- *     loaded after it (the livepatch core patches it when it arrives).
+ *     loaded after it (the livepatch core patches it when it arrives);
+ *   - a real stable fix to a function the kernel reaches only through a pointer in named data
+ *     (enqueue_task_dl, from `dl_sched_class` in section `__dl_sched_class`): the function tracer,
+ *     filtered on the livepatch module, sees the replacement run for a SCHED_DEADLINE task, and
+ *     sees nothing once the patch is disabled.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -21,6 +25,15 @@ import type { VmResult } from '../vm/options.js';
 import { buildLivepatch } from './pipeline.js';
 
 const MEMINFO = resolve(process.cwd(), '..', 'shared', 'corpus', 'blog', 'meminfo-string.patch');
+const SCHED_DEADLINE_FIX = resolve(
+  process.cwd(),
+  '..',
+  'shared',
+  'corpus',
+  'stable-6.1.187-to-192',
+  'kernel_sched_deadline.patch',
+);
+const testdata = resolve(process.cwd(), 'src', 'build', 'testdata');
 const dir = mkdtempSync(join(tmpdir(), 'suture-build-vm-'));
 let target: KernelTarget;
 before(async () => {
@@ -194,3 +207,60 @@ for (const order of ['before', 'after'] as const) {
     assert.match(r.output, /after: enabled/);
   });
 }
+
+test('a fix reached only through a function pointer (dl_sched_class) runs for a SCHED_DEADLINE task', async () => {
+  const b = await buildLivepatch({
+    diffPath: SCHED_DEADLINE_FIX,
+    release: target.release,
+    name: 'deadline',
+    outDir: join(dir, 'deadline'),
+  });
+  assert.match(b.summary[0]!, /^build_policy\.o: changed function: enqueue_task_dl/);
+  const task = join(dir, 'sched-deadline-task');
+  const cc = spawnSync('gcc', ['-static', '-O2', '-o', task, join(testdata, 'sched-deadline-task.c')], {
+    encoding: 'utf8',
+  });
+  assert.equal(cc.status, 0, cc.stderr);
+  const r = await runInVm({
+    kernel: target,
+    files: [
+      { from: b.ko!, to: '/lp.ko' },
+      { from: task, to: '/sched-deadline-task' },
+    ],
+    timeoutMs: 300_000,
+    script: [
+      '#!/bin/sh',
+      'set -e',
+      ...WAIT,
+      'T=/sys/kernel/tracing',
+      '[ -e $T/trace ] || mount -t tracefs nodev $T',
+      'p=/sys/kernel/livepatch/livepatch_deadline',
+      'insmod /lp.ko',
+      'wait_transition $p',
+      // only the functions of the livepatch module: the replacement, not the original
+      "echo ':mod:livepatch_deadline' > $T/set_ftrace_filter",
+      'echo "filter: $(cat $T/set_ftrace_filter)"',
+      'echo function > $T/current_tracer',
+      '/sched-deadline-task',
+      'echo 0 > $T/tracing_on',
+      'echo "patched: $(grep -c \' enqueue_task_dl <-\' $T/trace)"',
+      "grep -m1 'sched-deadline.* enqueue_task_dl <-' $T/trace",
+      'echo > $T/trace',
+      'echo 0 > $p/enabled',
+      'wait_transition $p',
+      'echo 1 > $T/tracing_on',
+      '/sched-deadline-task',
+      'echo 0 > $T/tracing_on',
+      'echo "disabled: $(grep -c \' enqueue_task_dl <-\' $T/trace || true)"',
+      '',
+    ].join('\n'),
+  });
+  assertOk(r);
+  assert.match(r.output, /^filter: enqueue_task_dl \[livepatch_deadline\]$/m);
+  assert.match(r.output, /deadline task slept 20 times[\s\S]*deadline task slept 20 times/);
+  const patched = Number(/^patched: (\d+)$/m.exec(r.output)?.[1]);
+  assert.ok(patched > 0, `the replacement ran (${patched} calls traced)\n${r.output}`);
+  // the comm is cut to 15 characters: `sched-deadline--101`
+  assert.match(r.output, /sched-deadline-+\d+ .* enqueue_task_dl <-/, 'for the deadline task itself');
+  assert.match(r.output, /^disabled: 0$/m, 'once disabled, the original runs again');
+});

@@ -9,7 +9,9 @@
  *
  * Special sections are tables about code that live outside it. For the ones whose layout we know, the
  * entries that point into carried functions are kept and the rest dropped; an entry of an unknown
- * table that points into a carried function is reported (check/special-entry.ts), never dropped.
+ * table that points into the body of a carried function is reported (check/special-entry.ts), never
+ * dropped. A pointer to a function's entry, in any data, is no such entry: calls through it reach the
+ * old function, which ftrace redirects to the new one.
  */
 
 import type { DataVerdict, FunctionVerdict, UncarriedEntry } from '../check/facts.js';
@@ -291,8 +293,13 @@ export function planSelection(input: SelectionInput): SelectionPlan {
     if (s.type === 4 || s.type === 9) continue;
     for (const rel of relocationsIn(patched, s)) {
       const hit = inSelected(rel);
-      if (hit && hit.type === STT.FUNC)
-        uncarried.push({ section: s.name, offset: Number(rel.offset), function: hit.name });
+      if (!hit || hit.type !== STT.FUNC) continue;
+      // a pointer to the function's entry (an ops table, a sched_class): the running kernel's copy
+      // points at the old function, whose entry ftrace redirects. Only an address inside the body
+      // describes code and would have to follow it into the patch.
+      const at = (rel.symbol?.type === STT.SECTION ? 0n : (rel.symbol?.value ?? 0n)) + rel.addend;
+      if (at === hit.value) continue;
+      uncarried.push({ section: s.name, offset: Number(rel.offset), function: hit.name });
     }
   }
   return { functions: [...selected], sections, tables, externals, uncarried, refusals };

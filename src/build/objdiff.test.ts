@@ -235,6 +235,21 @@ describe('objdiff', () => {
     const unknown = await pair(src(1, '.mystery_table'), src(2, '.mystery_table'));
     assert.deepEqual(codes(unknown), ['KLP-SPECIAL-SECTION']);
     assert.match(unknown.refusals[0]!.message, /\.mystery_table.*f1/);
+
+    // a pointer to the function's entry in named data (like a sched_class in `__dl_sched_class`) is no
+    // table entry: the kernel's copy calls the old function, which ftrace redirects
+    const ops = (k: number) =>
+      `struct ops { int (*fn)(int); };
+static int f1(int x) { return x + ${k}; }
+` +
+      `const struct ops my_ops __attribute__((section("__my_ops"), used)) = { .fn = f1 };
+`;
+    const pointer = await pair(ops(1), ops(2));
+    assert.deepEqual(codes(pointer), []);
+    assert.deepEqual(
+      pointer.functions.filter((f) => f.change === 'changed').map((f) => f.name),
+      ['f1'],
+    );
   });
 
   test('a .cold part travels with its changed function', async () => {

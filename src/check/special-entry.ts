@@ -5,7 +5,8 @@
  * sites (`__bug_table`), alternatives, jump labels, static calls, return thunks, ORC unwind data. The
  * diff object carries the entries that belong to the functions it carries. An entry in a table Suture
  * does not know how to split would be dropped silently — a missing exception fixup is an oops waiting
- * to happen — so it is refused instead.
+ * to happen — so it is refused instead. Only addresses inside a function's body count: a pointer to a
+ * function's entry (an ops structure in a named section) keeps working through ftrace.
  */
 import type { Diagnostic } from '../diagnostic.js';
 import type { ObjectFacts, Rule } from './facts.js';
