@@ -4,7 +4,9 @@
 #   2. the blog's first example: a hand-written livepatch of cmdline_proc_show (`suture new` +
 #      `suture module build`), loaded in a QEMU VM running the exact target kernel;
 #   3. the blog's second example: `suture build` turns a plain source diff of fs/proc/meminfo.c into a
-#      livepatch module, and the real `suture apply`/`revert` run inside the VM.
+#      livepatch module, and the real `suture apply`/`revert` run inside the VM;
+#   4. delivery: a `suture server` on this host (SQLite), the patch published to the canary tier, and
+#      a VM enrolled with a canary token whose `suture agent` checks in, verifies and applies it.
 # Exits non-zero if any step does not show what it should. Work files go to $SUTURE_DEMO_DIR
 # (default: a new temporary directory, printed at the end).
 set -euo pipefail
@@ -57,4 +59,33 @@ grep -q '^VmallocChunk:' /proc/meminfo
 SH
 suture vm run --kernel "$SUTURE_KERNEL" --with-suture --add "$work/meminfo" --script "$work/meminfo.sh"
 
-step "done: both livepatches took effect and were reverted (work files in $work)"
+step "delivery: suture server here, the patch published to canary, an agent in a VM applies it"
+port=$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
+admin="sut_admin_demo_$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+rm -rf "$work/server"
+# node itself in the background (not the `suture` function's subshell), so that kill reaches it
+node bin/suture.js server --data "$work/server" --listen "127.0.0.1:$port" --admin-token "$admin" --quiet &
+server_pid=$!
+trap 'kill $server_pid 2>/dev/null || true' EXIT
+export SUTURE_SERVER="http://127.0.0.1:$port" SUTURE_ADMIN_TOKEN="$admin"
+for _ in $(seq 50); do suture kernels >/dev/null 2>&1 && break; sleep 0.2; done
+token=$(suture token create --tier canary --note demo)
+suture publish "$work/meminfo/livepatch-meminfo.ko" --manifest "$work/meminfo/livepatch-meminfo.manifest.json" \
+  --tier canary --description "VmallocChunk becomes VMALLOCCHUNK (the blog's example)"
+cat >"$work/agent.sh" <<SH
+set -e
+hostname demo-canary
+grep -i chunk /proc/meminfo
+suture agent enable $token --server http://10.0.2.2:$port
+suture agent run --once
+suture agent status
+grep -q '^VMALLOCCHUNK:' /proc/meminfo
+grep -i chunk /proc/meminfo
+SH
+suture vm run --kernel "$SUTURE_KERNEL" --with-suture --net --script "$work/agent.sh"
+suture machines
+suture machines "$(suture machines --json | node -e "process.stdout.write(JSON.parse(require('fs').readFileSync(0,'utf8'))[0].id)")"
+kill "$server_pid"
+wait "$server_pid" 2>/dev/null || true
+
+step "done: both livepatches took effect and were reverted; the agent applied the published one (work files in $work)"
