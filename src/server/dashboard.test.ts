@@ -153,6 +153,14 @@ test('the dashboard shows each step of a rollout', async (t) => {
   await admin.revoke(p.id, 'stalls under I/O load');
   await page.goto(`${server.url}/`);
   assert.match((await row.textContent()) ?? '', /revoked/);
+  // every step above is in the audit log, newest first, with its detail
+  const audit = await page.locator('#audit tr').allTextContents();
+  assert.deepEqual(
+    audit.slice(1).map((r) => /(publish|promote|revoke|token\.create)/.exec(r)?.[1]),
+    ['revoke', 'promote', 'publish', 'token.create', 'token.create'],
+  );
+  assert.match(audit[1] ?? '', /reason: stalls under I\/O load/);
+  assert.match(audit[2] ?? '', /tier: stable/);
   await shot(page, '5-revoked');
 
   // the page escapes what agents send

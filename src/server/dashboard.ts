@@ -2,7 +2,7 @@
  * The fleet dashboard: server-rendered HTML pages, no build step and no script.
  *
  *   /            fleet overview: machines by kernel and state, patches with rollout per tier,
- *                failures with the agent's reason, machines
+ *                failures with the agent's reason, machines, the last admin actions (audit log)
  *   /machines/ID one machine: its kernel, its patches, their state and the CVEs they fix
  *   /patches/ID  one patch: manifest, functions, CVEs, rollout per tier, machines that have it
  *   /login       the admin token, kept in an HttpOnly, SameSite=Strict cookie
@@ -129,12 +129,13 @@ ${q.failed ? '<p class="reason">That token is not the admin token of this server
 
   app.get('/', async (req, reply) => {
     if (!(await gate(req, reply))) return reply;
-    const [fleet, rollout, failures, patches, machines] = await Promise.all([
+    const [fleet, rollout, failures, patches, machines, audit] = await Promise.all([
       store.fleet(),
       store.rollout(),
       store.failures(50),
       store.listPatches(),
       store.listMachines(200),
+      store.listAudit(20),
     ]);
     const total = fleet.reduce((a, f) => a + f.machines, 0);
     const count = (s: MachineState) => fleet.filter((f) => f.state === s).reduce((a, f) => a + f.machines, 0);
@@ -222,6 +223,23 @@ ${machines
   )
   .join('\n')}</table>`
     : '<div class="empty">No machines.</div>'
+}
+<h2>Admin actions <small>the last ${audit.length} · <code>suture audit</code> for more</small></h2>
+${
+  audit.length
+    ? `<table id="audit"><tr><th>when</th><th>action</th><th>target</th><th>detail</th><th>by</th></tr>
+${audit
+  .map(
+    (a) =>
+      `<tr><td style="white-space:nowrap">${when(a.at)}</td><td>${h(a.action)}</td><td class="mono">${h(a.target)}</td><td>${Object.entries(
+        a.detail,
+      )
+        .filter(([, v]) => v !== null && v !== '')
+        .map(([k, v]) => `${h(k)}: ${h(typeof v === 'string' ? v : JSON.stringify(v))}`)
+        .join(', ')}</td><td class="mono muted">${h(a.actor)}</td></tr>`,
+  )
+  .join('\n')}</table>`
+    : '<div class="empty" id="audit">No admin action yet.</div>'
 }`;
     return html(reply, page('Fleet', body));
   });
