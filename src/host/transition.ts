@@ -200,7 +200,7 @@ export async function followTransition(roots: HostRoots, o: FollowOptions): Prom
       });
       return out;
     }
-    if (!p || !p.transition) {
+    if (!p?.transition) {
       out.interrupted = p
         ? `the transition was reversed (enabled is now ${p.enabled ? 1 : 0})`
         : `${o.patch} left /sys/kernel/livepatch`;

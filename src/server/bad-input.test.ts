@@ -242,7 +242,7 @@ function suite(engine: string, database: () => Promise<string | undefined | { sk
       await rejected(`/admin/v1/machines/${machine.id}/tier`, json({ tier: 'stable' }), 401, 'AUTH-INVALID');
       // uploads: bytes that do not hash to the announced sha256, over the limit, without auth
       const bytes = randomBytes(1000);
-      const upload = (sha: string, body: Uint8Array, headers: Record<string, string> = adminAuth()) => ({
+      const upload = (_sha: string, body: Uint8Array, headers: Record<string, string> = adminAuth()) => ({
         method: 'PUT',
         headers: { 'content-type': 'application/octet-stream', ...headers },
         body: new Blob([new Uint8Array(body)]),

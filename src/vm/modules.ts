@@ -120,5 +120,5 @@ export async function targetModuleDeps(kernel: KernelTarget): Promise<ModuleDeps
 
 /** modules.dep text for a subset of modules (the ones placed in the VM), so the guest's modprobe works. */
 export function renderModulesDep(deps: ModuleDeps, paths: readonly string[]): string {
-  return paths.map((p) => `${p}: ${(deps.get(p) ?? []).join(' ')}`.trimEnd()).join('\n') + '\n';
+  return `${paths.map((p) => `${p}: ${(deps.get(p) ?? []).join(' ')}`.trimEnd()).join('\n')}\n`;
 }
