@@ -12,7 +12,7 @@ export SUTURE_KERNEL
 APT_PACKAGES=(
   qemu-system-x86 busybox-static cpio gzip zstd xz-utils
   make gcc libc6-dev bc bison flex libelf-dev libssl-dev dwarves kmod patch binutils file
-  postgresql chromium
+  postgresql chromium openssl
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

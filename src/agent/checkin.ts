@@ -223,7 +223,11 @@ async function converge(
     }
   } catch (e) {
     const d = toDiagnostic(e);
-    if (d.code === 'AGENT-SERVER-UNREACHABLE' || d.code === 'AGENT-SERVER-REFUSED') {
+    if (
+      d.code === 'AGENT-SERVER-UNREACHABLE' ||
+      d.code === 'AGENT-SERVER-TLS' ||
+      d.code === 'AGENT-SERVER-REFUSED'
+    ) {
       ctx.log(`download of ${m.name} failed, retrying at the next check-in: ${d.message}`);
       return 'skipped';
     }

@@ -62,8 +62,10 @@ export async function enroll(args: EnrollArgs): Promise<Enrollment> {
         hint:
           e.code === 'AGENT-SERVER-UNREACHABLE'
             ? `check that the server runs and that ${server} is reachable from this machine; nothing was changed`
-            : (e.diagnostic.hint ??
-              'check the token (`suture token create` on the server); nothing was changed'),
+            : e.code === 'AGENT-SERVER-TLS'
+              ? `${e.diagnostic.hint}; nothing was changed`
+              : (e.diagnostic.hint ??
+                'check the token (`suture token create` on the server); nothing was changed'),
       });
     });
   publicKeyFromBase64(resp.serverPublicKey); // a key that cannot verify anything is refused now

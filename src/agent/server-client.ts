@@ -6,9 +6,11 @@
  * Failures are SutureErrors whose message says why in plain words — that sentence is what
  * `suture agent status` prints after "server check-in: failed:":
  *   - AGENT-SERVER-UNREACHABLE: connection refused, DNS, timeout (the server is down or unreachable);
+ *   - AGENT-SERVER-TLS: the server's certificate does not verify (with the way to trust its CA);
  *   - AGENT-SERVER-REFUSED: the server answered 4xx/5xx (its error code and message are kept);
  *   - AGENT-SERVER-PROTOCOL: the server answered something that does not match the protocol.
  */
+
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import type { z } from 'zod';
@@ -26,6 +28,7 @@ import {
   type ReportRequest,
   reportResponseSchema,
 } from '../manifest/protocol.js';
+import { describeTransportFailure } from '../manifest/transport.js';
 
 /** Largest module the agent accepts, whatever the server says (a livepatch is kilobytes). */
 export const MAX_MODULE_BYTES = 64 * 1024 * 1024;
@@ -44,15 +47,6 @@ export class ServerRefusedError extends SutureError {
   get permanent(): boolean {
     return this.status >= 400 && this.status < 500 && this.status !== 408 && this.status !== 429;
   }
-}
-
-function describeFetchError(e: unknown): string {
-  const err = e as Error & { cause?: { code?: string; message?: string } };
-  if (err.name === 'TimeoutError' || err.name === 'AbortError') return 'the server did not answer in time';
-  const cause = err.cause;
-  if (cause?.code === 'ECONNREFUSED') return `connection refused (${cause.message ?? 'ECONNREFUSED'})`;
-  if (cause?.message) return cause.message;
-  return err.message;
 }
 
 export class ServerClient {
@@ -78,10 +72,13 @@ export class ServerClient {
         signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
       });
     } catch (e) {
+      const f = describeTransportFailure(e);
       throw new SutureError({
-        code: 'AGENT-SERVER-UNREACHABLE',
-        message: `cannot reach ${this.base}: ${describeFetchError(e)}`,
-        hint: 'the agent keeps its applied patches and retries with back-off; check the server and the network',
+        code: f.tls ? 'AGENT-SERVER-TLS' : 'AGENT-SERVER-UNREACHABLE',
+        message: `cannot reach ${this.base}: ${f.message}`,
+        hint:
+          f.tls?.hint ??
+          'the agent keeps its applied patches and retries with back-off; check the server and the network',
       });
     }
     if (!res.ok) {
@@ -175,7 +172,7 @@ export class ServerClient {
       if (e instanceof SutureError) throw e;
       throw new SutureError({
         code: 'AGENT-SERVER-UNREACHABLE',
-        message: `download of ${offer.manifest.name} interrupted: ${describeFetchError(e)}`,
+        message: `download of ${offer.manifest.name} interrupted: ${describeTransportFailure(e).message}`,
       });
     }
     closeSync(fd);

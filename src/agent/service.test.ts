@@ -56,3 +56,15 @@ test('installAgentUnit writes the unit file into the unit directory, creating it
   assert.equal(path, join(dir, AGENT_UNIT_NAME));
   assert.equal(readFileSync(path, 'utf8'), renderAgentUnit(opts));
 });
+
+test('--ca puts the CA in the environment of the agent (Node reads NODE_EXTRA_CA_CERTS at start)', () => {
+  const plain = parseUnit(renderAgentUnit(opts));
+  assert.ok(
+    !(plain.get('Service')?.get('Environment') ?? []).some((e) => e.startsWith('NODE_EXTRA_CA_CERTS')),
+  );
+  const unit = parseUnit(renderAgentUnit({ ...opts, caFile: '/etc/suture/ca.pem' }));
+  assert.deepEqual(unit.get('Service')?.get('Environment'), [
+    'SUTURE_AGENT_STATE=/var/lib/suture/agent',
+    'NODE_EXTRA_CA_CERTS=/etc/suture/ca.pem',
+  ]);
+});

@@ -20,6 +20,8 @@ export interface AgentUnitOptions {
   suture: string;
   /** the agent's state directory (holds state.json after `suture agent enable`) */
   stateDir: string;
+  /** PEM file of the CA that signed the server's certificate, when it is not a system CA */
+  caFile?: string;
 }
 
 const quote = (s: string) => (/^[A-Za-z0-9_./:@+-]+$/.test(s) ? s : `"${s.replace(/(["\\])/g, '\\$1')}"`);
@@ -36,7 +38,7 @@ ConditionPathExists=${join(o.stateDir, 'state.json')}
 [Service]
 Type=simple
 Environment=SUTURE_AGENT_STATE=${quote(o.stateDir)}
-ExecStart=${quote(o.node)} ${quote(o.suture)} agent run --state-dir ${quote(o.stateDir)}
+${o.caFile ? `Environment=NODE_EXTRA_CA_CERTS=${quote(o.caFile)}\n` : ''}ExecStart=${quote(o.node)} ${quote(o.suture)} agent run --state-dir ${quote(o.stateDir)}
 Restart=on-failure
 RestartSec=10s
 KillMode=mixed

@@ -3,11 +3,13 @@
  * Talks HTTP to a running server (`--server URL --admin-token T`, or SUTURE_SERVER/SUTURE_ADMIN_TOKEN)
  * and turns an ErrorResponse into a SutureError with the server's code, message and hint.
  */
+
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { SutureError } from '../diagnostic.js';
 import { parseManifest } from '../manifest/manifest.js';
 import { errorResponseSchema } from '../manifest/protocol.js';
+import { describeTransportFailure } from '../manifest/transport.js';
 import type { TokenRequest } from './admin-protocol.js';
 import type {
   AuditEntry,
@@ -61,10 +63,11 @@ export class AdminClient {
     try {
       res = await fetch(`${this.target.server}${path}`, { method, headers, body: payload });
     } catch (e) {
+      const f = describeTransportFailure(e);
       throw new SutureError({
-        code: 'ADMIN-UNREACHABLE',
-        message: `cannot reach the server at ${this.target.server}: ${(e as Error & { cause?: Error }).cause?.message ?? (e as Error).message}`,
-        hint: 'is `suture server` running there? check --server / SUTURE_SERVER',
+        code: f.tls ? 'ADMIN-TLS' : 'ADMIN-UNREACHABLE',
+        message: `cannot reach the server at ${this.target.server}: ${f.message}`,
+        hint: f.tls?.hint ?? 'is `suture server` running there? check --server / SUTURE_SERVER',
       });
     }
     const text = await res.text();

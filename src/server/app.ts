@@ -55,6 +55,8 @@ export interface AppOptions {
   offerTtlMs?: number;
   /** how long one /metrics rendering is served to scrapes (ms, default 5000; 0 = always fresh) */
   metricsCacheMs?: number;
+  /** serve HTTPS with this certificate chain and key (PEM) */
+  tls?: { cert: Buffer; key: Buffer };
 }
 
 export interface ServerContext {
@@ -84,12 +86,13 @@ export function adminSecretFrom(req: FastifyRequest): string | undefined {
   return undefined;
 }
 
-export const adminCookie = (token: string) =>
-  `${COOKIE}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/; Max-Age=86400`;
+export const adminCookie = (token: string, secure: boolean) =>
+  `${COOKIE}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/; Max-Age=86400${secure ? '; Secure' : ''}`;
 
 export async function buildApp(opts: AppOptions, publicKey: string): Promise<FastifyInstance> {
   const limits: Limits = { ...defaultLimits, ...opts.limits };
   const app = Fastify({
+    ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
     logger: opts.logger ?? false,
     // thousands of check-ins a second: log what went wrong (below), not every request
     logController: new LogController({ disableRequestLogging: true }),

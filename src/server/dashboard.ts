@@ -118,7 +118,7 @@ ${q.failed ? '<p class="reason">That token is not the admin token of this server
     const stored = await store.getSetting('admin_token_hash');
     if (typeof token !== 'string' || !stored || hashSecret(token) !== stored)
       return reply.redirect('/login?failed=1');
-    return reply.header('set-cookie', adminCookie(token)).redirect('/');
+    return reply.header('set-cookie', adminCookie(token, req.protocol === 'https')).redirect('/');
   });
 
   app.get('/logout', async (_req, reply) =>

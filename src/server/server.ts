@@ -6,9 +6,13 @@
  * public key is also written to `<data>/signing-key.pub` for operators. The admin token is printed
  * once and written to `<data>/admin-token` (mode 0600); only its sha256 is stored. `--admin-token`
  * sets (or replaces) it explicitly.
+ *
+ * With a certificate and key the server speaks HTTPS itself; otherwise it speaks HTTP and belongs
+ * behind a TLS-terminating proxy, since enrollment tokens and machine credentials are bearer secrets.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createSecureContext } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import { SutureError } from '../diagnostic.js';
 import {
@@ -38,6 +42,8 @@ export interface ServerOptions {
   offerTtlMs?: number;
   /** how long one /metrics rendering is served (ms, default 5000; 0 = always fresh) */
   metricsCacheMs?: number;
+  /** serve HTTPS: PEM files of the certificate (chain) and its private key */
+  tls?: { certFile: string; keyFile: string };
 }
 
 export interface RunningServer {
@@ -56,7 +62,35 @@ async function signingKey(store: Store): Promise<SigningKeyPair> {
   return privateKeyFromPem(pem);
 }
 
+/** Read and check the certificate and key, so a bad file is a diagnostic, not a TLS stack trace. */
+async function readTls(tls: { certFile: string; keyFile: string }): Promise<{ cert: Buffer; key: Buffer }> {
+  const read = async (file: string, what: string) => {
+    try {
+      return await readFile(file);
+    } catch (e) {
+      throw new SutureError({
+        code: 'SERVER-TLS',
+        message: `cannot read the TLS ${what} ${file}: ${(e as Error).message}`,
+        hint: `pass a PEM file with --tls-${what === 'certificate' ? 'cert' : 'key'}`,
+      });
+    }
+  };
+  const cert = await read(tls.certFile, 'certificate');
+  const key = await read(tls.keyFile, 'key');
+  try {
+    createSecureContext({ cert, key });
+  } catch (e) {
+    throw new SutureError({
+      code: 'SERVER-TLS',
+      message: `the TLS certificate ${tls.certFile} and key ${tls.keyFile} do not make a usable pair: ${(e as Error).message}`,
+      hint: 'both must be PEM; the key must be the private key of the certificate',
+    });
+  }
+  return { cert, key };
+}
+
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  const tls = opts.tls ? await readTls(opts.tls) : undefined;
   await mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
   const database = opts.database ?? join(opts.dataDir, 'suture.db');
   let store: Store;
@@ -105,6 +139,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         logger: opts.logger,
         offerTtlMs: opts.offerTtlMs,
         metricsCacheMs: opts.metricsCacheMs,
+        ...(tls ? { tls } : {}),
       },
       publicKey,
     );
@@ -112,7 +147,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     await app.listen({ host, port: opts.port ?? 0 });
     const addr = app.server.address();
     const port = typeof addr === 'object' && addr ? addr.port : opts.port;
-    const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    const url = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
     const out: RunningServer = {
       app,
       store,

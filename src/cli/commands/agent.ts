@@ -9,7 +9,9 @@
  * made in src/agent/; the kernel is reached only through src/host/ (agent/host-binding.ts).
  */
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
@@ -21,6 +23,7 @@ import { AGENT_UNIT_NAME, installAgentUnit, renderAgentUnit } from '../../agent/
 import { loadState, resolveStateDir } from '../../agent/state.js';
 import { computeStatus, renderStatus } from '../../agent/status.js';
 import { SutureError } from '../../diagnostic.js';
+import { isCleartextRemote } from '../../manifest/transport.js';
 
 function parseSeconds(flag: string, value: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value.trim());
@@ -59,6 +62,12 @@ export function register(program: Command): void {
     )
     .action(async (token: string, o: { server: string; stateDir?: string }) => {
       const stateDir = resolveStateDir(o.stateDir);
+      if (isCleartextRemote(o.server)) {
+        process.stderr.write(
+          `warning: ${o.server} is plain HTTP to another machine: the enrollment token and this machine's ` +
+            'credential cross the network in clear; serve it over HTTPS (suture server --tls-cert/--tls-key, or a TLS proxy)\n',
+        );
+      }
       const e = await enroll({
         stateDir,
         token,
@@ -157,13 +166,22 @@ export function register(program: Command): void {
     .option('--unit-dir <dir>', 'where to write the unit', '/etc/systemd/system')
     .option('--no-enable', 'only write the unit, do not run systemctl enable --now')
     .option('--print', 'print the unit instead of installing it')
-    .action((o: { stateDir?: string; unitDir: string; enable: boolean; print?: boolean }) => {
+    .option('--ca <file>', "PEM file of the CA that signed the server's certificate (a private CA)")
+    .action((o: { stateDir?: string; unitDir: string; enable: boolean; print?: boolean; ca?: string }) => {
       const unit = {
         node: process.execPath,
         // dist/cli/commands/agent.js → bin/suture.js
         suture: fileURLToPath(new URL('../../../bin/suture.js', import.meta.url)),
         stateDir: resolveStateDir(o.stateDir),
+        ...(o.ca ? { caFile: resolve(o.ca) } : {}),
       };
+      if (o.ca && !existsSync(o.ca)) {
+        throw new SutureError({
+          code: 'AGENT-CA-MISSING',
+          message: `no CA file ${o.ca}`,
+          hint: "give the PEM file of the CA that signed the server's certificate",
+        });
+      }
       if (o.print) {
         process.stdout.write(renderAgentUnit(unit));
         return;

@@ -60,6 +60,8 @@ export function register(program: Command): void {
       positiveInt('--checkin-rate'),
       60,
     )
+    .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (chain); needs --tls-key')
+    .option('--tls-key <file>', 'the PEM private key of --tls-cert')
     .option('--quiet', 'no request log')
     .action(
       async (o: {
@@ -70,9 +72,18 @@ export function register(program: Command): void {
         checkinInterval: number;
         maxUpload: number;
         checkinRate: number;
+        tlsCert?: string;
+        tlsKey?: string;
         quiet?: boolean;
       }) => {
         const { host, port } = parseListen(o.listen);
+        if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) {
+          throw new SutureError({
+            code: 'SERVER-TLS',
+            message: '--tls-cert and --tls-key go together',
+            hint: 'give both PEM files, or neither to serve plain HTTP behind a TLS proxy',
+          });
+        }
         const s = await startServer({
           dataDir: o.data,
           database: o.database ?? process.env.SUTURE_DATABASE,
@@ -82,6 +93,7 @@ export function register(program: Command): void {
           checkinIntervalSeconds: o.checkinInterval,
           limits: { upload: o.maxUpload, checkinPerMinute: o.checkinRate },
           logger: !o.quiet,
+          ...(o.tlsCert && o.tlsKey ? { tls: { certFile: o.tlsCert, keyFile: o.tlsKey } } : {}),
         });
         const db = o.database ? 'PostgreSQL' : `SQLite ${join(o.data, 'suture.db')}`;
         process.stderr.write(`suture server listening on ${s.url} (${db}, data ${o.data})\n`);
