@@ -4,7 +4,9 @@
  * Usage: npm run bench [-- WORD...]  (or SUTURE_BENCH=word,word) runs only benchmarks whose
  * `topic/name` contains one of the words.
  */
+
 import { readdirSync } from 'node:fs';
+import { isSutureError } from '../diagnostic.js';
 import { type BenchContext, type Benchmark, renderRow } from './harness.js';
 
 async function main(): Promise<number> {
@@ -39,6 +41,7 @@ async function main(): Promise<number> {
       } catch (e) {
         failed++;
         console.log(`  failed: ${e instanceof Error ? e.message : String(e)}`);
+        for (const line of isSutureError(e) ? (e.diagnostic.detail ?? []) : []) console.log(`    ${line}`);
       }
     }
   }

@@ -6,8 +6,9 @@
  * on the second serial port (`agent` mode).
  *
  * Why a second port: the kernel writes its messages to ttyS0 (the console) at any moment, in the
- * middle of anything a script prints. Commands and their output travel on ttyS1, which the kernel never
- * writes to, in raw mode (no echo, no CR/LF translation). Each request is one line,
+ * middle of anything a script prints. Commands and their output travel on a virtio-serial port named
+ * `suture.ctl` (not a tty: no echo, no CR/LF translation, flow control by virtio queues), which the
+ * kernel never writes to; /init loads virtio_pci and virtio_console first. Each request is one line,
  * `<id> <timeout-seconds> <base64 script>`; each reply is framed by markers carrying a per-boot nonce
  * the script cannot guess:
  *
@@ -52,10 +53,21 @@ if [ "$SUTURE_MODE" = shell ]; then
   setsid cttyhack sh -l
   poweroff -f
 fi
-# keep ttyS1 open for the whole session: when its last opener closes, the port shuts down and
-# bytes the host sends meanwhile are lost
-exec 3<>/dev/ttyS1
-stty -F /dev/ttyS1 raw -echo
+# the command channel: the virtio-serial port named suture.ctl (its /dev node appears once the host
+# side has announced the port, shortly after virtio_console loads); kept open for the whole session
+ctl=
+i=0
+while [ -z "$ctl" ] && [ $i -lt 100 ]; do
+  for p in /sys/class/virtio-ports/*; do
+    [ "$(cat $p/name 2>/dev/null)" = suture.ctl ] && [ -c "/dev/\${p##*/}" ] && ctl="/dev/\${p##*/}"
+  done
+  [ -n "$ctl" ] || { sleep 0.1; i=$((i+1)); }
+done
+if [ -z "$ctl" ]; then
+  echo "suture: no virtio-serial port suture.ctl (is virtio_console loaded?)" > /dev/kmsg
+  poweroff -f
+fi
+exec 3<>"$ctl"
 nerr=$(wc -l < /tmp/suture-init.err)
 printf '\\036SUTURE-READY %s %s\\036\\n' "$SUTURE_NONCE" "$nerr" >&3
 while read -r id tmo b64 <&3; do

@@ -2,7 +2,11 @@
  * The QEMU command line for a Suture VM, and the registry of running QEMU processes.
  *
  * TCG only (KVM does not work on our build machines), one CPU, no default devices. ttyS0 is the
- * kernel console, ttyS1 the command channel (a Unix socket QEMU connects to as a client; see guest.ts).
+ * kernel console; the command channel is a virtio-serial port named `suture.ctl` (a Unix socket QEMU
+ * connects to as a client; see guest.ts). It used to be a second emulated 16550 (ttyS1): in long
+ * sessions under TCG that port now and then stopped delivering a command line to the guest for good
+ * (a lost UART interrupt; empty lines sent as a wake-up did not revive it), while virtio's queues
+ * have no such failure.
  * `panic=-1` with `-no-reboot` turns a kernel panic into QEMU exiting, so a dead kernel never looks
  * like a hang. Every QEMU we start is killed when this process exits, however it exits (spawnQemu).
  */
@@ -19,11 +23,14 @@ export interface QemuSpec {
   memoryMb: number;
   append?: string;
   net: boolean;
-  /** Unix socket for ttyS1 (agent mode); absent in shell mode */
+  /** Unix socket for the command channel, a virtio-serial port (agent mode); absent in shell mode */
   controlSocket?: string;
   /** the console is the caller's terminal, with QEMU's monitor on Ctrl-A c */
   interactive: boolean;
 }
+
+/** The guest finds its command channel by this name under /sys/class/virtio-ports (guest.ts). */
+export const CONTROL_PORT_NAME = 'suture.ctl';
 
 export function kernelCommandLine(extra?: string): string {
   return ['console=ttyS0,115200', 'panic=-1', 'random.trust_cpu=on', 'net.ifnames=0', extra ?? '']
@@ -35,8 +42,11 @@ export function qemuArgs(s: QemuSpec): string[] {
   const args = ['-accel', 'tcg', '-cpu', 'max', '-smp', '1', '-m', String(s.memoryMb)];
   args.push('-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot');
   args.push('-serial', s.interactive ? 'mon:stdio' : 'stdio');
-  if (s.controlSocket)
-    args.push('-chardev', `socket,id=ctl,path=${s.controlSocket}`, '-serial', 'chardev:ctl');
+  if (s.controlSocket) {
+    args.push('-chardev', `socket,id=ctl,path=${s.controlSocket}`);
+    args.push('-device', 'virtio-serial-pci,id=vser,romfile=');
+    args.push('-device', `virtserialport,bus=vser.0,chardev=ctl,name=${CONTROL_PORT_NAME}`);
+  }
   if (s.net) args.push('-netdev', 'user,id=n0', '-device', 'virtio-net-pci,netdev=n0,romfile=');
   args.push('-kernel', s.vmlinuz, '-initrd', s.initrd, '-append', kernelCommandLine(s.append));
   return args;

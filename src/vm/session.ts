@@ -2,8 +2,8 @@
  * A running VM: QEMU, its console, and the command channel to the guest's /init (see guest.ts).
  *
  * Lifecycle: assemble the initramfs in a private work directory, listen on a Unix socket, start QEMU
- * (which connects to the socket as ttyS1), wait for the guest's READY marker, then serve `exec` calls
- * one at a time. The session ends when the caller closes it, when the hard timeout kills QEMU, or when
+ * (which connects to the socket as the virtio-serial port suture.ctl), wait for the guest's READY
+ * marker, then serve `exec` calls one at a time. The session ends when the caller closes it, when the hard timeout kills QEMU, or when
  * the kernel dies (panic → QEMU exits); pending commands then fail with the reason and the trace.
  * Sessions share nothing but the cache, so several run side by side.
  */
@@ -118,8 +118,9 @@ export class VmSession {
     const o = this.opts;
     checkQemu();
     checkKernelImage(o.kernel.vmlinuz);
-    const modules = [...(o.modules ?? [])];
-    if (o.net) modules.push('virtio_pci', 'virtio_net');
+    // the command channel is a virtio-serial port (qemu.ts): its drivers load first
+    const modules = ['virtio_pci', 'virtio_console', ...(o.modules ?? [])];
+    if (o.net) modules.push('virtio_net');
     this.initramfs = await assembleInitramfs({
       kernel: o.kernel,
       guest: { nonce: this.nonce, mode: 'agent', net: o.net === true },
@@ -346,6 +347,7 @@ export class VmSession {
             message: `command did not finish within ${timeoutMs} ms and the guest did not stop it (a process in uninterruptible sleep?)`,
             detail: [
               `command: ${cmd.replace(/\s*\n\s*/g, '; ')}`,
+              `the guest ${this.ctl.includes(`SUTURE-BEGIN ${this.nonce} ${id}${MARK}`) ? 'started it' : 'never said it started it'}`,
               'its output so far:',
               ...tail(this.partialOutput(id), 15),
               'the console meanwhile:',

@@ -46,6 +46,11 @@ it('two sessions run side by side; output never mixes with kernel messages or th
     assert.equal(slow.timedOut, true);
     assert.doesNotMatch(slow.output, /never/);
     assert.equal((await a.exec('echo next')).output, 'next\n');
+    // many commands in a row, each answered in order (the old UART channel lost one now and then)
+    for (let i = 0; i < 40; i++) assert.equal((await b.exec(`echo n${i}`)).output, `n${i}\n`);
+    // a large output passes whole
+    const big = await b.exec('seq 1 20000');
+    assert.equal(big.output.split('\n').length, 20001);
     assert.deepEqual(a.problems, []);
   } finally {
     await Promise.all([a.close(), b.close()]);
