@@ -40,9 +40,25 @@ import { fileURLToPath } from 'node:url';
 import lockfile from 'proper-lockfile';
 import { fail, SutureError } from '../diagnostic.js';
 
+/**
+ * The cache root: SUTURE_CACHE, or ~/.cache/suture when it is unset or empty. The one place that
+ * decides it — the kernel, VM and build caches and the benchmarks all ask here.
+ */
 export function cacheRoot(): string {
   const env = process.env.SUTURE_CACHE;
   return env && env.length > 0 ? env : join(homedir(), '.cache', 'suture');
+}
+
+/** Run `fn` with the cache root set to `root` (SUTURE_CACHE), restoring the previous value after. */
+export async function withCacheRoot<T>(root: string, fn: () => Promise<T>): Promise<T> {
+  const saved = process.env.SUTURE_CACHE;
+  process.env.SUTURE_CACHE = root;
+  try {
+    return await fn();
+  } finally {
+    if (saved === undefined) delete process.env.SUTURE_CACHE;
+    else process.env.SUTURE_CACHE = saved;
+  }
 }
 
 export function blobPath(root: string, sha256: string): string {

@@ -4,9 +4,9 @@
  * `~/.cache/suture/vm`). Entries are named by the SHA-256 of their inputs and written under a temporary
  * name then renamed, so concurrent builders never see half an entry and a stale one is never reused.
  */
-import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { cacheRoot } from '../kernel/cache.js';
 
 export function vmCacheDir(): string {
-  return join(process.env.SUTURE_CACHE ?? join(homedir(), '.cache', 'suture'), 'vm');
+  return join(cacheRoot(), 'vm');
 }
