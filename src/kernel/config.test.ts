@@ -66,3 +66,55 @@ test('without reliable stack traces the verdict is partial', () => {
   assert.equal(v.verdict, 'partial');
   assert.match(v.reasons.join('\n'), /force/);
 });
+
+const K612 = `${DEBIAN}CONFIG_X86_KERNEL_IBT=y
+CONFIG_CALL_PADDING=y
+CONFIG_PREFIX_SYMBOLS=y
+CONFIG_MITIGATION_RETPOLINE=y
+CONFIG_MITIGATION_RETHUNK=y
+CONFIG_MITIGATION_CALL_DEPTH_TRACKING=y
+CONFIG_MITIGATION_SRSO=y
+CONFIG_MITIGATION_ITS=y
+`;
+
+test('a 6.12 config: still supported, and every code generation option it turns on is named with its meaning', () => {
+  const v = livepatchVerdict(parseKernelConfig(K612));
+  assert.equal(v.verdict, 'supported');
+  const on = v.codegen.filter((c) => c.on).map((c) => c.name);
+  assert.deepEqual(on.sort(), [
+    'CALL_PADDING',
+    'MITIGATION_CALL_DEPTH_TRACKING',
+    'MITIGATION_ITS',
+    'MITIGATION_RETHUNK',
+    'MITIGATION_RETPOLINE',
+    'MITIGATION_SRSO',
+    'PREFIX_SYMBOLS',
+    'X86_KERNEL_IBT',
+  ]);
+  const ibt = v.codegen.find((c) => c.name === 'X86_KERNEL_IBT');
+  assert.match(ibt?.livepatch ?? '', /endbr64/);
+  assert.match(v.codegen.find((c) => c.name === 'PREFIX_SYMBOLS')?.livepatch ?? '', /__pfx_/);
+  assert.match(v.codegen.find((c) => c.name === 'MITIGATION_RETHUNK')?.livepatch ?? '', /\.return_sites/);
+  assert.match(
+    v.codegen.find((c) => c.name === 'MITIGATION_CALL_DEPTH_TRACKING')?.livepatch ?? '',
+    /\.call_sites/,
+  );
+  assert.ok(v.reasons.some((r) => r.includes('X86_KERNEL_IBT')));
+});
+
+test("6.1's older option names count (RETHUNK, CPU_SRSO, RETPOLINE); absent options are off", () => {
+  const v = livepatchVerdict(
+    parseKernelConfig(
+      `${DEBIAN}# CONFIG_X86_KERNEL_IBT is not set\nCONFIG_RETPOLINE=y\nCONFIG_RETHUNK=y\nCONFIG_CPU_SRSO=y\n`,
+    ),
+  );
+  const by = new Map(v.codegen.map((c) => [c.name, c]));
+  assert.equal(by.get('RETHUNK')?.on, true);
+  assert.equal(by.get('RETHUNK')?.alias, 'MITIGATION_RETHUNK');
+  assert.equal(by.get('CPU_SRSO')?.on, true);
+  assert.equal(by.get('RETPOLINE')?.on, true);
+  assert.equal(by.get('X86_KERNEL_IBT')?.on, false);
+  assert.equal(by.get('CALL_PADDING')?.value, 'n');
+  assert.equal(by.get('MITIGATION_CALL_DEPTH_TRACKING')?.on, false);
+  assert.ok(!v.reasons.some((r) => r.includes('X86_KERNEL_IBT')));
+});

@@ -8,6 +8,8 @@
  * kernel refuses any module not signed by a key it trusts, so Suture's unsigned modules would not load.
  */
 
+import { type CodegenFeature, codegenFeatures } from './codegen.js';
+
 export type KernelConfig = Map<string, string>;
 
 /** Parse a kernel .config: `CONFIG_X=value` lines; `# CONFIG_X is not set` becomes `n`. */
@@ -38,6 +40,8 @@ export interface LivepatchVerdict {
   verdict: 'supported' | 'partial' | 'unsupported';
   options: LivepatchOption[];
   reasons: string[];
+  /** how the kernel's code is generated (IBT, call padding, thunks), each with what it asks of a livepatch */
+  codegen: CodegenFeature[];
 }
 
 /** The options that decide livepatch support, each judged, and an overall verdict. */
@@ -89,13 +93,23 @@ export function livepatchVerdict(cfg: KernelConfig): LivepatchVerdict {
       'no reliable stack traces: transitions complete only as tasks leave the kernel, or with force',
     );
   if (!y('UNWINDER_ORC')) partial.push('ORC unwinder not selected: stack checks may be unreliable');
-  if (reasons.length > 0) return { verdict: 'unsupported', options, reasons: [...reasons, ...partial] };
-  if (partial.length > 0) return { verdict: 'partial', options, reasons: partial };
+  const codegen = codegenFeatures(cfg);
+  const on = codegen.filter((c) => c.on).map((c) => c.name);
+  const requires = on.length
+    ? [
+        `the module must match the kernel's code generation: ${on.join(', ')} (what each asks of it is listed below)`,
+      ]
+    : [];
+  if (reasons.length > 0)
+    return { verdict: 'unsupported', options, reasons: [...reasons, ...partial, ...requires], codegen };
+  if (partial.length > 0) return { verdict: 'partial', options, reasons: [...partial, ...requires], codegen };
   return {
     verdict: 'supported',
     options,
     reasons: [
       'livepatch core, ftrace with regs/args and reliable stack traces are all present; unsigned modules load',
+      ...requires,
     ],
+    codegen,
   };
 }
