@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildModule } from '../build/kbuild.js';
 import { writeSkeleton } from '../build/skeleton.js';
+import { withCacheRoot } from '../kernel/cache.js';
 import { ensureKernel } from '../kernel/fetch.js';
 import { resolveRelease } from '../kernel/releases.js';
 import { defaultRelease } from '../kernel/target.js';
@@ -32,8 +33,8 @@ function sh(script: string, cwd: string): void {
 }
 
 /** The operator's way, in a shell, into `dir`. */
-function manualFetch(release: string, dir: string): void {
-  const r = resolveRelease(release);
+async function manualFetch(release: string, dir: string): Promise<void> {
+  const { resolved: r } = await resolveRelease(release);
   const v = r.debianVersion;
   const pk = r.packages;
   sh(
@@ -63,30 +64,21 @@ export const benchmarks: Benchmark[] = [
         });
         return;
       }
-      const saved = process.env.SUTURE_CACHE;
       const ours: number[] = [];
       const base: number[] = [];
-      try {
-        for (let i = 0; i < coldRuns; i++) {
-          const cache = mkdtempSync(join(tmpdir(), 'suture-bench-cache-'));
-          process.env.SUTURE_CACHE = cache;
-          try {
-            ours.push(...(await timeRuns(1, () => ensureKernel(release))));
-          } finally {
-            if (saved === undefined) delete process.env.SUTURE_CACHE;
-            else process.env.SUTURE_CACHE = saved;
-            rmSync(cache, { recursive: true, force: true });
-          }
-          const dir = mkdtempSync(join(tmpdir(), 'suture-bench-manual-'));
-          try {
-            base.push(...(await timeRuns(1, () => manualFetch(release, dir))));
-          } finally {
-            rmSync(dir, { recursive: true, force: true });
-          }
+      for (let i = 0; i < coldRuns; i++) {
+        const cache = mkdtempSync(join(tmpdir(), 'suture-bench-cache-'));
+        try {
+          ours.push(...(await withCacheRoot(cache, () => timeRuns(1, () => ensureKernel(release)))));
+        } finally {
+          rmSync(cache, { recursive: true, force: true });
         }
-      } finally {
-        if (saved === undefined) delete process.env.SUTURE_CACHE;
-        else process.env.SUTURE_CACHE = saved;
+        const dir = mkdtempSync(join(tmpdir(), 'suture-bench-manual-'));
+        try {
+          base.push(...(await timeRuns(1, () => manualFetch(release, dir))));
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
       }
       const cold = median(ours);
       ctx.report({

@@ -83,8 +83,20 @@ export function parseSearchNames(text: string): string[] {
   return out;
 }
 
-function run(cmd: string, args: string[]): string {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20 });
+/**
+ * Which apt to ask: the host's own configuration (no options), or Suture's own one for a suite the
+ * host does not carry (suites.ts), given as `-o` options that replace every host source and state.
+ */
+export interface AptContext {
+  /** what to call it in messages, e.g. `the host's apt` or `Suture's trixie index` */
+  label: string;
+  options: string[];
+}
+
+export const HOST_APT: AptContext = { label: "the host's apt", options: [] };
+
+function run(cmd: string, args: string[], ctx: AptContext = HOST_APT): string {
+  const r = spawnSync(cmd, [...ctx.options, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
   if (r.error) {
     fail('APT-UNAVAILABLE', `cannot run ${cmd}: ${r.error.message}`, {
       why: 'Suture reads the Debian archive through apt',
@@ -94,7 +106,10 @@ function run(cmd: string, args: string[]): string {
   if (r.status !== 0) {
     fail('APT-FAILED', `\`${cmd} ${args.join(' ')}\` failed (exit ${r.status})`, {
       detail: (r.stderr || r.stdout).trim().split('\n').slice(-10),
-      hint: 'check /etc/apt/sources.list and the network, then `apt-get update`',
+      hint:
+        ctx === HOST_APT
+          ? 'check /etc/apt/sources.list and the network, then `apt-get update`'
+          : `${ctx.label}: check the network; the index is refreshed by the next \`suture kernel list\``,
     });
   }
   return r.stdout;
@@ -109,22 +124,48 @@ export function aptUpdate(): void {
   run('apt-get', ['update', '-qq']);
 }
 
-export function aptMadison(packages: string[]): AptVersion[] {
+export function aptMadison(packages: string[], ctx: AptContext = HOST_APT): AptVersion[] {
   if (packages.length === 0) return [];
-  return parseMadison(run('apt-cache', ['madison', ...packages]));
+  return parseMadison(run('apt-cache', ['madison', ...packages], ctx));
 }
 
-export function aptSearchNames(regex: string): string[] {
-  return parseSearchNames(run('apt-cache', ['search', '--names-only', regex]));
+export function aptSearchNames(regex: string, ctx: AptContext = HOST_APT): string[] {
+  return parseSearchNames(run('apt-cache', ['search', '--names-only', regex], ctx));
 }
 
-export function aptPrintUris(pins: { package: string; version: string }[]): DebLocation[] {
-  const text = run('apt-get', [
-    '--print-uris',
-    '-qq',
-    'download',
-    ...pins.map((p) => `${p.package}=${p.version}`),
-  ]);
+/** One package version's control fields as `apt-cache show` prints them. */
+export interface AptStanza {
+  package: string;
+  version: string;
+  depends: string;
+}
+
+/** Parse `apt-cache show` output into stanzas (Package, Version, Depends). */
+export function parseShow(text: string): AptStanza[] {
+  const out: AptStanza[] = [];
+  for (const block of text.split(/\n\s*\n/)) {
+    const field = (f: string) => new RegExp(`^${f}: (.*)$`, 'm').exec(block)?.[1]?.trim();
+    const pkg = field('Package');
+    const version = field('Version');
+    if (pkg && version) out.push({ package: pkg, version, depends: field('Depends') ?? '' });
+  }
+  return out;
+}
+
+export function aptShow(packages: string[], ctx: AptContext = HOST_APT): AptStanza[] {
+  if (packages.length === 0) return [];
+  return parseShow(run('apt-cache', ['show', ...packages], ctx));
+}
+
+export function aptPrintUris(
+  pins: { package: string; version: string }[],
+  ctx: AptContext = HOST_APT,
+): DebLocation[] {
+  const text = run(
+    'apt-get',
+    ['--print-uris', '-qq', 'download', ...pins.map((p) => `${p.package}=${p.version}`)],
+    ctx,
+  );
   const locs = parsePrintUris(text);
   for (const p of pins) {
     if (!locs.some((l) => l.package === p.package && l.version === p.version)) {

@@ -39,6 +39,7 @@ let buildId = '';
 
 const resolved: ResolvedRelease = {
   release: R,
+  suite: 'bookworm',
   debianVersion: V,
   upstreamVersion: '6.1.187',
   packages: {
@@ -141,7 +142,9 @@ before(async () => {
   run('gcc', ['-fcf-protection=none', '-o', join(work, 'vmlinux'), join(work, 'v.c'), '-Wl,--build-id=sha1']);
   vmlinux = readFileSync(join(work, 'vmlinux'));
   buildId = /Build ID: ([0-9a-f]+)/.exec(run('readelf', ['-n', join(work, 'vmlinux')]))?.[1] ?? '';
-  const config = 'CONFIG_LIVEPATCH=y\nCONFIG_MODVERSIONS=y\nCONFIG_UNWINDER_ORC=y\n';
+  // the kernel's compiler is the host's gcc, so the fake tree is prepared on the host
+  const cc = spawnSync('gcc', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0];
+  const config = `CONFIG_CC_VERSION_TEXT="${cc}"\nCONFIG_LIVEPATCH=y\nCONFIG_MODVERSIONS=y\nCONFIG_UNWINDER_ORC=y\n`;
   goodLocs = [
     publish(
       'image.deb',

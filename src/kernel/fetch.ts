@@ -14,7 +14,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, realpathSync, statSync, symlinkSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -53,6 +53,11 @@ const TargetRecord = z.object({
   /** the source-tree recipe the tree was prepared with; an older one is re-prepared */
   treeRecipe: z.number().optional(),
   release: z.string(),
+  /** the suite whose archive the packages came from (absent in records of older versions: bookworm) */
+  suite: z.string().optional(),
+  /** the kernel's compiler (CONFIG_CC_VERSION_TEXT) and where Suture runs it */
+  compiler: z.string().optional(),
+  toolchain: z.object({ kind: z.enum(['host', 'build-root']), root: z.string().optional() }).optional(),
   debianVersion: z.string(),
   buildId: z.string().regex(/^[0-9a-f]{16,128}$/),
   dir: z.string(),
@@ -104,7 +109,16 @@ export function readCachedRecord(release: string, root = cacheRoot()): TargetRec
 }
 
 function toTarget(rec: TargetRecord): KernelTarget {
-  const { format: _f, treeRecipe: _r, packages: _p, timings: _t, ...t } = rec;
+  const {
+    format: _f,
+    treeRecipe: _r,
+    packages: _p,
+    timings: _t,
+    suite: _s,
+    compiler: _c,
+    toolchain: _tc,
+    ...t
+  } = rec;
   return t;
 }
 
@@ -132,12 +146,13 @@ export function cachedDetails(release: string): TargetRecord | undefined {
 export async function ensureKernel(release: string, opts: EnsureOptions = {}): Promise<KernelTarget> {
   const warm = readCachedRecord(release);
   if (warm) return toTarget(warm);
-  const resolved = resolveRelease(release);
+  const { resolved, apt } = await resolveRelease(release);
   const locs = aptPrintUris(
     (['image', 'headers', 'dbg', 'source'] as const).map((k) => ({
       package: resolved.packages[k],
       version: resolved.debianVersion,
     })),
+    apt,
   );
   return ensureKernelFrom(resolved, locs, opts);
 }
@@ -227,6 +242,10 @@ async function populate(
     );
   };
   const image = await extract('image', async (dir) => {
+    // trixie's packages are usr-merged (usr/lib/modules/<release>): give the entry the `lib → usr/lib`
+    // link a merged-usr system has, so depmod and every reader find lib/modules/<release> on both lines
+    if (!existsSync(join(dir, 'lib')) && existsSync(join(dir, 'usr', 'lib', 'modules')))
+      symlinkSync(join('usr', 'lib'), join(dir, 'lib'));
     // Debian generates modules.dep at install time (postinst); do it here, inside the staging tree.
     const d = spawnSync('depmod', ['-b', dir, release], { encoding: 'utf8' });
     if (d.status !== 0) {

@@ -6,9 +6,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { SutureError } from '../diagnostic.js';
-import { parseMadison, parsePrintUris, parseSearchNames } from './apt.js';
+import { parseMadison, parsePrintUris, parseSearchNames, parseShow } from './apt.js';
+import { compilerFromDepends } from './compiler.js';
 import {
   compareDebianVersions,
+  imagePattern,
   packagesFor,
   parseRelease,
   releasesFromMadison,
@@ -70,29 +72,20 @@ test('apt-cache search output gives package names', () => {
   );
 });
 
-test('release names parse; anything else is refused with an example', () => {
-  assert.deepEqual(parseRelease('6.1.0-53-cloud-amd64'), {
-    release: '6.1.0-53-cloud-amd64',
-    series: '6.1',
-    abi: 53,
-    flavour: 'cloud-amd64',
-  });
-  for (const bad of [
-    '',
-    'foo',
-    '6.1.187',
-    '6.1.0-53',
-    '6.1.0-53-cloud-amd64; rm -rf /',
-    '../6.1.0-53-cloud-amd64',
-  ]) {
-    assert.throws(() => parseRelease(bad), code('KERNEL-BAD-RELEASE'), bad);
-  }
+test('the four packages of a release: image, headers, dbg, and the source of its series', () => {
   assert.deepEqual(packagesFor('6.1.0-53-cloud-amd64'), {
     image: 'linux-image-6.1.0-53-cloud-amd64-unsigned',
     headers: 'linux-headers-6.1.0-53-cloud-amd64',
     dbg: 'linux-image-6.1.0-53-cloud-amd64-dbg',
     source: 'linux-source-6.1',
   });
+  assert.deepEqual(packagesFor('6.12.117+deb13-amd64'), {
+    image: 'linux-image-6.12.117+deb13-amd64-unsigned',
+    headers: 'linux-headers-6.12.117+deb13-amd64',
+    dbg: 'linux-image-6.12.117+deb13-amd64-dbg',
+    source: 'linux-source-6.12',
+  });
+  assert.equal(parseRelease('6.1.0-53-cloud-amd64').abi, '53');
 });
 
 test('Debian versions order numerically and reduce to the upstream version', () => {
@@ -102,6 +95,8 @@ test('Debian versions order numerically and reduce to the upstream version', () 
   assert.equal(compareDebianVersions('6.1.187-1', '6.1.187-1'), 0);
   assert.equal(upstreamOf('6.1.187-1'), '6.1.187');
   assert.equal(upstreamOf('1:6.1.187-1'), '6.1.187');
+  assert.equal(upstreamOf('6.12.117-1~deb12u1'), '6.12.117');
+  assert.ok(compareDebianVersions('6.12.115-1', '6.12.115-2') < 0);
 });
 
 test('the release list has each cloud ABI once with its Debian version, ordered by ABI', () => {
@@ -157,4 +152,119 @@ test('a source whose version differs from the image is refused, never substitute
 test('a release whose debug symbols are missing is refused', () => {
   const lines = parseMadison(MADISON).filter((l) => !l.package.endsWith('-dbg'));
   assert.throws(() => resolveFromMadison('6.1.0-53-cloud-amd64', lines, []), code('KERNEL-PACKAGE-MISSING'));
+});
+
+// captured from bookworm-security (6.12 on Debian 12) and Suture's trixie index
+const MADISON_612 = `linux-image-6.12.117+deb12-cloud-amd64-unsigned | 6.12.117-1~deb12u1 | http://deb.debian.org/debian-security bookworm-security/main amd64 Packages
+linux-image-6.12.115+deb12-cloud-amd64-unsigned | 6.12.115-2~deb12u1 | http://deb.debian.org/debian-security bookworm-security/main amd64 Packages
+linux-image-6.12.117+deb12-amd64-unsigned | 6.12.117-1~deb12u1 | http://deb.debian.org/debian-security bookworm-security/main amd64 Packages
+linux-image-6.12.117+deb12-rt-amd64-unsigned | 6.12.117-1~deb12u1 | http://deb.debian.org/debian-security bookworm-security/main amd64 Packages
+linux-headers-6.12.117+deb12-cloud-amd64 | 6.12.117-1~deb12u1 | http://deb.debian.org/debian-security bookworm-security/main amd64 Packages
+linux-image-6.12.117+deb12-cloud-amd64-dbg | 6.12.117-1~deb12u1 | http://deb.debian.org/debian-security bookworm-security/main amd64 Packages
+linux-source-6.12 | 6.12.117-1~deb12u1 | http://deb.debian.org/debian-security bookworm-security/main amd64 Packages
+linux-source-6.12 | 6.12.115-2~deb12u1 | http://deb.debian.org/debian-security bookworm-security/main amd64 Packages`;
+
+const MADISON_TRIXIE = `linux-image-6.12.117+deb13-cloud-amd64-unsigned | 6.12.117-1 | http://deb.debian.org/debian trixie/main amd64 Packages
+linux-image-6.12.117+deb13-cloud-amd64-unsigned | 6.12.117-1 | http://deb.debian.org/debian-security trixie-security/main amd64 Packages
+linux-image-6.12.115+deb13.1-cloud-amd64-unsigned | 6.12.115-2 | http://deb.debian.org/debian-security trixie-security/main amd64 Packages
+linux-image-6.12.115+deb13-cloud-amd64-unsigned | 6.12.115-1 | http://deb.debian.org/debian-security trixie-security/main amd64 Packages
+linux-image-6.12.118+deb13-amd64-unsigned | 6.12.118-1 | http://deb.debian.org/debian-security trixie-security/main amd64 Packages`;
+
+test('bookworm lists its 6.1 and 6.12 releases of both flavours, never rt', () => {
+  const list = releasesFromMadison(parseMadison(`${MADISON}\n${MADISON_612}`), 'bookworm');
+  assert.deepEqual(
+    list.map((r) => [r.release, r.series, r.debianVersion]),
+    [
+      ['6.1.0-47-cloud-amd64', '6.1', '6.1.170-3'],
+      ['6.1.0-53-cloud-amd64', '6.1', '6.1.187-1'],
+      ['6.1.0-54-cloud-amd64', '6.1', '6.1.190-1'],
+      ['6.12.115+deb12-cloud-amd64', '6.12', '6.12.115-2~deb12u1'],
+      ['6.12.117+deb12-cloud-amd64', '6.12', '6.12.117-1~deb12u1'],
+      ['6.12.117+deb12-amd64', '6.12', '6.12.117-1~deb12u1'],
+    ],
+  );
+  assert.ok(list.every((r) => r.suite === 'bookworm'));
+  // a trixie line in bookworm's answer is not a bookworm release
+  assert.deepEqual(releasesFromMadison(parseMadison(MADISON_TRIXIE), 'bookworm'), []);
+});
+
+test('trixie lists its releases once each, the ABI bump .1 after the plain one', () => {
+  const list = releasesFromMadison(parseMadison(MADISON_TRIXIE), 'trixie');
+  assert.deepEqual(
+    list.map((r) => [r.release, r.debianVersion, r.flavour]),
+    [
+      ['6.12.115+deb13-cloud-amd64', '6.12.115-1', 'cloud-amd64'],
+      ['6.12.115+deb13.1-cloud-amd64', '6.12.115-2', 'cloud-amd64'],
+      ['6.12.117+deb13-cloud-amd64', '6.12.117-1', 'cloud-amd64'],
+      ['6.12.118+deb13-amd64', '6.12.118-1', 'amd64'],
+    ],
+  );
+});
+
+test('a 6.12 release resolves to its packages and the source of the same Debian version', () => {
+  const lines = parseMadison(MADISON_612);
+  const r = resolveFromMadison('6.12.117+deb12-cloud-amd64', lines, []);
+  assert.deepEqual(r, {
+    release: '6.12.117+deb12-cloud-amd64',
+    suite: 'bookworm',
+    debianVersion: '6.12.117-1~deb12u1',
+    upstreamVersion: '6.12.117',
+    packages: {
+      image: 'linux-image-6.12.117+deb12-cloud-amd64-unsigned',
+      headers: 'linux-headers-6.12.117+deb12-cloud-amd64',
+      dbg: 'linux-image-6.12.117+deb12-cloud-amd64-dbg',
+      source: 'linux-source-6.12',
+    },
+  });
+});
+
+test('a release the archive lacks is refused with the closest ones, nearest first', () => {
+  const lines = parseMadison(`${MADISON}\n${MADISON_612}`);
+  assert.throws(
+    () => resolveFromMadison('6.12.116+deb12-cloud-amd64', lines, releasesFromMadison(lines, 'bookworm')),
+    (e: unknown) => {
+      const d = (e as SutureError).diagnostic;
+      assert.equal(d.code, 'KERNEL-UNKNOWN-RELEASE');
+      const listed = (d.detail ?? []).slice(1).map((l) => l.trim().split(/\s+/)[0]);
+      assert.deepEqual(listed.slice(0, 2), ['6.12.117+deb12-cloud-amd64', '6.12.115+deb12-cloud-amd64']);
+      assert.ok(d.detail?.some((l) => l.includes('6.12.117-1~deb12u1')));
+      return true;
+    },
+  );
+});
+
+test('the search pattern of a suite matches its image packages and no other', () => {
+  const re = (s: 'bookworm' | 'trixie') => new RegExp(imagePattern(s));
+  for (const p of [
+    'linux-image-6.1.0-53-cloud-amd64-unsigned',
+    'linux-image-6.1.0-53-amd64-unsigned',
+    'linux-image-6.12.117+deb12-cloud-amd64-unsigned',
+  ])
+    assert.ok(re('bookworm').test(p), p);
+  for (const p of [
+    'linux-image-6.12.117+deb13-amd64-unsigned',
+    'linux-image-6.12.115+deb13.1-cloud-amd64-unsigned',
+  ])
+    assert.ok(re('trixie').test(p), p);
+  for (const p of [
+    'linux-image-6.12.117+deb12-rt-amd64-unsigned',
+    'linux-image-6.12.117+deb13-cloud-amd64-unsigned',
+    'linux-image-6.1.0-53-cloud-amd64-dbg',
+  ])
+    assert.ok(!re('bookworm').test(p), p);
+});
+
+test("a headers package's dependency names the compiler; apt-cache show parses into stanzas", () => {
+  const show = parseShow(`Package: linux-headers-6.12.117+deb13-cloud-amd64
+Version: 6.12.117-1
+Depends: linux-base (>= 4.12~), linux-headers-6.12.117+deb13-common (= 6.12.117-1), linux-kbuild-6.12.117+deb13, gcc-14
+
+Package: linux-headers-6.1.0-53-cloud-amd64
+Version: 6.1.187-1
+Depends: linux-headers-6.1.0-53-common (= 6.1.187-1), linux-kbuild-6.1 (>= 6.1.187-1), linux-compiler-gcc-12-x86
+`);
+  assert.equal(show.length, 2);
+  assert.equal(compilerFromDepends(show[0]?.depends ?? ''), 'gcc-14');
+  assert.equal(compilerFromDepends(show[1]?.depends ?? ''), 'gcc-12');
+  assert.equal(compilerFromDepends('linux-base, kmod'), undefined);
 });

@@ -1,41 +1,48 @@
 /*
  * Kernel releases Suture can target, and the exact Debian packages that make up each one.
  *
- * A release (`uname -r`, e.g. `6.1.0-53-cloud-amd64`) is an ABI of Debian's kernel: its packages
+ * A release (`uname -r`, release-name.ts) is an ABI of Debian's kernel: its packages
  * `linux-image-<release>-unsigned` (vmlinuz, config, modules), `linux-headers-<release>`
  * (Module.symvers), `linux-image-<release>-dbg` (vmlinux with symbols) all carry one Debian version
- * (e.g. `6.1.187-1`), and the source is `linux-source-6.1` of that *same* version. A source of any
- * other version would compile different code than the running kernel's, so it is refused, never
- * substituted.
+ * (e.g. `6.1.187-1`, `6.12.117-1~deb12u1`, `6.12.117-1`), and the source is `linux-source-<series>` of that
+ * *same* version, from the same suite. A source of any other version would compile different code than
+ * the running kernel's, so it is refused, never substituted. Each suite is read through the apt that
+ * answers for it (suites.ts): the host's for its own suite, Suture's own signed index for another.
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fail } from '../diagnostic.js';
-import { type AptVersion, aptMadison, aptSearchNames, aptUpdate } from './apt.js';
+import {
+  type AptContext,
+  type AptVersion,
+  aptMadison,
+  aptSearchNames,
+  aptShow,
+  aptUpdate,
+  HOST_APT,
+} from './apt.js';
 import { cacheRoot } from './cache.js';
+import { compilerFromDepends } from './compiler.js';
+import {
+  closestReleases,
+  compareReleases,
+  FLAVOURS,
+  type Flavour,
+  type KernelPackages,
+  packagesFor,
+  parseRelease,
+  type ReleaseName,
+  SUITE_NUMBER,
+  SUITES,
+  type Suite,
+} from './release-name.js';
+import { aptFor } from './suites.js';
 
-/** The flavour and series Suture targets today: Debian 12's cloud kernels of Linux 6.1. */
-export const FLAVOUR = 'cloud-amd64';
-export const SERIES = '6.1';
-
-export interface ReleaseName {
-  release: string;
-  /** `6.1` */
-  series: string;
-  /** `53` */
-  abi: number;
-  flavour: string;
-}
-
-export interface KernelPackages {
-  image: string;
-  headers: string;
-  dbg: string;
-  source: string;
-}
+export { type KernelPackages, packagesFor, parseRelease, type ReleaseName } from './release-name.js';
 
 export interface ResolvedRelease {
   release: string;
+  suite: Suite;
   debianVersion: string;
   /** upstream version the source must carry, e.g. `6.1.187` */
   upstreamVersion: string;
@@ -44,33 +51,17 @@ export interface ResolvedRelease {
 
 export interface ReleaseListing {
   release: string;
+  suite: Suite;
+  series: string;
+  flavour: Flavour;
   debianVersion: string;
+  /** the compiler the kernel was built with: the headers' dependency (`gcc-12`), or the config's text once cached */
+  compiler?: string;
+  compilerFrom?: 'depends' | 'config';
   cached: boolean;
 }
 
-/** Parse-don't-validate a release string. */
-export function parseRelease(release: string): ReleaseName {
-  const m = /^(\d+\.\d+)\.0-(\d+)-([a-z0-9]+(?:-[a-z0-9]+)*)$/.exec(release);
-  if (!m?.[1] || !m[2] || !m[3]) {
-    fail('KERNEL-BAD-RELEASE', `\`${release}\` is not a Debian kernel release`, {
-      why: 'a release looks like `uname -r` on Debian: <series>.0-<abi>-<flavour>',
-      hint: `for example ${SERIES}.0-53-${FLAVOUR}; \`suture kernel list\` shows the available ones`,
-    });
-  }
-  return { release, series: m[1], abi: Number(m[2]), flavour: m[3] };
-}
-
-export function packagesFor(release: string): KernelPackages {
-  const r = parseRelease(release);
-  return {
-    image: `linux-image-${release}-unsigned`,
-    headers: `linux-headers-${release}`,
-    dbg: `linux-image-${release}-dbg`,
-    source: `linux-source-${r.series}`,
-  };
-}
-
-/** `6.1.187-1` → `6.1.187` (drop epoch and Debian revision). */
+/** `6.1.187-1` → `6.1.187`, `6.12.117-1~deb12u1` → `6.12.117` (drop epoch and Debian revision). */
 export function upstreamOf(debianVersion: string): string {
   return debianVersion.replace(/^\d+:/, '').replace(/-[^-]*$/, '');
 }
@@ -86,23 +77,45 @@ export function compareDebianVersions(a: string, b: string): number {
   return 0;
 }
 
-/** Releases of `flavour` in `series` from `apt-cache madison` lines of their image packages. */
-export function releasesFromMadison(
-  lines: AptVersion[],
-  series = SERIES,
-  flavour = FLAVOUR,
-): ReleaseListing[] {
-  const re = new RegExp(`^linux-image-(${series.replace('.', '\\.')}\\.0-\\d+-${flavour})-unsigned$`);
+function tryParse(release: string): ReleaseName | undefined {
+  try {
+    return parseRelease(release);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Releases of `suite` from `apt-cache madison` lines of their image packages (other flavours skipped). */
+export function releasesFromMadison(lines: AptVersion[], suite: Suite = 'bookworm'): ReleaseListing[] {
   const best = new Map<string, string>();
   for (const l of lines) {
-    const m = re.exec(l.package);
-    if (!m?.[1]) continue;
-    const prev = best.get(m[1]);
-    if (!prev || compareDebianVersions(l.version, prev) > 0) best.set(m[1], l.version);
+    const m = /^linux-image-(.+)-unsigned$/.exec(l.package);
+    const r = m?.[1] ? tryParse(m[1]) : undefined;
+    if (!r || r.suite !== suite) continue;
+    const prev = best.get(r.release);
+    if (!prev || compareDebianVersions(l.version, prev) > 0) best.set(r.release, l.version);
   }
   return [...best]
-    .map(([release, debianVersion]) => ({ release, debianVersion, cached: false }))
-    .sort((a, b) => parseRelease(a.release).abi - parseRelease(b.release).abi);
+    .map(([release, debianVersion]): ReleaseListing => {
+      const r = parseRelease(release);
+      return { release, suite, series: r.series, flavour: r.flavour, debianVersion, cached: false };
+    })
+    .sort((a, b) => compareReleases(a.release, b.release));
+}
+
+function unknownRelease(release: string, image: string, known: ReleaseListing[], ctx: AptContext): never {
+  const near = closestReleases(
+    release,
+    known.map((k) => k.release),
+  );
+  const version = (r: string) => known.find((k) => k.release === r)?.debianVersion ?? '';
+  return fail('KERNEL-UNKNOWN-RELEASE', `no Debian kernel package for release ${release}`, {
+    why: `${ctx.label} knows no package ${image}`,
+    detail: near.length
+      ? ['closest known releases:', ...near.map((r) => `  ${r}  (${version(r)})`)]
+      : ['apt knows no release of this suite and flavour at all'],
+    hint: 'pick one of these (`suture kernel list` shows them all), or run `apt-get update` if the list looks stale',
+  });
 }
 
 /**
@@ -113,20 +126,14 @@ export function resolveFromMadison(
   release: string,
   lines: AptVersion[],
   known: ReleaseListing[],
+  ctx: AptContext = HOST_APT,
 ): ResolvedRelease {
+  const name = parseRelease(release);
   const pk = packagesFor(release);
   const versionsOf = (p: string) => lines.filter((l) => l.package === p).map((l) => l.version);
   const images = versionsOf(pk.image).sort(compareDebianVersions);
   const debianVersion = images[images.length - 1];
-  if (!debianVersion) {
-    fail('KERNEL-UNKNOWN-RELEASE', `no Debian kernel package for release ${release}`, {
-      why: `apt knows no package ${pk.image}`,
-      detail: known.length
-        ? ['known releases:', ...known.map((k) => `  ${k.release}  (${k.debianVersion})`)]
-        : ['apt knows no release of this flavour at all'],
-      hint: 'pick one of the known releases, or run `apt-get update` if the list looks stale',
-    });
-  }
+  if (!debianVersion) unknownRelease(release, pk.image, known, ctx);
   for (const [role, p] of [
     ['headers', pk.headers],
     ['debug symbols', pk.dbg],
@@ -153,7 +160,13 @@ export function resolveFromMadison(
       hint: 'target a release whose source is still on the mirror (`suture kernel list`), or add the archive that carries it',
     });
   }
-  return { release, debianVersion, upstreamVersion: upstreamOf(debianVersion), packages: pk };
+  return {
+    release,
+    suite: name.suite,
+    debianVersion,
+    upstreamVersion: upstreamOf(debianVersion),
+    packages: pk,
+  };
 }
 
 /** Is `release` fully in the cache (its `target.json`, written last, exists)? */
@@ -168,32 +181,74 @@ export function cachedReleases(root = cacheRoot()): string[] {
   return readdirSync(dir).filter((r) => isCached(r, root));
 }
 
-function imageNames(): string[] {
-  const re = `^linux-image-${SERIES.replace('.', '\\.')}\\.0-[0-9]+-${FLAVOUR}-unsigned$`;
-  let names = aptSearchNames(re);
-  if (names.length === 0) {
+/** The `apt-cache search` pattern for the image packages of `suite`'s releases of the given flavours. */
+export function imagePattern(suite: Suite, flavours: readonly Flavour[] = FLAVOURS): string {
+  const abi =
+    suite === 'bookworm' ? '(-[0-9]+|\\+deb12(\\.[0-9]+)?)' : `\\+deb${SUITE_NUMBER[suite]}(\\.[0-9]+)?`;
+  return `^linux-image-[0-9]+\\.[0-9]+(\\.[0-9]+)?${abi}-(${flavours.join('|')})-unsigned$`;
+}
+
+function imageNames(suite: Suite, ctx: AptContext, flavours: readonly Flavour[]): string[] {
+  let names = aptSearchNames(imagePattern(suite, flavours), ctx);
+  if (names.length === 0 && ctx === HOST_APT) {
     aptUpdate(); // fresh machine: package lists not downloaded yet
-    names = aptSearchNames(re);
+    names = aptSearchNames(imagePattern(suite, flavours), ctx);
   }
   return names;
 }
 
-/** The cloud-amd64 6.1 ABIs on the mirror with their Debian versions, marking cached ones. */
-export function listReleases(): ReleaseListing[] {
-  const root = cacheRoot();
-  const list = releasesFromMadison(aptMadison(imageNames()));
-  for (const r of list) r.cached = isCached(r.release, root);
-  return list;
+/** Fill in each listing's compiler: the headers package's gcc dependency (one apt-cache call). */
+export function addCompilers(list: ReleaseListing[], ctx: AptContext): void {
+  const stanzas = aptShow(
+    list.map((r) => `linux-headers-${r.release}`),
+    ctx,
+  );
+  for (const r of list) {
+    const s = stanzas.find(
+      (x) => x.package === `linux-headers-${r.release}` && x.version === r.debianVersion,
+    );
+    const cc = s ? compilerFromDepends(s.depends) : undefined;
+    if (cc) Object.assign(r, { compiler: cc, compilerFrom: 'depends' as const });
+  }
+}
+
+export interface ListOptions {
+  suites?: readonly Suite[];
+  flavours?: readonly Flavour[];
+}
+
+/** Every targetable release of the given suites and flavours with Debian version and compiler. */
+export async function listReleases(opts: ListOptions = {}): Promise<ReleaseListing[]> {
+  const flavours = opts.flavours ?? FLAVOURS;
+  const out: ReleaseListing[] = [];
+  for (const suite of opts.suites ?? SUITES) {
+    const ctx = await aptFor(suite);
+    const list = releasesFromMadison(aptMadison(imageNames(suite, ctx, flavours), ctx), suite).filter((r) =>
+      flavours.includes(r.flavour),
+    );
+    addCompilers(list, ctx);
+    for (const r of list) r.cached = isCached(r.release);
+    out.push(...list);
+  }
+  return out;
 }
 
 /** Resolve `release` to its Debian version and packages, or throw a diagnostic. */
-export function resolveRelease(release: string): ResolvedRelease {
+export async function resolveRelease(
+  release: string,
+): Promise<{ resolved: ResolvedRelease; apt: AptContext }> {
+  const name = parseRelease(release);
   const pk = packagesFor(release);
-  let lines = aptMadison([pk.image, pk.headers, pk.dbg, pk.source]);
-  if (lines.length === 0) {
-    aptUpdate();
-    lines = aptMadison([pk.image, pk.headers, pk.dbg, pk.source]);
+  const names = [pk.image, pk.headers, pk.dbg, pk.source];
+  let ctx = await aptFor(name.suite);
+  let lines = aptMadison(names, ctx);
+  if (!lines.some((l) => l.package === pk.image)) {
+    // stale lists: refresh once, then decide
+    if (ctx === HOST_APT) aptUpdate();
+    else ctx = await aptFor(name.suite, { refresh: true });
+    lines = aptMadison(names, ctx);
   }
   const hasImage = lines.some((l) => l.package === pk.image);
-  return resolveFromMadison(release, lines, hasImage ? [] : listReleases());
+  const known = hasImage ? [] : await listReleases({ suites: [name.suite] });
+  return { resolved: resolveFromMadison(release, lines, known, ctx), apt: ctx };
 }

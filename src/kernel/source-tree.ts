@@ -54,26 +54,30 @@ export function makefileVersion(makefile: string): string {
 const RELEASE_LINE = 'KERNELRELEASE = $(shell cat include/config/kernel.release 2> /dev/null)';
 const FILECHK_LINE =
   'echo "$(KERNELVERSION)$$($(CONFIG_SHELL) $(srctree)/scripts/setlocalversion $(srctree))"';
+/** 6.12's form: read-file, and filechk_kernel.release echoes KERNELRELEASE unless it comes from the file */
+const RELEASE_LINE_612 = 'KERNELRELEASE = $(call read-file, include/config/kernel.release)';
+const FILECHK_612 =
+  'ifeq ($(origin KERNELRELEASE),file)\nfilechk_kernel.release = $(srctree)/scripts/setlocalversion $(srctree)\nelse\nfilechk_kernel.release = echo $(KERNELRELEASE)\nendif';
 
 /** Return the top Makefile with KERNELRELEASE pinned to `release` (throws if the Makefile is unexpected). */
 export function pinKernelRelease(makefile: string, release: string): string {
   if (!/^[A-Za-z0-9._+-]+$/.test(release)) fail('KERNEL-BAD-RELEASE', `bad release ${release}`);
-  if (!makefile.includes(RELEASE_LINE) || !makefile.includes(FILECHK_LINE)) {
-    fail(
-      'KERNEL-TREE-UNEXPECTED',
-      'the kernel Makefile does not compute KERNELRELEASE the way Suture expects',
-      {
-        why: 'Suture pins KERNELRELEASE to the Debian ABI name so modules get the image vermagic',
-        hint: 'this source version is not supported yet; report it with the release you used',
-      },
-    );
+  const pinned = `# suture: Debian builds this tree with KERNELRELEASE=${release}; pinned so every build agrees\noverride KERNELRELEASE = ${release}`;
+  if (makefile.includes(RELEASE_LINE) && makefile.includes(FILECHK_LINE)) {
+    return makefile.replace(RELEASE_LINE, pinned).replace(FILECHK_LINE, 'echo "$(KERNELRELEASE)"');
   }
-  return makefile
-    .replace(
-      RELEASE_LINE,
-      `# suture: Debian builds this tree with KERNELRELEASE=${release}; pinned so every build agrees\noverride KERNELRELEASE = ${release}`,
-    )
-    .replace(FILECHK_LINE, 'echo "$(KERNELRELEASE)"');
+  // 6.12: an `override` KERNELRELEASE is not of origin `file`, so kernel.release is written from it
+  if (makefile.includes(RELEASE_LINE_612) && makefile.includes(FILECHK_612)) {
+    return makefile.replace(RELEASE_LINE_612, pinned);
+  }
+  return fail(
+    'KERNEL-TREE-UNEXPECTED',
+    'the kernel Makefile does not compute KERNELRELEASE the way Suture expects',
+    {
+      why: 'Suture pins KERNELRELEASE to the Debian ABI name so modules get the image vermagic',
+      hint: 'this source version is not supported yet; report it with the release you used',
+    },
+  );
 }
 
 /** Run make in `tree`, streaming output to `log` and `onOutput`; throws KERNEL-PREPARE-FAILED. */
@@ -127,6 +131,12 @@ const KEPT_OPTIONS = [
   'CC_HAS_IBT',
   'X86_KERNEL_IBT',
   'FUNCTION_TRACER',
+  'CALL_PADDING',
+  'PREFIX_SYMBOLS',
+  'MITIGATION_RETHUNK',
+  'MITIGATION_CALL_DEPTH_TRACKING',
+  'MITIGATION_SRSO',
+  'MITIGATION_ITS',
 ];
 
 /** Prepare `input.tree` (an empty directory at its final path). Timings are reported via onStep. */

@@ -1,7 +1,9 @@
 /*
  * `suture kernel list|fetch|info`: target kernels from Debian's packages (src/kernel/).
  *
- *   suture kernel list [--json]            the cloud-amd64 6.1 ABIs on the mirror, cached ones marked
+ *   suture kernel list [--suite S] [--flavour F] [--json]
+ *                                          every release (6.1, 6.12 of bookworm and trixie) with its suite,
+ *                                          Debian version, compiler, and whether it is cached
  *   suture kernel fetch <release> [--json] download, verify, extract and prepare into the cache
  *   suture kernel info <release> [--json]  Debian version, build id, livepatch-relevant config, verdict
  *   suture kernel gc [--dry-run] [--min-age <minutes>]  remove cache entries no cached kernel uses
@@ -12,10 +14,13 @@ import { readFileSync } from 'node:fs';
 import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { fail } from '../../diagnostic.js';
+import type { CodegenFeature } from '../../kernel/codegen.js';
+import { compilerFromConfig } from '../../kernel/compiler.js';
 import { livepatchVerdict, parseKernelConfig } from '../../kernel/config.js';
 import { cachedDetails, type EnsureOptions, ensureKernel, type ProgressEvent } from '../../kernel/fetch.js';
 import { collectGarbage } from '../../kernel/gc.js';
-import { listReleases } from '../../kernel/releases.js';
+import { FLAVOURS, isFlavour, isSuite, parseRelease, SUITES } from '../../kernel/release-name.js';
+import { listReleases, type ReleaseListing } from '../../kernel/releases.js';
 import type { KernelTarget } from '../../kernel/target.js';
 
 const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
@@ -64,8 +69,13 @@ export function fetchProgress(quiet = false): EnsureOptions['onProgress'] {
 
 interface InfoJson {
   release: string;
+  suite: string;
   debianVersion: string;
   buildId: string;
+  /** CONFIG_CC_VERSION_TEXT, and where Suture runs that compiler (host or a build root) */
+  compiler?: string;
+  toolchain?: { kind: string; root?: string };
+  codegen: CodegenFeature[];
   paths: Omit<KernelTarget, 'release' | 'debianVersion' | 'buildId'>;
   verdict: string;
   reasons: string[];
@@ -78,16 +88,33 @@ export function kernelInfo(t: KernelTarget): InfoJson {
   const v = livepatchVerdict(parseKernelConfig(readFileSync(t.config, 'utf8')));
   const { release, debianVersion, buildId, ...paths } = t;
   const d = cachedDetails(release);
+  const cfg = parseKernelConfig(readFileSync(t.config, 'utf8'));
+  const compiler = d?.compiler ?? compilerFromConfig(cfg)?.text;
   return {
     release,
+    suite: d?.suite ?? parseRelease(release).suite,
     debianVersion,
     buildId,
+    ...(compiler ? { compiler } : {}),
+    ...(d?.toolchain ? { toolchain: d.toolchain } : {}),
     paths,
     verdict: v.verdict,
     reasons: v.reasons,
     options: v.options,
+    codegen: v.codegen,
     ...(d ? { packages: d.packages, timings: d.timings } : {}),
   };
+}
+
+/** Mark cached releases and take their compiler from the cached config (exact text). */
+function markCached(list: ReleaseListing[]): void {
+  for (const r of list) {
+    const d = cachedDetails(r.release);
+    r.cached = d !== undefined;
+    if (!d) continue;
+    const cc = d.compiler ?? compilerFromConfig(parseKernelConfig(readFileSync(d.config, 'utf8')))?.text;
+    if (cc) Object.assign(r, { compiler: cc, compilerFrom: 'config' as const });
+  }
 }
 
 export function register(program: Command): void {
@@ -95,16 +122,34 @@ export function register(program: Command): void {
 
   kernel
     .command('list')
-    .description('the cloud-amd64 6.1 kernel ABIs on the mirror, with their Debian versions')
+    .description('every targetable kernel release with suite, Debian version, compiler and cache state')
+    .option('--suite <suite>', `only this suite (${SUITES.join(', ')})`)
+    .option('--flavour <flavour>', `only this flavour (${FLAVOURS.join(', ')})`)
     .option('--json', 'machine-readable output')
-    .action((o: { json?: boolean }) => {
-      const list = listReleases();
+    .action(async (o: { suite?: string; flavour?: string; json?: boolean }) => {
+      if (o.suite !== undefined && !isSuite(o.suite))
+        fail('CLI-BAD-SUITE', `--suite ${o.suite} is not a suite Suture targets`, {
+          hint: `one of ${SUITES.join(', ')}`,
+        });
+      if (o.flavour !== undefined && !isFlavour(o.flavour))
+        fail('CLI-BAD-FLAVOUR', `--flavour ${o.flavour} is not a flavour Suture targets`, {
+          hint: `one of ${FLAVOURS.join(', ')}`,
+        });
+      const list = await listReleases({
+        ...(o.suite && isSuite(o.suite) ? { suites: [o.suite] } : {}),
+        ...(o.flavour && isFlavour(o.flavour) ? { flavours: [o.flavour] } : {}),
+      });
+      markCached(list);
       if (o.json) {
         console.log(JSON.stringify(list, null, 2));
         return;
       }
-      for (const r of list) console.log(`${r.cached ? '*' : ' '} ${r.release.padEnd(24)} ${r.debianVersion}`);
-      console.log('\n* = in the cache');
+      console.log(`  ${'release'.padEnd(30)} ${'suite'.padEnd(9)} ${'debian version'.padEnd(20)} compiler`);
+      for (const r of list)
+        console.log(
+          `${r.cached ? '*' : ' '} ${r.release.padEnd(30)} ${r.suite.padEnd(9)} ${r.debianVersion.padEnd(20)} ${r.compiler ?? '?'}`,
+        );
+      console.log('\n* = in the cache (compiler from its config; others from the headers package)');
     });
 
   kernel
@@ -133,8 +178,10 @@ export function register(program: Command): void {
       }
       const lines = [
         `release         ${info.release}`,
+        `suite           ${info.suite}`,
         `debian version  ${info.debianVersion}`,
         `build id        ${info.buildId}`,
+        `compiler        ${info.compiler ?? 'unknown'}${info.toolchain ? ` (${info.toolchain.kind === 'host' ? 'on the host' : `in the build root ${info.toolchain.root}`})` : ''}`,
         `vmlinuz         ${info.paths.vmlinuz}`,
         `vmlinux (debug) ${info.paths.vmlinux}`,
         `source tree     ${info.paths.sourceTree}`,
@@ -146,6 +193,12 @@ export function register(program: Command): void {
         '',
         `verdict: ${info.verdict}`,
         ...info.reasons.map((r) => `  ${r}`),
+        '',
+        'code generation (what each option asks of a livepatch):',
+        ...info.codegen.flatMap((c) => [
+          `  ${c.on ? '●' : '○'} CONFIG_${c.name.padEnd(31)} ${c.value}${c.alias ? `   (also named ${c.alias})` : ''}`,
+          ...(c.on ? [`      ${c.what}`, `      → ${c.livepatch}`] : []),
+        ]),
         ...(info.timings && Object.keys(info.timings).length
           ? [
               '',
