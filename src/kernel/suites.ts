@@ -143,6 +143,9 @@ export async function ensureIndex(
   if (have && !opts.refresh) return have;
   mkdirSync(base, { recursive: true });
   return withLock(opts.root ?? cacheRoot(), `apt-${src.suite}`, async () => {
+    // another process may have published it while this one waited for the lock
+    const now = publishedIndex(base, label);
+    if (now && !opts.refresh) return now;
     const dir = join(base, `index.@${tag()}`);
     try {
       downloadIndex(src, dir);
