@@ -11,7 +11,8 @@ export SUTURE_KERNEL
 
 APT_PACKAGES=(
   qemu-system-x86 busybox-static cpio gzip zstd xz-utils
-  make gcc libc6-dev bc bison flex libelf-dev libssl-dev dwarves kmod patch binutils file
+  make gcc libc6-dev bc bison flex libelf-dev libssl-dev dwarves kmod patch binutils file python3
+  debootstrap
   postgresql chromium openssl
 )
 missing=()

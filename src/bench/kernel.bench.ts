@@ -7,6 +7,8 @@
  *   olddefconfig modules_prepare`. Costly (minutes, ~4 GB of temporary disk): SUTURE_BENCH_COLD_RUNS
  *   (default 1) sets the runs, 0 skips the row.
  * - fetch warm: `ensureKernel` on the real cache (what every command pays) against one cold fetch.
+ * - build root: trixie's gcc-14 build root from nothing (`ensureBuildRoot` into an empty cache) against a
+ *   plain `debootstrap --variant=minbase` of the same packages (SUTURE_BENCH_COLD_RUNS, 0 skips it).
  * - module build: `buildModule` of the blog's cmdline sample (kbuild + vermagic check) against the raw
  *   `make -C <tree> M=<dir> modules`, alternating, each on a fresh copy of the sources.
  */
@@ -16,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildModule } from '../build/kbuild.js';
 import { writeSkeleton } from '../build/skeleton.js';
+import { ensureBuildRoot, ROOT_MIRROR, rootPackages } from '../kernel/build-root.js';
 import { withCacheRoot } from '../kernel/cache.js';
 import { ensureKernel } from '../kernel/fetch.js';
 import { resolveRelease } from '../kernel/releases.js';
@@ -129,6 +132,46 @@ export const benchmarks: Benchmark[] = [
       } finally {
         rmSync(work, { recursive: true, force: true });
       }
+    },
+  },
+  {
+    name: 'build root',
+    async run(ctx) {
+      // trixie's gcc-14 root made from nothing (empty cache, no debootstrap package cache) against a
+      // plain debootstrap of the same packages; network and dpkg dominate both
+      const coldRuns = Number(process.env.SUTURE_BENCH_COLD_RUNS ?? '1');
+      if (!(coldRuns > 0)) return ctx.skip('cold runs skipped (SUTURE_BENCH_COLD_RUNS=0)');
+      const spec = { suite: 'trixie', packages: rootPackages(14), mirror: ROOT_MIRROR };
+      const ours: number[] = [];
+      const base: number[] = [];
+      for (let i = 0; i < coldRuns; i++) {
+        const cache = mkdtempSync(join(tmpdir(), 'suture-bench-root-'));
+        try {
+          ours.push(...(await withCacheRoot(cache, () => timeRuns(1, () => ensureBuildRoot(spec)))));
+        } finally {
+          rmSync(cache, { recursive: true, force: true });
+        }
+        const dir = mkdtempSync(join(tmpdir(), 'suture-bench-debootstrap-'));
+        try {
+          const include = `--include=${spec.packages.join(',')}`;
+          base.push(
+            ...(await timeRuns(1, () =>
+              sh(
+                `debootstrap --variant=minbase ${include} trixie ${dir}/root ${ROOT_MIRROR} >/dev/null`,
+                dir,
+              ),
+            )),
+          );
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      }
+      ctx.report({
+        name: 'trixie build root, cold (gcc-14 + kbuild tools)',
+        ours: median(ours),
+        baseline: { name: 'debootstrap --variant=minbase of the same packages', value: median(base) },
+        note: `${coldRuns} run(s); ours also probes the compiler inside and publishes atomically`,
+      });
     },
   },
 ];

@@ -31,10 +31,12 @@ import {
   withLock,
   writeFileAtomic,
 } from './cache.js';
+import { parseKernelConfig } from './config.js';
 import { extractDeb } from './deb.js';
 import { packagesFor, type ResolvedRelease, resolveRelease } from './releases.js';
 import { prepareSourceTree, prepareTimings, TREE_RECIPE } from './source-tree.js';
 import type { KernelTarget } from './target.js';
+import { type Toolchain, type ToolchainOptions, toolchainForConfig } from './toolchain.js';
 
 export type ProgressEvent =
   /** a step starts, ends (with its duration) or was found already done in the cache */
@@ -46,6 +48,8 @@ export type ProgressEvent =
 
 export interface EnsureOptions {
   onProgress?: (e: ProgressEvent) => void;
+  /** how the kernel's toolchain is found (tests: a fake host probe or bootstrapper) */
+  toolchain?: ToolchainOptions;
 }
 
 const TargetRecord = z.object({
@@ -172,7 +176,7 @@ export async function ensureKernelFrom(
   return withLock(root, `kernel-${release}`, async () => {
     const again = readCachedRecord(release, root);
     if (again) return toTarget(again);
-    return populate(root, resolved, locs, opts.onProgress ?? (() => undefined));
+    return populate(root, resolved, locs, opts.onProgress ?? (() => undefined), opts.toolchain ?? {});
   });
 }
 
@@ -181,6 +185,7 @@ async function populate(
   r: ResolvedRelease,
   locs: DebLocation[],
   emit: (e: ProgressEvent) => void,
+  toolchainOpts: ToolchainOptions,
 ): Promise<KernelTarget> {
   const release = r.release;
   const timings: Record<string, number> = {};
@@ -281,10 +286,19 @@ async function populate(
     }
   }
 
+  const cfg = parseKernelConfig(readFileSync(config, 'utf8'));
+  const tc: Toolchain = await step('find the kernel’s compiler', () =>
+    toolchainForConfig(cfg, r.suite, {
+      ...toolchainOpts,
+      onLine: (line) => emit({ kind: 'output', step: 'build root', line }),
+    }),
+  );
   const srcLoc = loc(r.packages.source);
   const key = (await Promise.all([sha256File(config), sha256File(symvers)])).join('');
+  // a tree prepared inside a build root is keyed by it too (host trees keep their old keys)
+  const rootKey = tc.root ? { root: tc.root.split('/').pop(), make: tc.makeArgs } : {};
   const treeKey = createHash('sha256')
-    .update(JSON.stringify({ recipe: TREE_RECIPE, release, source: srcLoc.sha256, key }))
+    .update(JSON.stringify({ recipe: TREE_RECIPE, release, source: srcLoc.sha256, key, ...rootKey }))
     .digest('hex')
     .slice(0, 32);
   const treeEntry = `tree-${treeKey}`;
@@ -305,6 +319,7 @@ async function populate(
               sourcePackage: r.packages.source,
               config,
               moduleSymvers: symvers,
+              toolchain: tc,
             },
             {
               onStep: (s, state, ms) => {
@@ -332,6 +347,9 @@ async function populate(
     format: 1,
     treeRecipe: TREE_RECIPE,
     release,
+    suite: r.suite,
+    compiler: tc.kernelCompiler.text,
+    toolchain: { kind: tc.kind, ...(tc.root ? { root: tc.root } : {}) },
     debianVersion: r.debianVersion,
     buildId,
     dir,

@@ -1,6 +1,6 @@
 /*
  * Cache garbage collection on a fake cache: live entries (linked from a release with a current record)
- * and their blobs stay; an orphaned tree, an old package, staging leftovers and partial downloads go;
+ * and their blobs stay, and so does the build root its record names; an orphaned tree or build root, an old package, staging leftovers and partial downloads go;
  * anything younger than the age guard stays, so a fetch in progress is never collected.
  */
 import assert from 'node:assert/strict';
@@ -39,6 +39,8 @@ function layout(): void {
     'deb-old',
     'tree-k.@1',
     'tree-old.@2',
+    'root-trixie-live',
+    'root-trixie-old',
     '.staging/deb-x.1.2',
   ]) {
     mkdirSync(join(E, d), { recursive: true });
@@ -75,6 +77,7 @@ function layout(): void {
       modulesDir: join(E, 'deb-img', 'mods'),
       debugModulesDir: join(E, 'deb-dbg', 'debug'),
       sourceTree: join(E, 'tree-k.@1'),
+      toolchain: { kind: 'build-root', root: join(E, 'root-trixie-live') },
       packages: [{ package: 'p', version: '1', sha256: live, size: 1 }],
       timings: {},
     }),
@@ -103,11 +106,12 @@ test('unreferenced entries, staging trees, partials and blobs are removed; live 
       `blobs/sha256/${dead}`,
       'entries/.staging/deb-x.1.2',
       'entries/deb-old',
+      'entries/root-trixie-old',
       'entries/tree-old',
       'entries/tree-old.@2',
     ].sort(),
   );
-  for (const keep of ['deb-img', 'deb-hdr', 'deb-dbg', 'tree-k', 'tree-k.@1'])
+  for (const keep of ['deb-img', 'deb-hdr', 'deb-dbg', 'tree-k', 'tree-k.@1', 'root-trixie-live'])
     assert.ok(existsSync(join(E, keep)), keep);
   assert.ok(existsSync(join(root, 'blobs', 'sha256', live)));
 });

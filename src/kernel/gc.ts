@@ -4,7 +4,8 @@
  * Entries are immutable and content-addressed, so they pile up: a source tree prepared by an older
  * recipe, the leftovers of killed fetches, packages of a release whose record was removed. An entry is
  * live when a release's directory links to it (kernels/<release>/{image,headers,dbg}, and `source` if
- * that release's record is current); a blob is live when a live record lists its package. Everything
+ * that release's record is current, with the build root its record names); a blob is live when a live
+ * record lists its package. Everything
  * else older than `minAgeMs` is removed — the age guard keeps a fetch running right now (whose entries
  * are not linked yet) safe.
  */
@@ -56,6 +57,8 @@ export async function collectGarbage(opts: GcOptions = {}): Promise<GcResult> {
         (e) => linkTarget(join(root, 'entries', e)) === src,
       );
       if (published) liveEntries.add(published);
+      // the build root the tree was prepared in (trixie kernels on a Debian 12 host) is live too
+      if (current.toolchain?.root) liveEntries.add(basename(current.toolchain.root));
     }
     try {
       const rec = JSON.parse(readFileSync(join(dir, 'target.json'), 'utf8')) as {

@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { fail } from '../diagnostic.js';
 import { parseKernelConfig } from './config.js';
 import { type BytesProgress, extractInnerTarball } from './deb.js';
+import type { Toolchain } from './toolchain.js';
 
 /** Bumped whenever the preparation recipe changes, so old trees are not reused. */
 export const TREE_RECIPE = 2;
@@ -34,6 +35,8 @@ export interface PrepareInput {
   sourcePackage: string;
   config: string;
   moduleSymvers: string;
+  /** the kernel's own compiler (toolchain.ts); every make runs through it. Default: the host's make */
+  toolchain?: Pick<Toolchain, 'command' | 'makeArgs'>;
 }
 
 export interface PrepareHooks {
@@ -86,11 +89,14 @@ function make(
   targets: string[],
   logPath: string,
   onOutput?: (l: string) => void,
+  tc?: PrepareInput['toolchain'],
 ): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const log = createWriteStream(logPath, { flags: 'a' });
     const tail: string[] = [];
-    const p = spawn('make', ['-C', tree, '-j2', ...targets], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const argv = ['make', '-C', tree, '-j2', ...(tc?.makeArgs ?? []), ...targets];
+    const cmd = tc ? tc.command(argv, { cwd: tree }) : { file: 'make', args: argv.slice(1) };
+    const p = spawn(cmd.file, cmd.args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const onData = (d: Buffer) => {
       log.write(d);
       for (const line of d.toString().split('\n')) {
@@ -174,13 +180,15 @@ export async function prepareSourceTree(input: PrepareInput, hooks: PrepareHooks
     copyFileSync(input.config, join(tree, '.config'));
     copyFileSync(input.moduleSymvers, join(tree, 'Module.symvers'));
   });
-  await step('make olddefconfig', () => make(tree, ['olddefconfig'], log, hooks.onOutput));
-  await step('make modules_prepare', () => make(tree, ['modules_prepare'], log, hooks.onOutput));
+  await step('make olddefconfig', () => make(tree, ['olddefconfig'], log, hooks.onOutput, input.toolchain));
+  await step('make modules_prepare', () =>
+    make(tree, ['modules_prepare'], log, hooks.onOutput, input.toolchain),
+  );
   // An in-tree object needs more than modules_prepare builds (x86's relocs tool, genksyms for
   // modversions, compile.h). Build one small always-built object so those exist, then remove it:
   // the build stage asks kbuild for the recipe of objects it compiles, and an up-to-date object has none.
   await step('make in-tree prerequisites', async () => {
-    await make(tree, [PROBE_OBJECT], log, hooks.onOutput);
+    await make(tree, [PROBE_OBJECT], log, hooks.onOutput, input.toolchain);
     for (const f of [PROBE_OBJECT, PROBE_OBJECT.replace(/([^/]+)$/, '.$1.cmd')])
       rmSync(join(tree, f), { force: true });
   });
@@ -198,7 +206,7 @@ export async function prepareSourceTree(input: PrepareInput, hooks: PrepareHooks
       fail('KERNEL-CONFIG-DRIFT', 'olddefconfig changed options that decide how code is compiled', {
         detail: changed.map((o) => `CONFIG_${o}: image ${want.get(o) ?? 'n'}, tree ${got.get(o) ?? 'n'}`),
         why: 'the compiler on this machine lacks a feature the image was built with; objects would differ',
-        hint: "install Debian 12's gcc-12 (the compiler the image was built with)",
+        hint: 'the tree was not prepared with the compiler the image was built with (see `suture kernel info`); report it',
       });
     }
   });

@@ -1,0 +1,123 @@
+/*
+ * The 6.12 line for real (network): 6.12.117+deb12-cloud-amd64 (Debian 12's own 6.12, host gcc-12)
+ * and 6.12.117+deb13-cloud-amd64 (trixie, gcc-14 from a build root) fetched through ensureKernel. Each
+ * has its identity (the debug vmlinux's build id, the two differ), a tree of its own source version
+ * whose code generation options survived preparation, and a module compiled through its toolchain
+ * carries the image's vermagic and was compiled by the kernel's own compiler (the .comment note).
+ *
+ * Skipped, saying so, only when the kernel is not cached and SUTURE_FETCH_TESTS is unset;
+ * scripts/test.sh sets it, so CI fetches both (about 2 and 4 minutes cold).
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { moduleVermagic } from '../build/kbuild.js';
+import { writeSkeleton } from '../build/skeleton.js';
+import { compilerFromConfig } from './compiler.js';
+import { parseKernelConfig } from './config.js';
+import { cachedDetails, ensureKernel } from './fetch.js';
+import { kernelToolchain } from './kernel-toolchain.js';
+import { isCached } from './releases.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'suture-fetch612-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+const LINES = [
+  { release: '6.12.117+deb12-cloud-amd64', suite: 'bookworm', version: '6.12.117-1~deb12u1', kind: 'host' },
+  { release: '6.12.117+deb13-cloud-amd64', suite: 'trixie', version: '6.12.117-1', kind: 'build-root' },
+] as const;
+
+const CODEGEN = [
+  'X86_KERNEL_IBT',
+  'CALL_PADDING',
+  'PREFIX_SYMBOLS',
+  'MITIGATION_RETHUNK',
+  'MITIGATION_CALL_DEPTH_TRACKING',
+];
+const buildIds = new Map<string, string>();
+
+function firstModule(dir: string): string {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) {
+      const f = firstModule(p);
+      if (f) return f;
+    } else if (/\.ko(\.xz)?$/.test(e.name)) return p;
+  }
+  return '';
+}
+
+function run(file: string, args: string[]): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    p.on('close', (code) => resolve({ code: code ?? -1, out }));
+  });
+}
+
+for (const l of LINES) {
+  test(`${l.release}: fetched with its identity, its own source and its own compiler`, async (t) => {
+    if (!isCached(l.release) && !process.env.SUTURE_FETCH_TESTS) {
+      t.skip(
+        `${l.release} is not cached and SUTURE_FETCH_TESTS is unset: run \`suture kernel fetch ${l.release}\` or set SUTURE_FETCH_TESTS=1 (scripts/test.sh does)`,
+      );
+      return;
+    }
+    const k = await ensureKernel(l.release);
+    assert.equal(k.debianVersion, l.version);
+    const readelf = spawnSync('readelf', ['-n', k.vmlinux], { encoding: 'utf8' }).stdout;
+    assert.equal(k.buildId, /Build ID: ([0-9a-f]+)/.exec(readelf)?.[1]);
+    buildIds.set(l.release, k.buildId);
+    const makefile = readFileSync(join(k.sourceTree, 'Makefile'), 'utf8');
+    assert.match(makefile, /^PATCHLEVEL = 12$/m);
+    assert.match(makefile, /^SUBLEVEL = 117$/m);
+    const uts = readFileSync(join(k.sourceTree, 'include/generated/utsrelease.h'), 'utf8');
+    assert.ok(uts.includes(`"${l.release}"`), uts);
+    const image = parseKernelConfig(readFileSync(k.config, 'utf8'));
+    const tree = parseKernelConfig(readFileSync(join(k.sourceTree, '.config'), 'utf8'));
+    for (const o of CODEGEN) {
+      assert.equal(image.get(o), 'y', `the image has CONFIG_${o}`);
+      assert.equal(tree.get(o), 'y', `the tree kept CONFIG_${o}`);
+    }
+    const rec = cachedDetails(l.release);
+    assert.equal(rec?.suite, l.suite);
+    assert.equal(rec?.toolchain?.kind, l.kind);
+
+    // a module through the kernel's toolchain: the image's vermagic, compiled by the kernel's compiler
+    const tc = await kernelToolchain(l.release);
+    assert.equal(tc.kind, l.kind);
+    const dir = join(tmp, l.suite);
+    writeSkeleton(dir, { symbol: 'cmdline_proc_show', name: 'livepatch_sample' });
+    const c = tc.command(['make', '-C', k.sourceTree, `M=${dir}`, ...tc.makeArgs, 'modules'], {
+      reach: [dir],
+    });
+    const r = await run(c.file, c.args);
+    assert.equal(r.code, 0, r.out.split('\n').slice(-20).join('\n'));
+    const ko = join(dir, 'livepatch_sample.ko');
+    assert.ok(moduleVermagic(ko).startsWith(`${l.release} `), moduleVermagic(ko));
+    const shipped = firstModule(join(k.modulesDir, 'kernel'));
+    assert.match(shipped, /\.ko\.xz$/, 'the 6.12 lines ship compressed modules');
+    assert.equal(moduleVermagic(ko), moduleVermagic(shipped));
+    const comment = spawnSync('readelf', ['-p', '.comment', ko], { encoding: 'utf8' }).stdout;
+    const kernelCc = compilerFromConfig(image);
+    assert.ok(kernelCc);
+    assert.ok(
+      comment.includes(`GCC: ${kernelCc.build}`),
+      `module compiled by ${kernelCc.build}:\n${comment}`,
+    );
+  });
+}
+
+test('the deb12 and deb13 kernels of one version are different targets (build ids differ)', (t) => {
+  const [a, b] = LINES.map((l) => buildIds.get(l.release));
+  if (!a || !b) {
+    t.skip('needs both 6.12.117 kernels (see above)');
+    return;
+  }
+  assert.notEqual(a, b);
+});
