@@ -11,7 +11,7 @@ import { existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, rmSync } fro
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { buildLivepatch, type Stage } from '../build/pipeline.js';
-import { cacheRoot } from '../kernel/cache.js';
+import { cacheRoot, withCacheRoot } from '../kernel/cache.js';
 import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease } from '../kernel/target.js';
 import { type Benchmark, median } from './harness.js';
@@ -64,14 +64,12 @@ export const benchmarks: Benchmark[] = [
       await ensureKernel(defaultRelease()); // make sure the packages are downloaded
       const blobs = join(cacheRoot(), 'blobs', 'sha256');
       if (!existsSync(blobs)) return ctx.skip(`no downloaded packages in ${blobs}`);
-      const saved = process.env.SUTURE_CACHE;
       const root = join(cacheRoot(), `bench-cold-${process.pid}`);
       const out = mkdtempSync(join(tmpdir(), 'suture-bench-build-'));
       try {
         mkdirSync(join(root, 'blobs', 'sha256'), { recursive: true });
         for (const f of readdirSync(blobs)) linkSync(join(blobs, f), join(root, 'blobs', 'sha256', f));
-        process.env.SUTURE_CACHE = root;
-        const r = await timedBuild(out);
+        const r = await withCacheRoot(root, () => timedBuild(out));
         ctx.report({
           name: 'cold build (packages downloaded, nothing prepared)',
           ours: r.total,
@@ -80,8 +78,6 @@ export const benchmarks: Benchmark[] = [
         });
         for (const [stage, ms] of r.stages) ctx.report({ name: `  stage ${stage}`, ours: ms });
       } finally {
-        if (saved === undefined) delete process.env.SUTURE_CACHE;
-        else process.env.SUTURE_CACHE = saved;
         rmSync(root, { recursive: true, force: true });
         rmSync(out, { recursive: true, force: true });
       }
