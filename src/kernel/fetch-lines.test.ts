@@ -1,12 +1,13 @@
 /*
- * The 6.12 line for real (network): 6.12.117+deb12-cloud-amd64 (Debian 12's own 6.12, host gcc-12)
- * and 6.12.117+deb13-cloud-amd64 (trixie, gcc-14 from a build root) fetched through ensureKernel. Each
+ * Every kernel line for real (network): 6.12.117+deb12-cloud-amd64 (Debian 12's own 6.12, host gcc-12),
+ * 6.12.117+deb13-cloud-amd64 (trixie, gcc-14 from a build root) and the generic flavour 6.1.0-53-amd64,
+ * fetched through ensureKernel (the default 6.1.0-53-cloud-amd64 is fetch.test.ts's). Each
  * has its identity (the debug vmlinux's build id, the two differ), a tree of its own source version
  * whose code generation options survived preparation, and a module compiled through its toolchain
  * carries the image's vermagic and was compiled by the kernel's own compiler (the .comment note).
  *
  * Skipped, saying so, only when the kernel is not cached and SUTURE_FETCH_TESTS is unset;
- * scripts/test.sh sets it, so CI fetches both (about 2 and 4 minutes cold).
+ * scripts/test.sh sets it, so CI fetches them (about 2, 3 and 3 minutes cold).
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -22,21 +23,47 @@ import { cachedDetails, ensureKernel } from './fetch.js';
 import { kernelToolchain } from './kernel-toolchain.js';
 import { isCached } from './releases.js';
 
-const tmp = mkdtempSync(join(tmpdir(), 'suture-fetch612-'));
+const tmp = mkdtempSync(join(tmpdir(), 'suture-fetchlines-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-const LINES = [
-  { release: '6.12.117+deb12-cloud-amd64', suite: 'bookworm', version: '6.12.117-1~deb12u1', kind: 'host' },
-  { release: '6.12.117+deb13-cloud-amd64', suite: 'trixie', version: '6.12.117-1', kind: 'build-root' },
-] as const;
-
-const CODEGEN = [
+const IBT_LINE = [
   'X86_KERNEL_IBT',
   'CALL_PADDING',
   'PREFIX_SYMBOLS',
   'MITIGATION_RETHUNK',
   'MITIGATION_CALL_DEPTH_TRACKING',
 ];
+
+const LINES = [
+  {
+    release: '6.12.117+deb12-cloud-amd64',
+    suite: 'bookworm',
+    version: '6.12.117-1~deb12u1',
+    kind: 'host',
+    makefile: [12, 117],
+    codegen: IBT_LINE,
+    modules: /\.ko\.xz$/,
+  },
+  {
+    release: '6.12.117+deb13-cloud-amd64',
+    suite: 'trixie',
+    version: '6.12.117-1',
+    kind: 'build-root',
+    makefile: [12, 117],
+    codegen: IBT_LINE,
+    modules: /\.ko\.xz$/,
+  },
+  {
+    release: '6.1.0-53-amd64',
+    suite: 'bookworm',
+    version: '6.1.187-1',
+    kind: 'host',
+    makefile: [1, 187],
+    codegen: ['RETPOLINE', 'RETHUNK'],
+    modules: /\.ko$/,
+  },
+] as const;
+
 const buildIds = new Map<string, string>();
 
 function firstModule(dir: string): string {
@@ -74,13 +101,13 @@ for (const l of LINES) {
     assert.equal(k.buildId, /Build ID: ([0-9a-f]+)/.exec(readelf)?.[1]);
     buildIds.set(l.release, k.buildId);
     const makefile = readFileSync(join(k.sourceTree, 'Makefile'), 'utf8');
-    assert.match(makefile, /^PATCHLEVEL = 12$/m);
-    assert.match(makefile, /^SUBLEVEL = 117$/m);
+    assert.match(makefile, new RegExp(`^PATCHLEVEL = ${l.makefile[0]}$`, 'm'));
+    assert.match(makefile, new RegExp(`^SUBLEVEL = ${l.makefile[1]}$`, 'm'));
     const uts = readFileSync(join(k.sourceTree, 'include/generated/utsrelease.h'), 'utf8');
     assert.ok(uts.includes(`"${l.release}"`), uts);
     const image = parseKernelConfig(readFileSync(k.config, 'utf8'));
     const tree = parseKernelConfig(readFileSync(join(k.sourceTree, '.config'), 'utf8'));
-    for (const o of CODEGEN) {
+    for (const o of l.codegen) {
       assert.equal(image.get(o), 'y', `the image has CONFIG_${o}`);
       assert.equal(tree.get(o), 'y', `the tree kept CONFIG_${o}`);
     }
@@ -91,7 +118,7 @@ for (const l of LINES) {
     // a module through the kernel's toolchain: the image's vermagic, compiled by the kernel's compiler
     const tc = await kernelToolchain(l.release);
     assert.equal(tc.kind, l.kind);
-    const dir = join(tmp, l.suite);
+    const dir = join(tmp, l.release);
     writeSkeleton(dir, { symbol: 'cmdline_proc_show', name: 'livepatch_sample' });
     const c = tc.command(['make', '-C', k.sourceTree, `M=${dir}`, ...tc.makeArgs, 'modules'], {
       reach: [dir],
@@ -101,7 +128,7 @@ for (const l of LINES) {
     const ko = join(dir, 'livepatch_sample.ko');
     assert.ok(moduleVermagic(ko).startsWith(`${l.release} `), moduleVermagic(ko));
     const shipped = firstModule(join(k.modulesDir, 'kernel'));
-    assert.match(shipped, /\.ko\.xz$/, 'the 6.12 lines ship compressed modules');
+    assert.match(shipped, l.modules, 'the 6.12 lines ship compressed modules, 6.1 plain ones');
     assert.equal(moduleVermagic(ko), moduleVermagic(shipped));
     const comment = spawnSync('readelf', ['-p', '.comment', ko], { encoding: 'utf8' }).stdout;
     const kernelCc = compilerFromConfig(image);
@@ -114,7 +141,7 @@ for (const l of LINES) {
 }
 
 test('the deb12 and deb13 kernels of one version are different targets (build ids differ)', (t) => {
-  const [a, b] = LINES.map((l) => buildIds.get(l.release));
+  const [a, b] = LINES.slice(0, 2).map((l) => buildIds.get(l.release));
   if (!a || !b) {
     t.skip('needs both 6.12.117 kernels (see above)');
     return;
