@@ -114,7 +114,10 @@ function unknownRelease(release: string, image: string, known: ReleaseListing[],
     detail: near.length
       ? ['closest known releases:', ...near.map((r) => `  ${r}  (${version(r)})`)]
       : ['apt knows no release of this suite and flavour at all'],
-    hint: 'pick one of these (`suture kernel list` shows them all), or run `apt-get update` if the list looks stale',
+    hint:
+      ctx === HOST_APT
+        ? 'pick one of these (`suture kernel list` shows them all), or run `apt-get update` if the list looks stale'
+        : 'pick one of these (`suture kernel list` shows them all); the index was refreshed from the archive just now',
   });
 }
 
