@@ -21,7 +21,7 @@ import { compilerFromConfig } from './compiler.js';
 import { parseKernelConfig } from './config.js';
 import { cachedDetails, ensureKernel } from './fetch.js';
 import { kernelToolchain } from './kernel-toolchain.js';
-import { isCached } from './releases.js';
+import { isCached, listReleases } from './releases.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'suture-fetchlines-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -147,4 +147,23 @@ test('the deb12 and deb13 kernels of one version are different targets (build id
     return;
   }
   assert.notEqual(a, b);
+});
+
+test('the list has every line with its suite, Debian version, compiler and cache state', async (t) => {
+  if (!process.env.SUTURE_FETCH_TESTS && !LINES.every((l) => isCached(l.release))) {
+    t.skip('reads the archives (trixie through Suture’s own index): set SUTURE_FETCH_TESTS=1');
+    return;
+  }
+  const list = await listReleases();
+  for (const l of LINES) {
+    const r = list.find((x) => x.release === l.release);
+    assert.ok(r, `${l.release} is listed`);
+    assert.equal(r.suite, l.suite);
+    assert.equal(r.debianVersion, l.version);
+    assert.equal(r.cached, isCached(l.release));
+    assert.equal(r.compiler, l.suite === 'trixie' ? 'gcc-14' : 'gcc-12', 'from the headers package');
+  }
+  const trixie = await listReleases({ suites: ['trixie'], flavours: ['amd64'] });
+  assert.ok(trixie.length > 0);
+  assert.ok(trixie.every((r) => r.suite === 'trixie' && r.flavour === 'amd64' && /\+deb13/.test(r.release)));
 });
