@@ -296,7 +296,7 @@ async function populate(
   const srcLoc = loc(r.packages.source);
   const key = (await Promise.all([sha256File(config), sha256File(symvers)])).join('');
   // a tree prepared inside a build root is keyed by it too (host trees keep their old keys)
-  const rootKey = tc.root ? { root: tc.root.split('/').pop(), make: tc.makeArgs } : {};
+  const rootKey = tc.root ? { root: tc.root.split('/').pop(), make: tc.makeArgs, guarded: true } : {};
   const treeKey = createHash('sha256')
     .update(JSON.stringify({ recipe: TREE_RECIPE, release, source: srcLoc.sha256, key, ...rootKey }))
     .digest('hex')

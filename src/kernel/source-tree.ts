@@ -36,7 +36,7 @@ export interface PrepareInput {
   config: string;
   moduleSymvers: string;
   /** the kernel's own compiler (toolchain.ts); every make runs through it. Default: the host's make */
-  toolchain?: Pick<Toolchain, 'command' | 'makeArgs'>;
+  toolchain?: Pick<Toolchain, 'command' | 'makeArgs' | 'compiler'>;
 }
 
 export interface PrepareHooks {
@@ -81,6 +81,26 @@ export function pinKernelRelease(makefile: string, release: string): string {
       hint: 'this source version is not supported yet; report it with the release you used',
     },
   );
+}
+
+/**
+ * Return the top Makefile with a guard appended: every make of the tree (not the first pass that only
+ * re-invokes make with -rR) fails unless `$(CC)` is the compiler build the kernel was built with. kbuild
+ * would otherwise notice the other compiler, re-run syncconfig and silently rewrite the prepared tree.
+ */
+export function guardCompiler(makefile: string, build: string): string {
+  if (!build || /[\n#$\\]/.test(build))
+    fail('KERNEL-TREE-UNEXPECTED', `unusable compiler build text: ${build}`);
+  return `${makefile.replace(/\n*$/, '\n')}
+# suture: this tree is compiled only by the kernel's own compiler build (kernel/toolchain.ts)
+ifneq ($(need-sub-make),1)
+suture-cc-want := ${build}
+suture-cc-have := $(shell $(CC) --version 2>/dev/null | sed -n '1s/^[^ ]* //p')
+ifneq ($(suture-cc-have),$(suture-cc-want))
+$(error suture: this kernel is compiled by \`$(suture-cc-want)\`, but $(CC) is \`$(suture-cc-have)\`; run make through the kernel's toolchain (kernelToolchain(release).command))
+endif
+endif
+`;
 }
 
 /** Run make in `tree`, streaming output to `log` and `onOutput`; throws KERNEL-PREPARE-FAILED. */
@@ -176,7 +196,9 @@ export async function prepareSourceTree(input: PrepareInput, hooks: PrepareHooks
         hint: 'the cached source package is not the image version: delete the cache entry and fetch again',
       });
     }
-    writeFileSync(join(tree, 'Makefile'), pinKernelRelease(mk, input.release));
+    const pinned = pinKernelRelease(mk, input.release);
+    const build = input.toolchain?.compiler.build;
+    writeFileSync(join(tree, 'Makefile'), build ? guardCompiler(pinned, build) : pinned);
     copyFileSync(input.config, join(tree, '.config'));
     copyFileSync(input.moduleSymvers, join(tree, 'Module.symvers'));
   });
