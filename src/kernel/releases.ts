@@ -218,6 +218,8 @@ export function addCompilers(list: ReleaseListing[], ctx: AptContext): void {
 export interface ListOptions {
   suites?: readonly Suite[];
   flavours?: readonly Flavour[];
+  /** download Suture's own suite indexes again first (the host's lists stay the admin's business) */
+  refresh?: boolean;
 }
 
 /** Every targetable release of the given suites and flavours with Debian version and compiler. */
@@ -225,7 +227,7 @@ export async function listReleases(opts: ListOptions = {}): Promise<ReleaseListi
   const flavours = opts.flavours ?? FLAVOURS;
   const out: ReleaseListing[] = [];
   for (const suite of opts.suites ?? SUITES) {
-    const ctx = await aptFor(suite);
+    const ctx = await aptFor(suite, { refresh: opts.refresh === true });
     const list = releasesFromMadison(aptMadison(imageNames(suite, ctx, flavours), ctx), suite).filter((r) =>
       flavours.includes(r.flavour),
     );

@@ -1,7 +1,7 @@
 /*
  * `suture kernel list|fetch|info`: target kernels from Debian's packages (src/kernel/).
  *
- *   suture kernel list [--suite S] [--flavour F] [--json]
+ *   suture kernel list [--suite S] [--flavour F] [--refresh] [--json]
  *                                          every release (6.1, 6.12 of bookworm and trixie) with its suite,
  *                                          Debian version, compiler, and whether it is cached
  *   suture kernel fetch <release> [--json] download, verify, extract and prepare into the cache
@@ -125,8 +125,9 @@ export function register(program: Command): void {
     .description('every targetable kernel release with suite, Debian version, compiler and cache state')
     .option('--suite <suite>', `only this suite (${SUITES.join(', ')})`)
     .option('--flavour <flavour>', `only this flavour (${FLAVOURS.join(', ')})`)
+    .option('--refresh', "download Suture's own index of a suite the host lacks (trixie) again")
     .option('--json', 'machine-readable output')
-    .action(async (o: { suite?: string; flavour?: string; json?: boolean }) => {
+    .action(async (o: { suite?: string; flavour?: string; refresh?: boolean; json?: boolean }) => {
       if (o.suite !== undefined && !isSuite(o.suite))
         fail('CLI-BAD-SUITE', `--suite ${o.suite} is not a suite Suture targets`, {
           hint: `one of ${SUITES.join(', ')}`,
@@ -138,6 +139,7 @@ export function register(program: Command): void {
       const list = await listReleases({
         ...(o.suite && isSuite(o.suite) ? { suites: [o.suite] } : {}),
         ...(o.flavour && isFlavour(o.flavour) ? { flavours: [o.flavour] } : {}),
+        refresh: o.refresh === true,
       });
       markCached(list);
       if (o.json) {
@@ -160,9 +162,19 @@ export function register(program: Command): void {
       const t0 = performance.now();
       const t = await ensureKernel(release, { onProgress: fetchProgress() });
       const s = ((performance.now() - t0) / 1000).toFixed(1);
-      if (o.json) console.log(JSON.stringify(t, null, 2));
-      else
-        console.log(`${t.release} (${t.debianVersion}) ready in ${s} s — build id ${t.buildId}\n  ${t.dir}`);
+      if (o.json) {
+        console.log(JSON.stringify(t, null, 2));
+        return;
+      }
+      const d = cachedDetails(t.release);
+      const where = d?.toolchain?.root ? `build root ${d.toolchain.root}` : 'host';
+      console.log(
+        [
+          `${t.release} (${t.debianVersion}) ready in ${s} s — build id ${t.buildId}`,
+          `  ${t.dir}`,
+          ...(d?.compiler ? [`  compiler: ${d.compiler} (${where})`] : []),
+        ].join('\n'),
+      );
     });
 
   kernel
