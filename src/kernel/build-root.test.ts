@@ -58,6 +58,7 @@ test('the content address depends on recipe inputs, not on package order', () =>
   assert.equal(rootEntryName({ ...spec, packages: [...spec.packages].reverse() }), a);
   assert.notEqual(rootEntryName({ ...spec, packages: rootPackages(12) }), a);
   assert.notEqual(rootEntryName({ ...spec, suite: 'bookworm' }), a);
+  assert.notEqual(rootEntryName({ ...spec, compiler: '(Debian 14.2.0-23) 14.2.0' }), a);
   assert.ok(rootPackages(14).includes('gcc-14') && rootPackages(14).includes('libelf-dev'));
 });
 
@@ -137,4 +138,19 @@ test('a builder killed half way leaves nothing usable: the next one removes it a
     if (saved === undefined) delete process.env.SUTURE_LOCK_STALE_MS;
     else process.env.SUTURE_LOCK_STALE_MS = saved;
   }
+});
+
+test('a root whose gcc is not the wanted build is refused and not published', async () => {
+  const root = join(work, 'c5');
+  const want = { ...spec, compiler: '(Debian 14.3.0-1) 14.3.0' };
+  await assert.rejects(
+    ensureBuildRoot(want, { root, bootstrap: fake().boot, probe }),
+    (e: unknown) => (e as SutureError).code === 'KERNEL-COMPILER-MISMATCH',
+  );
+  assert.equal(cachedBuildRoot(want, root), undefined);
+  const ok = await ensureBuildRoot(
+    { ...spec, compiler: '(Debian 14.2.0-19) 14.2.0' },
+    { root, bootstrap: fake().boot, probe },
+  );
+  assert.equal(readRootRecord(ok)?.compiler, GCC);
 });

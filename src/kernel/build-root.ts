@@ -4,7 +4,7 @@
  *
  * Made with `debootstrap --variant=minbase --include=<packages>` (debootstrap checks the suite's
  * Release signature against Debian's archive keyring and every package's SHA256), cached as a
- * content-addressed entry `entries/root-<suite>-<key>` (key = recipe, suite, packages, mirror), like the
+ * content-addressed entry `entries/root-<suite>-<key>` (key = recipe, suite, packages, mirror, wanted gcc), like the
  * kernel artifacts. It is built in `entries/.staging/` and renamed into place only when debootstrap
  * finished and the compiler inside answers; `.suture-root.json` inside records what it is. A build
  * interrupted half way (killed, out of disk) therefore never has the entry's name: the next holder of
@@ -53,6 +53,11 @@ export interface RootSpec {
   suite: Suite | string;
   packages: string[];
   mirror: string;
+  /**
+   * the compiler build the root must have (`(Debian 14.2.0-19) 14.2.0`): part of the address, so a kernel
+   * built by a newer gcc gets a newer root, and a root whose gcc is another build is never published
+   */
+  compiler?: string;
 }
 
 /** The content address of a root: recipe, suite, package set and mirror. */
@@ -64,6 +69,7 @@ export function rootEntryName(spec: RootSpec): string {
         suite: spec.suite,
         packages: [...spec.packages].sort(),
         mirror: spec.mirror,
+        ...(spec.compiler ? { compiler: spec.compiler } : {}),
       }),
     )
     .digest('hex')
@@ -180,6 +186,16 @@ export async function ensureBuildRoot(spec: RootSpec, opts: RootOptions = {}): P
           location: { file: tmp },
           hint: 'run the command again; the unfinished root is removed and made again',
         });
+      }
+      if (spec.compiler && cc.build !== spec.compiler) {
+        fail(
+          'KERNEL-COMPILER-MISMATCH',
+          `the ${spec.suite} archive gives gcc \`${cc.build}\`, the kernel was built with \`${spec.compiler}\``,
+          {
+            why: 'a build root with another compiler build would compile code that differs from the shipped kernel’s',
+            hint: `the ${spec.suite} archive no longer ships that compiler build; this kernel cannot be patched with a matching compiler`,
+          },
+        );
       }
       const rec: RootRecord = {
         recipe: ROOT_RECIPE,

@@ -150,7 +150,10 @@ export async function toolchainForConfig(
       `install the compiler the kernel was built with (\`apt-get install gcc-${kc.major}\`, version ${kc.build})`,
     );
   }
-  const root = await ensureBuildRoot({ suite, packages: rootPackages(kc.major), mirror: ROOT_MIRROR }, opts);
+  const root = await ensureBuildRoot(
+    { suite, packages: rootPackages(kc.major), mirror: ROOT_MIRROR, compiler: kc.build },
+    opts,
+  );
   const inRoot = (opts.probe ?? ((d: string) => probeCompiler('gcc', ['chroot', d])))(root);
   if (!inRoot || !sameCompiler(inRoot, kc)) {
     mismatch(
