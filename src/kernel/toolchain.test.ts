@@ -163,3 +163,35 @@ test('a command in a root sees the caller’s directories at the same paths, and
   assert.equal(readFileSync(join(scratch, 'out.txt'), 'utf8'), 'from the host\n');
   assert.ok(!existsSync(join(root, 'bin', 'in.txt')));
 });
+
+test('a cached kernel keeps the root its tree was prepared in while that root is in the cache', async () => {
+  const root = join(work, 'cache3');
+  const opts = {
+    hostSuite: 'bookworm',
+    probeHost: hostWith({}),
+    root,
+    bootstrap: trixieRoot,
+    probe: probeRoot,
+  };
+  const text = 'x86_64-linux-gnu-gcc-14 (Debian 14.2.0-19) 14.2.0';
+  const first = await toolchainForConfig(cfg(text), 'trixie', opts);
+  const never: Bootstrapper = async () => {
+    throw new Error('the known root must be used, not a new one');
+  };
+  const again = await toolchainForConfig(cfg(text), 'trixie', {
+    ...opts,
+    bootstrap: never,
+    knownRoot: first.root,
+  });
+  assert.equal(again.root, first.root);
+  // gone from the cache: a root is made again
+  await assert.rejects(
+    toolchainForConfig(cfg(text), 'trixie', {
+      ...opts,
+      root: join(work, 'cache4'),
+      bootstrap: never,
+      knownRoot: join(work, 'gone'),
+    }),
+    /must be used/,
+  );
+});

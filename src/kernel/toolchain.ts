@@ -14,7 +14,13 @@
  * tree's absolute paths and scratch directories mean the same inside and out.
  */
 import { fail } from '../diagnostic.js';
-import { ensureBuildRoot, ROOT_MIRROR, type RootOptions, rootPackages } from './build-root.js';
+import {
+  ensureBuildRoot,
+  ROOT_MIRROR,
+  type RootOptions,
+  readRootRecord,
+  rootPackages,
+} from './build-root.js';
 import { cacheRoot } from './cache.js';
 import { type CompilerId, compilerFromConfig, probeCompiler, sameCompiler } from './compiler.js';
 import { type KernelConfig, parseKernelConfig } from './config.js';
@@ -99,6 +105,8 @@ export interface ToolchainOptions extends RootOptions {
   hostSuite?: string;
   /** how a program's `--version` is asked on the host (default: run it) */
   probeHost?: (program: string) => CompilerId | undefined;
+  /** the root a cached kernel's tree was prepared in: used (its gcc checked) while it is in the cache */
+  knownRoot?: string;
 }
 
 function mismatch(kernel: CompilerId, found: CompilerId | undefined, where: string, hint: string): never {
@@ -150,10 +158,13 @@ export async function toolchainForConfig(
       `install the compiler the kernel was built with (\`apt-get install gcc-${kc.major}\`, version ${kc.build})`,
     );
   }
-  const root = await ensureBuildRoot(
-    { suite, packages: rootPackages(kc.major), mirror: ROOT_MIRROR, compiler: kc.build },
-    opts,
-  );
+  const root =
+    opts.knownRoot && readRootRecord(opts.knownRoot)
+      ? opts.knownRoot
+      : await ensureBuildRoot(
+          { suite, packages: rootPackages(kc.major), mirror: ROOT_MIRROR, compiler: kc.build },
+          opts,
+        );
   const inRoot = (opts.probe ?? ((d: string) => probeCompiler('gcc', ['chroot', d])))(root);
   if (!inRoot || !sameCompiler(inRoot, kc)) {
     mismatch(
