@@ -85,6 +85,7 @@ export async function enroll(args: EnrollArgs): Promise<Enrollment> {
     s.lastCheck = null;
     s.failures = 0;
     s.offered = [];
+    s.lastAnswer = null; // a new machine id: its answers count from 1 again
   });
   return enrollment;
 }

@@ -48,7 +48,7 @@ export async function offerVia(
     agentVersion: '0.1.0',
     patches: [],
   });
-  const o = c.offered.find((x) => x.patchId === patchId);
+  const o = c.answer.offered.find((x) => x.patchId === patchId);
   if (!o) throw new Error(`the server does not offer ${patchId} to ${kernel.release}/${kernel.buildId}`);
   return o;
 }
