@@ -22,7 +22,7 @@ import {
   revokeRequestSchema,
   tokenRequestSchema,
 } from './admin-protocol.js';
-import type { ServerContext } from './app.js';
+import type { ServerContext } from './context.js';
 import { hashSecret, newId, newSecret } from './credentials.js';
 import { HttpError, invalidRequest } from './http-error.js';
 import type { AuditEntry, PatchRecord, TokenRecord } from './store.js';

@@ -8,40 +8,18 @@
  * statement runs, so bad input never changes the database.
  */
 import rateLimit from '@fastify/rate-limit';
-import Fastify, { type FastifyInstance, type FastifyRequest, LogController } from 'fastify';
+import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { isSutureError } from '../diagnostic.js';
 import type { SigningKeyPair } from '../manifest/signature.js';
-import { registerAdminApi } from './admin-api.js';
 import type { ArtifactStore } from './artifacts.js';
-import { bearer, hashSecret } from './credentials.js';
-import { registerDashboard } from './dashboard.js';
+import { adminSecretFrom, defaultLimits, type Limits, type ServerContext } from './context.js';
+import { hashSecret } from './credentials.js';
 import { errorBody, HttpError, unauthorized } from './http-error.js';
-import { registerMachineApi } from './machine-api.js';
-import { registerMetrics } from './metrics.js';
 import { OfferCache } from './offer-cache.js';
+import { registerRoutes } from './routes.js';
 import type { Store } from './store.js';
 
-export interface Limits {
-  /** largest JSON body on the machine API (bytes) */
-  machineBody: number;
-  /** largest JSON body on the admin API (bytes) */
-  adminBody: number;
-  /** largest module upload (bytes) */
-  upload: number;
-  /** requests per minute: enrollments per client address, check-ins and reports per machine credential */
-  enrollPerMinute: number;
-  checkinPerMinute: number;
-  adminPerMinute: number;
-}
-
-export const defaultLimits: Limits = {
-  machineBody: 64 * 1024,
-  adminBody: 1024 * 1024,
-  upload: 64 * 1024 * 1024,
-  enrollPerMinute: 60,
-  checkinPerMinute: 60,
-  adminPerMinute: 600,
-};
+export type { Limits, ServerContext } from './context.js';
 
 export interface AppOptions {
   store: Store;
@@ -58,36 +36,6 @@ export interface AppOptions {
   /** serve HTTPS with this certificate chain and key (PEM) */
   tls?: { cert: Buffer; key: Buffer };
 }
-
-export interface ServerContext {
-  store: Store;
-  artifacts: ArtifactStore;
-  key: SigningKeyPair;
-  publicKey: string;
-  checkinIntervalSeconds: number;
-  limits: Limits;
-  offers: OfferCache;
-  /** sha256 of the admin token, re-read from the store so every instance agrees */
-  isAdmin(req: FastifyRequest): Promise<boolean>;
-  requireAdmin(req: FastifyRequest): Promise<string>;
-}
-
-const COOKIE = 'suture_admin';
-
-export function adminSecretFrom(req: FastifyRequest): string | undefined {
-  const b = bearer(req.headers.authorization);
-  if (b) return b;
-  const cookie = req.headers.cookie;
-  if (!cookie) return undefined;
-  for (const part of cookie.split(';')) {
-    const [k, ...v] = part.trim().split('=');
-    if (k === COOKIE) return decodeURIComponent(v.join('='));
-  }
-  return undefined;
-}
-
-export const adminCookie = (token: string, secure: boolean) =>
-  `${COOKIE}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/; Max-Age=86400${secure ? '; Secure' : ''}`;
 
 export async function buildApp(opts: AppOptions, publicKey: string): Promise<FastifyInstance> {
   const limits: Limits = { ...defaultLimits, ...opts.limits };
@@ -195,10 +143,7 @@ export async function buildApp(opts: AppOptions, publicKey: string): Promise<Fas
     reply.code(404).send(errorBody('NOT-FOUND', `no such endpoint: ${req.method} ${req.url.split('?')[0]}`));
   });
 
-  registerMachineApi(app, ctx);
-  registerAdminApi(app, ctx);
-  registerMetrics(app, ctx, opts.metricsCacheMs);
-  registerDashboard(app, ctx);
+  registerRoutes(app, ctx, opts.metricsCacheMs);
   return app;
 }
 

@@ -10,7 +10,7 @@
  * Every value is HTML-escaped; every page needs the admin token (cookie or Bearer).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { adminCookie, type ServerContext } from './app.js';
+import { adminCookie, type ServerContext } from './context.js';
 import { hashSecret } from './credentials.js';
 import type { MachineState, PatchRecord, RolloutRow } from './store.js';
 

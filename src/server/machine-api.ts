@@ -13,7 +13,7 @@ import {
   patchIdSchema,
   reportRequestSchema,
 } from '../manifest/protocol.js';
-import type { ServerContext } from './app.js';
+import type { ServerContext } from './context.js';
 import { bearer, hashSecret, newId, newSecret } from './credentials.js';
 import { HttpError, invalidRequest, unauthorized } from './http-error.js';
 

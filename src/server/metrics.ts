@@ -12,7 +12,7 @@
  * No secrets, hostnames or machine ids appear here: only counts, tiers and patch ids.
  */
 import type { FastifyInstance } from 'fastify';
-import type { ServerContext } from './app.js';
+import type { ServerContext } from './context.js';
 import type { Store } from './store.js';
 
 function esc(v: string): string {

@@ -20,10 +20,10 @@ import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { verifyManifest } from '../manifest/signature.js';
 import { AdminClient } from './admin-client.js';
-import { FakeMachine, writePatch } from './fleet-fixture.js';
-import { findPostgres, type PostgresCluster, startPostgres } from './postgres-fixture.js';
 import { type RunningServer, startServer } from './server.js';
 import type { PatchRecord } from './store.js';
+import { FakeMachine, writePatch } from './testing/fleet-fixture.js';
+import { findPostgres, type PostgresCluster, startPostgres } from './testing/postgres-fixture.js';
 
 const ADMIN = 'sut_admin_scale-out-test-token';
 

@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parseManifest } from '../manifest/manifest.js';
 import { hashSecret } from './credentials.js';
-import { BUILD_ID, OTHER_BUILD_ID, RELEASE } from './fleet-fixture.js';
-import { findPostgres, type PostgresCluster, startPostgres } from './postgres-fixture.js';
 import { openStore, type PatchRecord, type Store } from './store.js';
+import { BUILD_ID, OTHER_BUILD_ID, RELEASE } from './testing/fleet-fixture.js';
+import { findPostgres, type PostgresCluster, startPostgres } from './testing/postgres-fixture.js';
 
 const audit = (action: string) => ({
   at: new Date().toISOString(),

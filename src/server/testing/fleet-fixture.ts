@@ -9,7 +9,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Manifest, parseManifest } from '../manifest/manifest.js';
+import { type Manifest, parseManifest } from '../../manifest/manifest.js';
 import {
   type CheckinResponse,
   checkinResponseSchema,
@@ -19,7 +19,7 @@ import {
   machineApi,
   type PatchStatus,
   type ReportRequest,
-} from '../manifest/protocol.js';
+} from '../../manifest/protocol.js';
 
 export const RELEASE = '6.1.0-53-cloud-amd64';
 export const BUILD_ID = '1f2e3d4c5b6a79880123456789abcdef01234567';

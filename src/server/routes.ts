@@ -1,0 +1,17 @@
+/*
+ * Every route of the server, registered in one place: the machine API, the admin API, /metrics and the
+ * dashboard. app.ts calls this after its hooks and error handlers; nothing here imports app.ts.
+ */
+import type { FastifyInstance } from 'fastify';
+import { registerAdminApi } from './admin-api.js';
+import type { ServerContext } from './context.js';
+import { registerDashboard } from './dashboard.js';
+import { registerMachineApi } from './machine-api.js';
+import { registerMetrics } from './metrics.js';
+
+export function registerRoutes(app: FastifyInstance, ctx: ServerContext, metricsCacheMs?: number): void {
+  registerMachineApi(app, ctx);
+  registerAdminApi(app, ctx);
+  registerMetrics(app, ctx, metricsCacheMs);
+  registerDashboard(app, ctx);
+}
