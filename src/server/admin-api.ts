@@ -14,7 +14,6 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { canonicalJson, parseManifest } from '../manifest/manifest.js';
 import { patchIdSchema } from '../manifest/protocol.js';
-import { signManifest } from '../manifest/signature.js';
 import {
   machineTierRequestSchema,
   promoteRequestSchema,
@@ -123,7 +122,7 @@ export function registerAdminApi(app: FastifyInstance, ctx: ServerContext): void
       buildId: manifest.kernel.buildId,
       moduleName: manifest.module.name,
       manifest,
-      signature: signManifest(manifest, ctx.key.privateKey),
+      signature: ctx.signer.signManifest(manifest),
       sha256: manifest.module.sha256,
       size: blob.size,
       cves,

@@ -10,13 +10,13 @@
 import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { isSutureError } from '../diagnostic.js';
-import type { SigningKeyPair } from '../manifest/signature.js';
 import type { ArtifactStore } from './artifacts.js';
 import { adminSecretFrom, defaultLimits, type Limits, type ServerContext } from './context.js';
 import { hashSecret } from './credentials.js';
 import { errorBody, HttpError, unauthorized } from './http-error.js';
 import { OfferCache } from './offer-cache.js';
 import { registerRoutes } from './routes.js';
+import type { ServerSigner } from './signing.js';
 import type { Store } from './store.js';
 
 export type { Limits, ServerContext } from './context.js';
@@ -24,7 +24,7 @@ export type { Limits, ServerContext } from './context.js';
 export interface AppOptions {
   store: Store;
   artifacts: ArtifactStore;
-  key: SigningKeyPair;
+  signer: ServerSigner;
   checkinIntervalSeconds?: number;
   limits?: Partial<Limits>;
   /** fastify logger (off by default; `suture server` turns it on) */
@@ -37,7 +37,7 @@ export interface AppOptions {
   tls?: { cert: Buffer; key: Buffer };
 }
 
-export async function buildApp(opts: AppOptions, publicKey: string): Promise<FastifyInstance> {
+export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const limits: Limits = { ...defaultLimits, ...opts.limits };
   const app = Fastify({
     ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
@@ -63,11 +63,10 @@ export async function buildApp(opts: AppOptions, publicKey: string): Promise<Fas
   const ctx: ServerContext = {
     store: opts.store,
     artifacts: opts.artifacts,
-    key: opts.key,
-    publicKey,
+    signer: opts.signer,
     checkinIntervalSeconds: opts.checkinIntervalSeconds ?? 600,
     limits,
-    offers: new OfferCache(opts.store, opts.offerTtlMs),
+    offers: new OfferCache(opts.store, opts.signer, opts.offerTtlMs),
     async isAdmin(req) {
       const secret = adminSecretFrom(req);
       if (!secret) return false;

@@ -4,10 +4,10 @@
  * app that wires them (app.ts, routes.ts) form no cycle.
  */
 import type { FastifyRequest } from 'fastify';
-import type { SigningKeyPair } from '../manifest/signature.js';
 import type { ArtifactStore } from './artifacts.js';
 import { bearer } from './credentials.js';
 import type { OfferCache } from './offer-cache.js';
+import type { ServerSigner } from './signing.js';
 import type { Store } from './store.js';
 
 export interface Limits {
@@ -35,8 +35,8 @@ export const defaultLimits: Limits = {
 export interface ServerContext {
   store: Store;
   artifacts: ArtifactStore;
-  key: SigningKeyPair;
-  publicKey: string;
+  /** the signing key: manifests, check-in answers, rotation (signing.ts) */
+  signer: ServerSigner;
   checkinIntervalSeconds: number;
   limits: Limits;
   offers: OfferCache;

@@ -3,6 +3,8 @@
  *
  * A machine authenticates with its own credential (Bearer); it can only ever read its own offer list
  * and download modules offered to it — a patch for another kernel build or another tier is a 404 to it.
+ * Every check-in answer is signed as a whole with the server's key (signing.ts), bound to the machine
+ * id, its check-in count as the sequence number and the time; the key rotation chain rides along.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import {
@@ -77,7 +79,7 @@ export function registerMachineApi(app: FastifyInstance, ctx: ServerContext): vo
       const body: EnrollResponse = {
         machineId,
         credential,
-        serverPublicKey: ctx.publicKey,
+        serverPublicKey: ctx.signer.publicKey,
         tier: out.tier,
         checkinIntervalSeconds: ctx.checkinIntervalSeconds,
       };
@@ -92,11 +94,24 @@ export function registerMachineApi(app: FastifyInstance, ctx: ServerContext): vo
       const hash = credentialHash(req);
       const r = checkinRequestSchema.safeParse(req.body);
       if (!r.success) throw invalidRequest('the check-in', r.error);
-      const m = await store.checkin(hash, r.data, new Date().toISOString());
+      const issuedAt = new Date().toISOString();
+      const m = await store.checkin(hash, r.data, issuedAt);
       if (!m) throw badCredential();
+      if (await ctx.signer.refresh()) ctx.offers.clear(); // another instance rotated the key
       const o = await ctx.offers.get(m.kernelRelease, m.buildId, m.tier);
-      // pre-serialised offer lists: the check-in's hot path is one UPDATE and this concatenation
-      const body = `{"machineId":${JSON.stringify(m.id)},"tier":${JSON.stringify(m.tier)},"offered":${o.offeredJson},"revoked":${o.revokedJson},"nextCheckinSeconds":${ctx.checkinIntervalSeconds}}`;
+      // pre-serialised offer lists: the hot path is one UPDATE, this concatenation and one signature
+      // over the whole answer, bound to the machine, its check-in sequence and the time
+      const parts = {
+        machineId: JSON.stringify(m.id),
+        tier: JSON.stringify(m.tier),
+        sequence: String(m.sequence),
+        issuedAt: JSON.stringify(issuedAt),
+        offered: o.offeredJson,
+        revoked: o.revokedJson,
+        nextCheckinSeconds: String(ctx.checkinIntervalSeconds),
+      };
+      const signed = ctx.signer.signAnswer(parts);
+      const body = `${signed.text.slice(0, -1)},"signature":${JSON.stringify(signed.signature)},"keys":${ctx.signer.keysJson}}`;
       return reply.type('application/json; charset=utf-8').send(body);
     },
   );

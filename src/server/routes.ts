@@ -6,12 +6,14 @@ import type { FastifyInstance } from 'fastify';
 import { registerAdminApi } from './admin-api.js';
 import type { ServerContext } from './context.js';
 import { registerDashboard } from './dashboard.js';
+import { registerKeyApi } from './key-api.js';
 import { registerMachineApi } from './machine-api.js';
 import { registerMetrics } from './metrics.js';
 
 export function registerRoutes(app: FastifyInstance, ctx: ServerContext, metricsCacheMs?: number): void {
   registerMachineApi(app, ctx);
   registerAdminApi(app, ctx);
+  registerKeyApi(app, ctx);
   registerMetrics(app, ctx, metricsCacheMs);
   registerDashboard(app, ctx);
 }

@@ -193,7 +193,14 @@ function storeSuite(name: string, open: () => Promise<Store | string>): void {
       const kernel = { release: RELEASE, buildId: BUILD_ID };
       const req = { kernel, hostname: 'c1', agentVersion: '2', patches: [] };
       const m = await store.checkin(hashSecret('cred-c1'), req, '2026-02-01T00:00:00.000Z');
-      assert.deepEqual(m, { id: 'm-c1', tier: 'canary', kernelRelease: RELEASE, buildId: BUILD_ID });
+      // sequence: the machine's check-in count, the signed answer's freshness
+      assert.deepEqual(m, {
+        id: 'm-c1',
+        tier: 'canary',
+        kernelRelease: RELEASE,
+        buildId: BUILD_ID,
+        sequence: 1,
+      });
       const before = await store.dump();
       assert.equal(await store.checkin(hashSecret('wrong'), req, '2026-02-01T00:00:01.000Z'), undefined);
       assert.equal(
@@ -280,7 +287,8 @@ function storeSuite(name: string, open: () => Promise<Store | string>): void {
       assert.equal(counters.machines, 3);
       assert.deepEqual(counters.applyFailures, [{ patchId: '0000000000000002', n: 1 }]);
       // the agent's full list replaces the recorded one
-      await store.checkin(hashSecret('cred-c1'), req, '2026-02-01T00:04:00.000Z');
+      const again = await store.checkin(hashSecret('cred-c1'), req, '2026-02-01T00:04:00.000Z');
+      assert.equal(again?.sequence, 3, 'one more per check-in, never reused');
       assert.deepEqual((await store.getMachine('m-c1'))?.patches, []);
       const kernels = await store.listKernels();
       assert.deepEqual(

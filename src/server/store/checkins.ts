@@ -16,13 +16,14 @@ export interface AuthenticatedMachine {
   buildId: string;
 }
 
+/** A machine that just checked in: `sequence` is its check-in count, this one included (signed answers). */
+export interface CheckedInMachine extends AuthenticatedMachine {
+  sequence: number;
+}
+
 export interface CheckinStore {
   /** Record a check-in (last seen, kernel, patch states); undefined when the credential is unknown. */
-  checkin(
-    credentialHash: string,
-    req: CheckinRequest,
-    now: string,
-  ): Promise<AuthenticatedMachine | undefined>;
+  checkin(credentialHash: string, req: CheckinRequest, now: string): Promise<CheckedInMachine | undefined>;
   /** Record an apply/revert result; 'unknown-patch' when the patch id is not ours. */
   report(
     credentialHash: string,
@@ -69,26 +70,28 @@ interface PendingCheckin {
   credentialHash: string;
   req: CheckinRequest;
   now: string;
-  resolve: (m: AuthenticatedMachine | undefined) => void;
+  resolve: (m: CheckedInMachine | undefined) => void;
   reject: (e: unknown) => void;
 }
 
 // only unindexed columns: rewriting kernel_release/build_id (indexed) on every check-in costs 4x
 const CHECKIN_SQL = `UPDATE machines SET last_checkin_at = ?, checkins = checkins + 1, hostname = ?, agent_version = ?
-  WHERE credential_hash = ? RETURNING id, tier, kernel_release, build_id`;
+  WHERE credential_hash = ? RETURNING id, tier, kernel_release, build_id, checkins`;
 
 async function checkinOne(
   x: Sql,
   credentialHash: string,
   req: CheckinRequest,
   now: string,
-): Promise<AuthenticatedMachine | undefined> {
-  const m = await x.get<{ id: string; tier: string; kernel_release: string; build_id: string }>(CHECKIN_SQL, [
-    now,
-    req.hostname,
-    req.agentVersion,
-    credentialHash,
-  ]);
+): Promise<CheckedInMachine | undefined> {
+  type Row = {
+    id: string;
+    tier: string;
+    kernel_release: string;
+    build_id: string;
+    checkins: number | string;
+  };
+  const m = await x.get<Row>(CHECKIN_SQL, [now, req.hostname, req.agentVersion, credentialHash]);
   if (!m) return undefined;
   if (m.kernel_release !== req.kernel.release || m.build_id !== req.kernel.buildId) {
     await x.run('UPDATE machines SET kernel_release = ?, build_id = ? WHERE id = ?', [
@@ -98,7 +101,13 @@ async function checkinOne(
     ]);
   }
   await syncPatchStates(x, m.id, req, now);
-  return { id: m.id, tier: m.tier, kernelRelease: req.kernel.release, buildId: req.kernel.buildId };
+  return {
+    id: m.id,
+    tier: m.tier,
+    kernelRelease: req.kernel.release,
+    buildId: req.kernel.buildId,
+    sequence: Number(m.checkins),
+  };
 }
 
 /**
@@ -109,7 +118,14 @@ async function checkinOne(
  * whole batch was tried: the planner hash-joins all machines, 3x slower at 100,000 machines.)
  */
 async function flushPostgres(db: Db, batch: PendingCheckin[]): Promise<void> {
-  type Row = { id: string; tier: string; kernel_release: string; build_id: string; states: string | null };
+  type Row = {
+    id: string;
+    tier: string;
+    kernel_release: string;
+    build_id: string;
+    checkins: number | string;
+    states: string | null;
+  };
   await Promise.all(
     batch.map(async (b) => {
       const { req, now } = b;
@@ -117,8 +133,8 @@ async function flushPostgres(db: Db, batch: PendingCheckin[]): Promise<void> {
         const m = await db.get<Row>(
           `WITH m AS (
              UPDATE machines SET last_checkin_at = ?, checkins = checkins + 1, hostname = ?, agent_version = ?
-             WHERE credential_hash = ? RETURNING id, tier, kernel_release, build_id)
-           SELECT m.id, m.tier, m.kernel_release, m.build_id,
+             WHERE credential_hash = ? RETURNING id, tier, kernel_release, build_id, checkins)
+           SELECT m.id, m.tier, m.kernel_release, m.build_id, m.checkins,
              (SELECT json_agg(json_build_object('p', patch_id, 's', state, 'r', reason, 't', transition))::text
               FROM machine_patches mp WHERE mp.machine_id = m.id) AS states
            FROM m`,
@@ -156,6 +172,7 @@ async function flushPostgres(db: Db, batch: PendingCheckin[]): Promise<void> {
           tier: m.tier,
           kernelRelease: req.kernel.release,
           buildId: req.kernel.buildId,
+          sequence: Number(m.checkins),
         });
       } catch (e) {
         b.reject(e);
@@ -168,7 +185,7 @@ async function flushPostgres(db: Db, batch: PendingCheckin[]): Promise<void> {
 async function flushSqlite(db: Db, batch: PendingCheckin[]): Promise<void> {
   try {
     const results = await db.tx(async (x) => {
-      const out: Array<AuthenticatedMachine | undefined> = [];
+      const out: Array<CheckedInMachine | undefined> = [];
       for (const b of batch) out.push(await checkinOne(x, b.credentialHash, b.req, b.now));
       return out;
     });
@@ -214,11 +231,7 @@ export function sqlCheckins(db: Db): CheckinStore {
      * fails, its check-ins are retried one by one so one bad row cannot fail the others. On PostgreSQL
      * every check-in is one statement on a pooled connection, in parallel (flushPostgres).
      */
-    checkin(
-      credentialHash: string,
-      req: CheckinRequest,
-      now: string,
-    ): Promise<AuthenticatedMachine | undefined> {
+    checkin(credentialHash: string, req: CheckinRequest, now: string): Promise<CheckedInMachine | undefined> {
       return new Promise((resolve, reject) => {
         pending.push({ credentialHash, req, now, resolve, reject });
         if (!flushScheduled) {

@@ -1,0 +1,60 @@
+/*
+ * The signing key on the admin API: which key signs, and rotating it (`suture key rotate`).
+ *
+ *   GET  /admin/v1/key          → { publicKey, fingerprint, custody, rotations }
+ *   POST /admin/v1/key/rotate   → { previous, publicKey, fingerprint, at }   (audited: `key-rotate`)
+ *
+ * A rotation makes a new key, announces it under the old one and switches to it (signing.ts); the next
+ * check-in answers carry the announcement, and each agent moves its trust to the new key when it
+ * verifies. The offer lists are rebuilt at once, signed with the new key.
+ */
+import type { FastifyInstance } from 'fastify';
+import { keyFingerprint } from '../manifest/signature.js';
+import type { ServerContext } from './context.js';
+
+export interface KeyInfo {
+  publicKey: string;
+  fingerprint: string;
+  /** `the database` or the key file's path */
+  custody: string;
+  rotations: number;
+}
+
+export interface KeyRotation {
+  previous: string;
+  publicKey: string;
+  fingerprint: string;
+  at: string;
+}
+
+export function registerKeyApi(app: FastifyInstance, ctx: ServerContext): void {
+  const config = { rateLimit: { max: ctx.limits.adminPerMinute, timeWindow: 60_000 } };
+  app.get('/admin/v1/key', { config }, async (req): Promise<KeyInfo> => {
+    await ctx.requireAdmin(req);
+    await ctx.signer.refresh();
+    return {
+      publicKey: ctx.signer.publicKey,
+      fingerprint: keyFingerprint(ctx.signer.publicKey),
+      custody: ctx.signer.custody,
+      rotations: (JSON.parse(ctx.signer.keysJson) as unknown[]).length,
+    };
+  });
+
+  app.post('/admin/v1/key/rotate', { config }, async (req): Promise<KeyRotation> => {
+    const actor = await ctx.requireAdmin(req);
+    const ann = await ctx.signer.rotate((detail) => ({
+      at: new Date().toISOString(),
+      actor,
+      action: 'key-rotate',
+      target: keyFingerprint(ctx.signer.publicKey),
+      detail,
+    }));
+    ctx.offers.clear();
+    return {
+      previous: ann.previous,
+      publicKey: ann.publicKey,
+      fingerprint: keyFingerprint(ann.publicKey),
+      at: ann.at,
+    };
+  });
+}
