@@ -62,6 +62,10 @@ export function register(program: Command): void {
     )
     .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (chain); needs --tls-key')
     .option('--tls-key <file>', 'the PEM private key of --tls-cert')
+    .option(
+      '--signing-key <file>',
+      'keep the signing key in this file (0600, created if missing) instead of the database',
+    )
     .option('--quiet', 'no request log')
     .action(
       async (o: {
@@ -74,6 +78,7 @@ export function register(program: Command): void {
         checkinRate: number;
         tlsCert?: string;
         tlsKey?: string;
+        signingKey?: string;
         quiet?: boolean;
       }) => {
         const { host, port } = parseListen(o.listen);
@@ -94,11 +99,12 @@ export function register(program: Command): void {
           limits: { upload: o.maxUpload, checkinPerMinute: o.checkinRate },
           logger: !o.quiet,
           ...(o.tlsCert && o.tlsKey ? { tls: { certFile: o.tlsCert, keyFile: o.tlsKey } } : {}),
+          ...(o.signingKey ? { signingKeyFile: o.signingKey } : {}),
         });
         const db = o.database ? 'PostgreSQL' : `SQLite ${join(o.data, 'suture.db')}`;
         process.stderr.write(`suture server listening on ${s.url} (${db}, data ${o.data})\n`);
         process.stderr.write(
-          `  signing key ed25519 ${keyFingerprint(s.publicKey)} (public: ${s.publicKey})\n`,
+          `  signing key ed25519 ${keyFingerprint(s.publicKey)} (public: ${s.publicKey}), kept in ${s.signer.custody}\n`,
         );
         process.stderr.write(`  dashboard ${s.url}/   metrics ${s.url}/metrics\n`);
         if (s.createdAdminToken) {
