@@ -14,7 +14,9 @@ import { after, describe, test } from 'node:test';
 import { applyLivepatch } from '../host/index.js';
 import { announceKey } from '../manifest/key-rotation.js';
 import { generateSigningKey, publicKeyToBase64, signManifest } from '../manifest/signature.js';
+import { MAX_ANSWER_AGE_SECONDS } from './answer.js';
 import { checkInOnce } from './checkin.js';
+import { ServerClient } from './server-client.js';
 import { loadState } from './state.js';
 import {
   type Cleanups,
@@ -59,6 +61,35 @@ describe('signed check-in answers', () => {
     assert.deepEqual(await r.ctx.kernel.listLivepatches(), []);
     delete r.proxy.hooks.rewriteCheckin;
     assert.equal((await checkInOnce(r.ctx)).ok, true, 'the next real answer is accepted');
+  });
+
+  test("another machine's answer, and an answer held back too long, are refused", async () => {
+    const r = await rig(cleanups);
+    const { file, manifest } = publishable(r, 'livepatch_cmdline');
+    await r.backend.publish(file, manifest, 'canary');
+    const kernel = await r.ctx.kernel.runningKernel();
+    const other = await new ServerClient(r.backend.url).enroll({
+      token: await r.backend.createToken('canary'),
+      hostname: 'other',
+      kernel: { release: kernel.release, buildId: kernel.buildId },
+      agentVersion: '0.1.0',
+    });
+    const theirs = await new ServerClient(r.backend.url, other.credential).checkin({
+      kernel: { release: kernel.release, buildId: kernel.buildId },
+      hostname: 'other',
+      agentVersion: '0.1.0',
+      patches: [],
+    });
+    // signed by the server, sequence far ahead: still not for this machine
+    r.proxy.hooks.rewriteCheckin = () => ({ ...theirs.answer, sequence: 1000 });
+    r.proxy.hooks.resignWith = r.backend.signingKey();
+    await refusedAs(r, 'AGENT-ANSWER-MACHINE');
+    const held = new Date(Date.now() - (MAX_ANSWER_AGE_SECONDS + 3600) * 1000).toISOString();
+    r.proxy.hooks.rewriteCheckin = (c) => ({ ...c, issuedAt: held });
+    await refusedAs(r, 'AGENT-ANSWER-STALE');
+    assert.deepEqual(r.hostApplies, []);
+    r.proxy.hooks = {};
+    assert.deepEqual((await checkInOnce(r.ctx)).ok && r.hostApplies, ['cmdline']);
   });
 
   test('a hidden revocation is refused as a whole; the real answer then reverts', async () => {
