@@ -36,7 +36,7 @@ export function registerKeyApi(app: FastifyInstance, ctx: ServerContext): void {
       publicKey: ctx.signer.publicKey,
       fingerprint: keyFingerprint(ctx.signer.publicKey),
       custody: ctx.signer.custody,
-      rotations: (JSON.parse(ctx.signer.keysJson) as unknown[]).length,
+      rotations: ctx.signer.rotations,
     };
   });
 

@@ -123,9 +123,13 @@ export class ServerSigner {
     return this.pair;
   }
 
-  /** the rotation announcements, oldest first, as canonical JSON text for the answer */
+  /** the rotation announcements, oldest first, as JSON text for the answer (the last 64: the wire's cap) */
   get keysJson(): string {
-    return this.chainText;
+    return this.chain.length > 64 ? JSON.stringify(this.chain.slice(-64)) : this.chainText;
+  }
+
+  get rotations(): number {
+    return this.chain.length;
   }
 
   get custody(): string {

@@ -37,7 +37,9 @@ export function register(program: Command): void {
       .description(
         'make a new signing key, announced under the old one; agents follow at their next check-in',
       ),
-  ).action(async (o: AdminCliOptions) => {
+  ).action(async (_o: AdminCliOptions, cmd: Command) => {
+    // `--server` and friends may have been taken by `key` itself: read both levels
+    const o = cmd.optsWithGlobals<AdminCliOptions>();
     const r = await new AdminClient(adminTarget(o)).call<KeyRotation>('POST', '/admin/v1/key/rotate', {});
     if (o.json) {
       process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
