@@ -44,6 +44,10 @@ export interface ServerOptions {
   metricsCacheMs?: number;
   /** serve HTTPS: PEM files of the certificate (chain) and its private key */
   tls?: { certFile: string; keyFile: string };
+  /** addresses of the TLS proxy whose X-Forwarded-* headers count (see app.ts) */
+  trustProxy?: string[];
+  /** require this Bearer token on /metrics */
+  metricsToken?: string;
 }
 
 export interface RunningServer {
@@ -140,6 +144,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         offerTtlMs: opts.offerTtlMs,
         metricsCacheMs: opts.metricsCacheMs,
         ...(tls ? { tls } : {}),
+        ...(opts.trustProxy ? { trustProxy: opts.trustProxy } : {}),
+        ...(opts.metricsToken ? { metricsToken: opts.metricsToken } : {}),
       },
       publicKey,
     );
