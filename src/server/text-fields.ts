@@ -34,8 +34,8 @@ export function rejectControlCharacters(value: unknown, where: string, depth = 0
     });
     return;
   }
-  // a stream (module upload) is not text
-  if (Object.getPrototypeOf(value) !== Object.prototype && Object.getPrototypeOf(value) !== null) return;
+  // a stream (module upload) or bytes are not text
+  if (Buffer.isBuffer(value) || typeof (value as { pipe?: unknown }).pipe === 'function') return;
   for (const [k, v] of Object.entries(value)) {
     if (CONTROL.test(k)) refuse(`${where}: a field name`, k);
     rejectControlCharacters(v, `${where}.${k}`, depth + 1);

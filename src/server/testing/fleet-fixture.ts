@@ -90,10 +90,10 @@ export async function writePatch(
   return { module, manifestPath, manifest, bytes };
 }
 
-/** An ELF64 x86-64 relocatable object: `.text` of random bytes and a `.modinfo` of these entries. */
-export function fakeModule(textBytes: number, modinfo: Record<string, string | undefined>): Buffer {
+/** An ELF64 x86-64 relocatable object: `.text` of random bytes and a `.modinfo` of these entries (none: null). */
+export function fakeModule(textBytes: number, modinfo: Record<string, string | undefined> | null): Buffer {
   const info = Buffer.from(
-    Object.entries(modinfo)
+    Object.entries(modinfo ?? {})
       .filter(([, v]) => v !== undefined)
       .map(([k, v]) => `${k}=${v}\0`)
       .join(''),
@@ -116,10 +116,9 @@ export function fakeModule(textBytes: number, modinfo: Record<string, string | u
     addralign: 16,
     data: randomBytes(textBytes),
   });
-  const sections = [
-    text,
-    createSection({ name: '.modinfo', type: SHT.PROGBITS, flags: SHF.ALLOC, data: info }),
-  ];
+  const sections = [text];
+  if (modinfo)
+    sections.push(createSection({ name: '.modinfo', type: SHT.PROGBITS, flags: SHF.ALLOC, data: info }));
   return Buffer.from(writeElf(new ElfObject(header, sections, [])));
 }
 
