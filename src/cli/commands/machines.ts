@@ -41,7 +41,7 @@ export function register(program: Command): void {
       if ((change.length && !id) || change.length > 1) {
         throw new SutureError({
           code: 'CLI-USAGE',
-          message: `${change.join(' and ')} ${change.length > 1 ? 'do not go together' : 'needs the machine: suture machines <id> ' + change[0]}`,
+          message: `${change.join(' and ')} ${change.length > 1 ? 'do not go together' : `needs the machine: suture machines <id> ${change[0]}`}`,
           hint: 'list the machines with `suture machines` to find its id; change one thing per call',
         });
       }
