@@ -9,7 +9,12 @@
  * so bad input never changes the database. Every response carries the anti-framing and
  * content-security headers of security-headers.ts.
  */
-import Fastify, { type FastifyInstance, LogController } from 'fastify';
+import Fastify, {
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
 import { isSutureError } from '../diagnostic.js';
 import type { SigningKeyPair } from '../manifest/signature.js';
 import type { ArtifactStore } from './artifacts.js';
@@ -85,6 +90,35 @@ export async function buildApp(opts: AppOptions, publicKey: string): Promise<Fas
     }
   });
 
+  const ctx = serverContext(opts, publicKey, limits, limiter);
+
+  // JSON only (plus the two below): a text/plain body is a 415, not a string to validate
+  app.removeContentTypeParser('text/plain');
+  // uploads: hand the raw stream to the artifact store, which enforces size and hash itself
+  app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
+  // the dashboard's forms (the admin API refuses this type: admin-api.ts)
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
+    done(null, Object.fromEntries(new URLSearchParams(String(body))));
+  });
+
+  app.setErrorHandler(errorReply);
+  app.setNotFoundHandler((req, reply) => {
+    reply.code(404).send(errorBody('NOT-FOUND', `no such endpoint: ${req.method} ${req.url.split('?')[0]}`));
+  });
+
+  registerRoutes(app, ctx, opts.metricsCacheMs);
+  return app;
+}
+
+export { HttpError };
+
+/** The context every route module is given; admin authentication re-reads the token hash each second. */
+function serverContext(
+  opts: AppOptions,
+  publicKey: string,
+  limits: Limits,
+  limiter: RateLimiter,
+): ServerContext {
   let adminHash: { value: string | undefined; at: number } = { value: undefined, at: 0 };
   const ctx: ServerContext = {
     store: opts.store,
@@ -118,63 +152,43 @@ export async function buildApp(opts: AppOptions, publicKey: string): Promise<Fas
       return `admin@${req.ip}`;
     },
   };
-
-  // JSON only (plus the two below): a text/plain body is a 415, not a string to validate
-  app.removeContentTypeParser('text/plain');
-  // uploads: hand the raw stream to the artifact store, which enforces size and hash itself
-  app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
-  // the dashboard's forms (the admin API refuses this type: admin-api.ts)
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
-    done(null, Object.fromEntries(new URLSearchParams(String(body))));
-  });
-
-  app.setErrorHandler((err, req, reply) => {
-    if (err instanceof HttpError) {
-      const d = err.diagnostic;
-      return reply.code(err.status).send(errorBody(d.code, d.message, d.hint, d.detail));
-    }
-    if (isSutureError(err)) {
-      const d = err.diagnostic;
-      // ARTIFACT-*: a module the database should hold is gone or damaged — the server's fault
-      const status = d.code === 'UPLOAD-TOO-LARGE' ? 413 : d.code.startsWith('ARTIFACT-') ? 500 : 400;
-      return reply.code(status).send(errorBody(d.code, d.message, d.hint, d.detail));
-    }
-    const e = err as { statusCode?: number; code?: string; message: string };
-    const status = e.statusCode ?? 500;
-    if (status === 429) {
-      return reply
-        .code(429)
-        .send(errorBody('RATE-LIMITED', e.message, 'slow down: retry after the time given'));
-    }
-    if (status === 413) {
-      return reply
-        .code(413)
-        .send(
-          errorBody('BODY-TOO-LARGE', `the request body is larger than this endpoint accepts`, undefined),
-        );
-    }
-    if (status === 415) {
-      return reply
-        .code(415)
-        .send(errorBody('CONTENT-TYPE', e.message, 'send JSON with Content-Type: application/json'));
-    }
-    if (status >= 400 && status < 500) {
-      const code =
-        e.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || /JSON/i.test(e.message)
-          ? 'JSON-INVALID'
-          : 'BAD-REQUEST';
-      return reply.code(status).send(errorBody(code, e.message));
-    }
-    req.log.error(err);
-    return reply.code(500).send(errorBody('INTERNAL', 'internal server error', 'see the server log'));
-  });
-
-  app.setNotFoundHandler((req, reply) => {
-    reply.code(404).send(errorBody('NOT-FOUND', `no such endpoint: ${req.method} ${req.url.split('?')[0]}`));
-  });
-
-  registerRoutes(app, ctx, opts.metricsCacheMs);
-  return app;
+  return ctx;
 }
 
-export { HttpError };
+/** Every error as an ErrorResponse body: ours with their status and code, fastify's mapped to codes. */
+function errorReply(err: unknown, req: FastifyRequest, reply: FastifyReply) {
+  if (err instanceof HttpError) {
+    const d = err.diagnostic;
+    return reply.code(err.status).send(errorBody(d.code, d.message, d.hint, d.detail));
+  }
+  if (isSutureError(err)) {
+    const d = err.diagnostic;
+    // ARTIFACT-*: a module the database should hold is gone or damaged — the server's fault
+    const status = d.code === 'UPLOAD-TOO-LARGE' ? 413 : d.code.startsWith('ARTIFACT-') ? 500 : 400;
+    return reply.code(status).send(errorBody(d.code, d.message, d.hint, d.detail));
+  }
+  const e = err as { statusCode?: number; code?: string; message: string };
+  const status = e.statusCode ?? 500;
+  if (status === 429) {
+    return reply
+      .code(429)
+      .send(errorBody('RATE-LIMITED', e.message, 'slow down: retry after the time given'));
+  }
+  if (status === 413) {
+    return reply
+      .code(413)
+      .send(errorBody('BODY-TOO-LARGE', `the request body is larger than this endpoint accepts`, undefined));
+  }
+  if (status === 415) {
+    return reply
+      .code(415)
+      .send(errorBody('CONTENT-TYPE', e.message, 'send JSON with Content-Type: application/json'));
+  }
+  if (status >= 400 && status < 500) {
+    const code =
+      e.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || /JSON/i.test(e.message) ? 'JSON-INVALID' : 'BAD-REQUEST';
+    return reply.code(status).send(errorBody(code, e.message));
+  }
+  req.log.error(err);
+  return reply.code(500).send(errorBody('INTERNAL', 'internal server error', 'see the server log'));
+}

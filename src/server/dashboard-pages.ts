@@ -50,14 +50,106 @@ export function notFoundPage(what: string, csrf: string): string {
   return page('Not found', `<div class="empty">No ${h(what)}.</div>`, csrf);
 }
 
+type KernelRows = Map<
+  string,
+  Record<MachineState, number> & { release: string; buildId: string; tier: string }
+>;
+
+function kernelSection(kernels: KernelRows): string {
+  return `<h2>Machines by kernel and state</h2>
+${
+  kernels.size
+    ? `<table id="fleet"><tr><th>kernel</th><th>build id</th><th>tier</th>${STATES.map((s) => `<th class="num">${s === 'none' ? 'no patch' : s}</th>`).join('')}</tr>
+${[...kernels.values()]
+  .map(
+    (k) =>
+      `<tr><td class="mono">${h(k.release)}</td><td>${shortId(k.buildId)}</td><td>${badge('tier', k.tier)}</td>${STATES.map((s) => `<td class="num" data-state="${s}">${k[s] ? badge(s, String(k[s])) : '<span class="muted">0</span>'}</td>`).join('')}</tr>`,
+  )
+  .join('\n')}</table>`
+    : '<div class="empty">No machine has enrolled yet. Create a token with <code>suture token create --tier canary</code>.</div>'
+}`;
+}
+
+function patchSection(patches: PatchRecord[], rollout: RolloutRow[]): string {
+  return `<h2>Patches <small>newest first · rollout per tier</small></h2>
+${
+  patches.length
+    ? `<table id="patches"><tr><th>patch</th><th>kernel</th><th>CVEs</th><th>status</th><th>rollout</th></tr>
+${patches
+  .map(
+    (
+      p,
+    ) => `<tr data-patch="${h(p.id)}"><td><a href="/patches/${h(p.id)}"><b>${h(p.name)}</b></a> v${h(p.version)}<br><span class="mono muted">${h(p.id)}</span>${p.description ? `<br><span class="muted">${h(p.description)}</span>` : ''}</td>
+<td class="mono">${h(p.kernelRelease)}<br>${shortId(p.buildId)}</td><td>${cves(p.cves)}</td><td>${patchStatus(p)}</td>
+<td>${rollout
+      .filter((r) => r.patchId === p.id)
+      .map(rolloutBar)
+      .join('')}</td></tr>`,
+  )
+  .join('\n')}</table>`
+    : '<div class="empty">No patch published yet: <code>suture publish livepatch-NAME.ko --manifest manifest.json --tier canary</code></div>'
+}`;
+}
+
+function failureSection(failures: FailureRow[]): string {
+  return `<h2>Failures <small>as reported by the agents</small></h2>
+${
+  failures.length
+    ? `<table id="failures"><tr><th>machine</th><th>patch</th><th>reason</th><th>when</th></tr>
+${failures
+  .map(
+    (
+      f,
+    ) => `<tr><td><a href="/machines/${h(f.machineId)}">${h(f.hostname)}</a> ${badge('tier', f.tier)}</td><td><a href="/patches/${h(f.patchId)}">${h(f.patchName)}</a></td>
+<td><div class="reason">${h(f.reason)}</div>${f.transition?.blockingTasks.length ? `<div class="muted">blocking: ${f.transition.blockingTasks.map((t) => `${h(t.comm)} (${t.pid})`).join(', ')}</div>` : ''}</td><td>${when(f.updatedAt)}</td></tr>`,
+  )
+  .join('\n')}</table>`
+    : '<div class="empty" id="failures">No failures reported.</div>'
+}`;
+}
+
+function machineSection(machines: MachineRecord[], total: number): string {
+  return `<h2>Machines <small>${machines.length < total ? `first ${machines.length} of ${total}` : `${total}`}</small></h2>
+${
+  machines.length
+    ? `<table id="machines"><tr><th>host</th><th>tier</th><th>kernel</th><th>state</th><th>last check-in</th><th>agent</th></tr>
+${machines
+  .map(
+    (
+      m,
+    ) => `<tr data-machine="${h(m.id)}"><td><a href="/machines/${h(m.id)}">${h(m.hostname)}</a></td><td>${badge('tier', m.tier)}</td>
+<td class="mono">${h(m.kernelRelease)}</td><td>${badge(m.state, m.state === 'none' ? 'no patch' : m.state)}</td><td>${when(m.lastCheckinAt)}</td><td class="mono">${h(m.agentVersion)}</td></tr>`,
+  )
+  .join('\n')}</table>`
+    : '<div class="empty">No machines.</div>'
+}`;
+}
+
+function auditSection(audit: AuditEntry[]): string {
+  return `<h2>Admin actions <small>the last ${audit.length} · <code>suture audit</code> for more</small></h2>
+${
+  audit.length
+    ? `<table id="audit"><tr><th>when</th><th>action</th><th>target</th><th>detail</th><th>by</th></tr>
+${audit
+  .map(
+    (a) =>
+      `<tr><td class="nowrap">${when(a.at)}</td><td>${h(a.action)}</td><td class="mono">${h(a.target)}</td><td>${Object.entries(
+        a.detail,
+      )
+        .filter(([, v]) => v !== null && v !== '')
+        .map(([k, v]) => `${h(k)}: ${h(typeof v === 'string' ? v : JSON.stringify(v))}`)
+        .join(', ')}</td><td class="mono muted">${h(a.actor)}</td></tr>`,
+  )
+  .join('\n')}</table>`
+    : '<div class="empty" id="audit">No admin action yet.</div>'
+}`;
+}
+
 export function fleetPage(d: FleetData, csrf: string): string {
   const { fleet, rollout, failures, patches, machines, audit } = d;
   const total = fleet.reduce((a, f) => a + f.machines, 0);
   const count = (s: MachineState) => fleet.filter((f) => f.state === s).reduce((a, f) => a + f.machines, 0);
-  const kernels = new Map<
-    string,
-    Record<MachineState, number> & { release: string; buildId: string; tier: string }
-  >();
+  const kernels: KernelRows = new Map();
   for (const f of fleet) {
     const k = `${f.release}\0${f.buildId}\0${f.tier}`;
     const row = kernels.get(k) ?? {
@@ -81,81 +173,11 @@ export function fleetPage(d: FleetData, csrf: string): string {
  <div class="card" id="card-kernels"><b>${new Set(fleet.map((f) => `${f.release} ${f.buildId}`)).size}</b><span>kernels</span></div>
  <div class="card" id="card-patches"><b>${active}</b><span>active patches</span></div>
 </div>
-<h2>Machines by kernel and state</h2>
-${
-  kernels.size
-    ? `<table id="fleet"><tr><th>kernel</th><th>build id</th><th>tier</th>${STATES.map((s) => `<th class="num">${s === 'none' ? 'no patch' : s}</th>`).join('')}</tr>
-${[...kernels.values()]
-  .map(
-    (k) =>
-      `<tr><td class="mono">${h(k.release)}</td><td>${shortId(k.buildId)}</td><td>${badge('tier', k.tier)}</td>${STATES.map((s) => `<td class="num" data-state="${s}">${k[s] ? badge(s, String(k[s])) : '<span class="muted">0</span>'}</td>`).join('')}</tr>`,
-  )
-  .join('\n')}</table>`
-    : '<div class="empty">No machine has enrolled yet. Create a token with <code>suture token create --tier canary</code>.</div>'
-}
-<h2>Patches <small>newest first · rollout per tier</small></h2>
-${
-  patches.length
-    ? `<table id="patches"><tr><th>patch</th><th>kernel</th><th>CVEs</th><th>status</th><th>rollout</th></tr>
-${patches
-  .map(
-    (
-      p,
-    ) => `<tr data-patch="${h(p.id)}"><td><a href="/patches/${h(p.id)}"><b>${h(p.name)}</b></a> v${h(p.version)}<br><span class="mono muted">${h(p.id)}</span>${p.description ? `<br><span class="muted">${h(p.description)}</span>` : ''}</td>
-<td class="mono">${h(p.kernelRelease)}<br>${shortId(p.buildId)}</td><td>${cves(p.cves)}</td><td>${patchStatus(p)}</td>
-<td>${rollout
-      .filter((r) => r.patchId === p.id)
-      .map(rolloutBar)
-      .join('')}</td></tr>`,
-  )
-  .join('\n')}</table>`
-    : '<div class="empty">No patch published yet: <code>suture publish livepatch-NAME.ko --manifest manifest.json --tier canary</code></div>'
-}
-<h2>Failures <small>as reported by the agents</small></h2>
-${
-  failures.length
-    ? `<table id="failures"><tr><th>machine</th><th>patch</th><th>reason</th><th>when</th></tr>
-${failures
-  .map(
-    (
-      f,
-    ) => `<tr><td><a href="/machines/${h(f.machineId)}">${h(f.hostname)}</a> ${badge('tier', f.tier)}</td><td><a href="/patches/${h(f.patchId)}">${h(f.patchName)}</a></td>
-<td><div class="reason">${h(f.reason)}</div>${f.transition?.blockingTasks.length ? `<div class="muted">blocking: ${f.transition.blockingTasks.map((t) => `${h(t.comm)} (${t.pid})`).join(', ')}</div>` : ''}</td><td>${when(f.updatedAt)}</td></tr>`,
-  )
-  .join('\n')}</table>`
-    : '<div class="empty" id="failures">No failures reported.</div>'
-}
-<h2>Machines <small>${machines.length < total ? `first ${machines.length} of ${total}` : `${total}`}</small></h2>
-${
-  machines.length
-    ? `<table id="machines"><tr><th>host</th><th>tier</th><th>kernel</th><th>state</th><th>last check-in</th><th>agent</th></tr>
-${machines
-  .map(
-    (
-      m,
-    ) => `<tr data-machine="${h(m.id)}"><td><a href="/machines/${h(m.id)}">${h(m.hostname)}</a></td><td>${badge('tier', m.tier)}</td>
-<td class="mono">${h(m.kernelRelease)}</td><td>${badge(m.state, m.state === 'none' ? 'no patch' : m.state)}</td><td>${when(m.lastCheckinAt)}</td><td class="mono">${h(m.agentVersion)}</td></tr>`,
-  )
-  .join('\n')}</table>`
-    : '<div class="empty">No machines.</div>'
-}
-<h2>Admin actions <small>the last ${audit.length} · <code>suture audit</code> for more</small></h2>
-${
-  audit.length
-    ? `<table id="audit"><tr><th>when</th><th>action</th><th>target</th><th>detail</th><th>by</th></tr>
-${audit
-  .map(
-    (a) =>
-      `<tr><td class="nowrap">${when(a.at)}</td><td>${h(a.action)}</td><td class="mono">${h(a.target)}</td><td>${Object.entries(
-        a.detail,
-      )
-        .filter(([, v]) => v !== null && v !== '')
-        .map(([k, v]) => `${h(k)}: ${h(typeof v === 'string' ? v : JSON.stringify(v))}`)
-        .join(', ')}</td><td class="mono muted">${h(a.actor)}</td></tr>`,
-  )
-  .join('\n')}</table>`
-    : '<div class="empty" id="audit">No admin action yet.</div>'
-}`;
+${kernelSection(kernels)}
+${patchSection(patches, rollout)}
+${failureSection(failures)}
+${machineSection(machines, total)}
+${auditSection(audit)}`;
   return page('Fleet', body, csrf);
 }
 
