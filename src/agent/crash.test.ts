@@ -7,11 +7,12 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { writeFakeModule } from '../host/fake-kernel.js';
 import type { Manifest } from '../manifest/manifest.js';
 import { enroll } from './enroll.js';
 import { loadState } from './state.js';
@@ -88,8 +89,15 @@ async function setup(moduleBytes: number) {
     kernel,
   });
   const ko = join(dir, 'livepatch-cmdline.ko');
-  writeFileSync(ko, Buffer.alloc(moduleBytes, 0x5a));
-  const sha256 = createHash('sha256').update(Buffer.alloc(moduleBytes, 0x5a)).digest('hex');
+  // a module the server's publish inspection accepts (ELF, livepatch=Y, name, vermagic), padded to size
+  writeFakeModule(ko, {
+    license: 'GPL',
+    name: 'livepatch_cmdline',
+    livepatch: 'Y',
+    vermagic: `${RELEASE} SMP preempt mod_unload modversions `,
+    description: 'Z'.repeat(moduleBytes),
+  });
+  const sha256 = createHash('sha256').update(readFileSync(ko)).digest('hex');
   const manifest: Manifest = {
     schema: 1,
     name: 'cmdline',

@@ -6,10 +6,12 @@
  *
  * A rotation makes a new key, announces it under the old one and switches to it (signing.ts); the next
  * check-in answers carry the announcement, and each agent moves its trust to the new key when it
- * verifies. The offer lists are rebuilt at once, signed with the new key.
+ * verifies. The offer lists are rebuilt at once, signed with the new key. Like every admin route
+ * (admin-route.ts): Bearer only, JSON only, a foreign `Origin` refused, the admin rate budget.
  */
 import type { FastifyInstance } from 'fastify';
 import { keyFingerprint } from '../manifest/signature.js';
+import { adminAudit, adminRoute } from './admin-route.js';
 import type { ServerContext } from './context.js';
 
 export interface KeyInfo {
@@ -28,9 +30,8 @@ export interface KeyRotation {
 }
 
 export function registerKeyApi(app: FastifyInstance, ctx: ServerContext): void {
-  const config = { rateLimit: { max: ctx.limits.adminPerMinute, timeWindow: 60_000 } };
-  app.get('/admin/v1/key', { config }, async (req): Promise<KeyInfo> => {
-    await ctx.requireAdmin(req);
+  const route = adminRoute(ctx);
+  app.get('/admin/v1/key', route, async (): Promise<KeyInfo> => {
     await ctx.signer.refresh();
     return {
       publicKey: ctx.signer.publicKey,
@@ -40,15 +41,10 @@ export function registerKeyApi(app: FastifyInstance, ctx: ServerContext): void {
     };
   });
 
-  app.post('/admin/v1/key/rotate', { config }, async (req): Promise<KeyRotation> => {
-    const actor = await ctx.requireAdmin(req);
-    const ann = await ctx.signer.rotate((detail) => ({
-      at: new Date().toISOString(),
-      actor,
-      action: 'key-rotate',
-      target: keyFingerprint(ctx.signer.publicKey),
-      detail,
-    }));
+  app.post('/admin/v1/key/rotate', route, async (req): Promise<KeyRotation> => {
+    const ann = await ctx.signer.rotate((detail) =>
+      adminAudit(req, 'key-rotate', keyFingerprint(ctx.signer.publicKey), detail),
+    );
     ctx.offers.clear();
     return {
       previous: ann.previous,

@@ -41,6 +41,10 @@ export interface ServerOptions {
   metricsCacheMs?: number;
   /** serve HTTPS: PEM files of the certificate (chain) and its private key */
   tls?: { certFile: string; keyFile: string };
+  /** addresses of the TLS proxy whose X-Forwarded-* headers count (see app.ts) */
+  trustProxy?: string[];
+  /** require this Bearer token on /metrics */
+  metricsToken?: string;
   /** keep the signing key in this file (0600; created if missing) instead of the database */
   signingKeyFile?: string;
 }
@@ -134,6 +138,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       offerTtlMs: opts.offerTtlMs,
       metricsCacheMs: opts.metricsCacheMs,
       ...(tls ? { tls } : {}),
+      ...(opts.trustProxy ? { trustProxy: opts.trustProxy } : {}),
+      ...(opts.metricsToken ? { metricsToken: opts.metricsToken } : {}),
     });
     const host = opts.host ?? '127.0.0.1';
     await app.listen({ host, port: opts.port ?? 0 });

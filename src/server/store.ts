@@ -4,7 +4,7 @@
  * `Store` is what the HTTP layer sees. Each concept lives in `store/` as its interface and its SQL
  * implementation over a `Db` (db.ts), written once for both engines: settings (schema version, signing
  * key, admin token), enrollment tokens, check-ins and reports, patches and tiers, machines, fleet
- * views, the audit log and module blobs. `openStore` picks the engine — SQLite (one WAL file under the
+ * views, the audit log, module blobs, and admin access (dashboard sessions, admin token rotation). `openStore` picks the engine — SQLite (one WAL file under the
  * data directory, the default) or PostgreSQL (`postgres://…`, for several server instances behind one
  * load balancer) — and composes the parts. Every change that touches more than one row is one
  * transaction: a publish, a promote, a revoke, an enrollment, a check-in. Secrets arrive here already
@@ -15,7 +15,8 @@
  * it out of every offer and puts it in the revoke list of every machine that could have it.
  */
 import { type Db, PostgresDb, SqliteDb } from './db.js';
-import { postgresSchema, sqliteSchema } from './schema.js';
+import { addedColumns, postgresSchema, sqliteSchema } from './schema.js';
+import { type AdminAccessStore, sqlAdminAccess } from './store/admin-access.js';
 import { type AuditStore, sqlAudit } from './store/audit.js';
 import { type BlobStore, sqlBlobs } from './store/blobs.js';
 import { type CheckinStore, sqlCheckins } from './store/checkins.js';
@@ -46,7 +47,8 @@ export interface Store
     MachineStore,
     FleetViewStore,
     AuditStore,
-    BlobStore {
+    BlobStore,
+    AdminAccessStore {
   readonly kind: 'sqlite' | 'postgres';
   init(): Promise<void>;
   close(): Promise<void>;
@@ -63,6 +65,7 @@ const TABLES = [
   'machine_patches',
   'reports',
   'audit',
+  'sessions',
   'artifact_blobs',
 ];
 
@@ -73,6 +76,17 @@ export function sqlStore(db: Db): Store {
     kind: db.kind,
     async init() {
       await db.exec(db.kind === 'sqlite' ? sqliteSchema : postgresSchema);
+      for (const c of addedColumns) {
+        const present = await db.all(`SELECT ${c.column} FROM ${c.table} LIMIT 0`).then(
+          () => true,
+          () => false,
+        );
+        // PostgreSQL: several instances may start at once
+        if (!present)
+          await db.exec(
+            db.kind === 'postgres' ? c.ddl.replace('ADD COLUMN', 'ADD COLUMN IF NOT EXISTS') : c.ddl,
+          );
+      }
       await settings.setSettingIfAbsent('schema_version', '1');
     },
     close: () => db.close(),
@@ -89,6 +103,7 @@ export function sqlStore(db: Db): Store {
     ...sqlFleetViews(db),
     ...sqlAudit(db),
     ...sqlBlobs(db),
+    ...sqlAdminAccess(db),
   };
 }
 

@@ -24,16 +24,37 @@ export interface CheckedInMachine extends AuthenticatedMachine {
 export interface CheckinStore {
   /** Record a check-in (last seen, kernel, patch states); undefined when the credential is unknown. */
   checkin(credentialHash: string, req: CheckinRequest, now: string): Promise<CheckedInMachine | undefined>;
-  /** Record an apply/revert result; 'unknown-patch' when the patch id is not ours. */
+  /**
+   * Record an apply/revert result: 'unknown-patch' when the patch id is not ours, 'not-offered' when
+   * it was never offered to this machine; a report equal to the recorded state is recorded once.
+   */
   report(
     credentialHash: string,
     req: ReportRequest,
     now: string,
-  ): Promise<AuthenticatedMachine | undefined | 'unknown-patch'>;
+  ): Promise<AuthenticatedMachine | undefined | 'unknown-patch' | 'not-offered'>;
+  /** The machine of an enabled credential (a disabled one is undefined, as an unknown one). */
   machineByCredential(credentialHash: string): Promise<AuthenticatedMachine | undefined>;
+  /** true when the credential is a machine's that an operator disabled */
+  credentialDisabled(credentialHash: string): Promise<boolean>;
 }
 
-async function syncPatchStates(t: Sql, machineId: string, req: CheckinRequest, now: string): Promise<void> {
+/**
+ * A patch a machine may report on: one offered to it (its exact kernel, a tier the machine is in,
+ * revoked or not, since reverting a revoked patch is reported too) or one it already has a state for.
+ * Parameters, in order: the kernel release and build id the machine runs, its tier, its id.
+ */
+const MAY_REPORT = `((p.kernel_release = ? AND p.build_id = ?
+    AND EXISTS (SELECT 1 FROM patch_tiers pt WHERE pt.patch_id = p.id AND pt.tier = ?))
+  OR EXISTS (SELECT 1 FROM machine_patches r WHERE r.machine_id = ? AND r.patch_id = p.id))`;
+
+async function syncPatchStates(
+  t: Sql,
+  m: { id: string; tier: string },
+  req: CheckinRequest,
+  now: string,
+): Promise<void> {
+  const machineId = m.id;
   const existing = await t.all<{
     patch_id: string;
     state: string;
@@ -55,13 +76,25 @@ async function syncPatchStates(t: Sql, machineId: string, req: CheckinRequest, n
     const transition = s.transition ? JSON.stringify(s.transition) : null;
     const k = known.get(s.patchId);
     if (k && k.state === s.state && k.reason === reason && k.transition === transition) continue;
-    // patches this server does not know (another server's, or forged ids) are ignored
+    // patches this server does not know (another server's, or forged ids), or never offered to this
+    // machine, are ignored: a machine speaks only for what it was given
     await t.run(
       `INSERT INTO machine_patches (machine_id, patch_id, state, reason, transition, updated_at)
-       SELECT ?, id, ?, ?, ?, ? FROM patches WHERE id = ?
+       SELECT ?, p.id, ?, ?, ?, ? FROM patches p WHERE p.id = ? AND ${MAY_REPORT}
        ON CONFLICT (machine_id, patch_id) DO UPDATE SET state = excluded.state, reason = excluded.reason,
          transition = excluded.transition, updated_at = excluded.updated_at`,
-      [machineId, s.state, reason, transition, now, s.patchId],
+      [
+        machineId,
+        s.state,
+        reason,
+        transition,
+        now,
+        s.patchId,
+        req.kernel.release,
+        req.kernel.buildId,
+        m.tier,
+        machineId,
+      ],
     );
   }
 }
@@ -76,7 +109,7 @@ interface PendingCheckin {
 
 // only unindexed columns: rewriting kernel_release/build_id (indexed) on every check-in costs 4x
 const CHECKIN_SQL = `UPDATE machines SET last_checkin_at = ?, checkins = checkins + 1, hostname = ?, agent_version = ?
-  WHERE credential_hash = ? RETURNING id, tier, kernel_release, build_id, checkins`;
+  WHERE credential_hash = ? AND disabled_at IS NULL RETURNING id, tier, kernel_release, build_id, checkins`;
 
 async function checkinOne(
   x: Sql,
@@ -100,7 +133,7 @@ async function checkinOne(
       m.id,
     ]);
   }
-  await syncPatchStates(x, m.id, req, now);
+  await syncPatchStates(x, m, req, now);
   return {
     id: m.id,
     tier: m.tier,
@@ -133,7 +166,7 @@ async function flushPostgres(db: Db, batch: PendingCheckin[]): Promise<void> {
         const m = await db.get<Row>(
           `WITH m AS (
              UPDATE machines SET last_checkin_at = ?, checkins = checkins + 1, hostname = ?, agent_version = ?
-             WHERE credential_hash = ? RETURNING id, tier, kernel_release, build_id, checkins)
+             WHERE credential_hash = ? AND disabled_at IS NULL RETURNING id, tier, kernel_release, build_id, checkins)
            SELECT m.id, m.tier, m.kernel_release, m.build_id, m.checkins,
              (SELECT json_agg(json_build_object('p', patch_id, 's', state, 'r', reason, 't', transition))::text
               FROM machine_patches mp WHERE mp.machine_id = m.id) AS states
@@ -164,7 +197,7 @@ async function flushPostgres(db: Db, batch: PendingCheckin[]): Promise<void> {
               req.kernel.buildId,
               m.id,
             ]);
-            await syncPatchStates(x, m.id, req, now);
+            await syncPatchStates(x, m, req, now);
           });
         }
         b.resolve({
@@ -245,44 +278,65 @@ export function sqlCheckins(db: Db): CheckinStore {
       credentialHash: string,
       req: ReportRequest,
       now: string,
-    ): Promise<AuthenticatedMachine | undefined | 'unknown-patch'> {
+    ): Promise<AuthenticatedMachine | undefined | 'unknown-patch' | 'not-offered'> {
       return db.tx(async (x) => {
         const m = await x.get<{ id: string; tier: string; kernel_release: string; build_id: string }>(
-          'SELECT id, tier, kernel_release, build_id FROM machines WHERE credential_hash = ?',
+          'SELECT id, tier, kernel_release, build_id FROM machines WHERE credential_hash = ? AND disabled_at IS NULL',
           [credentialHash],
         );
         if (!m) return undefined;
-        const p = await x.get<{ id: string }>('SELECT id FROM patches WHERE id = ?', [req.status.patchId]);
-        if (!p) return 'unknown-patch' as const;
         const s = req.status;
+        const p = await x.get<{ id: string }>('SELECT id FROM patches WHERE id = ?', [s.patchId]);
+        if (!p) return 'unknown-patch' as const;
+        const allowed = await x.get<{ id: string }>(
+          `SELECT p.id FROM patches p WHERE p.id = ? AND ${MAY_REPORT}`,
+          [s.patchId, m.kernel_release, m.build_id, m.tier, m.id],
+        );
+        if (!allowed) return 'not-offered' as const;
+        const reason = s.reason ?? null;
+        const transition = s.transition ? JSON.stringify(s.transition) : null;
+        const was = await x.get<{ state: string; reason: string | null; transition: string | null }>(
+          'SELECT state, reason, transition FROM machine_patches WHERE machine_id = ? AND patch_id = ?',
+          [m.id, s.patchId],
+        );
+        const authenticated = {
+          id: m.id,
+          tier: m.tier,
+          kernelRelease: m.kernel_release,
+          buildId: m.build_id,
+        };
+        // the same report again (a retry, or a loop) is recorded once: counters count what happened
+        if (was && was.state === s.state && was.reason === reason && was.transition === transition)
+          return authenticated;
         await x.run(
           `INSERT INTO machine_patches (machine_id, patch_id, state, reason, transition, updated_at)
            VALUES (?, ?, ?, ?, ?, ?)
            ON CONFLICT (machine_id, patch_id) DO UPDATE SET state = excluded.state, reason = excluded.reason,
              transition = excluded.transition, updated_at = excluded.updated_at`,
-          [
-            m.id,
-            s.patchId,
-            s.state,
-            s.reason ?? null,
-            s.transition ? JSON.stringify(s.transition) : null,
-            now,
-          ],
+          [m.id, s.patchId, s.state, reason, transition, now],
         );
         await x.run(
           'INSERT INTO reports (machine_id, patch_id, action, state, reason, at) VALUES (?, ?, ?, ?, ?, ?)',
-          [m.id, s.patchId, req.action, s.state, s.reason ?? null, now],
+          [m.id, s.patchId, req.action, s.state, reason, now],
         );
-        return { id: m.id, tier: m.tier, kernelRelease: m.kernel_release, buildId: m.build_id };
+        return authenticated;
       });
     },
 
     async machineByCredential(credentialHash: string): Promise<AuthenticatedMachine | undefined> {
       const m = await db.get<{ id: string; tier: string; kernel_release: string; build_id: string }>(
-        'SELECT id, tier, kernel_release, build_id FROM machines WHERE credential_hash = ?',
+        'SELECT id, tier, kernel_release, build_id FROM machines WHERE credential_hash = ? AND disabled_at IS NULL',
         [credentialHash],
       );
       return m && { id: m.id, tier: m.tier, kernelRelease: m.kernel_release, buildId: m.build_id };
+    },
+
+    async credentialDisabled(credentialHash: string): Promise<boolean> {
+      const m = await db.get<{ id: string }>(
+        'SELECT id FROM machines WHERE credential_hash = ? AND disabled_at IS NOT NULL',
+        [credentialHash],
+      );
+      return m !== undefined;
     },
   };
 }

@@ -37,6 +37,8 @@ export interface EnrollmentStore {
   createToken(t: TokenRecord & { hash: string }, audit: AuditEntry): Promise<void>;
   listTokens(): Promise<TokenRecord[]>;
   enroll(e: EnrollInput): Promise<EnrollOutcome>;
+  /** From now on the token enrolls nobody; machines it enrolled keep their credentials. */
+  revokeToken(id: string, audit: AuditEntry, now: string): Promise<'ok' | 'unknown' | 'unchanged'>;
 }
 
 export function sqlEnrollment(db: Db): EnrollmentStore {
@@ -119,6 +121,19 @@ export function sqlEnrollment(db: Db): EnrollmentStore {
           ],
         );
         return { ok: true, tier: t.tier } as const;
+      });
+    },
+
+    revokeToken(id, audit, now) {
+      return db.tx(async (x) => {
+        const t = await x.get<{ revoked_at: string | null }>('SELECT revoked_at FROM tokens WHERE id = ?', [
+          id,
+        ]);
+        if (!t) return 'unknown' as const;
+        if (t.revoked_at) return 'unchanged' as const;
+        await x.run('UPDATE tokens SET revoked_at = ? WHERE id = ?', [now, id]);
+        await insertAudit(x, audit);
+        return 'ok' as const;
       });
     },
   };

@@ -34,6 +34,8 @@ export interface MachineRecord {
   lastCheckinAt?: string;
   checkins: number;
   state: MachineState;
+  /** set while the machine's credential is disabled (`suture machines ID --disable`) */
+  disabledAt?: string;
 }
 
 export interface MachineDetail extends MachineRecord {
@@ -51,6 +53,13 @@ export interface KernelSummary {
 export interface MachineStore {
   /** Move a machine to another tier: from its next check-in it is offered that tier's patches. */
   setMachineTier(machineId: string, tier: string, audit: AuditEntry): Promise<'ok' | 'unknown' | 'unchanged'>;
+  /** Refuse (or accept again) the machine's credential: a disabled machine cannot check in, report or download. */
+  setMachineDisabled(
+    machineId: string,
+    disabled: boolean,
+    audit: AuditEntry,
+    now: string,
+  ): Promise<'ok' | 'unknown' | 'unchanged'>;
   listMachines(limit?: number): Promise<MachineRecord[]>;
   getMachine(id: string): Promise<MachineDetail | undefined>;
   listKernels(): Promise<KernelSummary[]>;
@@ -73,6 +82,7 @@ interface MachineRow {
   last_checkin_at: string | null;
   checkins: number | string;
   state: MachineState;
+  disabled_at: string | null;
 }
 
 function toMachine(r: MachineRow): MachineRecord {
@@ -88,6 +98,7 @@ function toMachine(r: MachineRow): MachineRecord {
     state: r.state,
   };
   if (r.last_checkin_at) m.lastCheckinAt = r.last_checkin_at;
+  if (r.disabled_at) m.disabledAt = r.disabled_at;
   return m;
 }
 
@@ -98,10 +109,24 @@ export const MACHINE_STATE = `CASE
   ELSE 'none' END`;
 
 const MACHINE_COLUMNS = `m.id, m.tier, m.hostname, m.kernel_release, m.build_id, m.agent_version, m.enrolled_at,
-  m.last_checkin_at, m.checkins, ${MACHINE_STATE} AS state`;
+  m.last_checkin_at, m.checkins, ${MACHINE_STATE} AS state, m.disabled_at`;
 
 export function sqlMachines(db: Db): MachineStore {
   return {
+    setMachineDisabled(machineId, disabled, audit, now) {
+      return db.tx(async (x) => {
+        const m = await x.get<{ disabled_at: string | null }>(
+          'SELECT disabled_at FROM machines WHERE id = ?',
+          [machineId],
+        );
+        if (!m) return 'unknown' as const;
+        if ((m.disabled_at !== null) === disabled) return 'unchanged' as const;
+        await x.run('UPDATE machines SET disabled_at = ? WHERE id = ?', [disabled ? now : null, machineId]);
+        await insertAudit(x, audit);
+        return 'ok' as const;
+      });
+    },
+
     setMachineTier(
       machineId: string,
       tier: string,
