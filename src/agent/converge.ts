@@ -31,8 +31,15 @@ import { verifyOffer } from './verify.js';
 
 /** apply attempts for a patch that failed or stalled, before the agent waits for a new version */
 export const MAX_ATTEMPTS = 3;
-/** refusals caused by the bytes received, not by the signed manifest: worth downloading again */
-const TRANSIT_CODES = new Set(['AGENT-MODULE-HASH-MISMATCH', 'AGENT-MODULE-TOO-LARGE']);
+/**
+ * refusals worth trying again, at most MAX_ATTEMPTS times: caused by the bytes received (not by the
+ * signed manifest), or an old version that could not be disabled for an upgrade yet
+ */
+const RETRIED_CODES = new Set([
+  'AGENT-MODULE-HASH-MISMATCH',
+  'AGENT-MODULE-TOO-LARGE',
+  'AGENT-UPGRADE-BLOCKED',
+]);
 /** refusals that depend on the machine, not the patch: looked at again at every check-in */
 const MACHINE_CODES = new Set(['AGENT-MODULE-NAME-TAKEN']);
 
@@ -86,7 +93,7 @@ function recordRefusal(
       at: now(),
     };
     s.patches[offer.patchId] = r;
-    if (!same || TRANSIT_CODES.has(code)) queueReport(s, kernelId, r, 'apply');
+    if (!same || RETRIED_CODES.has(code)) queueReport(s, kernelId, r, 'apply');
   });
 }
 
@@ -97,9 +104,83 @@ function exhausted(rec: PatchRecord | undefined, offer: OfferedPatch): boolean {
     // A signature or kernel mismatch is in the signed data: it will not change. Bytes damaged in
     // transit might: those are fetched again, up to MAX_ATTEMPTS times.
     if (MACHINE_CODES.has(rec.code ?? '')) return false;
-    return !TRANSIT_CODES.has(rec.code ?? '') || rec.attempts >= MAX_ATTEMPTS;
+    return !RETRIED_CODES.has(rec.code ?? '') || rec.attempts >= MAX_ATTEMPTS;
   }
   return (rec.outcome === 'failed' || rec.outcome === 'stalled') && rec.attempts >= MAX_ATTEMPTS;
+}
+
+/** What the records and the kernel say before anything is verified: go on (with what), or stop. */
+type Judgement =
+  | { go: false; outcome: Convergence }
+  | { go: true; previous: PatchRecord | undefined; sameName: boolean; attempts: number };
+
+async function judge(ctx: AgentContext, kernelId: KernelIdentity, offer: OfferedPatch): Promise<Judgement> {
+  const m = offer.manifest;
+  const state = loadState(ctx.stateDir);
+  const rec = state.patches[offer.patchId];
+  const stop = (outcome: Convergence): Judgement => ({ go: false, outcome });
+  if (state.intent?.patchId === offer.patchId) return stop('skipped'); // the kernel is still finishing it
+  const lp = (await ctx.kernel.listLivepatches()).find((l) => l.name === m.module.name);
+  if (rec && isApplied(rec) && lp) return stop(lp.enabled ? 'present' : 'skipped');
+
+  const highest = state.lineage[lineageKey(m)];
+  const previous = previousOf(state, offer);
+  if (highest !== undefined && compareVersions(m.version, highest) < 0) {
+    ctx.log(
+      `not installing ${m.name} ${m.version}: version ${highest} of it was applied here (no downgrade)`,
+    );
+    return stop('superseded');
+  }
+  if (previous && previous.name === m.name && compareVersions(m.version, previous.version) <= 0) {
+    ctx.log(`not installing ${m.name} ${m.version}: ${previous.version} is applied`);
+    return stop('superseded');
+  }
+  const attempts = rec?.sha256 === offer.sha256 ? rec.attempts : 0;
+  const sameName = previous?.moduleName === m.module.name;
+  if ((lp && !sameName) || (previous && previous.name !== m.name)) {
+    recordRefusal(
+      ctx,
+      kernelId,
+      offer,
+      'AGENT-MODULE-NAME-TAKEN',
+      `a livepatch named ${m.module.name} is loaded that this agent did not apply as ${m.name}; it is left alone`,
+      attempts,
+    );
+    return stop('refused');
+  }
+  if (exhausted(rec, offer)) return stop('skipped');
+  return { go: true, previous, sameName, attempts };
+}
+
+/** Verify the offer, then have its module in the cache (downloaded unless already there). */
+async function fetchVerified(
+  ctx: AgentContext,
+  kernelId: KernelIdentity,
+  trustedKey: string,
+  running: RunningKernel,
+  offer: OfferedPatch,
+  client: ServerClient,
+  attempts: number,
+): Promise<{ file: string } | { outcome: Convergence }> {
+  const m = offer.manifest;
+  const dest = moduleStorePath(ctx.stateDir, offer.sha256);
+  try {
+    verifyOffer(offer, trustedKey, running);
+    mkdirSync(modulesDir(ctx.stateDir), { recursive: true, mode: 0o700 });
+    if (!existsSync(dest) || sha256File(dest) !== offer.sha256) {
+      ctx.log(`downloading ${m.name} ${m.version} (${offer.size} bytes)`);
+      await client.download(offer, dest);
+    }
+    return { file: dest };
+  } catch (e) {
+    const d = toDiagnostic(e);
+    if (['AGENT-SERVER-UNREACHABLE', 'AGENT-SERVER-TLS', 'AGENT-SERVER-REFUSED'].includes(d.code)) {
+      ctx.log(`download of ${m.name} failed, retrying at the next check-in: ${d.message}`);
+      return { outcome: 'skipped' };
+    }
+    recordRefusal(ctx, kernelId, offer, d.code, d.message, attempts + (RETRIED_CODES.has(d.code) ? 1 : 0));
+    return { outcome: 'refused' };
+  }
 }
 
 /** Bring one offered patch into the kernel, unless it is there already or must not be. */
@@ -113,76 +194,33 @@ export async function converge(
 ): Promise<Convergence> {
   const m = offer.manifest;
   const kernelId: KernelIdentity = { release: running.release, buildId: running.buildId };
-  const state = loadState(ctx.stateDir);
-  const rec = state.patches[offer.patchId];
-  if (state.intent?.patchId === offer.patchId) return 'skipped'; // the kernel is still finishing it
-  const loaded = await ctx.kernel.listLivepatches();
-  const lp = loaded.find((l) => l.name === m.module.name);
-  if (rec && isApplied(rec) && lp) return lp.enabled ? 'present' : 'skipped';
-
-  const highest = state.lineage[lineageKey(m)];
-  const previous = previousOf(state, offer);
-  if (highest !== undefined && compareVersions(m.version, highest) < 0) {
-    ctx.log(
-      `not installing ${m.name} ${m.version}: version ${highest} of it was applied here (no downgrade)`,
-    );
-    return 'superseded';
-  }
-  if (previous && previous.name === m.name && compareVersions(m.version, previous.version) <= 0) {
-    ctx.log(`not installing ${m.name} ${m.version}: ${previous.version} is applied`);
-    return 'superseded';
-  }
-  const attempts = rec?.sha256 === offer.sha256 ? rec.attempts : 0;
-  const sameName = previous?.moduleName === m.module.name;
-  if ((lp && !sameName) || (previous && previous.name !== m.name)) {
-    recordRefusal(
-      ctx,
-      kernelId,
-      offer,
-      'AGENT-MODULE-NAME-TAKEN',
-      `a livepatch named ${m.module.name} is loaded that this agent did not apply as ${m.name}; it is left alone`,
-      attempts,
-    );
-    return 'refused';
-  }
-  if (exhausted(rec, offer)) return 'skipped';
-
+  const j = await judge(ctx, kernelId, offer);
+  if (!j.go) return j.outcome;
+  const { previous, sameName, attempts } = j;
   // Verify before anything touches the disk or the kernel.
-  const dest = moduleStorePath(ctx.stateDir, offer.sha256);
-  try {
-    verifyOffer(offer, enrollment.serverPublicKey, running);
-    mkdirSync(modulesDir(ctx.stateDir), { recursive: true, mode: 0o700 });
-    if (!existsSync(dest) || sha256File(dest) !== offer.sha256) {
-      ctx.log(`downloading ${m.name} ${m.version} (${offer.size} bytes)`);
-      await client.download(offer, dest);
-    }
-  } catch (e) {
-    const d = toDiagnostic(e);
-    if (['AGENT-SERVER-UNREACHABLE', 'AGENT-SERVER-TLS', 'AGENT-SERVER-REFUSED'].includes(d.code)) {
-      ctx.log(`download of ${m.name} failed, retrying at the next check-in: ${d.message}`);
-      return 'skipped';
-    }
-    recordRefusal(ctx, kernelId, offer, d.code, d.message, attempts + (TRANSIT_CODES.has(d.code) ? 1 : 0));
-    return 'refused';
-  }
+  const got = await fetchVerified(
+    ctx,
+    kernelId,
+    enrollment.serverPublicKey,
+    running,
+    offer,
+    client,
+    attempts,
+  );
+  if ('outcome' in got) return got.outcome;
 
-  const target = { patchId: offer.patchId, manifest: m, sha256: offer.sha256, module: dest, attempts };
   const replacedBy = `replaced by ${m.name} ${m.version}`;
   if (previous && sameName) {
     // The kernel loads a module name once: the old version has to go before the new one can load.
     const out = await revertJournaled(ctx, kernelId, previous, replacedBy);
     if (!out.result.ok) {
-      recordRefusal(
-        ctx,
-        kernelId,
-        offer,
-        'AGENT-UPGRADE-BLOCKED',
-        `${previous.name} ${previous.version} could not be disabled first: ${out.result.code}: ${out.result.reason}`,
-        attempts + 1,
-      );
+      const why = `${out.result.code}: ${out.result.reason}`;
+      const msg = `${previous.name} ${previous.version} could not be disabled first: ${why}`;
+      recordRefusal(ctx, kernelId, offer, 'AGENT-UPGRADE-BLOCKED', msg, attempts + 1);
       return 'failed';
     }
   }
+  const target = { patchId: offer.patchId, manifest: m, sha256: offer.sha256, module: got.file, attempts };
   const { result, record } = await applyJournaled(ctx, kernelId, target);
   if (!result.ok) {
     if (previous && sameName) await restore(ctx, kernelId, previous, answer);

@@ -72,6 +72,48 @@ describe('upgrades and lineages', () => {
     );
   });
 
+  test('when v2 fails to load after v1 was disabled, v1 is put back from the cache', async () => {
+    const r = await rig(cleanups);
+    const v1 = publishableVersion(r, 'livepatch_cmdline', '1');
+    const id1 = await r.backend.publish(v1.file, v1.manifest, 'canary');
+    await checkInOnce(r.ctx);
+    const v2 = publishableVersion(r, 'livepatch_cmdline', '2');
+    const id2 = await r.backend.publish(v2.file, v2.manifest, 'canary');
+    r.k.failing.set('livepatch_cmdline', 'livepatch: failed to load v2 (test)');
+    const loadV2 = r.k.calls.length;
+    // the fake kernel fails every load of that name while set: let the first one fail only
+    const port = r.ctx.kernel;
+    let armed = true;
+    r.ctx.kernel = {
+      ...port,
+      apply: async (a) => {
+        const out = await port.apply(a);
+        if (armed) {
+          armed = false;
+          r.k.failing.delete('livepatch_cmdline');
+        }
+        return out;
+      },
+    };
+    const res = await checkInOnce(r.ctx);
+    assert.deepEqual(res.ok && res.failed, ['cmdline'], r.log.join('\n'));
+    const ops = r.k.calls.slice(loadV2).map((c) => c.replace(/^insmod .*\/([0-9a-f]{64})\.ko$/, 'insmod $1'));
+    assert.deepEqual(
+      ops.filter((c) => /^(insmod|rmmod)/.test(c)),
+      [
+        'rmmod livepatch_cmdline',
+        `insmod ${v2.manifest.module.sha256}`,
+        `insmod ${v1.manifest.module.sha256}`,
+      ],
+    );
+    const s = loadState(r.ctx.stateDir);
+    assert.equal(s.patches[id2]?.outcome, 'failed');
+    assert.equal(s.patches[id1]?.outcome, 'applied', 'v1 is back');
+    assert.deepEqual(await r.ctx.kernel.listLivepatches(), [
+      { name: 'livepatch_cmdline', enabled: true, transition: false },
+    ]);
+  });
+
   test('a cumulative v2 under another module name replaces v1 atomically', async () => {
     const r = await rig(cleanups);
     const v1 = publishableVersion(r, 'livepatch_cmdline', '1');
