@@ -8,7 +8,8 @@
  *
  * What it holds:
  *  - the enrollment: server URL, this machine's id and credential, the server's ed25519 public key
- *    pinned at enrollment (every manifest is verified against it, never against a key sent later);
+ *    pinned at enrollment (every answer and manifest is verified against it; it moves only through a
+ *    rotation announcement signed by it, manifest/key-rotation.ts — never to a key merely sent);
  *  - the last check-in (when, whether it succeeded and why not) and the back-off counter;
  *  - per patch, what the agent did with it (applied, refused, failed, reverted) and why;
  *  - the intent journal (intent.ts): the one kernel operation that may be in flight;
@@ -38,7 +39,7 @@ export const enrollmentSchema = z
     server: z.string().url(),
     machineId: z.string().min(1),
     credential: z.string().min(1),
-    /** the server's ed25519 public key (raw, base64), pinned at enrollment */
+    /** the server's ed25519 public key (raw, base64): pinned at enrollment, moved only by an announced rotation */
     serverPublicKey: z.string().min(1),
     tier: z.string(),
     enrolledAt: z.string(),
