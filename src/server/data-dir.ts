@@ -26,10 +26,11 @@ function tighten(path: string, mode: number): void {
   }
 }
 
-/** Create the data directory if needed and make it 0700. */
+/** Create the data directory if needed and make it 0700 (and a pre-existing admin-token 0600). */
 export function secureDataDir(dir: string): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   tighten(dir, 0o700);
+  if (existsSync(adminTokenPath(dir))) tighten(adminTokenPath(dir), 0o600);
 }
 
 /** Make the SQLite database files 0600 (call after opening: WAL and SHM exist from then on). */

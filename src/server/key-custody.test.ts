@@ -5,7 +5,16 @@
  * with the fix in the hint; a rotation with a key file survives a restart.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -64,11 +73,14 @@ test('a pre-existing 0755 data directory is made 0700, the database files 0600',
     await s.close();
   }
   chmodSync(join(data, 'suture.db'), 0o644);
+  writeFileSync(join(data, 'admin-token'), 'x\n', { mode: 0o644 });
+  chmodSync(join(data, 'admin-token'), 0o644);
   chmodSync(data, 0o755);
   const again = await start(data);
   await again.close();
   assert.equal(mode(data), 0o700, 'tightened again at the next start');
   assert.equal(mode(join(data, 'suture.db')), 0o600);
+  assert.equal(mode(join(data, 'admin-token')), 0o600);
 });
 
 test('--signing-key FILE: created 0600, takes over the key the database held, which then holds none', async () => {
