@@ -195,3 +195,35 @@ test('every response forbids framing and carries a strict CSP', async () => {
     assert.equal(res.headers.get('x-content-type-options'), 'nosniff', path);
   }
 });
+
+test('restarting with another --admin-token ends the old token and its sessions; the same one keeps them', async () => {
+  const data = join(dir, 'restart');
+  const login = async (s: RunningServer, token: string) => {
+    const res = await fetch(`${s.url}/login`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: s.url },
+      body: `token=${encodeURIComponent(token)}`,
+    });
+    return (res.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+  };
+  const loggedIn = async (s: RunningServer, cookie: string) =>
+    (await fetch(`${s.url}/`, { redirect: 'manual', headers: { cookie } })).status === 200;
+  const first = await startServer({ dataDir: data, adminToken: 'first-admin-token-0123' });
+  const cookie = await login(first, 'first-admin-token-0123');
+  assert.ok(await loggedIn(first, cookie));
+  await first.close();
+
+  const same = await startServer({ dataDir: data, adminToken: 'first-admin-token-0123' });
+  assert.ok(await loggedIn(same, cookie), 'the same token keeps its sessions');
+  await same.close();
+
+  const other = await startServer({ dataDir: data, adminToken: 'second-admin-token-456' });
+  servers.push(other);
+  assert.equal(await loggedIn(other, cookie), false, 'the old session ended');
+  const old = await send(other, '/admin/v1/tokens', {
+    headers: { authorization: 'Bearer first-admin-token-0123' },
+  });
+  assert.equal(old.code, 'AUTH-INVALID');
+  assert.equal((await other.store.listAudit())[0]?.action, 'admin.rotate-token');
+});
