@@ -150,6 +150,7 @@ test('--trust-proxy: the forwarded address is the key, the forwarded scheme make
     body: `token=${encodeURIComponent(direct.createdAdminToken ?? '')}`,
   });
   assert.equal(res.status, 403);
+  assert.match(await res.text(), /--trust-proxy/, 'the refusal says what is missing');
   const plain = await fetch(`${direct.url}/login`, {
     method: 'POST',
     redirect: 'manual',
