@@ -228,3 +228,25 @@ test('restarting with another --admin-token ends the old token and its sessions;
   assert.equal(old.code, 'AUTH-INVALID');
   assert.equal((await other.store.listAudit())[0]?.action, 'admin.rotate-token');
 });
+
+test('failed dashboard logins count as failed authentications of their address', async () => {
+  const s = await server('logins', { limits: { authFailuresPerMinute: 2 } });
+  const login = async (token: string) => {
+    const res = await fetch(`${s.url}/login`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: s.url },
+      body: `token=${encodeURIComponent(token)}`,
+    });
+    await res.text();
+    return { status: res.status, location: res.headers.get('location') };
+  };
+  assert.deepEqual(await login('sut_admin_guess'), { status: 303, location: '/login?failed=1' });
+  assert.deepEqual(await login('sut_admin_guess'), { status: 303, location: '/login?failed=1' });
+  assert.equal(
+    (await login(s.createdAdminToken ?? '')).status,
+    429,
+    'the third try is refused before the token is read',
+  );
+  assert.deepEqual((await s.store.dump()).sessions, [], 'no session was opened');
+});
