@@ -7,13 +7,13 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { writeFakeModule } from '../host/fake-kernel.js';
 import type { Manifest } from '../manifest/manifest.js';
+import { fakeModule } from '../server/testing/fleet-fixture.js';
 import { enroll } from './enroll.js';
 import { loadState } from './state.js';
 import { FileKernel } from './testing/file-kernel.js';
@@ -89,15 +89,14 @@ async function setup(moduleBytes: number) {
     kernel,
   });
   const ko = join(dir, 'livepatch-cmdline.ko');
-  // a module the server's publish inspection accepts (ELF, livepatch=Y, name, vermagic), padded to size
-  writeFakeModule(ko, {
-    license: 'GPL',
+  // a module publish accepts (ELF, .modinfo): the fake kernel never runs it
+  const bytes = fakeModule(moduleBytes, {
     name: 'livepatch_cmdline',
     livepatch: 'Y',
-    vermagic: `${RELEASE} SMP preempt mod_unload modversions `,
-    description: 'Z'.repeat(moduleBytes),
+    vermagic: `${RELEASE} SMP `,
   });
-  const sha256 = createHash('sha256').update(readFileSync(ko)).digest('hex');
+  writeFileSync(ko, bytes);
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
   const manifest: Manifest = {
     schema: 1,
     name: 'cmdline',

@@ -68,15 +68,26 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const limiter = new RateLimiter(limits);
   const csp = contentSecurityPolicy(STYLE_HASH);
   // before everything else, authentication included: see rate-limit.ts
-  app.addHook('onRequest', async (req, reply) => {
+  // (callback hooks, not async ones: these run on every check-in, the hot path)
+  app.addHook('onRequest', (req, reply, done) => {
     setSecurityHeaders(reply, csp);
-    limiter.check(req, reply);
+    try {
+      limiter.check(req, reply);
+    } catch (e) {
+      return done(e as Error);
+    }
+    done();
   });
   // after parsing, before any handler: see text-fields.ts
-  app.addHook('preHandler', async (req) => {
-    rejectControlCharacters(req.params, 'the path');
-    rejectControlCharacters(req.query, 'the query string');
-    rejectControlCharacters(req.body, 'the request body');
+  app.addHook('preHandler', (req, _reply, done) => {
+    try {
+      rejectControlCharacters(req.params, 'the path');
+      rejectControlCharacters(req.query, 'the query string');
+      rejectControlCharacters(req.body, 'the request body');
+    } catch (e) {
+      return done(e as Error);
+    }
+    done();
   });
   app.addHook('onResponse', async (req, reply) => {
     limiter.recordOutcome(req, reply.statusCode);

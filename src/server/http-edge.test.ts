@@ -150,6 +150,7 @@ test('--trust-proxy: the forwarded address is the key, the forwarded scheme make
     body: `token=${encodeURIComponent(direct.createdAdminToken ?? '')}`,
   });
   assert.equal(res.status, 403);
+  assert.match(await res.text(), /--trust-proxy/, 'the refusal says what is missing');
   const plain = await fetch(`${direct.url}/login`, {
     method: 'POST',
     redirect: 'manual',
@@ -194,4 +195,58 @@ test('every response forbids framing and carries a strict CSP', async () => {
     assert.doesNotMatch(csp, /unsafe-inline|script-src/, path);
     assert.equal(res.headers.get('x-content-type-options'), 'nosniff', path);
   }
+});
+
+test('restarting with another --admin-token ends the old token and its sessions; the same one keeps them', async () => {
+  const data = join(dir, 'restart');
+  const login = async (s: RunningServer, token: string) => {
+    const res = await fetch(`${s.url}/login`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: s.url },
+      body: `token=${encodeURIComponent(token)}`,
+    });
+    return (res.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+  };
+  const loggedIn = async (s: RunningServer, cookie: string) =>
+    (await fetch(`${s.url}/`, { redirect: 'manual', headers: { cookie } })).status === 200;
+  const first = await startServer({ dataDir: data, adminToken: 'first-admin-token-0123' });
+  const cookie = await login(first, 'first-admin-token-0123');
+  assert.ok(await loggedIn(first, cookie));
+  await first.close();
+
+  const same = await startServer({ dataDir: data, adminToken: 'first-admin-token-0123' });
+  assert.ok(await loggedIn(same, cookie), 'the same token keeps its sessions');
+  await same.close();
+
+  const other = await startServer({ dataDir: data, adminToken: 'second-admin-token-456' });
+  servers.push(other);
+  assert.equal(await loggedIn(other, cookie), false, 'the old session ended');
+  const old = await send(other, '/admin/v1/tokens', {
+    headers: { authorization: 'Bearer first-admin-token-0123' },
+  });
+  assert.equal(old.code, 'AUTH-INVALID');
+  assert.equal((await other.store.listAudit())[0]?.action, 'admin.rotate-token');
+});
+
+test('failed dashboard logins count as failed authentications of their address', async () => {
+  const s = await server('logins', { limits: { authFailuresPerMinute: 2 } });
+  const login = async (token: string) => {
+    const res = await fetch(`${s.url}/login`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: s.url },
+      body: `token=${encodeURIComponent(token)}`,
+    });
+    await res.text();
+    return { status: res.status, location: res.headers.get('location') };
+  };
+  assert.deepEqual(await login('sut_admin_guess'), { status: 303, location: '/login?failed=1' });
+  assert.deepEqual(await login('sut_admin_guess'), { status: 303, location: '/login?failed=1' });
+  assert.equal(
+    (await login(s.createdAdminToken ?? '')).status,
+    429,
+    'the third try is refused before the token is read',
+  );
+  assert.deepEqual((await s.store.dump()).sessions, [], 'no session was opened');
 });

@@ -2,7 +2,7 @@
  * Rate limits, enforced before authentication.
  *
  * Every request is counted in a one-minute window under a key taken from the request as parsed, never
- * from raw header bytes: the sha256 of the Bearer secret when one parses (`bearer()` ignores the
+ * from raw header bytes: the Bearer secret when one parses (`bearer()` ignores the
  * scheme's case and surrounding spaces, so `bearer  X` and `Bearer X` are one key), otherwise the client
  * address (`req.ip`, which honours X-Forwarded-For only with `--trust-proxy`). Requests without any
  * credential are therefore limited per address like the rest.
@@ -16,7 +16,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Limits } from './context.js';
-import { bearer, hashSecret } from './credentials.js';
+import { bearer } from './credentials.js';
 import { HttpError } from './http-error.js';
 
 /** Which budget a request draws from: a route says so in `config: { limit }`; the default is 'other'. */
@@ -95,8 +95,9 @@ export class RateLimiter {
 
   /** The key a request is counted under: its parsed credential, else its client address. */
   static keyOf(req: FastifyRequest): string {
+    // the parsed secret itself (in memory only, for a minute): hashing it here would cost the hot path
     const secret = bearer(req.headers.authorization);
-    return secret ? `cred:${hashSecret(secret)}` : `addr:${req.ip}`;
+    return secret ? `cred:${secret}` : `addr:${req.ip}`;
   }
 
   /** onRequest: refuse an address over its failure budget, then count the request against its key. */

@@ -118,6 +118,30 @@ describe('two server instances on one PostgreSQL database', () => {
     );
   });
 
+  test('a dashboard session opened on one instance works on the other, and logging out ends it on both', async (t) => {
+    if (skip) return t.skip(skip);
+    const [a, b] = [await start('sa'), await start('sb')];
+    const form = (url: string, body: string, cookie = '') => ({
+      method: 'POST',
+      redirect: 'manual' as const,
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        origin: url,
+        ...(cookie ? { cookie } : {}),
+      },
+      body,
+    });
+    const login = await fetch(`${a.url}/login`, form(a.url, `token=${encodeURIComponent(ADMIN)}`));
+    const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+    const page = (s: RunningServer) => fetch(`${s.url}/`, { redirect: 'manual', headers: { cookie } });
+    const onB = await page(b);
+    assert.equal(onB.status, 200, 'the session is in the shared database');
+    const csrf = /name="csrf" value="([^"]+)"/.exec(await onB.text())?.[1] ?? '';
+    const out = await fetch(`${b.url}/logout`, form(b.url, `csrf=${encodeURIComponent(csrf)}`, cookie));
+    assert.equal(out.status, 303);
+    assert.equal((await page(a)).status, 302, 'logged out on b ends it on a');
+  });
+
   test('a damaged module in the database is a server error, never bytes with the wrong hash', async (t) => {
     if (skip) return t.skip(skip);
     const [a] = servers;

@@ -118,7 +118,19 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
           hint: 'omit --admin-token to have one generated',
         });
       }
-      await store.setSetting('admin_token_hash', hashSecret(opts.adminToken));
+      const wanted = hashSecret(opts.adminToken);
+      const before = await store.getSetting('admin_token_hash');
+      // a different token replaces the old one as a rotation does: its dashboard sessions end too
+      if (before === undefined) await store.setSettingIfAbsent('admin_token_hash', wanted);
+      else if (before !== wanted) {
+        await store.rotateAdminToken(before, wanted, {
+          at: new Date().toISOString(),
+          actor: 'server --admin-token',
+          action: 'admin.rotate-token',
+          target: 'admin-token',
+          detail: {},
+        });
+      }
     } else if (!(await store.getSetting('admin_token_hash'))) {
       const token = newSecret('admin');
       const stored = await store.setSettingIfAbsent('admin_token_hash', hashSecret(token));

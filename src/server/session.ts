@@ -90,7 +90,12 @@ export function requireSameOrigin(req: FastifyRequest): void {
       origin
         ? `a form from ${origin} may not act on this dashboard (${ownOrigin(req)})`
         : 'this dashboard action needs an Origin header (sent by every browser on a form POST)',
-      { hint: 'use the dashboard itself, or the admin API with the admin token as Bearer' },
+      {
+        hint:
+          origin === `https://${req.host}` && req.protocol === 'http'
+            ? 'the browser used https: behind a TLS proxy, start the server with --trust-proxy ADDR (the proxy)'
+            : 'use the dashboard itself, or the admin API with the admin token as Bearer',
+      },
     );
   }
 }
