@@ -31,13 +31,11 @@ export interface AcceptedAnswer {
   adopted: KeyAnnouncement[];
 }
 
-function refuse(code: string, message: string, why: string): never {
-  throw new SutureError({
-    code,
-    message,
-    why,
-    hint: 'nothing was loaded or unloaded; check what sits between this machine and the server (use HTTPS), or the server itself',
-  });
+const CHECK_PATH =
+  'nothing was loaded or unloaded; check what sits between this machine and the server (use HTTPS), or the server itself';
+
+function refuse(code: string, message: string, why: string, hint = CHECK_PATH): never {
+  throw new SutureError({ code, message, why, hint });
 }
 
 export function acceptAnswer(
@@ -67,6 +65,7 @@ export function acceptAnswer(
       'AGENT-ANSWER-REPLAYED',
       `the check-in answer has sequence ${answer.sequence} (issued ${answer.issuedAt}); this machine already accepted ${last.sequence} (issued ${last.issuedAt})`,
       'an answer not newer than the last one accepted is a replay: what it offers may have been revoked since',
+      `${CHECK_PATH}; if the server's database was restored from a backup, enroll this machine again`,
     );
   }
   const age = (now.getTime() - Date.parse(answer.issuedAt)) / 1000;
