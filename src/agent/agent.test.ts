@@ -6,119 +6,21 @@
  * stalled transition reported with its blocking task.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { FakeKernel } from '../host/fake-kernel.js';
-import type { Manifest } from '../manifest/manifest.js';
-import { type AgentContext, checkInOnce, MAX_ATTEMPTS } from './checkin.js';
+import { checkInOnce, MAX_ATTEMPTS } from './checkin.js';
 import { runDaemon } from './daemon.js';
-import { enroll } from './enroll.js';
-import { hostKernel } from './host-binding.js';
 import { loadState } from './state.js';
 import { computeStatus, renderStatus } from './status.js';
-import { type FleetBackend, startFleetBackend } from './testing/fleet-backend.js';
-import { TamperProxy } from './testing/tamper-proxy.js';
+import { type Cleanups, manifestFor, publishable, rig } from './testing/agent-rig.js';
 
-const cleanups: (() => Promise<void> | void)[] = [];
+const cleanups: Cleanups = [];
 after(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-function manifestFor(
-  k: FakeKernel,
-  file: string,
-  moduleName: string,
-  over: Partial<Manifest> = {},
-): Manifest {
-  return {
-    schema: 1,
-    name: moduleName.replace(/^livepatch_/, ''),
-    version: '1',
-    kernel: { release: k.release, buildId: k.buildId },
-    replace: false,
-    objects: [{ name: 'vmlinux', functions: [{ name: 'cmdline_proc_show', sympos: 0, change: 'changed' }] }],
-    module: {
-      file: file.split('/').pop() as string,
-      sha256: createHash('sha256').update(readFileSync(file)).digest('hex'),
-      name: moduleName,
-    },
-    source: {},
-    cves: ['CVE-2026-0001'],
-    tool: { name: 'suture', version: '0.1.0' },
-    ...over,
-  };
-}
-
-interface Rig {
-  k: FakeKernel;
-  backend: FleetBackend;
-  proxy: TamperProxy;
-  ctx: AgentContext;
-  log: string[];
-  insmods(): string[];
-  /** every call the agent made into the host layer's apply */
-  hostApplies: string[];
-}
-
-async function rig(tier = 'canary'): Promise<Rig> {
-  const k = new FakeKernel({ signalEvery: 5, tickMs: 20 });
-  cleanups.push(() => k.dispose());
-  const backend = await startFleetBackend();
-  cleanups.push(() => backend.stop());
-  const proxy = new TamperProxy(backend.url);
-  await proxy.up();
-  cleanups.push(() => proxy.down());
-  const stateDir = mkdtempSync(join(tmpdir(), 'suture-agent-'));
-  const log: string[] = [];
-  const hostApplies: string[] = [];
-  const port = hostKernel(k.roots);
-  const ctx: AgentContext = {
-    stateDir,
-    kernel: {
-      ...port,
-      apply: (a) => {
-        hostApplies.push(a.manifest.name);
-        return port.apply(a);
-      },
-    },
-    hostname: 'test-machine',
-    applyTimeoutMs: 2000,
-    log: (l) => log.push(l),
-  };
-  await enroll({
-    stateDir,
-    token: await backend.createToken(tier),
-    server: proxy.url,
-    hostname: 'test-machine',
-    kernel: ctx.kernel,
-  });
-  return {
-    k,
-    backend,
-    proxy,
-    ctx,
-    log,
-    hostApplies,
-    insmods: () => k.calls.filter((c) => c.startsWith('insmod')),
-  };
-}
-
-function publishable(
-  r: Rig,
-  moduleName: string,
-  over: Partial<Manifest> = {},
-): { file: string; manifest: Manifest } {
-  r.k.specs.set(moduleName, { objects: { vmlinux: ['cmdline_proc_show'] } });
-  const file = r.k.writeModule(moduleName);
-  return { file, manifest: manifestFor(r.k, file, moduleName, over) };
-}
-
 describe('agent against a server', () => {
   test('offer → verify → apply → report; status says all inserted; revoke → revert', async () => {
-    const r = await rig();
+    const r = await rig(cleanups);
     const st0 = await checkInOnce(r.ctx);
     assert.equal(st0.ok, true);
     assert.equal(computeStatus(loadState(r.ctx.stateDir), null, []).patchState.text, 'nothing to apply');
@@ -152,7 +54,7 @@ describe('agent against a server', () => {
   });
 
   test('a cumulative patch replaces the earlier one; older offers are covered by it', async () => {
-    const r = await rig();
+    const r = await rig(cleanups);
     const a = publishable(r, 'livepatch_cmdline');
     const idA = await r.backend.publish(a.file, a.manifest, 'canary');
     await checkInOnce(r.ctx);
@@ -186,7 +88,7 @@ describe('agent against a server', () => {
   });
 
   test('a module changed after signing is refused, reported, and never loaded', async () => {
-    const r = await rig();
+    const r = await rig(cleanups);
     const { file, manifest } = publishable(r, 'livepatch_cmdline');
     const id = await r.backend.publish(file, manifest, 'canary');
     r.proxy.hooks.rewriteModule = (b) => {
@@ -214,9 +116,11 @@ describe('agent against a server', () => {
   });
 
   test('a manifest changed after signing is refused before anything is downloaded', async () => {
-    const r = await rig();
+    const r = await rig(cleanups);
     const { file, manifest } = publishable(r, 'livepatch_cmdline');
     const id = await r.backend.publish(file, manifest, 'canary');
+    // a server holding the key signs the answer, yet the manifest was changed after its signature
+    r.proxy.hooks.resignWith = r.backend.signingKey();
     r.proxy.hooks.rewriteCheckin = (c) => ({
       ...c,
       offered: c.offered.map((o) => ({ ...o, manifest: { ...o.manifest, cves: [] } })),
@@ -234,7 +138,7 @@ describe('agent against a server', () => {
   });
 
   test('a correctly signed patch for another build id, forced through, is refused before the host layer', async () => {
-    const r = await rig();
+    const r = await rig(cleanups);
     const { file, manifest } = publishable(r, 'livepatch_cmdline', {});
     const foreign = { ...manifest, kernel: { release: r.k.release, buildId: 'f'.repeat(40) } };
     const id = await r.backend.publish(file, foreign, 'canary');
@@ -243,7 +147,8 @@ describe('agent against a server', () => {
     const res0 = await checkInOnce(r.ctx);
     assert.deepEqual(res0.ok && res0.refused, []);
     assert.equal(loadState(r.ctx.stateDir).offered.length, 0);
-    // … so a lying server (or network) forces it in
+    // … so a lying server (holding the key, so the answer itself verifies) forces it in
+    r.proxy.hooks.resignWith = r.backend.signingKey();
     r.proxy.hooks.rewriteCheckin = (c) => ({ ...c, offered: [offer] });
     const res = await checkInOnce(r.ctx);
     assert.deepEqual(res.ok && res.refused, ['cmdline']);
@@ -256,7 +161,7 @@ describe('agent against a server', () => {
   });
 
   test('server down: back-off, status says the check-in failed and why, applied patches stay', async () => {
-    const r = await rig();
+    const r = await rig(cleanups);
     const { file, manifest } = publishable(r, 'livepatch_cmdline');
     await r.backend.publish(file, manifest, 'canary');
     await checkInOnce(r.ctx);
@@ -297,7 +202,7 @@ describe('agent against a server', () => {
   });
 
   test('a stalled transition is reported with its blocking task; the machine is left as it was', async () => {
-    const r = await rig();
+    const r = await rig(cleanups);
     r.k.addTask({
       pid: 77,
       comm: 'stall_sleeper',

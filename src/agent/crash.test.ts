@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Manifest } from '../manifest/manifest.js';
+import { fakeModule } from '../server/testing/fleet-fixture.js';
 import { enroll } from './enroll.js';
 import { loadState } from './state.js';
 import { FileKernel } from './testing/file-kernel.js';
@@ -88,8 +89,14 @@ async function setup(moduleBytes: number) {
     kernel,
   });
   const ko = join(dir, 'livepatch-cmdline.ko');
-  writeFileSync(ko, Buffer.alloc(moduleBytes, 0x5a));
-  const sha256 = createHash('sha256').update(Buffer.alloc(moduleBytes, 0x5a)).digest('hex');
+  // a module publish accepts (ELF, .modinfo): the fake kernel never runs it
+  const bytes = fakeModule(moduleBytes, {
+    name: 'livepatch_cmdline',
+    livepatch: 'Y',
+    vermagic: `${RELEASE} SMP `,
+  });
+  writeFileSync(ko, bytes);
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
   const manifest: Manifest = {
     schema: 1,
     name: 'cmdline',

@@ -3,8 +3,9 @@
  *
  * `suture agent enable <TOKEN> --server URL` posts the token with the machine's hostname and exact
  * kernel to POST /v1/enroll. The answer — machine id, credential, the server's ed25519 public key, the
- * tier — is written atomically into the state. The public key is pinned here: every manifest the agent
- * ever loads must verify with it, whatever a later answer says. Enrolling again (a new token, another
+ * tier — is written atomically into the state. The public key is pinned here: every answer and manifest
+ * must verify with it, whatever a later answer says, until a rotation announced under it moves the
+ * trust (answer.ts). Enrolling again (a new token, another
  * server) replaces the enrollment but keeps the record of applied patches.
  */
 import { isSutureError, SutureError } from '../diagnostic.js';
@@ -85,6 +86,7 @@ export async function enroll(args: EnrollArgs): Promise<Enrollment> {
     s.lastCheck = null;
     s.failures = 0;
     s.offered = [];
+    s.lastAnswer = null; // a new machine id: its answers count from 1 again
   });
   return enrollment;
 }

@@ -102,6 +102,14 @@ export class ServerClient {
   }
 
   private async json<T>(res: Response, schema: z.ZodType<T>, what: string): Promise<T> {
+    return (await this.jsonWithRaw(res, schema, what)).parsed;
+  }
+
+  private async jsonWithRaw<T>(
+    res: Response,
+    schema: z.ZodType<T>,
+    what: string,
+  ): Promise<{ parsed: T; raw: unknown }> {
     let value: unknown;
     try {
       value = await res.json();
@@ -120,7 +128,7 @@ export class ServerClient {
         hint: 'agent and server versions may differ',
       });
     }
-    return r.data;
+    return { parsed: r.data, raw: value };
   }
 
   async enroll(req: EnrollRequest): Promise<EnrollResponse> {
@@ -128,9 +136,11 @@ export class ServerClient {
     return this.json(res, enrollResponseSchema, 'enroll');
   }
 
-  async checkin(req: CheckinRequest): Promise<CheckinResponse> {
+  /** The answer parsed, and as received (plain JSON): its signature is checked on the latter (answer.ts). */
+  async checkin(req: CheckinRequest): Promise<{ answer: CheckinResponse; raw: Record<string, unknown> }> {
     const res = await this.request('POST', machineApi.checkin, req);
-    return this.json(res, checkinResponseSchema, 'check-in');
+    const { parsed, raw } = await this.jsonWithRaw(res, checkinResponseSchema, 'check-in');
+    return { answer: parsed, raw: raw as Record<string, unknown> };
   }
 
   async report(req: ReportRequest): Promise<void> {

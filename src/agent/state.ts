@@ -8,12 +8,15 @@
  *
  * What it holds:
  *  - the enrollment: server URL, this machine's id and credential, the server's ed25519 public key
- *    pinned at enrollment (every manifest is verified against it, never against a key sent later);
+ *    pinned at enrollment (every answer and manifest is verified against it; it moves only through a
+ *    rotation announcement signed by it, manifest/key-rotation.ts — never to a key merely sent);
  *  - the last check-in (when, whether it succeeded and why not) and the back-off counter;
  *  - per patch, what the agent did with it (applied, refused, failed, reverted) and why;
  *  - the intent journal (intent.ts): the one kernel operation that may be in flight;
  *  - the patches offered at the last successful check-in;
- *  - the outbox: results not yet delivered to the server (sent again when it comes back).
+ *  - the outbox: results not yet delivered to the server (sent again when it comes back);
+ *  - the last check-in answer accepted (sequence number and time: an older one is refused) and, per
+ *    patch lineage (manifest name on this kernel), the highest version applied (never installed lower).
  *
  * Parse, don't validate: a state file that does not match the schema is an error naming the field,
  * never silently replaced (an operator must decide whether to re-enroll).
@@ -36,7 +39,7 @@ export const enrollmentSchema = z
     server: z.string().url(),
     machineId: z.string().min(1),
     credential: z.string().min(1),
-    /** the server's ed25519 public key (raw, base64), pinned at enrollment */
+    /** the server's ed25519 public key (raw, base64): pinned at enrollment, moved only by an announced rotation */
     serverPublicKey: z.string().min(1),
     tier: z.string(),
     enrolledAt: z.string(),
@@ -109,6 +112,12 @@ export const lastCheckSchema = z
   })
   .strict();
 
+/** The last signed check-in answer the agent accepted (answer.ts): anything not newer is refused. */
+export const lastAnswerSchema = z
+  .object({ sequence: z.number().int().min(1), issuedAt: z.string() })
+  .strict();
+export type LastAnswer = z.infer<typeof lastAnswerSchema>;
+
 export const agentStateSchema = z
   .object({
     schema: z.literal(1),
@@ -128,6 +137,10 @@ export const agentStateSchema = z
     intent: intentSchema.nullable(),
     /** reports the server has not acknowledged yet, oldest first */
     outbox: z.array(reportRequestSchema),
+    /** the last check-in answer accepted; reset by enrolling again (a new machine id) */
+    lastAnswer: lastAnswerSchema.nullable().default(null),
+    /** highest version applied per lineage (manifest/lineage.ts lineageKey → version) */
+    lineage: z.record(z.string(), z.string()).default({}),
   })
   .strict();
 export type AgentState = z.infer<typeof agentStateSchema>;
@@ -146,6 +159,8 @@ export function emptyState(): AgentState {
     offered: [],
     intent: null,
     outbox: [],
+    lastAnswer: null,
+    lineage: {},
   };
 }
 

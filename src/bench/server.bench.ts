@@ -16,9 +16,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AdminClient } from '../server/admin-client.js';
 import { hashSecret } from '../server/credentials.js';
-import { BUILD_ID, RELEASE, writePatch } from '../server/fleet-fixture.js';
-import { findPostgres, startPostgres } from '../server/postgres-fixture.js';
 import { openStore } from '../server/store.js';
+import { BUILD_ID, RELEASE, writePatch } from '../server/testing/fleet-fixture.js';
+import { findPostgres, startPostgres } from '../server/testing/postgres-fixture.js';
 import type { BenchContext, Benchmark } from './harness.js';
 
 const MACHINES = 100_000;

@@ -113,3 +113,14 @@ export function canonicalJson(value: unknown): string {
   }
   return JSON.stringify(value);
 }
+
+/**
+ * Canonical JSON of an object whose values are already canonical JSON text: the same bytes as
+ * canonicalJson of the parsed object, without re-serialising large parts (the server's offer lists).
+ */
+export function canonicalObject(parts: Record<string, string | undefined>): string {
+  const entries = Object.entries(parts)
+    .filter((e): e is [string, string] => e[1] !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${v}`).join(',')}}`;
+}

@@ -9,6 +9,11 @@
  * is the cumulative patch to converge to), the patches the agent must revert because they were
  * revoked, and when to check in next. After each apply or revert the agent posts a report.
  *
+ * The check-in answer is signed as a whole by the server's key (answer-signature.ts), bound to the
+ * machine id, a per-machine sequence number that only grows, and the time it was issued: the agent
+ * refuses an answer for another machine, one not newer than the last it accepted, or an old one.
+ * When the server's key was rotated, `keys` carries the chain of announcements (key-rotation.ts).
+ *
  *   POST /v1/enroll           EnrollRequest  → EnrollResponse              (no auth; token in body)
  *   POST /v1/checkin          CheckinRequest → CheckinResponse             (Bearer credential)
  *   POST /v1/report           ReportRequest  → ReportResponse              (Bearer credential)
@@ -146,7 +151,8 @@ export const offeredPatchSchema = z
     signature: z.string().min(80).max(100),
     /** sha256 of the module bytes (same as manifest.module.sha256, which the signature covers) */
     sha256: hex(64),
-    size: z.number().int().min(1),
+    /** bytes; 0 is parsed (and refused by the agent for this patch alone, not for the whole answer) */
+    size: z.number().int().min(0),
     /** where to GET the module, relative to the server URL (`/v1/patches/ID/module`) */
     url: z.string().startsWith('/v1/'),
     publishedAt: z.string().datetime(),
@@ -165,15 +171,38 @@ export const revokedPatchSchema = z
   .strict();
 export type RevokedPatch = z.infer<typeof revokedPatchSchema>;
 
+/** A new server key, announced under the key it replaces (see key-rotation.ts). */
+export const keyAnnouncementSchema = z
+  .object({
+    /** the new ed25519 public key (raw 32 bytes, base64) */
+    publicKey: z.string().min(40).max(64),
+    /** the key it replaces, which signed this announcement */
+    previous: z.string().min(40).max(64),
+    at: z.string().datetime(),
+    /** ed25519 signature by `previous` over announcementPayload(publicKey, previous, at) */
+    signature: z.string().min(80).max(100),
+  })
+  .strict();
+export type KeyAnnouncement = z.infer<typeof keyAnnouncementSchema>;
+
 export const checkinResponseSchema = z
   .object({
+    /** the machine this answer is for: an agent refuses an answer for any other */
     machineId: z.string(),
     tier: tierSchema,
+    /** per-machine, grows by one at every check-in: an agent refuses one not above the last it accepted */
+    sequence: z.number().int().min(1),
+    /** when the server issued it: an agent refuses one older than MAX_ANSWER_AGE */
+    issuedAt: z.string().datetime(),
     /** patches for this exact kernel and tier, newest first (the first is the one to converge to) */
     offered: z.array(offeredPatchSchema),
     /** patches this machine reported (or might have) that were revoked: revert them */
     revoked: z.array(revokedPatchSchema),
     nextCheckinSeconds: z.number().int().min(1),
+    /** ed25519 signature (base64) by the server's current key over checkinSignedBytes(every other field but keys) */
+    signature: z.string().min(80).max(100),
+    /** key rotations, oldest first; each new key signed by the one before (not covered by `signature`) */
+    keys: z.array(keyAnnouncementSchema).max(64).default([]),
   })
   .strict();
 export type CheckinResponse = z.infer<typeof checkinResponseSchema>;

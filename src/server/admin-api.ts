@@ -1,8 +1,9 @@
 /*
  * The admin API (`/admin/v1/…`): publish, promote, revoke, tokens, moving a machine to another tier,
  * and read-only views of the fleet.
- * Every route checks the admin token in `onRequest`, before a byte of the body is read; every change
- * writes an audit entry in the same transaction.
+ * Every route checks the admin token (Bearer only) and the JSON content type in `onRequest`, before a
+ * byte of the body is read (admin-route.ts); every change writes an audit entry in the same transaction.
+ * Before signing, publish inspects the module (module-inspection.ts).
  *
  * Publishing is two calls and atomic: the module is uploaded to the content-addressed artifact store
  * (temp file, sha256 checked, renamed), then the manifest is parsed, checked against the stored blob,
@@ -10,11 +11,10 @@
  * point leaves either no patch or a complete one.
  */
 import { createHash } from 'node:crypto';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { canonicalJson, parseManifest } from '../manifest/manifest.js';
 import { patchIdSchema } from '../manifest/protocol.js';
-import { signManifest } from '../manifest/signature.js';
 import {
   machineTierRequestSchema,
   promoteRequestSchema,
@@ -22,10 +22,12 @@ import {
   revokeRequestSchema,
   tokenRequestSchema,
 } from './admin-protocol.js';
-import type { ServerContext } from './app.js';
+import { adminAudit, adminRoute } from './admin-route.js';
+import type { ServerContext } from './context.js';
 import { hashSecret, newId, newSecret } from './credentials.js';
 import { HttpError, invalidRequest } from './http-error.js';
-import type { AuditEntry, PatchRecord, TokenRecord } from './store.js';
+import { inspectModule } from './module-inspection.js';
+import type { PatchRecord, TokenRecord } from './store.js';
 
 const sha256Param = z.string().regex(/^[0-9a-f]{64}$/, 'sha256: 64 lowercase hex digits');
 
@@ -37,25 +39,8 @@ function parseId(raw: string): string {
 
 export function registerAdminApi(app: FastifyInstance, ctx: ServerContext): void {
   const { store } = ctx;
-  const auth = async (req: FastifyRequest) => {
-    await ctx.requireAdmin(req);
-  };
-  const common = {
-    onRequest: auth,
-    config: { rateLimit: { max: ctx.limits.adminPerMinute, timeWindow: 60_000 } },
-  };
-  const audit = (
-    req: FastifyRequest,
-    action: string,
-    target: string,
-    detail: Record<string, unknown>,
-  ): AuditEntry => ({
-    at: new Date().toISOString(),
-    actor: `admin@${req.ip}`,
-    action,
-    target,
-    detail,
-  });
+  const common = adminRoute(ctx);
+  const audit = adminAudit;
   const patchOr404 = async (id: string): Promise<PatchRecord> => {
     const p = await store.getPatch(id);
     if (!p)
@@ -109,6 +94,9 @@ export function registerAdminApi(app: FastifyInstance, ctx: ServerContext): void
         },
       );
     }
+    const bytes = await store.blobData(manifest.module.sha256);
+    if (!bytes) throw new HttpError(409, 'ARTIFACT-MISSING', `module ${manifest.module.sha256} is gone`);
+    inspectModule(bytes, manifest, ctx.limits);
     const cves = [...new Set([...manifest.cves, ...r.data.cves])].sort();
     const description = r.data.description ?? manifest.source.description ?? '';
     manifest = { ...manifest, cves, source: { ...manifest.source, ...(description ? { description } : {}) } };
@@ -123,7 +111,7 @@ export function registerAdminApi(app: FastifyInstance, ctx: ServerContext): void
       buildId: manifest.kernel.buildId,
       moduleName: manifest.module.name,
       manifest,
-      signature: signManifest(manifest, ctx.key.privateKey),
+      signature: ctx.signer.signManifest(manifest),
       sha256: manifest.module.sha256,
       size: blob.size,
       cves,

@@ -1,5 +1,5 @@
 /*
- * The admin API from the outside: what `suture publish/promote/revoke/token/machines/kernels` use.
+ * The admin API from the outside: what `suture publish/promote/revoke/token/machines/kernels/admin` use.
  * Talks HTTP to a running server (`--server URL --admin-token T`, or SUTURE_SERVER/SUTURE_ADMIN_TOKEN)
  * and turns an ErrorResponse into a SutureError with the server's code, message and hint.
  */
@@ -164,6 +164,22 @@ export class AdminClient {
   }
   setMachineTier(id: string, tier: string): Promise<MachineDetail> {
     return this.call('POST', `/admin/v1/machines/${encodeURIComponent(id)}/tier`, { tier });
+  }
+  revokeToken(id: string): Promise<TokenRecord> {
+    return this.call('POST', `/admin/v1/tokens/${encodeURIComponent(id)}/revoke`, {});
+  }
+  setMachineDisabled(id: string, disabled: boolean, reason = ''): Promise<MachineDetail> {
+    return this.call(
+      'POST',
+      `/admin/v1/machines/${encodeURIComponent(id)}/${disabled ? 'disable' : 'enable'}`,
+      {
+        reason,
+      },
+    );
+  }
+  /** A new admin token (returned once); the one this client holds stops working. */
+  rotateAdminToken(): Promise<{ token: string }> {
+    return this.call('POST', '/admin/v1/admin-token/rotate', {});
   }
   listKernels(): Promise<KernelSummary[]> {
     return this.call('GET', '/admin/v1/kernels');

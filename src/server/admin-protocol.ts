@@ -9,6 +9,10 @@
  *   POST /admin/v1/patches/:id/revoke     RevokeRequest → PatchRecord
  *   POST /admin/v1/machines/:id/tier      MachineTierRequest → MachineDetail (404 if unknown)
  *   POST /admin/v1/tokens                 TokenRequest → { token (shown once), ...TokenRecord } (201)
+ *   POST /admin/v1/tokens/:id/revoke      {} → TokenRecord (404 if unknown)
+ *   POST /admin/v1/machines/:id/disable   MachineDisableRequest → MachineDetail (its credential gets 403)
+ *   POST /admin/v1/machines/:id/enable    MachineDisableRequest → MachineDetail
+ *   POST /admin/v1/admin-token/rotate     {} → { token } (the old token and every dashboard session end)
  *   GET  /admin/v1/tokens | machines | machines/:id | kernels | audit | fleet
  */
 import { z } from 'zod';
@@ -48,3 +52,7 @@ export const tokenRequestSchema = z
   })
   .strict();
 export type TokenRequest = z.input<typeof tokenRequestSchema>;
+
+/** the body of calls that need none (still JSON: the admin API takes nothing else) */
+export const emptyRequestSchema = z.object({}).strict();
+export const machineDisableRequestSchema = z.object({ reason: z.string().max(1000).default('') }).strict();

@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { errorResponseSchema } from '../manifest/protocol.js';
 import { AdminClient } from './admin-client.js';
-import { FakeMachine, writePatch } from './fleet-fixture.js';
-import { findPostgres, type PostgresCluster, startPostgres } from './postgres-fixture.js';
 import { type RunningServer, startServer } from './server.js';
+import { FakeMachine, writePatch } from './testing/fleet-fixture.js';
+import { findPostgres, type PostgresCluster, startPostgres } from './testing/postgres-fixture.js';
 
 async function listTree(dir: string): Promise<string[]> {
   const out: string[] = [];

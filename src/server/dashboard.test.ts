@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { AdminClient } from './admin-client.js';
-import { FakeMachine, OTHER_BUILD_ID, RELEASE, writePatch } from './fleet-fixture.js';
 import { type RunningServer, startServer } from './server.js';
+import { FakeMachine, OTHER_BUILD_ID, RELEASE, writePatch } from './testing/fleet-fixture.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = join(process.cwd(), 'artifacts', 'server');

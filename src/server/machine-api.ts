@@ -3,6 +3,8 @@
  *
  * A machine authenticates with its own credential (Bearer); it can only ever read its own offer list
  * and download modules offered to it — a patch for another kernel build or another tier is a 404 to it.
+ * Every check-in answer is signed as a whole with the server's key (signing.ts), bound to the machine
+ * id, its check-in count as the sequence number and the time; the key rotation chain rides along.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import {
@@ -13,7 +15,7 @@ import {
   patchIdSchema,
   reportRequestSchema,
 } from '../manifest/protocol.js';
-import type { ServerContext } from './app.js';
+import type { ServerContext } from './context.js';
 import { bearer, hashSecret, newId, newSecret } from './credentials.js';
 import { HttpError, invalidRequest, unauthorized } from './http-error.js';
 
@@ -28,6 +30,11 @@ const badCredential = () =>
     're-enroll the machine with a fresh token',
   );
 
+const machineDisabled = () =>
+  new HttpError(403, 'MACHINE-DISABLED', 'this machine credential was disabled by an operator', {
+    hint: 'ask the operator (`suture machines ID --enable`), or re-enroll the machine with a fresh token',
+  });
+
 function credentialHash(req: FastifyRequest): string {
   const c = bearer(req.headers.authorization);
   if (!c) throw noCredential();
@@ -36,17 +43,17 @@ function credentialHash(req: FastifyRequest): string {
 
 export function registerMachineApi(app: FastifyInstance, ctx: ServerContext): void {
   const { store, limits } = ctx;
-  const perCredential = {
-    max: limits.checkinPerMinute,
-    timeWindow: 60_000,
-    keyGenerator: (req: FastifyRequest) => req.headers.authorization ?? req.ip,
-  };
+  // the budget rate-limit.ts counts these routes in, before authentication, by parsed credential
+  const perCredential = 'machine' as const;
+  /** 403 MACHINE-DISABLED for a credential an operator disabled, else 401 */
+  const refused = async (hash: string) =>
+    (await store.credentialDisabled(hash)) ? machineDisabled() : badCredential();
 
   app.post(
     machineApi.enroll,
     {
       bodyLimit: limits.machineBody,
-      config: { rateLimit: { max: limits.enrollPerMinute, timeWindow: 60_000 } },
+      config: { limit: 'enroll' },
     },
     async (req, reply) => {
       const r = enrollRequestSchema.safeParse(req.body);
@@ -77,7 +84,7 @@ export function registerMachineApi(app: FastifyInstance, ctx: ServerContext): vo
       const body: EnrollResponse = {
         machineId,
         credential,
-        serverPublicKey: ctx.publicKey,
+        serverPublicKey: ctx.signer.publicKey,
         tier: out.tier,
         checkinIntervalSeconds: ctx.checkinIntervalSeconds,
       };
@@ -87,34 +94,57 @@ export function registerMachineApi(app: FastifyInstance, ctx: ServerContext): vo
 
   app.post(
     machineApi.checkin,
-    { bodyLimit: limits.machineBody, config: { rateLimit: perCredential } },
+    { bodyLimit: limits.machineBody, config: { limit: perCredential } },
     async (req, reply) => {
       const hash = credentialHash(req);
       const r = checkinRequestSchema.safeParse(req.body);
       if (!r.success) throw invalidRequest('the check-in', r.error);
-      const m = await store.checkin(hash, r.data, new Date().toISOString());
-      if (!m) throw badCredential();
+      const issuedAt = new Date().toISOString();
+      const m = await store.checkin(hash, r.data, issuedAt);
+      if (!m) throw await refused(hash);
+      if (await ctx.signer.refresh()) ctx.offers.clear(); // another instance rotated the key
       const o = await ctx.offers.get(m.kernelRelease, m.buildId, m.tier);
-      // pre-serialised offer lists: the check-in's hot path is one UPDATE and this concatenation
-      const body = `{"machineId":${JSON.stringify(m.id)},"tier":${JSON.stringify(m.tier)},"offered":${o.offeredJson},"revoked":${o.revokedJson},"nextCheckinSeconds":${ctx.checkinIntervalSeconds}}`;
+      // pre-serialised offer lists: the hot path is one UPDATE, this concatenation and one signature
+      // over the whole answer, bound to the machine, its check-in sequence and the time
+      const parts = {
+        machineId: JSON.stringify(m.id),
+        tier: JSON.stringify(m.tier),
+        sequence: String(m.sequence),
+        issuedAt: JSON.stringify(issuedAt),
+        offered: o.offeredJson,
+        revoked: o.revokedJson,
+        nextCheckinSeconds: String(ctx.checkinIntervalSeconds),
+      };
+      const signed = ctx.signer.signAnswer(parts);
+      const body = `${signed.text.slice(0, -1)},"signature":${JSON.stringify(signed.signature)},"keys":${ctx.signer.keysJson}}`;
       return reply.type('application/json; charset=utf-8').send(body);
     },
   );
 
   app.post(
     machineApi.report,
-    { bodyLimit: limits.machineBody, config: { rateLimit: perCredential } },
+    { bodyLimit: limits.machineBody, config: { limit: perCredential } },
     async (req) => {
       const hash = credentialHash(req);
       const r = reportRequestSchema.safeParse(req.body);
       if (!r.success) throw invalidRequest('the report', r.error);
       const m = await store.report(hash, r.data, new Date().toISOString());
-      if (m === undefined) throw badCredential();
+      if (m === undefined) throw await refused(hash);
       if (m === 'unknown-patch') {
         throw new HttpError(
           404,
           'PATCH-UNKNOWN',
           `patch ${r.data.status.patchId} is not known to this server`,
+        );
+      }
+      if (m === 'not-offered') {
+        throw new HttpError(
+          404,
+          'PATCH-NOT-OFFERED',
+          `patch ${r.data.status.patchId} was never offered to this machine`,
+          {
+            hint: 'report only on patches a check-in offered',
+          },
         );
       }
       return { ok: true as const };
@@ -123,13 +153,13 @@ export function registerMachineApi(app: FastifyInstance, ctx: ServerContext): vo
 
   app.get<{ Params: { id: string } }>(
     '/v1/patches/:id/module',
-    { config: { rateLimit: perCredential } },
+    { config: { limit: perCredential } },
     async (req, reply) => {
       const hash = credentialHash(req);
       const id = patchIdSchema.safeParse(req.params.id);
       if (!id.success) throw invalidRequest('the patch id', id.error);
       const m = await store.machineByCredential(hash);
-      if (!m) throw badCredential();
+      if (!m) throw await refused(hash);
       const p = await store.getPatch(id.data);
       const visible =
         p &&

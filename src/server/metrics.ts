@@ -9,10 +9,14 @@
  *   suture_patch_rollout_ratio{patch,name,tier}      applied / eligible machines (exact kernel, tier)
  *   suture_patches{state}                            published patches, active or revoked
  *
- * No secrets, hostnames or machine ids appear here: only counts, tiers and patch ids.
+ * No secrets, hostnames or machine ids appear here: only counts, tiers and patch ids. With
+ * `--metrics-token` the endpoint needs that token as Bearer (the numbers still say how big the fleet is
+ * and which patches fail).
  */
 import type { FastifyInstance } from 'fastify';
-import type { ServerContext } from './app.js';
+import type { ServerContext } from './context.js';
+import { bearer, hashSecret } from './credentials.js';
+import { unauthorized } from './http-error.js';
 import type { Store } from './store.js';
 
 function esc(v: string): string {
@@ -96,7 +100,16 @@ export async function renderMetrics(store: Store): Promise<string> {
  */
 export function registerMetrics(app: FastifyInstance, ctx: ServerContext, cacheMs = 5000): void {
   let cached: { at: number; text: Promise<string> } | undefined;
-  app.get('/metrics', async (_req, reply) => {
+  app.get('/metrics', async (req, reply) => {
+    if (ctx.metricsTokenHash) {
+      const secret = bearer(req.headers.authorization);
+      if (!secret || hashSecret(secret) !== ctx.metricsTokenHash) {
+        throw unauthorized(
+          secret ? 'the metrics token is wrong' : '/metrics needs the metrics token as Bearer',
+          'configure the scraper with the token given to `suture server --metrics-token` (Prometheus: authorization.credentials)',
+        );
+      }
+    }
     if (!cached || Date.now() - cached.at > cacheMs) {
       const text = renderMetrics(ctx.store);
       cached = { at: Date.now(), text };

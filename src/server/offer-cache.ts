@@ -2,11 +2,16 @@
  * The offer cache: what a check-in answers, per (kernel release, build id, tier), pre-serialised.
  *
  * Every machine of one kernel and tier gets the same offer and revoke lists, so they are computed once
- * and kept as JSON text; a check-in then costs one UPDATE and a string concatenation. Any publish,
- * promote or revoke on this instance clears the cache; entries also expire after `ttlMs` so that other
- * instances sharing a PostgreSQL database pick up changes within that time.
+ * and kept as canonical JSON text (manifest.ts canonicalJson): a check-in then costs one UPDATE, a
+ * string concatenation and one signature over the answer (answer-signature.ts), which covers these
+ * lists as they are sent. Each offered manifest is signed with the server's current key here, so a key
+ * rotation needs no re-publishing. Any publish, promote, revoke or key rotation on this instance
+ * clears the cache; entries also expire after `ttlMs` so that other instances sharing a PostgreSQL
+ * database pick up changes within that time.
  */
+import { canonicalJson } from '../manifest/manifest.js';
 import { machineApi, type OfferedPatch, type RevokedPatch } from '../manifest/protocol.js';
+import type { ServerSigner } from './signing.js';
 import type { PatchRecord, Store } from './store.js';
 
 interface Entry {
@@ -16,11 +21,11 @@ interface Entry {
   expires: number;
 }
 
-export function toOffer(p: PatchRecord): OfferedPatch {
+export function toOffer(p: PatchRecord, signer?: ServerSigner): OfferedPatch {
   return {
     patchId: p.id,
     manifest: p.manifest,
-    signature: p.signature,
+    signature: signer ? signer.signManifest(p.manifest, p.id) : p.signature,
     sha256: p.sha256,
     size: p.size,
     url: machineApi.module(p.id),
@@ -39,6 +44,7 @@ export class OfferCache {
 
   constructor(
     private readonly store: Store,
+    private readonly signer: ServerSigner,
     private readonly ttlMs = 2000,
   ) {}
 
@@ -61,8 +67,8 @@ export class OfferCache {
           this.store.revokedFor(release, buildId, tier),
         ]);
         const e: Entry = {
-          offeredJson: JSON.stringify(offered.map(toOffer)),
-          revokedJson: JSON.stringify(revoked.map(toRevoked)),
+          offeredJson: canonicalJson(offered.map((o) => toOffer(o, this.signer))),
+          revokedJson: canonicalJson(revoked.map(toRevoked)),
           offered: offered.length,
           expires: Date.now() + this.ttlMs,
         };

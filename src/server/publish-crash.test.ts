@@ -16,8 +16,8 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AdminClient } from './admin-client.js';
-import { writePatch } from './fleet-fixture.js';
 import { openStore } from './store.js';
+import { writePatch } from './testing/fleet-fixture.js';
 
 const ADMIN = 'test-admin-token-0123456789';
 let dir: string;

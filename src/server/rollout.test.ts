@@ -13,8 +13,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { verifyManifest } from '../manifest/signature.js';
 import { AdminClient } from './admin-client.js';
-import { FakeMachine, OTHER_BUILD_ID, RELEASE, writePatch } from './fleet-fixture.js';
 import { type RunningServer, startServer } from './server.js';
+import { FakeMachine, OTHER_BUILD_ID, RELEASE, writePatch } from './testing/fleet-fixture.js';
 
 let dir: string;
 let server: RunningServer;

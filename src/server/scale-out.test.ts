@@ -20,10 +20,10 @@ import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { verifyManifest } from '../manifest/signature.js';
 import { AdminClient } from './admin-client.js';
-import { FakeMachine, writePatch } from './fleet-fixture.js';
-import { findPostgres, type PostgresCluster, startPostgres } from './postgres-fixture.js';
 import { type RunningServer, startServer } from './server.js';
 import type { PatchRecord } from './store.js';
+import { FakeMachine, writePatch } from './testing/fleet-fixture.js';
+import { findPostgres, type PostgresCluster, startPostgres } from './testing/postgres-fixture.js';
 
 const ADMIN = 'sut_admin_scale-out-test-token';
 
@@ -116,6 +116,30 @@ describe('two server instances on one PostgreSQL database', () => {
       after.revoked.map((r) => r.patchId),
       [published.id],
     );
+  });
+
+  test('a dashboard session opened on one instance works on the other, and logging out ends it on both', async (t) => {
+    if (skip) return t.skip(skip);
+    const [a, b] = [await start('sa'), await start('sb')];
+    const form = (url: string, body: string, cookie = '') => ({
+      method: 'POST',
+      redirect: 'manual' as const,
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        origin: url,
+        ...(cookie ? { cookie } : {}),
+      },
+      body,
+    });
+    const login = await fetch(`${a.url}/login`, form(a.url, `token=${encodeURIComponent(ADMIN)}`));
+    const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+    const page = (s: RunningServer) => fetch(`${s.url}/`, { redirect: 'manual', headers: { cookie } });
+    const onB = await page(b);
+    assert.equal(onB.status, 200, 'the session is in the shared database');
+    const csrf = /name="csrf" value="([^"]+)"/.exec(await onB.text())?.[1] ?? '';
+    const out = await fetch(`${b.url}/logout`, form(b.url, `csrf=${encodeURIComponent(csrf)}`, cookie));
+    assert.equal(out.status, 303);
+    assert.equal((await page(a)).status, 302, 'logged out on b ends it on a');
   });
 
   test('a damaged module in the database is a server error, never bytes with the wrong hash', async (t) => {

@@ -4,6 +4,8 @@
  * Times are ISO-8601 text (sortable, identical on both engines); JSON documents (manifests, CVE lists,
  * transitions) are text. Secrets never appear: tokens and machine credentials are stored as sha256
  * hashes, looked up through a unique index. `schema_version` in `settings` lets later versions migrate.
+ * Dashboard sessions are rows too (`sessions`, by the sha256 of their random id), so every instance on
+ * one PostgreSQL accepts a session another instance opened, and revoking one is a DELETE.
  *
  * `artifact_blobs` holds every uploaded module's bytes (a few hundred KB each): the database is where
  * instances sharing PostgreSQL find a module another instance received; `<data>/artifacts` is only a
@@ -37,7 +39,8 @@ CREATE TABLE IF NOT EXISTS machines (
   token_id TEXT NOT NULL REFERENCES tokens(id),
   enrolled_at TEXT NOT NULL,
   last_checkin_at TEXT,
-  checkins INTEGER NOT NULL DEFAULT 0
+  checkins INTEGER NOT NULL DEFAULT 0,
+  disabled_at TEXT
 );
 CREATE INDEX IF NOT EXISTS machines_kernel ON machines (kernel_release, build_id, tier);
 CREATE TABLE IF NOT EXISTS patches (
@@ -90,6 +93,12 @@ CREATE TABLE IF NOT EXISTS artifact_blobs (
   data ${blob} NOT NULL,
   stored_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS sessions (
+  id_hash TEXT PRIMARY KEY,
+  actor TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  expires_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS audit (
   id ${autoId},
   at TEXT NOT NULL,
@@ -99,6 +108,14 @@ CREATE TABLE IF NOT EXISTS audit (
   detail TEXT NOT NULL
 );
 `;
+
+/**
+ * Columns added after a table first shipped: `CREATE TABLE IF NOT EXISTS` leaves an older table as it
+ * was, so each is added when a probe of it fails (both engines accept this `ALTER TABLE`).
+ */
+export const addedColumns: Array<{ table: string; column: string; ddl: string }> = [
+  { table: 'machines', column: 'disabled_at', ddl: 'ALTER TABLE machines ADD COLUMN disabled_at TEXT' },
+];
 
 export const sqliteSchema = common('INTEGER PRIMARY KEY AUTOINCREMENT', 'BLOB');
 export const postgresSchema = common('BIGSERIAL PRIMARY KEY', 'BYTEA');

@@ -2,29 +2,26 @@
  * Starting a Suture server: open the store, the artifact store and the signing key, then listen.
  *
  * First start: creates the ed25519 signing key and the admin token. The key is kept in the database
- * (settings table) so that every instance sharing a PostgreSQL database signs with the same key; the
- * public key is also written to `<data>/signing-key.pub` for operators. The admin token is printed
+ * (settings table) so that every instance sharing a PostgreSQL database signs with the same key, or in
+ * the file `--signing-key` names (signing.ts); the public key is also written to
+ * `<data>/signing-key.pub` for operators. The data directory is made 0700 and the database files 0600
+ * at every start, whatever existed before (data-dir.ts). The admin token is printed
  * once and written to `<data>/admin-token` (mode 0600); only its sha256 is stored. `--admin-token`
  * sets (or replaces) it explicitly.
  *
  * With a certificate and key the server speaks HTTPS itself; otherwise it speaks HTTP and belongs
  * behind a TLS-terminating proxy, since enrollment tokens and machine credentials are bearer secrets.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import { SutureError } from '../diagnostic.js';
-import {
-  generateSigningKey,
-  privateKeyFromPem,
-  privateKeyToPem,
-  publicKeyToBase64,
-  type SigningKeyPair,
-} from '../manifest/signature.js';
 import { buildApp, type Limits } from './app.js';
 import { ArtifactStore } from './artifacts.js';
 import { hashSecret, newSecret } from './credentials.js';
+import { secureDatabaseFiles, secureDataDir } from './data-dir.js';
+import { ServerSigner } from './signing.js';
 import { openStore, type Store } from './store.js';
 
 export interface ServerOptions {
@@ -44,22 +41,24 @@ export interface ServerOptions {
   metricsCacheMs?: number;
   /** serve HTTPS: PEM files of the certificate (chain) and its private key */
   tls?: { certFile: string; keyFile: string };
+  /** addresses of the TLS proxy whose X-Forwarded-* headers count (see app.ts) */
+  trustProxy?: string[];
+  /** require this Bearer token on /metrics */
+  metricsToken?: string;
+  /** keep the signing key in this file (0600; created if missing) instead of the database */
+  signingKeyFile?: string;
 }
 
 export interface RunningServer {
   app: FastifyInstance;
   store: Store;
   url: string;
-  publicKey: string;
+  /** the current public key (raw base64); changes with `suture key rotate` */
+  readonly publicKey: string;
+  signer: ServerSigner;
   /** set when this start created the admin token */
   createdAdminToken?: string;
   close(): Promise<void>;
-}
-
-async function signingKey(store: Store): Promise<SigningKeyPair> {
-  const fresh = privateKeyToPem(generateSigningKey().privateKey);
-  const pem = await store.setSettingIfAbsent('signing_key_pem', fresh);
-  return privateKeyFromPem(pem);
 }
 
 /** Read and check the certificate and key, so a bad file is a diagnostic, not a TLS stack trace. */
@@ -91,7 +90,7 @@ async function readTls(tls: { certFile: string; keyFile: string }): Promise<{ ce
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const tls = opts.tls ? await readTls(opts.tls) : undefined;
-  await mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
+  secureDataDir(opts.dataDir);
   const database = opts.database ?? join(opts.dataDir, 'suture.db');
   let store: Store;
   try {
@@ -104,11 +103,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     });
   }
   try {
+    if (!opts.database) secureDatabaseFiles(database);
     const artifacts = new ArtifactStore(opts.dataDir, store);
     await artifacts.init();
-    const key = await signingKey(store);
-    const publicKey = publicKeyToBase64(key.publicKey);
-    await writeFile(join(opts.dataDir, 'signing-key.pub'), `${publicKey}\n`);
+    const signer = await ServerSigner.open(store, opts.signingKeyFile);
+    await writeFile(join(opts.dataDir, 'signing-key.pub'), `${signer.publicKey}\n`);
 
     let createdAdminToken: string | undefined;
     if (opts.adminToken) {
@@ -119,7 +118,19 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
           hint: 'omit --admin-token to have one generated',
         });
       }
-      await store.setSetting('admin_token_hash', hashSecret(opts.adminToken));
+      const wanted = hashSecret(opts.adminToken);
+      const before = await store.getSetting('admin_token_hash');
+      // a different token replaces the old one as a rotation does: its dashboard sessions end too
+      if (before === undefined) await store.setSettingIfAbsent('admin_token_hash', wanted);
+      else if (before !== wanted) {
+        await store.rotateAdminToken(before, wanted, {
+          at: new Date().toISOString(),
+          actor: 'server --admin-token',
+          action: 'admin.rotate-token',
+          target: 'admin-token',
+          detail: {},
+        });
+      }
     } else if (!(await store.getSetting('admin_token_hash'))) {
       const token = newSecret('admin');
       const stored = await store.setSettingIfAbsent('admin_token_hash', hashSecret(token));
@@ -129,20 +140,19 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       }
     }
 
-    const app = await buildApp(
-      {
-        store,
-        artifacts,
-        key,
-        checkinIntervalSeconds: opts.checkinIntervalSeconds,
-        limits: opts.limits,
-        logger: opts.logger,
-        offerTtlMs: opts.offerTtlMs,
-        metricsCacheMs: opts.metricsCacheMs,
-        ...(tls ? { tls } : {}),
-      },
-      publicKey,
-    );
+    const app = await buildApp({
+      store,
+      artifacts,
+      signer,
+      checkinIntervalSeconds: opts.checkinIntervalSeconds,
+      limits: opts.limits,
+      logger: opts.logger,
+      offerTtlMs: opts.offerTtlMs,
+      metricsCacheMs: opts.metricsCacheMs,
+      ...(tls ? { tls } : {}),
+      ...(opts.trustProxy ? { trustProxy: opts.trustProxy } : {}),
+      ...(opts.metricsToken ? { metricsToken: opts.metricsToken } : {}),
+    });
     const host = opts.host ?? '127.0.0.1';
     await app.listen({ host, port: opts.port ?? 0 });
     const addr = app.server.address();
@@ -152,7 +162,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       app,
       store,
       url,
-      publicKey,
+      signer,
+      get publicKey() {
+        return signer.publicKey;
+      },
       async close() {
         await app.close();
         await store.close();

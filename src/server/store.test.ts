@@ -7,11 +7,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
+import pg from 'pg';
 import { parseManifest } from '../manifest/manifest.js';
 import { hashSecret } from './credentials.js';
-import { BUILD_ID, OTHER_BUILD_ID, RELEASE } from './fleet-fixture.js';
-import { findPostgres, type PostgresCluster, startPostgres } from './postgres-fixture.js';
 import { openStore, type PatchRecord, type Store } from './store.js';
+import { BUILD_ID, OTHER_BUILD_ID, RELEASE } from './testing/fleet-fixture.js';
+import { findPostgres, type PostgresCluster, startPostgres } from './testing/postgres-fixture.js';
 
 const audit = (action: string) => ({
   at: new Date().toISOString(),
@@ -193,7 +195,14 @@ function storeSuite(name: string, open: () => Promise<Store | string>): void {
       const kernel = { release: RELEASE, buildId: BUILD_ID };
       const req = { kernel, hostname: 'c1', agentVersion: '2', patches: [] };
       const m = await store.checkin(hashSecret('cred-c1'), req, '2026-02-01T00:00:00.000Z');
-      assert.deepEqual(m, { id: 'm-c1', tier: 'canary', kernelRelease: RELEASE, buildId: BUILD_ID });
+      // sequence: the machine's check-in count, the signed answer's freshness
+      assert.deepEqual(m, {
+        id: 'm-c1',
+        tier: 'canary',
+        kernelRelease: RELEASE,
+        buildId: BUILD_ID,
+        sequence: 1,
+      });
       const before = await store.dump();
       assert.equal(await store.checkin(hashSecret('wrong'), req, '2026-02-01T00:00:01.000Z'), undefined);
       assert.equal(
@@ -280,7 +289,8 @@ function storeSuite(name: string, open: () => Promise<Store | string>): void {
       assert.equal(counters.machines, 3);
       assert.deepEqual(counters.applyFailures, [{ patchId: '0000000000000002', n: 1 }]);
       // the agent's full list replaces the recorded one
-      await store.checkin(hashSecret('cred-c1'), req, '2026-02-01T00:04:00.000Z');
+      const again = await store.checkin(hashSecret('cred-c1'), req, '2026-02-01T00:04:00.000Z');
+      assert.equal(again?.sequence, 3, 'one more per check-in, never reused');
       assert.deepEqual((await store.getMachine('m-c1'))?.patches, []);
       const kernels = await store.listKernels();
       assert.deepEqual(
@@ -312,6 +322,66 @@ function storeSuite(name: string, open: () => Promise<Store | string>): void {
       const entries = await store.listAudit();
       assert.equal(entries.length, before + 1, 'only the real move is audited');
       assert.deepEqual(entries[0]?.detail, { from: 'canary' });
+    });
+
+    test('sessions expire and close; rotation needs the current hash and ends every session', async (t) => {
+      if (skip) return t.skip(skip);
+      const at = (m: number) => new Date(Date.UTC(2026, 5, 1, 0, m)).toISOString();
+      await store.openSession({ idHash: 's1', actor: 'a', now: at(0), expiresAt: at(10) });
+      await store.openSession({ idHash: 's2', actor: 'a', now: at(0), expiresAt: at(10) });
+      assert.equal(await store.sessionValid('s1', at(5)), true);
+      assert.equal(await store.sessionValid('s1', at(10)), false, 'expired at its expiry');
+      assert.equal(await store.sessionValid('nope', at(5)), false);
+      await store.closeSession('s1');
+      assert.equal(await store.sessionValid('s1', at(5)), false, 'closed');
+      await store.setSetting('admin_token_hash', 'h-old');
+      assert.equal(await store.rotateAdminToken('h-stale', 'h-new', audit('admin.rotate-token')), false);
+      assert.equal(await store.sessionValid('s2', at(5)), true, 'a refused rotation ends nothing');
+      assert.equal(await store.rotateAdminToken('h-old', 'h-new', audit('admin.rotate-token')), true);
+      assert.equal(await store.getSetting('admin_token_hash'), 'h-new');
+      assert.equal(await store.sessionValid('s2', at(5)), false, 'rotation ends every session');
+    });
+
+    test('revoked tokens and disabled machines', async (t) => {
+      if (skip) return t.skip(skip);
+      await store.createToken(
+        {
+          id: 't-rev',
+          hash: hashSecret('tok-rev'),
+          tier: 'canary',
+          note: '',
+          uses: 0,
+          createdAt: '2026-01-01T00:00:00.000Z',
+        },
+        audit('token.create'),
+      );
+      const { cred } = await enroll(hashSecret('tok-rev'), 'd1');
+      assert.equal(await store.revokeToken('t-rev', audit('token.revoke'), '2026-01-02T00:00:00.000Z'), 'ok');
+      assert.equal(
+        await store.revokeToken('t-rev', audit('token.revoke'), '2026-01-02T00:00:00.000Z'),
+        'unchanged',
+      );
+      assert.equal(
+        await store.revokeToken('t-none', audit('token.revoke'), '2026-01-02T00:00:00.000Z'),
+        'unknown',
+      );
+      assert.deepEqual((await enroll(hashSecret('tok-rev'), 'd2')).out, { ok: false, reason: 'revoked' });
+      const now = '2026-01-03T00:00:00.000Z';
+      assert.equal(await store.setMachineDisabled('m-d1', true, audit('machine.disable'), now), 'ok');
+      assert.equal(await store.setMachineDisabled('m-d1', true, audit('machine.disable'), now), 'unchanged');
+      const req = {
+        kernel: { release: RELEASE, buildId: BUILD_ID },
+        hostname: 'd1',
+        agentVersion: '1',
+        patches: [],
+      };
+      assert.equal(await store.checkin(hashSecret(cred), req, now), undefined);
+      assert.equal(await store.machineByCredential(hashSecret(cred)), undefined);
+      assert.equal(await store.credentialDisabled(hashSecret(cred)), true);
+      assert.equal((await store.getMachine('m-d1'))?.disabledAt, now);
+      assert.equal(await store.setMachineDisabled('m-d1', false, audit('machine.enable'), now), 'ok');
+      assert.equal((await store.checkin(hashSecret(cred), req, now))?.id, 'm-d1');
+      assert.equal(await store.credentialDisabled(hashSecret(cred)), false);
     });
 
     test('concurrent enrollments and check-ins neither interleave nor lose writes', async (t) => {
@@ -365,6 +435,33 @@ storeSuite('PostgreSQL', async () => {
   if (!findPostgres()) return 'PostgreSQL is not installed (apt-get install postgresql); CI installs it';
   cluster = await startPostgres();
   return openStore(await cluster.createDatabase('store_test'));
+});
+
+test('a database from before a column was added gets it at open', async () => {
+  const reopened = async (database: string) => {
+    const store = await openStore(database);
+    try {
+      assert.equal(await store.setMachineDisabled('m-none', true, audit('machine.disable'), 'x'), 'unknown');
+      assert.deepEqual(await store.listMachines(), []);
+    } finally {
+      await store.close();
+    }
+  };
+  const file = join(dir, 'old.db');
+  await (await openStore(file)).close();
+  const raw = new Database(file);
+  raw.exec('ALTER TABLE machines DROP COLUMN disabled_at');
+  raw.close();
+  await reopened(file);
+  if (cluster) {
+    const url = await cluster.createDatabase('store_migrate');
+    await (await openStore(url)).close();
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    await client.query('ALTER TABLE machines DROP COLUMN disabled_at');
+    await client.end();
+    await reopened(url);
+  }
 });
 
 after(async () => {

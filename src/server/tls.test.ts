@@ -5,7 +5,7 @@
  *   - `agent enable` and `suture machines` work when the CA is trusted that way;
  *   - without it, each fails with its TLS diagnostic (what, and how to trust the CA) and the agent
  *     writes no state;
- *   - the dashboard's cookie is Secure over HTTPS;
+ *   - the dashboard's session cookie is Secure over HTTPS;
  *   - a key that does not belong to the certificate, or a missing file, is refused before listening.
  */
 import assert from 'node:assert/strict';
@@ -148,7 +148,11 @@ test('the dashboard cookie is Secure over HTTPS', async (t) => {
   const cookie = await new Promise<string>((resolve, reject) => {
     const req = request(
       `${server.url}/login`,
-      { method: 'POST', ca, headers: { 'content-type': 'application/x-www-form-urlencoded' } },
+      {
+        method: 'POST',
+        ca,
+        headers: { 'content-type': 'application/x-www-form-urlencoded', origin: server.url },
+      },
       (res) => {
         res.resume();
         resolve(String(res.headers['set-cookie'] ?? ''));
@@ -157,7 +161,7 @@ test('the dashboard cookie is Secure over HTTPS', async (t) => {
     req.on('error', reject);
     req.end(`token=${encodeURIComponent(ADMIN)}`);
   });
-  assert.match(cookie, /^suture_admin=.*; HttpOnly; SameSite=Strict; .*; Secure$/);
+  assert.match(cookie, /^suture_session=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict; .*; Secure$/);
 });
 
 test('a key that is not the certificate’s, or a missing file, is refused before listening', async (t) => {

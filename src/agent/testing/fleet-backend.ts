@@ -8,7 +8,7 @@
  * to the machine under test.
  * Test support only.
  */
-import { createHash } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,13 +48,15 @@ export async function offerVia(
     agentVersion: '0.1.0',
     patches: [],
   });
-  const o = c.offered.find((x) => x.patchId === patchId);
+  const o = c.answer.offered.find((x) => x.patchId === patchId);
   if (!o) throw new Error(`the server does not offer ${patchId} to ${kernel.release}/${kernel.buildId}`);
   return o;
 }
 
 export interface ServerBackend extends FleetBackend {
   adminToken: string;
+  /** the server's current signing key (for tests that play a compromised server) */
+  signingKey(): KeyObject;
   port: number;
   dataDir: string;
   admin<T>(method: string, path: string, body?: unknown): Promise<T>;
@@ -100,6 +102,7 @@ export async function startFleetBackend(
   return {
     url,
     adminToken,
+    signingKey: () => server.signer.keyPair.privateKey,
     port: Number(new URL(url).port),
     dataDir,
     admin,

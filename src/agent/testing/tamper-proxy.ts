@@ -6,10 +6,16 @@
  * the network) deliver one. This proxy sits between agent and server and rewrites check-in answers
  * (`rewriteCheckin`), replaces module bytes (`rewriteModule`), streams modules slowly (`slowModule`,
  * so a test can kill the agent mid-download), and can go down and come back on the same port
- * (`down()` / `up()`). Test support only.
+ * (`down()` / `up()`). A rewritten answer no longer matches the server's signature over it; with
+ * `resignWith` (the server's private key) the proxy signs it again — a compromised server that holds
+ * the key — so that the agent's checks behind the answer signature are exercised too. Every answer
+ * that passed is kept in `answers` (for replays). Test support only.
  */
+
+import { type KeyObject, sign } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { checkinSignedBytes } from '../../manifest/answer-signature.js';
 import type { CheckinResponse } from '../../manifest/protocol.js';
 
 export interface ProxyHooks {
@@ -17,6 +23,14 @@ export interface ProxyHooks {
   rewriteModule?: (bytes: Buffer) => Buffer;
   /** stream module bodies in chunks of `chunk` bytes, `delayMs` apart */
   slowModule?: { chunk: number; delayMs: number };
+  /** sign a rewritten answer again with this key (the server's, or an impostor's) */
+  resignWith?: KeyObject;
+}
+
+/** Sign an answer (plain JSON value) as the server does. */
+export function resign(answer: CheckinResponse, key: KeyObject): CheckinResponse {
+  const raw = answer as unknown as Record<string, unknown>;
+  return { ...answer, signature: sign(null, checkinSignedBytes(raw), key).toString('base64') };
 }
 
 export class TamperProxy {
@@ -25,6 +39,8 @@ export class TamperProxy {
   port = 0;
   /** requests seen, by path */
   readonly seen: string[] = [];
+  /** check-in answers as the server sent them, oldest first */
+  readonly answers: CheckinResponse[] = [];
 
   constructor(readonly upstream: string) {}
 
@@ -72,10 +88,14 @@ export class TamperProxy {
     });
     let body: Buffer = Buffer.from(await up.arrayBuffer());
     const type = up.headers.get('content-type') ?? 'application/octet-stream';
-    if (up.ok && path === '/v1/checkin' && this.hooks.rewriteCheckin) {
-      body = Buffer.from(
-        JSON.stringify(this.hooks.rewriteCheckin(JSON.parse(body.toString()) as CheckinResponse)),
-      );
+    if (up.ok && path === '/v1/checkin') {
+      const original = JSON.parse(body.toString()) as CheckinResponse;
+      this.answers.push(original);
+      if (this.hooks.rewriteCheckin) {
+        let answer = this.hooks.rewriteCheckin(structuredClone(original));
+        if (this.hooks.resignWith) answer = resign(answer, this.hooks.resignWith);
+        body = Buffer.from(JSON.stringify(answer));
+      }
     }
     const isModule = /^\/v1\/patches\/[0-9a-f]+\/module$/.test(path);
     if (up.ok && isModule && this.hooks.rewriteModule) body = this.hooks.rewriteModule(body);

@@ -1,6 +1,6 @@
 /*
- * The operator's commands — `suture token create`, `publish`, `promote`, `revoke`, `machines`,
- * `kernels`, `audit` — parsed by commander exactly as the CLI does (only these commands are registered, so the
+ * The operator's commands — `suture token create/revoke`, `publish`, `promote`, `revoke`, `machines`
+ * (with --disable/--enable), `kernels`, `audit`, `admin rotate-token` — parsed by commander exactly as the CLI does (only these commands are registered, so the
  * test does not depend on other stages), against a real server on loopback.
  */
 import assert from 'node:assert/strict';
@@ -9,9 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { Command } from 'commander';
-import { FakeMachine, writePatch } from '../../server/fleet-fixture.js';
 import { type RunningServer, startServer } from '../../server/server.js';
 import type { KernelSummary, MachineRecord, PatchRecord } from '../../server/store.js';
+import { FakeMachine, writePatch } from '../../server/testing/fleet-fixture.js';
+import { register as registerAdmin } from './admin.js';
 import { register as registerAudit } from './audit.js';
 import { register as registerKernels } from './kernels.js';
 import { register as registerMachines } from './machines.js';
@@ -32,6 +33,9 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/** what the last `suture` call printed on stderr */
+let lastStderr = '';
+
 /** Run `suture ARGS…` with only the admin commands; returns what it printed on stdout. */
 async function suture(...args: string[]): Promise<string> {
   const program = new Command('suture').exitOverride();
@@ -43,14 +47,23 @@ async function suture(...args: string[]): Promise<string> {
     registerMachines,
     registerKernels,
     registerAudit,
+    registerAdmin,
   ]) {
     r(program);
   }
   const out: string[] = [];
   const write = process.stdout.write.bind(process.stdout);
   const err = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string) => out.push(String(s)) > 0) as typeof process.stdout.write;
-  process.stderr.write = (() => true) as typeof process.stderr.write;
+  // the commands write strings; the test runner writes its own events as bytes: let those through,
+  // or the result of a test that ends while another one captures is lost
+  process.stdout.write = ((s: string | Uint8Array, ...rest: never[]) =>
+    typeof s === 'string' ? out.push(s) > 0 : write(s, ...rest)) as typeof process.stdout.write;
+  lastStderr = '';
+  process.stderr.write = ((s: string | Uint8Array, ...rest: never[]) => {
+    if (typeof s !== 'string') return err(s, ...rest);
+    lastStderr += s;
+    return true;
+  }) as typeof process.stderr.write;
   try {
     await program.parseAsync([
       'node',
@@ -146,4 +159,44 @@ test('token, publish, promote, machines, kernels, revoke from the command line',
     published.id,
   ]);
   assert.match(await suture('audit'), /^\S+\s+admin@\S+\s+promote\s+\S+\s+tier=gold$/m);
+});
+
+test('incident response from the command line: token revoke, machines --disable, admin rotate-token', async () => {
+  // (the test runner may write its own events to stdout while it is captured: match, do not trim)
+  const token =
+    /sut_enroll_[A-Za-z0-9_-]{43}/.exec(await suture('token', 'create', '--tier', 'canary'))?.[0] ?? '';
+  assert.match(
+    lastStderr,
+    /unlimited uses \(default; --max-uses N\), never expires \(default; --expires-in-hours H\)/,
+  );
+  const id =
+    (JSON.parse(await suture('token', 'list', '--json')) as Array<{ id: string; revokedAt?: string }>).at(-1)
+      ?.id ?? '';
+  const m = new FakeMachine(server.url, 'incident-host');
+  await m.enroll(token);
+  assert.match(await suture('token', 'revoke', id), new RegExp(`token ${id} \\(tier canary\\) revoked`));
+  await assert.rejects(new FakeMachine(server.url, 'late').enroll(token), /403/);
+
+  assert.match(
+    await suture('machines', m.id, '--disable', '--reason', 'stolen'),
+    /credential DISABLED since/,
+  );
+  await assert.rejects(m.checkin(), /403/);
+  assert.doesNotMatch(await suture('machines', m.id, '--enable'), /DISABLED/);
+  await m.checkin();
+  await assert.rejects(
+    suture('machines', '--disable'),
+    (e: Error & { code?: string }) => e.code === 'CLI-USAGE',
+  );
+
+  const old = server.createdAdminToken ?? '';
+  const fresh = /sut_admin_[A-Za-z0-9_-]{43}/.exec(await suture('admin', 'rotate-token'))?.[0] ?? '';
+  assert.ok(fresh, 'the new admin token is printed');
+  await new Promise((r) => setTimeout(r, 1100)); // the server caches the admin token hash for a second
+  await assert.rejects(suture('kernels'), (e: Error & { code?: string }) => e.code === 'AUTH-INVALID');
+  server.createdAdminToken = fresh;
+  const auditText = await suture('audit');
+  for (const a of ['token.revoke', 'machine.disable', 'machine.enable', 'admin.rotate-token'])
+    assert.ok(auditText.includes(a), a);
+  assert.notEqual(fresh, old);
 });

@@ -4,6 +4,7 @@
  * Runs the delivery server (src/server/) in the foreground until SIGINT/SIGTERM. SQLite under --data by
  * default; --database postgres://… shares one PostgreSQL between several instances (artifacts stay
  * under --data, which those instances must then share). First start prints the admin token.
+ * --trust-proxy names the TLS proxy whose X-Forwarded-* headers count; --metrics-token protects /metrics.
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -62,6 +63,15 @@ export function register(program: Command): void {
     )
     .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (chain); needs --tls-key')
     .option('--tls-key <file>', 'the PEM private key of --tls-cert')
+    .option(
+      '--trust-proxy <addrs>',
+      'the TLS proxy in front (comma-separated addresses or loopback/linklocal/uniquelocal): its X-Forwarded-For/-Proto/-Host count for client addresses, rate limits and Secure cookies',
+    )
+    .option('--metrics-token <token>', 'require this Bearer token on /metrics [$SUTURE_METRICS_TOKEN]')
+    .option(
+      '--signing-key <file>',
+      'keep the signing key in this file (0600, created if missing) instead of the database',
+    )
     .option('--quiet', 'no request log')
     .action(
       async (o: {
@@ -74,9 +84,20 @@ export function register(program: Command): void {
         checkinRate: number;
         tlsCert?: string;
         tlsKey?: string;
+        trustProxy?: string;
+        metricsToken?: string;
+        signingKey?: string;
         quiet?: boolean;
       }) => {
         const { host, port } = parseListen(o.listen);
+        const metricsToken = o.metricsToken ?? process.env.SUTURE_METRICS_TOKEN;
+        if (metricsToken !== undefined && metricsToken.length < 16) {
+          throw new SutureError({
+            code: 'SERVER-METRICS-TOKEN',
+            message: 'the metrics token must be at least 16 characters',
+            hint: 'e.g. --metrics-token "$(openssl rand -hex 24)"',
+          });
+        }
         if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) {
           throw new SutureError({
             code: 'SERVER-TLS',
@@ -94,11 +115,14 @@ export function register(program: Command): void {
           limits: { upload: o.maxUpload, checkinPerMinute: o.checkinRate },
           logger: !o.quiet,
           ...(o.tlsCert && o.tlsKey ? { tls: { certFile: o.tlsCert, keyFile: o.tlsKey } } : {}),
+          ...(o.trustProxy ? { trustProxy: o.trustProxy.split(',').map((a) => a.trim()) } : {}),
+          ...(metricsToken ? { metricsToken } : {}),
+          ...(o.signingKey ? { signingKeyFile: o.signingKey } : {}),
         });
         const db = o.database ? 'PostgreSQL' : `SQLite ${join(o.data, 'suture.db')}`;
         process.stderr.write(`suture server listening on ${s.url} (${db}, data ${o.data})\n`);
         process.stderr.write(
-          `  signing key ed25519 ${keyFingerprint(s.publicKey)} (public: ${s.publicKey})\n`,
+          `  signing key ed25519 ${keyFingerprint(s.publicKey)} (public: ${s.publicKey}), kept in ${s.signer.custody}\n`,
         );
         process.stderr.write(`  dashboard ${s.url}/   metrics ${s.url}/metrics\n`);
         if (s.createdAdminToken) {

@@ -1,6 +1,8 @@
 /*
- * `suture token create --tier T [--note …] [--max-uses N] [--expires-in-hours H]` and `suture token list`.
- * The token is printed once (stdout, alone on its line); the server keeps only its hash.
+ * `suture token create --tier T [--note …] [--max-uses N] [--expires-in-hours H]`, `suture token list`
+ * and `suture token revoke ID`. The token is printed once (stdout, alone on its line); the server keeps
+ * only its hash. Without --max-uses / --expires-in-hours a token enrolls any number of machines and
+ * never expires: `create` says so, since that is what an incident then has to revoke.
  */
 import type { Command } from 'commander';
 import { SutureError } from '../../diagnostic.js';
@@ -46,12 +48,29 @@ export function register(program: Command): void {
         process.stdout.write(`${JSON.stringify(t, null, 2)}\n`);
         return;
       }
+      const uses = t.maxUses ? `${t.maxUses} uses` : 'unlimited uses (default; --max-uses N)';
+      const expiry = t.expiresAt ? `expires ${t.expiresAt}` : 'never expires (default; --expires-in-hours H)';
       process.stderr.write(
-        `token ${t.id} for tier ${t.tier}${t.maxUses ? `, ${t.maxUses} uses` : ''}${t.expiresAt ? `, expires ${t.expiresAt}` : ''} (shown once):\n`,
+        `token ${t.id} for tier ${t.tier}: ${uses}, ${expiry}; revoke with \`suture token revoke ${t.id}\` (shown once):\n`,
       );
       process.stdout.write(`${t.token}\n`);
     },
   );
+
+  common(
+    token
+      .command('revoke <id>')
+      .description('revoke an enrollment token: it enrolls nobody from now on (audited)'),
+  ).action(async (id: string, o: AdminCliOptions) => {
+    const t = await new AdminClient(adminTarget(o)).revokeToken(id);
+    if (o.json) {
+      process.stdout.write(`${JSON.stringify(t, null, 2)}\n`);
+      return;
+    }
+    process.stdout.write(
+      `token ${t.id} (tier ${t.tier}) revoked at ${t.revokedAt ?? '?'}; ${t.uses} machines enrolled with it keep their credentials (suture machines ID --disable)\n`,
+    );
+  });
 
   common(token.command('list').description('list enrollment tokens (never the secrets)')).action(
     async (o: AdminCliOptions) => {
@@ -62,12 +81,13 @@ export function register(program: Command): void {
       }
       process.stdout.write(
         `${renderTable(
-          ['id', 'tier', 'uses', 'expires', 'note'],
+          ['id', 'tier', 'uses', 'expires', 'revoked', 'note'],
           tokens.map((t) => [
             t.id,
             t.tier,
             `${t.uses}${t.maxUses ? `/${t.maxUses}` : ''}`,
             t.expiresAt ?? 'never',
+            t.revokedAt ?? '-',
             t.note,
           ]),
         )}\n`,

@@ -3,13 +3,16 @@
  *
  * A FakeMachine is what an agent looks like to the server — enroll, check in with a patch state,
  * report, download — with every response parsed through protocol.ts, so the tests also prove the
- * server answers what the agent will parse. `writePatch` makes a module file (random bytes standing in
- * for a .ko; the server never loads it) and its manifest. Used by the server's tests and benchmark.
+ * server answers what the agent will parse. `writePatch` makes a module file and its manifest: a small
+ * ELF relocatable with random code and the .modinfo publish inspects (livepatch=Y, name, vermagic), or
+ * given bytes for tests of what publish refuses; the server never loads it. Used by the server's tests
+ * and benchmark.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Manifest, parseManifest } from '../manifest/manifest.js';
+import { createSection, ElfObject, EM_X86_64, ET, SHF, SHT, writeElf } from '../../elf/index.js';
+import { type Manifest, parseManifest } from '../../manifest/manifest.js';
 import {
   type CheckinResponse,
   checkinResponseSchema,
@@ -19,7 +22,7 @@ import {
   machineApi,
   type PatchStatus,
   type ReportRequest,
-} from '../manifest/protocol.js';
+} from '../../manifest/protocol.js';
 
 export const RELEASE = '6.1.0-53-cloud-amd64';
 export const BUILD_ID = '1f2e3d4c5b6a79880123456789abcdef01234567';
@@ -40,10 +43,23 @@ export async function writePatch(
     buildId?: string;
     release?: string;
     cves?: string[];
+    /** bytes of (random) code */
     size?: number;
+    /** .modinfo entries to write instead of the right ones (`undefined` values are left out) */
+    modinfo?: Partial<Record<'name' | 'livepatch' | 'vermagic', string | undefined>>;
+    /** the module file's bytes as given (publish's refusals) */
+    bytes?: Buffer;
   },
 ): Promise<WrittenPatch> {
-  const bytes = randomBytes(opts.size ?? 4096);
+  const moduleName = `livepatch_${opts.name.replace(/-/g, '_')}`;
+  const bytes =
+    opts.bytes ??
+    fakeModule(opts.size ?? 4096, {
+      name: moduleName,
+      livepatch: 'Y',
+      vermagic: `${opts.release ?? RELEASE} SMP preempt mod_unload modversions `,
+      ...opts.modinfo,
+    });
   const module = join(
     dir,
     `livepatch-${opts.name}-${opts.version ?? '1'}-${(opts.buildId ?? BUILD_ID).slice(0, 6)}.ko`,
@@ -61,7 +77,7 @@ export async function writePatch(
     module: {
       file: `livepatch-${opts.name}.ko`,
       sha256: createHash('sha256').update(bytes).digest('hex'),
-      name: `livepatch_${opts.name.replace(/-/g, '_')}`,
+      name: moduleName,
     },
     cves: opts.cves ?? [],
     tool: { name: 'suture', version: '0.1.0' },
@@ -72,6 +88,38 @@ export async function writePatch(
   );
   await writeFile(manifestPath, JSON.stringify(manifest, null, 2));
   return { module, manifestPath, manifest, bytes };
+}
+
+/** An ELF64 x86-64 relocatable object: `.text` of random bytes and a `.modinfo` of these entries (none: null). */
+export function fakeModule(textBytes: number, modinfo: Record<string, string | undefined> | null): Buffer {
+  const info = Buffer.from(
+    Object.entries(modinfo ?? {})
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => `${k}=${v}\0`)
+      .join(''),
+  );
+  const header = {
+    type: ET.REL,
+    machine: EM_X86_64,
+    version: 1,
+    osabi: 0,
+    abiversion: 0,
+    entry: 0n,
+    flags: 0,
+    phoff: 0,
+    shoff: 0,
+  };
+  const text = createSection({
+    name: '.text',
+    type: SHT.PROGBITS,
+    flags: SHF.ALLOC | SHF.EXECINSTR,
+    addralign: 16,
+    data: randomBytes(textBytes),
+  });
+  const sections = [text];
+  if (modinfo)
+    sections.push(createSection({ name: '.modinfo', type: SHT.PROGBITS, flags: SHF.ALLOC, data: info }));
+  return Buffer.from(writeElf(new ElfObject(header, sections, [])));
 }
 
 export class FakeMachine {
