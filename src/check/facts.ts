@@ -2,7 +2,7 @@
  * What a livepatch-safety rule looks at: the verdict of comparing one original object with its
  * patched twin.
  *
- * build/objdiff correlates the two objects and classifies every function and data object as same,
+ * objdiff/ correlates the two objects and classifies every function and data object as same,
  * changed or new; the rules in this folder read those verdicts (and the ELF objects behind them) and
  * answer with diagnostics for what a livepatch cannot carry. Rules never change anything: they only
  * look, so they can run in any order and all of them run, so the user sees every problem at once.

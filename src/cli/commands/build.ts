@@ -9,6 +9,8 @@
  * objdiff stage finds them, and listed under `warnings` in --json (refused or not).
  */
 import type { Command } from 'commander';
+import { renderDiagnostic, SutureError, toDiagnostic } from '../../diagnostic.js';
+import { defaultRelease } from '../../kernel/target.js';
 import {
   type BuildProgress,
   BuildRefused,
@@ -16,9 +18,7 @@ import {
   buildLivepatch,
   STAGES,
   type Stage,
-} from '../../build/pipeline.js';
-import { renderDiagnostic, SutureError, toDiagnostic } from '../../diagnostic.js';
-import { defaultRelease } from '../../kernel/target.js';
+} from '../../pipeline/pipeline.js';
 
 interface BuildCliOptions {
   kernel?: string;

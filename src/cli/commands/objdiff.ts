@@ -6,9 +6,9 @@
  * needs. Exit status: 0 when the pair can be carried, 1 when anything was refused.
  */
 import type { Command } from 'commander';
-import { diffObjects } from '../../build/objdiff.js';
-import { writeDiffObject } from '../../build/objdiff-write.js';
 import { renderDiagnostic } from '../../diagnostic.js';
+import { diffObjects } from '../../objdiff/objdiff.js';
+import { writeDiffObject } from '../../objdiff/write.js';
 
 export function register(program: Command): void {
   program

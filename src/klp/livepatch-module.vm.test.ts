@@ -18,7 +18,7 @@ import {
   DCTCP_PATCH,
   type FixtureBuild,
   IP_GRE_PATCH,
-} from './livepatch-module.fixture.js';
+} from './testing/livepatch-module.fixture.js';
 
 /** Two files in one patch; cmdline.c gains a new static helper called from the replaced function. */
 const TWO_FILES_PATCH = [

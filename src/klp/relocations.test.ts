@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { readElfFile } from '../elf/index.js';
 import { writeElf } from '../elf/writer.js';
-import { convertKlpRelocations, klpSymbolName, parseKlpSymbolName } from './klp-relocations.js';
+import { convertKlpRelocations, klpSymbolName, parseKlpSymbolName } from './relocations.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'suture-klp-test-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

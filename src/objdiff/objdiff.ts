@@ -15,15 +15,9 @@ import type { Diagnostic } from '../diagnostic.js';
 import { SHF, STT } from '../elf/constants.js';
 import { readElfFile } from '../elf/index.js';
 import type { ElfObject, ElfSection, ElfSymbol } from '../elf/model.js';
-import {
-  type CanonicalName,
-  compareSymbol,
-  relocationsIn,
-  resolveTarget,
-  SymbolMap,
-} from './objdiff-compare.js';
-import { correlate } from './objdiff-correlate.js';
-import { planSelection, type SelectionPlan } from './objdiff-select.js';
+import { type CanonicalName, compareSymbol, relocationsIn, resolveTarget, SymbolMap } from './compare.js';
+import { correlate } from './correlate.js';
+import { planSelection, type SelectionPlan } from './select.js';
 
 export interface DiffContext {
   /** source file the objects were compiled from, for messages (e.g. `fs/proc/meminfo.c`) */

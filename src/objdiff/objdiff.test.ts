@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { readElfFile } from '../elf/index.js';
 import { diffObjects, type ObjectDiff } from './objdiff.js';
-import { writeDiffObject } from './objdiff-write.js';
+import { writeDiffObject } from './write.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'suture-objdiff-test-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

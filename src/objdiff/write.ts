@@ -8,9 +8,9 @@ import { writeFile } from 'node:fs/promises';
 import { fail } from '../diagnostic.js';
 import type { ElfObject } from '../elf/model.js';
 import { writeElf } from '../elf/writer.js';
+import { SymbolMap } from './compare.js';
 import type { ObjectDiff } from './objdiff.js';
-import { SymbolMap } from './objdiff-compare.js';
-import { buildDiffObject, type DiffObjectOptions } from './objdiff-select.js';
+import { buildDiffObject, type DiffObjectOptions } from './select.js';
 
 /** The diff object as a model; throws OBJDIFF-REFUSED when the comparison refused anything. */
 export function diffObjectOf(diff: ObjectDiff, opts: DiffObjectOptions = {}): ElfObject {

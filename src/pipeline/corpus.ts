@@ -17,7 +17,7 @@
  * wait for the transition, smoke, disable, unload). If that VM dies or hangs, the patch it was working
  * on is marked failed with the VM's verdict and the rest are tried again in a fresh VM.
  *
- * Usage: node dist/build/corpus.js [--no-vm] [FILTER...]   (FILTER: substrings of patch file names)
+ * Usage: node dist/pipeline/corpus.js [--no-vm] [FILTER...]   (FILTER: substrings of patch file names)
  */
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -33,7 +33,7 @@ const SCHED_DEADLINE_FIX = resolve(
   'stable-6.1.187-to-192',
   'kernel_sched_deadline.patch',
 );
-const testdata = resolve(process.cwd(), 'src', 'build', 'testdata');
+const testdata = resolve(process.cwd(), 'src', 'pipeline', 'testdata');
 const dir = mkdtempSync(join(tmpdir(), 'suture-build-vm-'));
 let target: KernelTarget;
 before(async () => {

@@ -13,7 +13,7 @@ import { after, before, test } from 'node:test';
 import { createPatch } from 'diff';
 import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease, type KernelTarget } from '../kernel/target.js';
-import { compileObject, compilerArgv, kbuildRecipe, prototypesPath } from './compile.js';
+import { compileObject, compilerArgv, kbuildRecipe, prototypesPath } from '../source/compile.js';
 import { BuildRefused, buildLivepatch } from './pipeline.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'suture-pipeline-checks-test-'));

@@ -28,20 +28,20 @@ import { type Diagnostic, fail, SutureError } from '../diagnostic.js';
 import { indexSymbols, readElfFile, type SymbolIndex } from '../elf/index.js';
 import { ensureKernel } from '../kernel/fetch.js';
 import type { KernelTarget } from '../kernel/target.js';
+import { buildLivepatchModule } from '../klp/livepatch-module.js';
 import { type Manifest, type PatchedObject, patchedObjectSchema } from '../manifest/manifest.js';
+import { diffObjects, type ObjectDiff } from '../objdiff/objdiff.js';
 import {
   type CompiledObject,
   CompileFailure,
   compileObject,
   missingDefinitions,
   withoutSectionFlags,
-} from './compile.js';
-import { applyDiff, parseDiff, readDiff } from './diff.js';
-import { withLineDirectives } from './line-numbers.js';
-import { buildLivepatchModule } from './livepatch-module.js';
-import { diffObjects, type ObjectDiff } from './objdiff.js';
-import { planUnits, type Unit, type UnitPlan } from './units.js';
-import { objectFunctions, shippedFromIndex, verifyAgainstShipped } from './verify.js';
+} from '../source/compile.js';
+import { applyDiff, parseDiff, readDiff } from '../source/diff.js';
+import { withLineDirectives } from '../source/line-numbers.js';
+import { planUnits, type Unit, type UnitPlan } from '../source/units.js';
+import { objectFunctions, shippedFromIndex, verifyAgainstShipped } from '../source/verify.js';
 
 export const TOOL_VERSION = '0.1.0';
 

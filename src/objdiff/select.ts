@@ -30,8 +30,8 @@ import {
   relocationsIn,
   resolveTarget,
   type SymbolMap,
-} from './objdiff-compare.js';
-import type { Correlation } from './objdiff-correlate.js';
+} from './compare.js';
+import type { Correlation } from './correlate.js';
 
 /** Tables of fixed-size entries whose first field points at the code the entry is about. */
 export const SPECIAL_TABLES: Readonly<Record<string, number>> = {

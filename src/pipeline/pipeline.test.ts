@@ -13,8 +13,8 @@ import { isSutureError } from '../diagnostic.js';
 import { readElfFile } from '../elf/index.js';
 import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease, type KernelTarget } from '../kernel/target.js';
-import { compileObject } from './compile.js';
-import { applyDiff, parseDiff } from './diff.js';
+import { compileObject } from '../source/compile.js';
+import { applyDiff, parseDiff } from '../source/diff.js';
 import { BuildRefused, type BuildResult, buildLivepatch, defaultName } from './pipeline.js';
 
 const MEMINFO = resolve(process.cwd(), '..', 'shared', 'corpus', 'blog', 'meminfo-string.patch');

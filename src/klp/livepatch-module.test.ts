@@ -10,9 +10,9 @@ import { after, before, test } from 'node:test';
 import { indexSymbols } from '../elf/symbol-index.js';
 import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease, type KernelTarget } from '../kernel/target.js';
-import { parseKlpSymbolName } from './klp-relocations.js';
-import { buildMeminfoLivepatch, type FixtureBuild } from './livepatch-module.fixture.js';
 import { readExports } from './livepatch-module.js';
+import { parseKlpSymbolName } from './relocations.js';
+import { buildMeminfoLivepatch, type FixtureBuild } from './testing/livepatch-module.fixture.js';
 
 let target: KernelTarget;
 let built: FixtureBuild;

@@ -24,15 +24,15 @@ import { indexSymbols, type SymbolIndex } from '../elf/symbol-index.js';
 import { writeElf } from '../elf/writer.js';
 import type { KernelTarget } from '../kernel/target.js';
 import type { PatchedObject } from '../manifest/manifest.js';
+import type { ObjectDiff } from '../objdiff/objdiff.js';
+import type { ExternalRef } from '../objdiff/select.js';
+import { diffObjectOf } from '../objdiff/write.js';
 import {
   convertKlpRelocations,
   type KlpConversion,
   klpSymbolName,
   parseKlpSymbolName,
-} from './klp-relocations.js';
-import type { ObjectDiff } from './objdiff.js';
-import type { ExternalRef } from './objdiff-select.js';
-import { diffObjectOf } from './objdiff-write.js';
+} from './relocations.js';
 
 export interface LivepatchUnit {
   /** source file relative to the tree, e.g. `fs/proc/meminfo.c` */

@@ -7,10 +7,10 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { KernelTarget } from '../kernel/target.js';
-import { compileObject, kbuildRecipe } from './compile.js';
-import { buildLivepatchModule, type LivepatchModule, type LivepatchUnit } from './livepatch-module.js';
-import { diffObjects, type ObjectDiff } from './objdiff.js';
+import type { KernelTarget } from '../../kernel/target.js';
+import { diffObjects, type ObjectDiff } from '../../objdiff/objdiff.js';
+import { compileObject, kbuildRecipe } from '../../source/compile.js';
+import { buildLivepatchModule, type LivepatchModule, type LivepatchUnit } from '../livepatch-module.js';
 
 const CORPUS = resolve(process.cwd(), '..', 'shared', 'corpus');
 export const MEMINFO_PATCH = join(CORPUS, 'blog', 'meminfo-string.patch');
