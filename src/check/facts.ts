@@ -9,7 +9,8 @@
  */
 import type { Diagnostic } from '../diagnostic.js';
 import type { ElfObject, ElfSection, ElfSymbol } from '../elf/model.js';
-import type { Prototype } from './prototypes.js';
+import type { Prototype } from './object/prototypes.js';
+import type { RuleInfo } from './refusal.js';
 
 export type Change = 'same' | 'changed' | 'new';
 
@@ -76,9 +77,7 @@ export interface ObjectFacts {
   prototypes?: { original: Map<string, Prototype>; patched: Map<string, Prototype> };
 }
 
-/** A livepatch-safety rule: a stable id, a title, and a check that returns its diagnostics. */
-export interface Rule {
-  id: string;
-  title: string;
+/** An object rule: a stable id, a title, and a check that returns its diagnostics. */
+export interface Rule extends RuleInfo {
   check(facts: ObjectFacts): Diagnostic[];
 }

@@ -17,7 +17,12 @@ import { type Dirent, mkdirSync, readdirSync, readFileSync, writeFileSync } from
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
-import { fail } from '../diagnostic.js';
+import { duplicateFunction } from '../check/module/duplicate-function.js';
+import { EARLY_TABLES, type EarlyTableReference, moduleKey } from '../check/module/module-key.js';
+import { nothingToReplace } from '../check/module/nothing-to-replace.js';
+import { reservedName } from '../check/module/reserved-name.js';
+import { refuse } from '../check/refusal.js';
+import { type Diagnostic, fail } from '../diagnostic.js';
 import type { ElfObject } from '../elf/model.js';
 import { readElf } from '../elf/reader.js';
 import { indexSymbols, type SymbolIndex } from '../elf/symbol-index.js';
@@ -323,33 +328,25 @@ export async function runKbuild(tree: string, dir: string, verbose = false): Pro
   );
 }
 
-/**
- * Jump labels, static calls and CPU alternatives are set up when the livepatch module itself loads
- * (module_finalize, module notifiers), but klp relocations against a module's symbols are resolved only
- * when that module loads — later.
- * An entry whose key lives in a module would be initialised against an unresolved address, so it is
- * refused. (vmlinux klp relocations are applied while the livepatch loads, before the notifiers.)
- */
-function refuseEarlyTables(obj: ElfObject, unit: LivepatchUnit): void {
-  for (const table of ['__jump_table', '.static_call_sites', '.altinstr_replacement', '.altinstr_aux']) {
+/** References of the early tables (jump labels, static calls, alternatives) to klp symbols. */
+function earlyTableReferences(obj: ElfObject): EarlyTableReference[] {
+  const out: EarlyTableReference[] = [];
+  for (const table of EARLY_TABLES) {
     const sec = obj.section(table);
     if (!sec) continue;
     for (const rela of obj.relocationsFor(sec)) {
       for (const r of rela.relocations ?? []) {
         const k = r.symbol ? parseKlpSymbolName(r.symbol.name) : undefined;
-        if (!k || k.object === 'vmlinux') continue;
-        fail(
-          'KLP-MODULE-KEY',
-          `a ${table === '__jump_table' ? 'jump label' : table === '.static_call_sites' ? 'static call' : 'CPU alternative'} in the patched code uses \`${k.name}\` of module ${k.object}`,
-          {
-            location: { file: unit.source, section: table, symbol: k.name },
-            why: 'the livepatch sets up its jump labels, static calls and alternatives when it loads, before the livepatch core can resolve symbols of a module',
-            hint: 'use static_key_enabled()/a plain call in the patched function instead of the static branch or static call',
-          },
-        );
+        if (k) out.push({ table, object: k.object, name: k.name });
       }
     }
   }
+  return out;
+}
+
+/** Throw the first diagnostic of a module rule, if any, as a refusal. */
+function refuseAny(diagnostics: Diagnostic[]): void {
+  if (diagnostics.length) refuse(diagnostics[0]!);
 }
 
 export async function buildLivepatchModule(req: LivepatchModuleRequest): Promise<LivepatchModule> {
@@ -367,10 +364,7 @@ export async function buildLivepatchModule(req: LivepatchModuleRequest): Promise
       // new static helpers and .cold parts stay local to their diff object
       if (f.bind === 0 && (v?.change !== 'changed' || v.parent)) continue;
       const other = carriedGlobals.get(f.name);
-      if (other && other !== u.source)
-        fail('KLP-DUPLICATE-FUNCTION', `\`${f.name}\` is carried from both ${other} and ${u.source}`, {
-          hint: 'split the patch in two livepatches, one per file',
-        });
+      if (other && other !== u.source) refuse(duplicateFunction.diagnose(f.name, other, u.source));
       carriedGlobals.set(f.name, u.source);
     }
 
@@ -421,7 +415,7 @@ export async function buildLivepatchModule(req: LivepatchModuleRequest): Promise
       externalName: (ref) => names.get(ref) ?? ref.name,
       exportFunctions: true,
     });
-    refuseEarlyTables(obj, u);
+    refuseAny(moduleKey.check(u.source, earlyTableReferences(obj)));
     const part = `part${i}-${basename(u.object).replace(/[^A-Za-z0-9_]/g, '_')}`;
     await writeFile(join(dir, `${part}.o`), writeElf(obj));
     // kbuild rebuilds an object only from a source it knows; a .cmd file keeps it from asking
@@ -441,24 +435,8 @@ export async function buildLivepatchModule(req: LivepatchModuleRequest): Promise
   }
   const used = [...objects.values()].filter((o) => o.functions.length > 0);
   // the registration's own names must not capture a replaced function through its asm label
-  for (const o of used)
-    for (const f of o.functions)
-      if (f.newSymbol.startsWith('suture_'))
-        fail(
-          'KLP-RESERVED-NAME',
-          `replaced function \`${f.newSymbol}\` uses the prefix suture_ reserved for the generated registration`,
-          {
-            hint: 'rename the function in the patch',
-          },
-        );
-  if (used.length === 0)
-    fail(
-      'KLP-NOTHING-TO-REPLACE',
-      'no existing function changes: there is nothing for a livepatch to replace',
-      {
-        hint: 'a patch that only adds functions needs an existing caller to change too',
-      },
-    );
+  refuseAny(reservedName.check(used.flatMap((o) => o.functions.map((f) => f.newSymbol))));
+  refuseAny(nothingToReplace.check(used.length));
   const modName = `livepatch-${req.name}`;
   const source = registrationSource(req.name, req.replace, used);
   writeFileSync(join(dir, 'klp.c'), source);

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { parseAuxInfo } from '../check/prototypes.js';
+import { parseAuxInfo } from '../check/object/prototypes.js';
 import { diffObjects, type ObjectDiff } from './objdiff.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'suture-signature-test-'));

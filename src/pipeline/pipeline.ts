@@ -22,8 +22,12 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { ObjectFacts } from '../check/facts.js';
-import { parseAuxInfo } from '../check/prototypes.js';
-import { structChanged } from '../check/struct-changed.js';
+import { noChange } from '../check/object/no-change.js';
+import { parseAuxInfo } from '../check/object/prototypes.js';
+import { isRefusal, refuse } from '../check/refusal.js';
+import { missingDefinitions } from '../check/source/missing-definitions.js';
+import { structChanged } from '../check/source/struct-changed.js';
+import { unitNotBuilt } from '../check/source/unit-not-built.js';
 import { type Diagnostic, fail, SutureError } from '../diagnostic.js';
 import { indexSymbols, readElfFile, type SymbolIndex } from '../elf/index.js';
 import { ensureKernel } from '../kernel/fetch.js';
@@ -35,7 +39,7 @@ import {
   type CompiledObject,
   CompileFailure,
   compileObject,
-  missingDefinitions,
+  missingDefinitions as missingNames,
   withoutSectionFlags,
 } from '../source/compile.js';
 import { applyDiff, parseDiff, readDiff } from '../source/diff.js';
@@ -126,16 +130,6 @@ export class BuildRefused extends SutureError {
 
 /** Thrown by a stage the caller asked to stop after; never escapes buildLivepatch. */
 class StopAfter extends Error {}
-
-/** Errors of the front half that mean "this change cannot be a livepatch", reported as refusals. */
-const REFUSAL_CODES = new Set([
-  'BUILD-NO-CHANGE',
-  'UNIT-NOT-BUILT',
-  'VERIFY-NOT-SHIPPED',
-  'UNIT-UNSUPPORTED',
-  'UNIT-HEADER-WIDE',
-  'UNIT-NONE',
-]);
 
 /** `meminfo-string.patch` → `meminfo-string` (lowercase letters, digits, - and _ only, ≤ 48). */
 export function defaultName(diffPath: string): string {
@@ -352,16 +346,11 @@ export async function buildLivepatch(opts: BuildOptions): Promise<BuildResult> {
           ...units.flatMap((r) => r.diff?.refusals ?? []),
         ];
         if (refusals.length) throw new BuildRefused(refusals, { summary, warnings: result.warnings });
-        const carried = units.some((r) => r.diff?.functions.some((f) => f.change === 'changed'));
-        if (!carried) {
-          fail('BUILD-NO-CHANGE', 'the diff changes no function of the running kernel', {
-            detail: summary.length
-              ? summary
-              : units.map((r) => `${basename(r.unit.object)}: every function is the same`),
-            why: 'after compiling, the patched objects have the same code as the originals (comments, dead code, or a change the compiler optimised away)',
-            hint: 'nothing to livepatch',
-          });
-        }
+        const unchanged = noChange.check(
+          units.map((r) => ({ object: basename(r.unit.object), functions: r.diff?.facts.functions ?? [] })),
+          summary,
+        );
+        if (unchanged.length) refuse(unchanged[0]!);
         return summary;
       },
       (s) => `${s.length} function${s.length === 1 ? '' : 's'} to carry`,
@@ -399,10 +388,8 @@ export async function buildLivepatch(opts: BuildOptions): Promise<BuildResult> {
   } catch (e) {
     if (e instanceof StopAfter) return result;
     keep = keep || !(e instanceof SutureError);
-    // decisions that the change cannot be livepatched (as opposed to a broken tool or input) are refusals
-    if (e instanceof SutureError && !(e instanceof BuildRefused) && REFUSAL_CODES.has(e.code)) {
-      throw new BuildRefused([e.diagnostic], { summary: [] });
-    }
+    // a rule of check/ said no inside a stage: the build is refused with its diagnostic
+    if (isRefusal(e)) throw new BuildRefused([e.diagnostic], { summary: [] });
     throw e;
   } finally {
     if (!keep) rmSync(workDir, { recursive: true, force: true });
@@ -442,14 +429,7 @@ async function compileAll(
       } catch (e) {
         // the unmodified source does not compile with the image's config: is the unit built at all?
         if (e instanceof CompileFailure && !(await isShipped(unit))) {
-          throw new SutureError({
-            code: 'UNIT-NOT-BUILT',
-            message: `${unit.source} is not part of this kernel`,
-            location: { file: unit.source },
-            detail: e.diagnostic.detail?.slice(0, 12),
-            why: `the unmodified file does not compile with the image's configuration and ${unit.target === 'vmlinux' ? 'vmlinux' : `module ${unit.target}`} has no symbols from it: the option that builds it is off`,
-            hint: 'a livepatch can only change code the running kernel has: nothing to patch on this kernel',
-          });
+          refuse(unitNotBuilt.configOff(unit.source, unit.target, e.diagnostic.detail));
         }
         throw e;
       }
@@ -466,23 +446,8 @@ async function compileAll(
       } catch (e) {
         if (e instanceof CompileFailure) {
           const f = await explainFailure(e, { tree, unit, overlay, workDir });
-          const missing = missingDefinitions(f.stderr);
-          if (missing.length) {
-            throw new BuildRefused(
-              [
-                {
-                  severity: 'error',
-                  code: 'BUILD-MISSING-DEFINITIONS',
-                  message: `${unit.source} needs definitions this kernel's source does not have: ${missing.join(', ')}`,
-                  location: { file: unit.source },
-                  detail: f.diagnostic.detail,
-                  why: 'the fix relies on declarations (types, fields, functions, constants) added elsewhere in the same release, typically in a header — they are not in the running kernel',
-                  hint: 'backport the missing definitions as part of the livepatch (static helpers in the .c file), or ship the fix in a kernel update',
-                },
-              ],
-              { summary: [] },
-            );
-          }
+          const missing = missingNames(f.stderr);
+          if (missing.length) refuse(missingDefinitions.diagnose(unit.source, missing, f.diagnostic.detail));
           throw f;
         }
         throw e;

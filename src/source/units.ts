@@ -21,13 +21,17 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { fail, isSutureError } from '../diagnostic.js';
+import { refuse } from '../check/refusal.js';
+import { MAX_HEADER_UNITS, unitHeaderWide } from '../check/source/unit-header-wide.js';
+import { unitNone } from '../check/source/unit-none.js';
+import { unitNotBuilt } from '../check/source/unit-not-built.js';
+import { type UnsupportedChange, unitUnsupported } from '../check/source/unit-unsupported.js';
+import { isSutureError } from '../diagnostic.js';
 import type { KernelTarget } from '../kernel/target.js';
 import { type KbuildRecipe, kbuildRecipe } from './compile.js';
 import type { AppliedFile } from './diff.js';
 
-/** The most units a changed header may pull in before the change is refused. */
-export const MAX_HEADER_UNITS = 8;
+export { MAX_HEADER_UNITS };
 
 export interface Unit {
   /** tree-relative source, e.g. `fs/proc/meminfo.c` */
@@ -83,17 +87,7 @@ export function unitTarget(
   if (!recipe.module) return { target: 'vmlinux' };
   const name = (recipe.modname ?? '').replace(/-/g, '_');
   const modulePath = modules.get(name);
-  if (!modulePath) {
-    fail(
-      'UNIT-NOT-BUILT',
-      `${recipe.source} belongs to module \`${name}\`, which this kernel does not ship`,
-      {
-        location: { file: recipe.source },
-        why: "the image's modules.order has no such module: the code is not built with this kernel's config",
-        hint: 'a livepatch can only change code the running kernel has: drop this file from the diff',
-      },
-    );
-  }
+  if (!modulePath) refuse(unitNotBuilt.moduleNotShipped(recipe.source, name));
   return { target: name, modulePath };
 }
 
@@ -135,19 +129,15 @@ export function headerCandidates(tree: string, header: string): string[] {
   return [...out].sort();
 }
 
-/** Map the applied diff to the units to compile. Throws UNIT-* errors for what cannot be handled. */
+/** Map the applied diff to the units to compile. Refuses (check/source/) what cannot be a unit. */
 export function planUnits(applied: AppliedFile[], target: KernelTarget): UnitPlan {
   const tree = target.sourceTree;
   const modules = readModuleOrder(target.modulesDir);
   const units = new Map<string, Unit>();
   const headers: HeaderFollow[] = [];
   const ignored: UnitPlan['ignored'] = [];
-  const refuse = (f: AppliedFile, why: string, hint: string): never =>
-    fail('UNIT-UNSUPPORTED', `cannot livepatch a change to \`${f.path}\``, {
-      location: { file: f.path },
-      why,
-      hint,
-    });
+  const unsupported = (f: AppliedFile, change: UnsupportedChange): never =>
+    refuse(unitUnsupported.diagnose(f.path, change));
 
   for (const f of applied) {
     if (OUTSIDE_IMAGE.test(f.path)) {
@@ -155,13 +145,7 @@ export function planUnits(applied: AppliedFile[], target: KernelTarget): UnitPla
       continue;
     }
     if (f.kind !== 'modify') {
-      refuse(
-        f,
-        f.kind === 'add'
-          ? 'the diff adds a file: a new unit needs a Makefile change'
-          : 'the diff deletes a file',
-        'put new code into an existing .c file of the same object (static functions are fine)',
-      );
+      unsupported(f, f.kind === 'add' ? 'add' : 'delete');
     }
     if (f.path.endsWith('.c') && sameDirIncluders(tree, f.path).length) {
       // a .c file #included by another one (kernel/sched/build_policy.c includes deadline.c): not a
@@ -173,29 +157,14 @@ export function planUnits(applied: AppliedFile[], target: KernelTarget): UnitPla
     } else if (f.path.endsWith('.h')) {
       headers.push({ header: f.path, candidates: [] });
     } else if (/\.(S|s)$/.test(f.path)) {
-      refuse(
-        f,
-        'assembly has no function-level object diff',
-        'express the fix in C, or ship it in a kernel update',
-      );
+      unsupported(f, 'assembly');
     } else {
-      refuse(
-        f,
-        'only C sources and headers change running code (Makefiles, Kconfig and data files change the build)',
-        'limit the diff to .c and .h files',
-      );
+      unsupported(f, 'other');
     }
   }
   for (const h of headers) {
     const cands = new Set(headerCandidates(tree, h.header));
-    if (cands.size > MAX_HEADER_UNITS) {
-      fail('UNIT-HEADER-WIDE', `\`${h.header}\` is included by ${cands.size} units`, {
-        location: { file: h.header },
-        detail: [...cands].slice(0, 12).concat(cands.size > 12 ? [`… and ${cands.size - 12} more`] : []),
-        why: 'a header change that reaches this many objects is almost always a data-structure or inline change, which a livepatch cannot carry safely',
-        hint: 'move the change into the .c file that needs it, or ship it in a kernel update',
-      });
-    }
+    if (cands.size > MAX_HEADER_UNITS) refuse(unitHeaderWide.diagnose(h.header, [...cands]));
     h.candidates = [...cands];
     for (const c of cands) {
       const existing = units.get(c);
@@ -207,18 +176,17 @@ export function planUnits(applied: AppliedFile[], target: KernelTarget): UnitPla
         units.set(c, { ...unitFor(tree, c, modules), viaHeaders: [h.header] });
       } catch (e) {
         // a candidate this kernel does not build (module not shipped, no kbuild rule) is not a unit
-        if (!(isSutureError(e) && (e.code === 'UNIT-NOT-BUILT' || e.code === 'KBUILD-NO-RECIPE'))) throw e;
+        if (!(isSutureError(e) && (e.code === unitNotBuilt.id || e.code === 'KBUILD-NO-RECIPE'))) throw e;
       }
     }
   }
   if (units.size === 0) {
-    fail('UNIT-NONE', 'the diff changes no code that is compiled into this kernel', {
-      detail: [
+    refuse(
+      unitNone.diagnose([
         ...ignored.map((i) => `${i.path}: ${i.why}`),
         ...headers.map((h) => `${h.header}: no unit includes it`),
-      ],
-      hint: 'a livepatch needs a change to a C function of vmlinux or a module',
-    });
+      ]),
+    );
   }
   return { units: [...units.values()], headers, ignored };
 }

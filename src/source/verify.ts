@@ -13,6 +13,8 @@
  * Several files share a basename (`core.c` is everywhere): the shipped file group that matches best is
  * the one compared; it must match completely.
  */
+import { refuse } from '../check/refusal.js';
+import { notShipped } from '../check/source/not-shipped.js';
 import { fail } from '../diagnostic.js';
 import { type ElfObject, type ElfSymbol, STB, STT, type SymbolIndex } from '../elf/index.js';
 
@@ -148,11 +150,7 @@ export function verifyAgainstShipped(
 ): { group: number | undefined } {
   const base = source.split('/').at(-1)!;
   if (shipped.fileGroups(base).length === 0 && ours.some((f) => f.local)) {
-    fail('VERIFY-NOT-SHIPPED', `${shipped.where} has no symbols from \`${base}\``, {
-      location: { file: source },
-      why: 'the unit is not built into this binary with the image configuration (or the binary has no symbol table)',
-      hint: 'a livepatch can only replace code the running kernel has: check the path and the kernel',
-    });
+    refuse(notShipped.diagnose(source, shipped.where, base));
   }
   const { diffs, group } = compareWithShipped(ours, shipped, base);
   if (diffs.length === 0) return { group };

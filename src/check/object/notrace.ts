@@ -6,8 +6,8 @@
  * list). Functions built `notrace` — noinstr code, entry code, parts of ftrace itself, anything in a
  * file with `CFLAGS_REMOVE_... = -pg` — have no hook, so they cannot be replaced.
  */
-import type { Diagnostic } from '../diagnostic.js';
-import type { ObjectFacts, Rule } from './facts.js';
+import type { Diagnostic } from '../../diagnostic.js';
+import type { ObjectFacts, Rule } from '../facts.js';
 
 export const notrace: Rule = {
   id: 'KLP-NOTRACE',

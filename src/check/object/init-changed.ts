@@ -6,8 +6,8 @@
  * relies on the change (a different registration, a different initial value) would silently not
  * happen. The change has to come with a reboot into a fixed kernel, or be redone at patch load time.
  */
-import type { Diagnostic } from '../diagnostic.js';
-import type { ObjectFacts, Rule } from './facts.js';
+import type { Diagnostic } from '../../diagnostic.js';
+import type { ObjectFacts, Rule } from '../facts.js';
 
 const INIT_SECTIONS = /^\.(init|exit)\.text(\.|$)/;
 

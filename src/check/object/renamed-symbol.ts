@@ -6,8 +6,8 @@
  * only the compiler knows, its number depends on everything else in the file, and the same source can
  * produce a different clone on the next build. Replacing the clone in the running kernel is a guess.
  */
-import type { Diagnostic } from '../diagnostic.js';
-import type { ObjectFacts, Rule } from './facts.js';
+import type { Diagnostic } from '../../diagnostic.js';
+import type { ObjectFacts, Rule } from '../facts.js';
 
 const CLONE = /\.(isra|constprop|part)\.\d+/;
 

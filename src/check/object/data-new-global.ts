@@ -5,9 +5,9 @@
  * module (it starts from its initializer when the patch loads). A new global variable is meant to be
  * shared with code outside the patch, which still runs the old version and cannot see it.
  */
-import type { Diagnostic } from '../diagnostic.js';
-import { STB } from '../elf/constants.js';
-import type { ObjectFacts, Rule } from './facts.js';
+import type { Diagnostic } from '../../diagnostic.js';
+import { STB } from '../../elf/constants.js';
+import type { ObjectFacts, Rule } from '../facts.js';
 
 export const dataNewGlobal: Rule = {
   id: 'KLP-DATA-NEW-GLOBAL',

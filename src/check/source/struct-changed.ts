@@ -11,7 +11,8 @@
  * function body only exist in that function and are fine, and so is deleting a whole definition from a
  * .c file (no other file sees it, and a remaining use would not compile).
  */
-import type { Diagnostic } from '../diagnostic.js';
+import type { Diagnostic } from '../../diagnostic.js';
+import type { RuleInfo } from '../refusal.js';
 
 /** A hunk as the diff parser gives it: where it starts in the original, and its body lines. */
 export interface HunkText {
@@ -220,3 +221,9 @@ export function structChanged(files: ChangedSource[]): Diagnostic[] {
   }
   return out;
 }
+
+export const structChangedRule = {
+  id: STRUCT_CHANGED,
+  title: 'a diff hunk changing a file-scope struct or union definition (.c or header)',
+  check: structChanged,
+} satisfies RuleInfo & Record<string, unknown>;

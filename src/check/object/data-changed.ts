@@ -6,8 +6,8 @@
  * variable's type, size or initializer would run new code against old data. Only functions can be
  * swapped; new state belongs in a shadow variable (klp_shadow_alloc / klp_shadow_get).
  */
-import type { Diagnostic } from '../diagnostic.js';
-import type { ObjectFacts, Rule } from './facts.js';
+import type { Diagnostic } from '../../diagnostic.js';
+import type { ObjectFacts, Rule } from '../facts.js';
 
 export const dataChanged: Rule = {
   id: 'KLP-DATA-CHANGED',

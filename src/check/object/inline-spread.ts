@@ -7,9 +7,9 @@
  * but the operator should know the blast radius is larger than the diff suggests. Callers that cannot be
  * carried (notrace, init, clones) are refused by their own rules.
  */
-import type { Diagnostic } from '../diagnostic.js';
-import { STB } from '../elf/constants.js';
-import type { ObjectFacts, Rule } from './facts.js';
+import type { Diagnostic } from '../../diagnostic.js';
+import { STB } from '../../elf/constants.js';
+import type { ObjectFacts, Rule } from '../facts.js';
 
 export const inlineSpread: Rule = {
   id: 'KLP-INLINE-SPREAD',

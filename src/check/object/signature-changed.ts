@@ -10,10 +10,10 @@
  * when every function of the file calling it is changed and carried, and no data (an ops table) holds
  * its address.
  */
-import type { Diagnostic } from '../diagnostic.js';
-import { SHF, STB, STT } from '../elf/constants.js';
-import type { ElfObject, ElfSymbol } from '../elf/model.js';
-import type { FunctionVerdict, ObjectFacts, Rule } from './facts.js';
+import type { Diagnostic } from '../../diagnostic.js';
+import { SHF, STB, STT } from '../../elf/constants.js';
+import type { ElfObject, ElfSymbol } from '../../elf/model.js';
+import type { FunctionVerdict, ObjectFacts, Rule } from '../facts.js';
 
 /** Names of what references `sym` from outside code sections (ops tables, exports, initcalls). */
 function dataReferences(obj: ElfObject, sym: ElfSymbol): string[] {

@@ -8,8 +8,8 @@
  * to happen — so it is refused instead. Only addresses inside a function's body count: a pointer to a
  * function's entry (an ops structure in a named section) keeps working through ftrace.
  */
-import type { Diagnostic } from '../diagnostic.js';
-import type { ObjectFacts, Rule } from './facts.js';
+import type { Diagnostic } from '../../diagnostic.js';
+import type { ObjectFacts, Rule } from '../facts.js';
 
 export const specialEntry: Rule = {
   id: 'KLP-SPECIAL-SECTION',
