@@ -347,7 +347,7 @@ export async function buildLivepatch(opts: BuildOptions): Promise<BuildResult> {
         ];
         if (refusals.length) throw new BuildRefused(refusals, { summary, warnings: result.warnings });
         const unchanged = noChange.check(
-          units.map((r) => ({ object: basename(r.unit.object), functions: r.diff?.facts.functions ?? [] })),
+          units.map((r) => ({ object: basename(r.unit.object), functions: r.diff?.functions ?? [] })),
           summary,
         );
         if (unchanged.length) refuse(unchanged[0]!);
