@@ -11,7 +11,7 @@
  * so they can run in any order and all of them run, and the user sees every problem at once.
  */
 import type { Diagnostic } from '../diagnostic.js';
-import type { ElfObject, ElfSection, ElfSymbol } from '../elf/model.js';
+import type { ElfObject, ElfSymbol } from '../elf/model.js';
 import type { Prototype } from './object/prototypes.js';
 import type { RuleInfo } from './refusal.js';
 

@@ -12,6 +12,7 @@
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, normalize } from 'node:path';
+import type { ChangedSource } from '../check/source/struct-changed.js';
 import { fail } from '../diagnostic.js';
 
 export interface Hunk {
@@ -276,6 +277,13 @@ function stripToHunks(f: FileDiff): string {
 }
 
 /** Read and parse a diff file (DIFF-UNREADABLE if it cannot be read). */
+/** The C files and headers the diff modifies, with their original text: what KLP-STRUCT-CHANGED reads. */
+export function changedSources(diff: SourceDiff, tree: string): ChangedSource[] {
+  return diff.files
+    .filter((f) => f.kind === 'modify' && /\.[ch]$/.test(f.path) && existsSync(join(tree, f.path)))
+    .map((f) => ({ path: f.path, original: readFileSync(join(tree, f.path), 'utf8'), hunks: f.hunks }));
+}
+
 export function readDiff(path: string, tree?: string): { diff: SourceDiff; text: string } {
   let text: string;
   try {
