@@ -9,7 +9,7 @@
 import { basename } from 'node:path';
 import type { FunctionDiff, Reference } from '../check/facts.js';
 import { fail } from '../diagnostic.js';
-import { STB } from '../elf/constants.js';
+import { SHN, STB } from '../elf/constants.js';
 import type { ObjectDiff } from '../objdiff/objdiff.js';
 import { klpSymbolName } from './relocations.js';
 import type { ShippedSymbols, UnitBinary } from './shipped-symbols.js';
@@ -42,7 +42,7 @@ export interface NamingContext {
 }
 
 const definedGlobal = (s: { kallsyms: boolean; bind: number; shndx: number }) =>
-  s.kallsyms && s.bind !== STB.LOCAL && s.shndx !== 0;
+  s.kallsyms && s.bind !== STB.LOCAL && s.shndx !== SHN.UNDEF;
 
 async function inModule(ctx: NamingContext, module: string, name: string): Promise<number> {
   const idx = await ctx.shipped.module(module);

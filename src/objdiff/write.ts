@@ -9,7 +9,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { fail } from '../diagnostic.js';
-import { RELA_SIZE, SHF, SHN, SHT, STB, STT, SYM_SIZE } from '../elf/constants.js';
+import { RELA_SIZE, SHF, SHN, SHT, STB, STT, STV, SYM_SIZE } from '../elf/constants.js';
 import { ElfObject, type ElfRelocation, type ElfSection, type ElfSymbol } from '../elf/model.js';
 import { writeElf } from '../elf/writer.js';
 import { relocationsIn, resolveTarget } from './compare.js';
@@ -58,7 +58,7 @@ const emptyTemplate: ElfSection = {
 };
 
 function newSymbol(fields: Pick<ElfSymbol, 'name' | 'bind' | 'type' | 'section' | 'shndx'>): ElfSymbol {
-  return { value: 0n, size: 0, visibility: 0, other: 0, ...fields };
+  return { value: 0n, size: 0, visibility: STV.DEFAULT, other: 0, ...fields };
 }
 
 /** The output object being assembled: copies of carried sections and the symbols naming things in them. */
@@ -119,7 +119,7 @@ class DiffObjectBuilder {
         ...s,
         section: this.copies.get(s.section)!,
         shndx: 0,
-        ...(makeGlobal ? { bind: STB.GLOBAL, visibility: 0, other: 0 } : {}),
+        ...(makeGlobal ? { bind: STB.GLOBAL, visibility: STV.DEFAULT, other: 0 } : {}),
       };
       this.definedSyms.set(s, copy);
       (copy.bind === STB.LOCAL ? this.locals : this.globals).push(copy);
