@@ -66,6 +66,48 @@ function cleanPath(raw: string, tree: string | undefined): string {
   return p;
 }
 
+/** The hunk whose `@@` header is at `lines[at]`, and the index of the line after it. */
+function readHunk(
+  lines: string[],
+  at: number,
+  malformed: (lineNo: number, message: string) => never,
+): { hunk: Hunk; next: number } {
+  let i = at;
+  const m = HUNK_RE.exec(lines[i]!);
+  if (!m) malformed(i + 1, 'unreadable hunk header');
+  const h: Hunk = {
+    oldStart: Number(m![1]),
+    oldLines: m![2] === undefined ? 1 : Number(m![2]),
+    newStart: Number(m![3]),
+    newLines: m![4] === undefined ? 1 : Number(m![4]),
+    section: m![5] ?? '',
+    lines: [],
+    diffLine: i + 1,
+  };
+  i++;
+  let oldSeen = 0;
+  let newSeen = 0;
+  while (oldSeen < h.oldLines || newSeen < h.newLines || lines[i]?.startsWith('\\')) {
+    const l = lines[i];
+    if (l === undefined) malformed(i, `hunk at line ${h.diffLine} ends early (the diff is truncated)`);
+    const c = l!.charAt(0);
+    if (c === ' ' || l === '') {
+      oldSeen++;
+      newSeen++;
+    } else if (c === '-') oldSeen++;
+    else if (c === '+') newSeen++;
+    else if (c !== '\\') {
+      malformed(i + 1, `hunk at line ${h.diffLine} has fewer lines than its header says`);
+    }
+    h.lines.push(l === '' ? ' ' : l!);
+    i++;
+  }
+  if (oldSeen !== h.oldLines || newSeen !== h.newLines) {
+    malformed(h.diffLine, 'hunk line counts do not match its header');
+  }
+  return { hunk: h, next: i };
+}
+
 /**
  * Parse unified diff text. `tree` (optional) is used to decide how many leading path components to
  * strip for plain diffs. Throws DIFF-MALFORMED / DIFF-EMPTY.
@@ -116,39 +158,9 @@ export function parseDiff(text: string, origin = 'diff', tree?: string): SourceD
     i += 2;
     const hunks: Hunk[] = [];
     while (i < lines.length && lines[i]!.startsWith('@@')) {
-      const m = HUNK_RE.exec(lines[i]!);
-      if (!m) malformed(i + 1, 'unreadable hunk header');
-      const h: Hunk = {
-        oldStart: Number(m![1]),
-        oldLines: m![2] === undefined ? 1 : Number(m![2]),
-        newStart: Number(m![3]),
-        newLines: m![4] === undefined ? 1 : Number(m![4]),
-        section: m![5] ?? '',
-        lines: [],
-        diffLine: i + 1,
-      };
-      i++;
-      let oldSeen = 0;
-      let newSeen = 0;
-      while (oldSeen < h.oldLines || newSeen < h.newLines || lines[i]?.startsWith('\\')) {
-        const l = lines[i];
-        if (l === undefined) malformed(i, `hunk at line ${h.diffLine} ends early (the diff is truncated)`);
-        const c = l!.charAt(0);
-        if (c === ' ' || l === '') {
-          oldSeen++;
-          newSeen++;
-        } else if (c === '-') oldSeen++;
-        else if (c === '+') newSeen++;
-        else if (c !== '\\') {
-          malformed(i + 1, `hunk at line ${h.diffLine} has fewer lines than its header says`);
-        }
-        h.lines.push(l === '' ? ' ' : l!);
-        i++;
-      }
-      if (oldSeen !== h.oldLines || newSeen !== h.newLines) {
-        malformed(h.diffLine, 'hunk line counts do not match its header');
-      }
-      hunks.push(h);
+      const h = readHunk(lines, i, malformed);
+      hunks.push(h.hunk);
+      i = h.next;
     }
     if (hunks.length === 0) malformed(i, `no hunks for \`${path}\``);
     files.push({ path, kind, hunks, text: `${lines.slice(start, i).join('\n')}\n` });
