@@ -289,6 +289,26 @@ static int f1(int x) { return x + ${k}; }
   });
 });
 
+describe('the diff model', () => {
+  test('one record per symbol: its twin, its change, whether it is carried, how it is referenced', async () => {
+    const src = (k: number) =>
+      `static __attribute__((noinline)) int helper(int x) { return x * 3 + 1; }\nint user(int x) { return helper(x) + ${k}; }\n`;
+    const d = await pair(src(1), src(2));
+    const user = verdict(d, 'user')!;
+    const helper = verdict(d, 'helper')!;
+    assert.equal(user.twin?.name, 'user', 'a changed function has its original twin');
+    assert.ok(user.twin !== user.symbol && d.original.symbols.includes(user.twin!));
+    assert.deepEqual([user.change, user.included, user.reference], ['changed', true, undefined]);
+    assert.deepEqual([helper.change, helper.included], ['same', false]);
+    // the unchanged helper is reached through the running kernel: its reference is on its record,
+    // the very object the diff's reference table holds for that symbol
+    assert.ok(helper.reference?.local);
+    assert.equal(d.references.get(helper.symbol), helper.reference);
+    // facts for the rules are the diff itself: no second table of functions
+    assert.equal(d.functions.filter((f) => f === user).length, 1);
+  });
+});
+
 describe('suture objdiff', () => {
   const cli = join(process.cwd(), 'bin', 'suture.js');
   test('exits 1 with the rule id on a refusal, 0 with JSON otherwise', async () => {
