@@ -10,10 +10,10 @@
 import { existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { buildLivepatch, type Stage } from '../build/pipeline.js';
 import { cacheRoot, withCacheRoot } from '../kernel/cache.js';
 import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease } from '../kernel/target.js';
+import { buildLivepatch, type Stage } from '../pipeline/pipeline.js';
 import { type Benchmark, median } from './harness.js';
 
 const MEMINFO = resolve(process.cwd(), '..', 'shared', 'corpus', 'blog', 'meminfo-string.patch');

@@ -11,9 +11,9 @@ import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runKbuild } from '../build/livepatch-module.js';
 import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease } from '../kernel/target.js';
+import { runKbuild } from '../klp/kbuild.js';
 import { bootVm } from '../vm/index.js';
 import { type Benchmark, median } from './harness.js';
 

@@ -16,13 +16,13 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildModule } from '../build/kbuild.js';
-import { writeSkeleton } from '../build/skeleton.js';
 import { ensureBuildRoot, ROOT_MIRROR, rootPackages } from '../kernel/build-root.js';
 import { withCacheRoot } from '../kernel/cache.js';
 import { ensureKernel } from '../kernel/fetch.js';
 import { resolveRelease } from '../kernel/releases.js';
 import { defaultRelease } from '../kernel/target.js';
+import { buildModule } from '../klp/kbuild.js';
+import { writeSkeleton } from '../klp/skeleton.js';
 import { type Benchmark, median, timeRuns } from './harness.js';
 
 function sh(script: string, cwd: string): void {

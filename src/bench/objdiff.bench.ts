@@ -10,12 +10,12 @@
 import { spawnSync } from 'node:child_process';
 import { openSync, rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildMeminfoLivepatch } from '../build/livepatch-module.fixture.js';
-import { buildLivepatchModule } from '../build/livepatch-module.js';
-import { diffObjects } from '../build/objdiff.js';
-import { diffObjectOf } from '../build/objdiff-write.js';
 import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease } from '../kernel/target.js';
+import { buildLivepatchModule } from '../klp/livepatch-module.js';
+import { buildMeminfoLivepatch } from '../klp/testing/livepatch-module.fixture.js';
+import { diffObjects } from '../objdiff/objdiff.js';
+import { diffObjectOf } from '../objdiff/write.js';
 import { type Benchmark, median, timeRuns } from './harness.js';
 
 export const benchmarks: Benchmark[] = [

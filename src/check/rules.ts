@@ -1,19 +1,43 @@
 /*
- * The rule book: every livepatch-safety rule, run together over one object comparison.
+ * The rule book: every reason Suture refuses a patch, in three groups.
  *
- * Errors are refusals (the build stops, the CLI exits non-zero); warnings are shown and the build goes on.
+ *   source rules (source/) — the diff and the units it touches, decided before or while compiling;
+ *   object rules (object/) — one original/patched object pair, run together over its comparison;
+ *   module rules (module/) — the livepatch module being put together from the diff objects.
+ *
+ * Object rules all run, so the user sees every problem of a pair at once: errors are refusals (the build
+ * stops, the CLI exits non-zero); warnings are shown and the build goes on. Source and module rules are
+ * thrown by the stage that finds them (refusal.ts).
  */
 import type { Diagnostic } from '../diagnostic.js';
-import { dataChanged } from './data-changed.js';
-import { dataNewGlobal } from './data-new-global.js';
 import type { ObjectFacts, Rule } from './facts.js';
-import { initChanged } from './init-changed.js';
-import { inlineSpread } from './inline-spread.js';
-import { notrace } from './notrace.js';
-import { renamedSymbol } from './renamed-symbol.js';
-import { signatureChanged } from './signature-changed.js';
-import { specialEntry } from './special-entry.js';
+import { duplicateFunction } from './module/duplicate-function.js';
+import { moduleKey } from './module/module-key.js';
+import { nothingToReplace } from './module/nothing-to-replace.js';
+import { reservedName } from './module/reserved-name.js';
+import { dataChanged } from './object/data-changed.js';
+import { dataNewGlobal } from './object/data-new-global.js';
+import { initChanged } from './object/init-changed.js';
+import { inlineSpread } from './object/inline-spread.js';
+import { newSpecialObject } from './object/new-special-object.js';
+import { noChange } from './object/no-change.js';
+import { noDataSections } from './object/no-data-sections.js';
+import { noFunctionSections } from './object/no-function-sections.js';
+import { notrace } from './object/notrace.js';
+import { renamedSymbol } from './object/renamed-symbol.js';
+import { signatureChanged } from './object/signature-changed.js';
+import { specialEntry } from './object/special-entry.js';
+import { tableLayout } from './object/table-layout.js';
+import type { RuleInfo } from './refusal.js';
+import { missingDefinitions } from './source/missing-definitions.js';
+import { notShipped } from './source/not-shipped.js';
+import { structChangedRule } from './source/struct-changed.js';
+import { unitHeaderWide } from './source/unit-header-wide.js';
+import { unitNone } from './source/unit-none.js';
+import { unitNotBuilt } from './source/unit-not-built.js';
+import { unitUnsupported } from './source/unit-unsupported.js';
 
+/** The rules run over every object comparison, in the order their diagnostics are reported. */
 export const RULES: readonly Rule[] = [
   dataChanged,
   dataNewGlobal,
@@ -23,7 +47,33 @@ export const RULES: readonly Rule[] = [
   specialEntry,
   signatureChanged,
   inlineSpread,
+  noFunctionSections,
+  newSpecialObject,
+  noDataSections,
+  tableLayout,
 ];
+
+export const SOURCE_RULES: readonly RuleInfo[] = [
+  structChangedRule,
+  unitUnsupported,
+  unitHeaderWide,
+  unitNone,
+  unitNotBuilt,
+  notShipped,
+  missingDefinitions,
+];
+
+export const OBJECT_RULES: readonly RuleInfo[] = [...RULES, noChange];
+
+export const MODULE_RULES: readonly RuleInfo[] = [
+  moduleKey,
+  duplicateFunction,
+  reservedName,
+  nothingToReplace,
+];
+
+/** Every rule of the book. */
+export const ALL_RULES: readonly RuleInfo[] = [...SOURCE_RULES, ...OBJECT_RULES, ...MODULE_RULES];
 
 export function runRules(facts: ObjectFacts): { refusals: Diagnostic[]; warnings: Diagnostic[] } {
   const all = RULES.flatMap((r) => r.check(facts));

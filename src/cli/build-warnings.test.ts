@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { BuildResult } from '../build/pipeline.js';
 import type { Diagnostic } from '../diagnostic.js';
+import type { BuildResult } from '../pipeline/pipeline.js';
 import { progressPrinter, resultJson } from './commands/build.js';
 
 const warning: Diagnostic = {

@@ -2,7 +2,7 @@
  * The `suture` command line.
  *
  * Owns argument parsing, progress display and output formats; every real decision is made by a stage
- * (kernel/, vm/, build/, host/, agent/, server/). Each sub-command lives in `commands/<name>.ts` and
+ * (kernel/, vm/, source/, objdiff/, klp/, pipeline/, host/, agent/, server/). Each sub-command lives in `commands/<name>.ts` and
  * exports `register(program)`; this file discovers them, so adding a command never touches another.
  * Errors thrown as SutureError are rendered as diagnostics on stderr and exit with status 1 (or the
  * status a command sets); anything else is an internal error (exit 70).

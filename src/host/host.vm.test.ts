@@ -44,9 +44,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { runKbuild } from '../build/livepatch-module.js';
 import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease, type KernelTarget } from '../kernel/target.js';
+import { runKbuild } from '../klp/kbuild.js';
 import type { Manifest } from '../manifest/manifest.js';
 import { bootVm, type VmSession } from '../vm/index.js';
 

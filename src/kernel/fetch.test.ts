@@ -10,9 +10,9 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { buildModule, moduleVermagic } from '../build/kbuild.js';
-import { writeSkeleton } from '../build/skeleton.js';
 import type { SutureError } from '../diagnostic.js';
+import { buildModule, moduleVermagic } from '../klp/kbuild.js';
+import { writeSkeleton } from '../klp/skeleton.js';
 import { parseKernelConfig } from './config.js';
 import { ensureKernel, openCachedKernel } from './fetch.js';
 import { defaultRelease, type KernelTarget } from './target.js';

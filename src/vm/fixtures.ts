@@ -4,7 +4,7 @@
  *
  * Not used by the product. The livepatch acceptance test builds its module through `suture new` and
  * `suture module build`; these fixtures build modules only tests need (one that oopses on load, the
- * blog's sample to be disguised as another kernel's) with kbuild directly, since vm/ may not import build/.
+ * blog's sample to be disguised as another kernel's) with kbuild directly, since vm/ may not import klp/.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';

@@ -1,5 +1,5 @@
 /*
- * `suture build <patch.diff> --kernel <release> [--name NAME] [--replace] [-o DIR] [--json]`
+ * `suture build <patch.diff> --kernel <release> [--name NAME] [--patch-version V] [--replace] [-o DIR] [--json]`
  *
  * Turns a source diff into `livepatch-NAME.ko` plus `livepatch-NAME.manifest.json` for one exact kernel.
  * Progress goes to stderr, one line per stage with its time; the summary (each changed and new function,
@@ -9,6 +9,8 @@
  * objdiff stage finds them, and listed under `warnings` in --json (refused or not).
  */
 import type { Command } from 'commander';
+import { renderDiagnostic, SutureError, toDiagnostic } from '../../diagnostic.js';
+import { defaultRelease } from '../../kernel/target.js';
 import {
   type BuildProgress,
   BuildRefused,
@@ -16,13 +18,12 @@ import {
   buildLivepatch,
   STAGES,
   type Stage,
-} from '../../build/pipeline.js';
-import { renderDiagnostic, SutureError, toDiagnostic } from '../../diagnostic.js';
-import { defaultRelease } from '../../kernel/target.js';
+} from '../../pipeline/pipeline.js';
 
 interface BuildCliOptions {
   kernel?: string;
   name?: string;
+  patchVersion?: string;
   replace?: boolean;
   output?: string;
   json?: boolean;
@@ -82,6 +83,11 @@ export function register(program: Command): void {
     .argument('<patch.diff>', 'unified diff (git or plain) against the kernel source')
     .option('-k, --kernel <release>', 'target kernel release (uname -r)', defaultRelease())
     .option('-n, --name <name>', 'livepatch name (default: from the diff file name)')
+    .option(
+      '--patch-version <version>',
+      "the livepatch's version in its manifest (e.g. 2, 2026.11.24-1)",
+      '1',
+    )
     .option('--replace', 'cumulative patch: replaces every livepatch loaded before it')
     .option('-o, --output <dir>', 'directory for livepatch-NAME.ko and its manifest', '.')
     .option('--json', 'print the result as JSON on stdout')
@@ -103,6 +109,7 @@ export function register(program: Command): void {
           diffPath,
           release: opts.kernel ?? defaultRelease(),
           name: opts.name,
+          version: opts.patchVersion,
           replace: opts.replace === true,
           outDir: opts.output,
           keepWork: opts.keepWork === true,

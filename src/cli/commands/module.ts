@@ -1,12 +1,12 @@
 /*
  * `suture module build <dir> --kernel <release>`: build a hand-written module with kbuild against the
- * target's prepared source tree (src/build/kbuild.ts). Compiler output is shown as it comes.
+ * target's prepared source tree (src/klp/kbuild.ts). Compiler output is shown as it comes.
  */
 import type { Command } from 'commander';
-import { buildModule, moduleVermagic } from '../../build/kbuild.js';
 import { isSutureError, SutureError } from '../../diagnostic.js';
 import { ensureKernel } from '../../kernel/fetch.js';
 import { defaultRelease } from '../../kernel/target.js';
+import { buildModule, moduleVermagic } from '../../klp/kbuild.js';
 import { fetchProgress } from './kernel.js';
 
 export function register(program: Command): void {

@@ -1,10 +1,10 @@
 /*
  * `suture new <dir> --function <symbol> [--name N] [--object MOD]`: write a hand-written livepatch
- * module skeleton (src/build/skeleton.ts) — the C file, its Kbuild and a Makefile.
+ * module skeleton (src/klp/skeleton.ts) — the C file, its Kbuild and a Makefile.
  */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { writeSkeleton } from '../../build/skeleton.js';
+import { writeSkeleton } from '../../klp/skeleton.js';
 
 export function register(program: Command): void {
   program

@@ -6,9 +6,10 @@
  * needs. Exit status: 0 when the pair can be carried, 1 when anything was refused.
  */
 import type { Command } from 'commander';
-import { diffObjects } from '../../build/objdiff.js';
-import { writeDiffObject } from '../../build/objdiff-write.js';
 import { renderDiagnostic } from '../../diagnostic.js';
+import { objectDiffJson } from '../../objdiff/json.js';
+import { diffObjects } from '../../objdiff/objdiff.js';
+import { writeDiffObject } from '../../objdiff/write.js';
 
 export function register(program: Command): void {
   program
@@ -34,22 +35,7 @@ export function register(program: Command): void {
         written = opts.output;
       }
       if (opts.json) {
-        const out = {
-          original: orig,
-          patched,
-          functions: diff.functions,
-          data: diff.data,
-          removedFunctions: diff.removedFunctions,
-          refusals: diff.refusals,
-          warnings: diff.warnings,
-          carried: {
-            functions: diff.selection.functions.map((f) => f.name),
-            sections: [...diff.selection.sections].map((s) => s.name),
-            tables: Object.fromEntries([...diff.selection.tables].map(([s, k]) => [s.name, k.length])),
-            externals: [...new Map([...diff.selection.externals.values()].map((e) => [e.name, e])).values()],
-          },
-          output: written ?? null,
-        };
+        const out = { original: orig, patched, ...objectDiffJson(diff), output: written ?? null };
         process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
       } else {
         const unit = patched.replace(/^.*\//, '');

@@ -1,0 +1,394 @@
+/*
+ * The build pipeline: from a source diff and a target kernel to a livepatch module and its manifest.
+ *
+ * `buildLivepatch` is the recipe: the list of its stages, each a call into the folder that owns it,
+ * timed and reported through `onProgress` as it starts and ends:
+ *   kernel   — the target's cached artifacts (kernel/fetch.ts: packages, prepared tree, debug vmlinux)
+ *   diff     — parse the diff, apply it to copies of the touched files (source/diff.ts)
+ *   lines    — keep the original line numbering in the patched copies (source/line-numbers.ts)
+ *   units    — changed files → objects and their targets, headers → including units (source/units.ts)
+ *   compile  — each unit twice, original and patched, with kbuild's command line (source/compile-units.ts)
+ *   verify   — the original objects against the shipped vmlinux / debug modules (source/verify.ts)
+ *   objdiff  — one record per symbol: same / changed / new, what is carried (objdiff/), the rules (check/)
+ *   module   — klp structures, klp relocations, kbuild link (klp/livepatch-module.ts)
+ *   manifest — the manifest next to the module (manifest.ts)
+ *
+ * A refusal (a rule of check/ says no) is not a crash: the pipeline throws BuildRefused carrying every
+ * refusal diagnostic, so the CLI and the corpus runner can show each rule id. Warnings of the checks
+ * (KLP-INLINE-SPREAD) do not stop the build: each is emitted as a `warning` progress event and kept in
+ * the result (and in BuildRefused when something else refuses).
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join, resolve } from 'node:path';
+import { noChange } from '../check/object/no-change.js';
+import { isRefusal, refuse } from '../check/refusal.js';
+import { structChanged } from '../check/source/struct-changed.js';
+import { type Diagnostic, fail, SutureError } from '../diagnostic.js';
+import { type ElfObject, readElfFile } from '../elf/index.js';
+import { ensureKernel } from '../kernel/fetch.js';
+import type { KernelTarget } from '../kernel/target.js';
+import { buildLivepatchModule, type LivepatchModule } from '../klp/livepatch-module.js';
+import { ShippedSymbols } from '../klp/shipped-symbols.js';
+import { fileSympos } from '../klp/sympos.js';
+import type { Manifest } from '../manifest/manifest.js';
+import { diffLoaded, type ObjectDiff } from '../objdiff/objdiff.js';
+import {
+  type CompiledUnit,
+  compileUnits,
+  readPrototypes,
+  unitsReallyChanged,
+} from '../source/compile-units.js';
+import {
+  type AppliedFile,
+  applyDiff,
+  changedSources,
+  parseDiff,
+  readDiff,
+  type SourceDiff,
+} from '../source/diff.js';
+import { writeLineDirectives } from '../source/line-numbers.js';
+import { planUnits, type UnitPlan } from '../source/units.js';
+import { verifyUnit } from '../source/verify.js';
+import { DEFAULT_PATCH_VERSION, makeManifest } from './manifest.js';
+import { type BuildProgress, type Stage, StageRunner, StopAfter } from './stages.js';
+
+export { DEFAULT_PATCH_VERSION, makeManifest } from './manifest.js';
+export { type BuildProgress, STAGES, type Stage } from './stages.js';
+
+export interface BuildOptions {
+  diffPath: string;
+  release: string;
+  /** livepatch name (default: from the diff's file name) */
+  name?: string;
+  /** the manifest's version of this livepatch (default DEFAULT_PATCH_VERSION, `1`) */
+  version?: string;
+  replace?: boolean;
+  /** where livepatch-NAME.ko and NAME.manifest.json go (default: cwd) */
+  outDir?: string;
+  /** keep the scratch directory (overlay, objects) for inspection */
+  keepWork?: boolean;
+  /** stop after this stage (e.g. `objdiff` to classify without linking a module) */
+  stopAfter?: Stage;
+  /** use this target instead of ensureKernel(release) */
+  target?: KernelTarget;
+  onProgress?: (e: BuildProgress) => void;
+}
+
+export interface UnitResult extends CompiledUnit {
+  diff?: ObjectDiff;
+  /** sympos of each local of the unit's file in the running kernel (0 = unique) */
+  sympos: Map<string, number>;
+}
+
+export interface BuildResult {
+  name: string;
+  release: string;
+  plan: UnitPlan;
+  units: UnitResult[];
+  timings: { stage: Stage; ms: number }[];
+  /** lines like `meminfo.o: changed function: meminfo_proc_show` */
+  summary: string[];
+  /** every warning of the checks, all units (also emitted as `warning` progress events) */
+  warnings: Diagnostic[];
+  ko?: string;
+  manifestPath?: string;
+  manifest?: Manifest;
+  workDir: string;
+}
+
+/** A build stopped by safety rules: each refusal is a diagnostic with its rule id as code. */
+export class BuildRefused extends SutureError {
+  readonly refusals: Diagnostic[];
+  /** warnings of the checks known when the build was refused */
+  readonly warnings: Diagnostic[];
+  constructor(refusals: Diagnostic[], partial: { summary: string[]; warnings?: Diagnostic[] }) {
+    super({
+      code: 'BUILD-REFUSED',
+      message: `the patch cannot be livepatched safely (${refusals.length} refusal${refusals.length === 1 ? '' : 's'}: ${[...new Set(refusals.map((r) => r.code))].join(', ')})`,
+      detail: partial.summary,
+      hint: 'see each refusal above for why and what to do',
+    });
+    this.refusals = refusals;
+    this.warnings = partial.warnings ?? [];
+  }
+}
+
+/** `meminfo-string.patch` → `meminfo-string` (lowercase letters, digits, - and _ only, ≤ 48). */
+export function defaultName(diffPath: string): string {
+  const base = basename(diffPath)
+    .replace(/\.(patch|diff)$/i, '')
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 48);
+  return base || 'patch';
+}
+
+export function checkName(name: string): string {
+  if (!/^[a-z0-9_-]{1,48}$/.test(name)) {
+    fail('BUILD-BAD-NAME', `\`${name}\` is not a valid livepatch name`, {
+      hint: 'use 1 to 48 lowercase letters, digits, - and _ (it becomes livepatch-NAME.ko)',
+    });
+  }
+  return name;
+}
+
+/** One build in progress: its options, scratch directories, stage runner and what is known so far. */
+interface Build {
+  opts: BuildOptions;
+  name: string;
+  diffText: string;
+  workDir: string;
+  overlay: string;
+  run: StageRunner;
+  /** returned as is when the caller asked to stop after a stage */
+  result: BuildResult;
+}
+
+/** Run every stage. Throws SutureError (BuildRefused for refusals) on the first stage that fails. */
+export async function buildLivepatch(opts: BuildOptions): Promise<BuildResult> {
+  const name = checkName(opts.name ?? defaultName(opts.diffPath));
+  // read and check the diff before anything slow (a cold kernel cache takes minutes)
+  const { text: diffText } = readDiff(opts.diffPath);
+  const workDir = mkdtempSync(join(tmpdir(), `suture-build-${name}-`));
+  const run = new StageRunner(opts.onProgress ?? (() => undefined), opts.stopAfter);
+  const result: BuildResult = {
+    name,
+    release: opts.release,
+    plan: { units: [], headers: [], ignored: [] },
+    units: [],
+    timings: run.timings,
+    summary: [],
+    warnings: [],
+    workDir,
+  };
+  let keep = opts.keepWork === true;
+  try {
+    return await recipe({ opts, name, diffText, workDir, overlay: join(workDir, 'overlay'), run, result });
+  } catch (e) {
+    if (e instanceof StopAfter) return result;
+    keep = keep || !(e instanceof SutureError);
+    // a rule of check/ said no inside a stage: the build is refused with its diagnostic
+    if (isRefusal(e)) throw new BuildRefused([e.diagnostic], { summary: [] });
+    throw e;
+  } finally {
+    if (!keep) rmSync(workDir, { recursive: true, force: true });
+  }
+}
+
+/** The stages, in order: each a call into the folder that owns it. */
+async function recipe(b: Build): Promise<BuildResult> {
+  const { run, result } = b;
+  const target = await run.run('kernel', () => kernelStage(b), describeTarget);
+  const tree = target.sourceTree;
+  const diff = parseDiff(b.diffText, b.opts.diffPath, tree);
+  const applied = await run.run(
+    'diff',
+    () => applyDiff(diff, tree, b.overlay),
+    (a) => describeApplied(a, diff),
+  );
+  await run.run('lines', () => writeLineDirectives(applied, b.workDir), count('#line directive'));
+  const plan = await run.run('units', () => unitsStage(b, applied, target), describePlan);
+  const shipped = new ShippedSymbols(target);
+  const compiled = await run.run('compile', () => compileStage(b, plan, tree, shipped), describeCompiled);
+  const units = unitsReallyChanged(compiled);
+  result.units = units;
+  const originals = await run.run('verify', () => verifyStage(b, units, tree, shipped), describeVerified);
+  await run.run(
+    'objdiff',
+    () => objdiffStage(b, units, originals, diff, tree),
+    count('function', 'to carry'),
+  );
+  const outDir = resolve(b.opts.outDir ?? '.');
+  mkdirSync(outDir, { recursive: true });
+  const mod = await run.run(
+    'module',
+    () => moduleStage(b, { target, units, outDir, shipped }),
+    (m) => m.ko,
+  );
+  await run.run(
+    'manifest',
+    () => manifestStage(b, { target, mod, outDir }),
+    (p) => p,
+  );
+  return result;
+}
+
+/** `3 #line directives`, `1 function to carry`: a summary counting a list or a number. */
+const count =
+  (what: string, tail = '') =>
+  (n: number | unknown[]) => {
+    const k = typeof n === 'number' ? n : n.length;
+    return `${k} ${what}${k === 1 ? '' : 's'}${tail ? ` ${tail}` : ''}`;
+  };
+
+async function kernelStage(b: Build): Promise<KernelTarget> {
+  const target = b.opts.target ?? (await fetchKernel(b.opts.release, b.run));
+  b.result.release = target.release;
+  return target;
+}
+
+function unitsStage(b: Build, applied: AppliedFile[], target: KernelTarget): UnitPlan {
+  const plan = planUnits(applied, target);
+  b.result.plan = plan;
+  for (const h of plan.headers)
+    b.run.note('units', `header ${h.header} is included by: ${h.candidates.join(', ')}`);
+  return plan;
+}
+
+function fetchKernel(release: string, run: StageRunner): Promise<KernelTarget> {
+  return ensureKernel(release, {
+    onProgress: (e) => {
+      if (e.kind === 'step' && e.state !== 'start') {
+        const took = e.ms === undefined ? '' : ` in ${(e.ms / 1000).toFixed(1)} s`;
+        run.note('kernel', `${e.step}: ${e.state}${took}`);
+      }
+    },
+  });
+}
+
+const describeTarget = (t: KernelTarget) =>
+  `${t.release} (Debian ${t.debianVersion}, build id ${t.buildId.slice(0, 12)}…)`;
+
+const describeApplied = (a: AppliedFile[], diff: SourceDiff) =>
+  `${a.length} file${a.length === 1 ? '' : 's'}, ${diff.files.reduce((n, f) => n + f.hunks.length, 0)} hunks` +
+  (a.some((f) => f.notes.length) ? ` (${a.flatMap((f) => f.notes).join('; ')})` : '');
+
+const describePlan = (p: UnitPlan) =>
+  [
+    p.units.map((u) => `${u.object} → ${u.target}`).join(', '),
+    ...p.headers.map((h) => `${h.header} → ${h.candidates.join(', ') || 'no unit'}`),
+    ...p.ignored.map((i) => `${i.path} ignored (${i.why})`),
+  ].join('; ');
+
+const describeVerified = (m: Map<UnitResult, ElfObject>) =>
+  `${m.size} object${m.size === 1 ? '' : 's'} match the shipped binary`;
+
+const describeCompiled = (r: UnitResult[]) =>
+  r
+    .map(
+      (u) =>
+        `${u.unit.object} ${(u.original.ms / 1000).toFixed(1)} s + ${(u.patched.ms / 1000).toFixed(1)} s`,
+    )
+    .join(', ');
+
+/** The compile stage: source/compile-units.ts, asking the shipped binary whether a unit is built at all. */
+async function compileStage(
+  b: Build,
+  plan: UnitPlan,
+  tree: string,
+  shipped: ShippedSymbols,
+): Promise<UnitResult[]> {
+  const compiled = await compileUnits(plan.units, {
+    tree,
+    overlay: b.overlay,
+    workDir: b.workDir,
+    isShipped: async (u) => (await shipped.unit(u)).localsInFile(basename(u.source)).length > 0,
+  });
+  b.result.units = compiled.map((r) => ({ ...r, sympos: new Map() }));
+  return b.result.units;
+}
+
+/** The verify stage: each original against its shipped binary; its file group gives the sympos. */
+async function verifyStage(
+  b: Build,
+  units: UnitResult[],
+  tree: string,
+  shipped: ShippedSymbols,
+): Promise<Map<UnitResult, ElfObject>> {
+  const originals = new Map<UnitResult, ElfObject>();
+  for (const r of units) {
+    const index = await shipped.unit(r.unit);
+    const original = await readElfFile(r.original.object);
+    const { group, note } = await verifyUnit({ unit: r.unit, original, index, tree, workDir: b.workDir });
+    if (note) b.run.note('verify', note);
+    r.sympos = fileSympos(index, r.unit.source, group);
+    originals.set(r, original);
+  }
+  return originals;
+}
+
+/** The objdiff stage: every pair compared (objdiff/), then the refusals of check/ end the build. */
+async function objdiffStage(
+  b: Build,
+  units: UnitResult[],
+  originals: Map<UnitResult, ElfObject>,
+  diff: SourceDiff,
+  tree: string,
+): Promise<string[]> {
+  const { summary, warnings } = b.result;
+  for (const r of units) {
+    const patched = await readElfFile(r.patched.object);
+    const prototypes = readPrototypes(r);
+    r.diff = diffLoaded(originals.get(r)!, patched, r.original.object, r.patched.object, {
+      source: r.unit.source,
+      ...(prototypes ? { prototypes } : {}),
+    });
+    const obj = basename(r.unit.object);
+    for (const f of r.diff.functions)
+      if (f.change === 'changed' || f.change === 'new')
+        summary.push(`${obj}: ${f.change} function: ${f.name}${f.reason ? ` (${f.reason})` : ''}`);
+    for (const w of r.diff.warnings) {
+      warnings.push(w);
+      b.run.emit({ kind: 'warning', stage: 'objdiff', diagnostic: w });
+    }
+  }
+  // refusals and "nothing changed" end the build here, even when asked to stop after this stage
+  const refusals = [
+    ...structChanged(changedSources(diff, tree)),
+    ...units.flatMap((r) => r.diff?.refusals ?? []),
+  ];
+  if (refusals.length) throw new BuildRefused(refusals, { summary, warnings });
+  const unchanged = noChange.check(
+    units.map((r) => ({ object: basename(r.unit.object), functions: r.diff?.functions ?? [] })),
+    summary,
+  );
+  if (unchanged.length) refuse(unchanged[0]!);
+  return summary;
+}
+
+/** The module stage: klp structures, klp relocations and the kbuild link (klp/livepatch-module.ts). */
+async function moduleStage(
+  b: Build,
+  c: { target: KernelTarget; units: UnitResult[]; outDir: string; shipped: ShippedSymbols },
+): Promise<LivepatchModule> {
+  const mod = await buildLivepatchModule({
+    name: b.name,
+    replace: b.opts.replace === true,
+    target: c.target,
+    outDir: c.outDir,
+    workDir: b.workDir,
+    shipped: c.shipped,
+    units: c.units.map((u) => ({
+      source: u.unit.source,
+      object: u.unit.object,
+      target: u.unit.target,
+      originalObject: u.original.object,
+      patchedObject: u.patched.object,
+      diff: u.diff!,
+      sympos: u.sympos,
+      ...(u.unit.modulePath ? { modulePath: u.unit.modulePath } : {}),
+    })),
+  });
+  b.result.ko = mod.ko;
+  return mod;
+}
+
+/** The manifest stage: `livepatch-NAME.manifest.json` next to the module. */
+function manifestStage(b: Build, c: { target: KernelTarget; mod: LivepatchModule; outDir: string }): string {
+  const manifest = makeManifest({
+    name: b.name,
+    version: b.opts.version ?? DEFAULT_PATCH_VERSION,
+    replace: b.opts.replace === true,
+    target: c.target,
+    ko: c.mod.ko,
+    diffText: b.diffText,
+    objects: c.mod.manifestObjects,
+  });
+  const path = join(c.outDir, `livepatch-${b.name}.manifest.json`);
+  writeFileSync(path, `${JSON.stringify(manifest, null, 2)}\n`);
+  b.result.manifest = manifest;
+  b.result.manifestPath = path;
+  return path;
+}
