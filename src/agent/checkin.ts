@@ -18,6 +18,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SutureError, toDiagnostic } from '../diagnostic.js';
 import type { CheckinResponse, KernelIdentity, OfferedPatch, RevokedPatch } from '../manifest/protocol.js';
+import { VERSION } from '../version.js';
 import { reconcile, syncRecords } from './journal.js';
 import type { KernelOpResult, KernelPort, LoadedLivepatch, RunningKernel } from './kernel-port.js';
 import { flushOutbox, patchStatusOf, queueReport } from './report.js';
@@ -25,7 +26,7 @@ import { ServerClient } from './server-client.js';
 import { type AgentState, type Enrollment, loadState, type PatchRecord, updateState } from './state.js';
 import { verifyOffer } from './verify.js';
 
-export const AGENT_VERSION = '0.1.0';
+export const AGENT_VERSION = VERSION;
 /** apply attempts for a patch that failed or stalled, before the agent waits for a new version */
 export const MAX_ATTEMPTS = 3;
 /** refusals caused by the bytes received, not by the signed manifest: worth downloading again */
