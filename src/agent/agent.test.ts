@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { FakeKernel } from '../host/fake-kernel.js';
+import { FakeKernel } from '../host/testing/fake-kernel.js';
 import type { Manifest } from '../manifest/manifest.js';
 import { type AgentContext, checkInOnce, MAX_ATTEMPTS } from './checkin.js';
 import { runDaemon } from './daemon.js';

@@ -17,9 +17,10 @@ import { isSutureError } from '../diagnostic.js';
 import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease } from '../kernel/target.js';
 import { readBuildId } from './build-id.js';
-import { readElf, readHeaders } from './reader.js';
+import { readHeaders } from './headers.js';
+import { readElf } from './reader.js';
 import { indexSymbols } from './symbol-index.js';
-import { tinyObject } from './tiny-object.js';
+import { tinyObject } from './testing/tiny-object.js';
 import { writeElf } from './writer.js';
 
 const SECONDS = Number(process.env.SUTURE_FUZZ_SECONDS ?? 20);

@@ -19,7 +19,7 @@
  * on their bytes, no string is made, and only the names kallsyms holds more than once are ever sorted.
  */
 import { SHF, SHN, STB, STT } from './constants.js';
-import type { RawSectionHeader } from './reader.js';
+import type { RawSectionHeader } from './headers.js';
 
 /** The columns the kallsyms passes read and fill (a part of the engine's Columns, position k = symbol k + 1). */
 export interface KallsymsColumns {

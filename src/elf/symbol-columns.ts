@@ -14,8 +14,8 @@
  */
 import { elfFail } from './bounds.js';
 import { SHN, STB, STT, SYM_SIZE } from './constants.js';
+import type { RawSectionHeader } from './headers.js';
 import { assignSympos, droppedSections, type KallsymsColumns, scanVisible } from './kallsyms.js';
-import type { RawSectionHeader } from './reader.js';
 
 /** A FILE symbol while indexing: its name, symtab index, and one past the last local that follows it. */
 export interface FileSpan {

@@ -13,9 +13,14 @@ import { after, test } from 'node:test';
 import { isSutureError } from '../diagnostic.js';
 import { SHF, SHN, SHT, STB, STT } from './constants.js';
 import { createSection, createSymbol } from './model.js';
-import { compareWithReadelf, objdumpNormalized, readelf, readelfAllNormalized } from './readelf-compare.js';
 import { readElf } from './reader.js';
-import { tinyObject } from './tiny-object.js';
+import {
+  compareWithReadelf,
+  objdumpNormalized,
+  readelf,
+  readelfAllNormalized,
+} from './testing/readelf-compare.js';
+import { tinyObject } from './testing/tiny-object.js';
 import { buildStringTable, writeElf } from './writer.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'suture-elf-writer-'));

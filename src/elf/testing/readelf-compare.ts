@@ -15,8 +15,8 @@ import {
   symbolBindName,
   symbolTypeName,
   symbolVisibilityName,
-} from './constants.js';
-import type { ElfObject } from './model.js';
+} from '../constants.js';
+import type { ElfObject } from '../model.js';
 
 export function readelf(args: string[], path: string): string {
   const r = spawnSync('readelf', [...args, path], { encoding: 'latin1', maxBuffer: 1 << 30 });
