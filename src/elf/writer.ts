@@ -19,9 +19,11 @@
 import { fail } from '../diagnostic.js';
 import {
   EHDR_SIZE,
+  ELF_MAGIC,
   ELFCLASS64,
   ELFDATA2LSB,
   ET,
+  EV_CURRENT,
   REL_SIZE,
   RELA_SIZE,
   SHDR_SIZE,
@@ -309,7 +311,7 @@ export function writeElf(obj: ElfObject): Uint8Array {
   const out = Buffer.alloc(total);
 
   // ELF header
-  out.set([0x7f, 0x45, 0x4c, 0x46, ELFCLASS64, ELFDATA2LSB, 1, obj.header.osabi, obj.header.abiversion], 0);
+  out.set([...ELF_MAGIC, ELFCLASS64, ELFDATA2LSB, EV_CURRENT, obj.header.osabi, obj.header.abiversion], 0);
   out.writeUInt16LE(ET.REL, 16);
   out.writeUInt16LE(obj.header.machine, 18);
   out.writeUInt32LE(obj.header.version, 20);
