@@ -7,5 +7,6 @@ export { ElfFile, withElfFile } from './file.js';
 export { type RawSectionHeader, readHeaders } from './headers.js';
 export * from './model.js';
 export { parseNotes, readElf, readElfFile } from './reader.js';
+export { buildStringTable, type StringTable } from './string-table.js';
 export * from './symbol-index.js';
 export * from './writer.js';

@@ -14,6 +14,7 @@ import { isSutureError } from '../diagnostic.js';
 import { SHF, SHN, SHT, STB, STT } from './constants.js';
 import { createSection, createSymbol } from './model.js';
 import { readElf } from './reader.js';
+import { buildStringTable } from './string-table.js';
 import {
   compareWithReadelf,
   objdumpNormalized,
@@ -21,7 +22,7 @@ import {
   readelfAllNormalized,
 } from './testing/readelf-compare.js';
 import { tinyObject } from './testing/tiny-object.js';
-import { buildStringTable, writeElf } from './writer.js';
+import { writeElf } from './writer.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'suture-elf-writer-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
