@@ -21,13 +21,13 @@ import {
 } from './headers.js';
 import {
   type ElfGroup,
-  type ElfNote,
   ElfObject,
   type ElfProgramHeader,
   type ElfRelocation,
   type ElfSection,
   type ElfSymbol,
 } from './model.js';
+import { parseNotes } from './notes.js';
 
 function parseProgramHeaders(b: Buffer, h: ParsedElfHeader, file?: string): ElfProgramHeader[] {
   const out: ElfProgramHeader[] = [];
@@ -46,47 +46,6 @@ function parseProgramHeaders(b: Buffer, h: ParsedElfHeader, file?: string): ElfP
     });
   }
   return out;
-}
-
-/** Parse the notes in a SHT_NOTE section's bytes (`base` = file offset of `data`). */
-export function parseNotes(
-  data: Buffer,
-  base: number,
-  align: number,
-  field: string,
-  file?: string,
-): ElfNote[] {
-  const a = align === 8 ? 8 : 4;
-  const pad = (n: number) => (n + a - 1) & ~(a - 1);
-  const notes: ElfNote[] = [];
-  let p = 0;
-  while (p < data.length) {
-    const w: Where = { file, offset: base + p, field: `${field} note at +${p}` };
-    if (p + 12 > data.length) elfFail('ELF-TRUNCATED', 'a note header runs past the end of its section', w);
-    const namesz = data.readUInt32LE(p);
-    const descsz = data.readUInt32LE(p + 4);
-    const type = data.readUInt32LE(p + 8);
-    const nameStart = p + 12;
-    // padding counts from the note's start: with 8-byte alignment (.note.gnu.property) desc is at +16
-    const descStart = p + pad(12 + namesz);
-    const end = descStart + pad(descsz);
-    if (nameStart + namesz > data.length || descStart + descsz > data.length)
-      elfFail(
-        'ELF-TRUNCATED',
-        `a note (namesz ${namesz}, descsz ${descsz}) runs past the end of its section`,
-        w,
-      );
-    let nameEnd = nameStart + namesz;
-    if (namesz > 0 && data[nameEnd - 1] === 0) nameEnd--;
-    notes.push({
-      name: data.toString('latin1', nameStart, nameEnd),
-      type,
-      desc: data.subarray(descStart, descStart + descsz),
-      offset: base + p,
-    });
-    p = Math.min(end, data.length);
-  }
-  return notes;
 }
 
 /** Read a whole ELF file from disk into the model (for objects and modules; use symbol-index.ts for vmlinux). */
@@ -206,14 +165,8 @@ function linkedStrtab(b: Buffer, h: RawSectionHeader, raw: RawSectionHeader[], f
   return t;
 }
 
-function parseSymbols(
-  b: Buffer,
-  h: RawSectionHeader,
-  raw: RawSectionHeader[],
-  secs: ElfSection[],
-  shndxTable: RawSectionHeader | undefined,
-  file?: string,
-): ElfSymbol[] {
+/** A symbol table's header checks (entry size, whole entries, sh_info within it); its entry count. */
+function symbolCount(h: RawSectionHeader, file?: string): number {
   const w = (d: number, f: string): Where => ({
     file,
     offset: h.headerOffset + d,
@@ -238,21 +191,77 @@ function parseSymbols(
       `sh_info (first global) = ${h.info} exceeds the ${count} symbols`,
       w(44, 'sh_info'),
     );
-  const strtab = linkedStrtab(b, h, raw, file);
-  let xindex: Buffer | undefined;
-  if (shndxTable) {
-    if (shndxTable.size < count * 4)
+  return count;
+}
+
+/** The SHT_SYMTAB_SHNDX entries of a table of `count` symbols, checked to cover them all. */
+function extendedIndices(
+  b: Buffer,
+  shndxTable: RawSectionHeader | undefined,
+  count: number,
+  file?: string,
+): Buffer | undefined {
+  if (!shndxTable) return undefined;
+  if (shndxTable.size < count * 4)
+    elfFail('ELF-TRUNCATED', `${shndxTable.name} holds ${shndxTable.size / 4} entries for ${count} symbols`, {
+      file,
+      offset: shndxTable.headerOffset + 32,
+      field: `section[${shndxTable.index}].sh_size`,
+    });
+  return b.subarray(shndxTable.offset, shndxTable.offset + shndxTable.size);
+}
+
+/** Where symbol i's st_shndx is, for a diagnostic. */
+function shndxAt(h: RawSectionHeader, i: number, file?: string): Where {
+  return { file, offset: h.offset + i * SYM_SIZE + 6, field: `${h.name}[${i}].st_shndx` };
+}
+
+/** Symbol i's section index: st_shndx, or its SHT_SYMTAB_SHNDX entry for SHN_XINDEX; checked to be a section. */
+function symbolShndx(
+  stored: number,
+  i: number,
+  h: RawSectionHeader,
+  xindex: Buffer | undefined,
+  shndxTable: RawSectionHeader | undefined,
+  shnum: number,
+  file?: string,
+): number {
+  if (stored === SHN.XINDEX) {
+    if (!xindex)
       elfFail(
-        'ELF-TRUNCATED',
-        `${shndxTable.name} holds ${shndxTable.size / 4} entries for ${count} symbols`,
-        {
-          file,
-          offset: shndxTable.headerOffset + 32,
-          field: `section[${shndxTable.index}].sh_size`,
-        },
+        'ELF-BAD-SHNDX',
+        'st_shndx is SHN_XINDEX but there is no SHT_SYMTAB_SHNDX section',
+        shndxAt(h, i, file),
       );
-    xindex = b.subarray(shndxTable.offset, shndxTable.offset + shndxTable.size);
+    const shndx = xindex.readUInt32LE(i * 4);
+    if (shndx >= shnum)
+      elfFail('ELF-BAD-SHNDX', `extended section index ${shndx} is not a section (there are ${shnum})`, {
+        file,
+        offset: shndxTable!.offset + i * 4,
+        field: `${shndxTable!.name}[${i}]`,
+      });
+    return shndx;
   }
+  if (stored !== SHN.UNDEF && stored < SHN.LORESERVE && stored >= shnum)
+    elfFail(
+      'ELF-BAD-SHNDX',
+      `st_shndx = ${stored} is not a section (there are ${shnum})`,
+      shndxAt(h, i, file),
+    );
+  return stored;
+}
+
+function parseSymbols(
+  b: Buffer,
+  h: RawSectionHeader,
+  raw: RawSectionHeader[],
+  secs: ElfSection[],
+  shndxTable: RawSectionHeader | undefined,
+  file?: string,
+): ElfSymbol[] {
+  const count = symbolCount(h, file);
+  const strtab = linkedStrtab(b, h, raw, file);
+  const xindex = extendedIndices(b, shndxTable, count, file);
   const shnum = raw.length;
   const out: ElfSymbol[] = [];
   for (let i = 1; i < count; i++) {
@@ -260,29 +269,9 @@ function parseSymbols(
     const sw = (d: number, f: string): Where => ({ file, offset: p + d, field: `${h.name}[${i}].${f}` });
     const infoByte = b[p + 4]!;
     const other = b[p + 5]!;
-    let shndx = b.readUInt16LE(p + 6);
-    if (shndx === SHN.XINDEX) {
-      if (!xindex)
-        elfFail(
-          'ELF-BAD-SHNDX',
-          'st_shndx is SHN_XINDEX but there is no SHT_SYMTAB_SHNDX section',
-          sw(6, 'st_shndx'),
-        );
-      shndx = xindex.readUInt32LE(i * 4);
-      if (shndx >= shnum)
-        elfFail('ELF-BAD-SHNDX', `extended section index ${shndx} is not a section (there are ${shnum})`, {
-          file,
-          offset: shndxTable!.offset + i * 4,
-          field: `${shndxTable!.name}[${i}]`,
-        });
-    } else if (shndx !== SHN.UNDEF && shndx < SHN.LORESERVE && shndx >= shnum) {
-      elfFail(
-        'ELF-BAD-SHNDX',
-        `st_shndx = ${shndx} is not a section (there are ${shnum})`,
-        sw(6, 'st_shndx'),
-      );
-    }
-    const isSection = shndx !== SHN.UNDEF && (shndx < SHN.LORESERVE || b.readUInt16LE(p + 6) === SHN.XINDEX);
+    const stored = b.readUInt16LE(p + 6);
+    const shndx = symbolShndx(stored, i, h, xindex, shndxTable, shnum, file);
+    const isSection = shndx !== SHN.UNDEF && (shndx < SHN.LORESERVE || stored === SHN.XINDEX);
     out.push({
       name: stringAt(strtab, b.readUInt32LE(p), sw(0, 'st_name'), `the string table of ${h.name}`),
       value: b.readBigUInt64LE(p + 8),
