@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { SutureError, toDiagnostic } from '../diagnostic.js';
 import type { CheckinResponse, KernelIdentity } from '../manifest/protocol.js';
 import { keyFingerprint } from '../manifest/signature.js';
+import { VERSION } from '../version.js';
 import { acceptAnswer } from './answer.js';
 import type { AgentContext } from './context.js';
 import { converge } from './converge.js';
@@ -31,7 +32,7 @@ import { type AgentState, type Enrollment, loadState, updateState } from './stat
 export { MAX_ATTEMPTS } from './converge.js';
 export { moduleStorePath } from './module-cache.js';
 
-export const AGENT_VERSION = '0.1.0';
+export const AGENT_VERSION = VERSION;
 
 export type { AgentContext } from './context.js';
 

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { FakeKernel } from '../host/fake-kernel.js';
+import { FakeKernel } from '../host/testing/fake-kernel.js';
 import type { Manifest } from '../manifest/manifest.js';
 import { hostKernel } from './host-binding.js';
 

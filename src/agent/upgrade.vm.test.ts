@@ -12,9 +12,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { buildModule } from '../klp/kbuild.js';
 import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease, type KernelTarget } from '../kernel/target.js';
+import { buildModule } from '../klp/kbuild.js';
 import type { Manifest } from '../manifest/manifest.js';
 import { bootVm, type VmSession } from '../vm/index.js';
 import { type ServerBackend, startFleetBackend } from './testing/fleet-backend.js';

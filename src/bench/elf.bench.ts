@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readElfFile } from '../elf/reader.js';
 import { indexSymbols } from '../elf/symbol-index.js';
-import { kernelTestObjects } from '../elf/test-objects.js';
+import { kernelTestObjects } from '../elf/testing/test-objects.js';
 import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease } from '../kernel/target.js';
 import { type Benchmark, median, timeRuns } from './harness.js';

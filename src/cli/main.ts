@@ -10,8 +10,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { isSutureError, renderDiagnostic, toDiagnostic } from '../diagnostic.js';
-
-export const VERSION = '0.1.0';
+import { VERSION } from '../version.js';
 
 export interface CommandModule {
   register(program: Command): void;

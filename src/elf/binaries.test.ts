@@ -14,14 +14,14 @@ import { defaultRelease } from '../kernel/target.js';
 import { buildIdOf, readBuildId } from './build-id.js';
 import { sectionFlagLetters, sectionTypeName } from './constants.js';
 import { withElfFile } from './file.js';
+import { readElfFile } from './reader.js';
 import {
   compareWithReadelf,
   objdumpNormalized,
   parseSections,
   readelf,
   readelfAllNormalized,
-} from './readelf-compare.js';
-import { readElfFile } from './reader.js';
+} from './testing/readelf-compare.js';
 import { writeElf } from './writer.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'suture-elf-bin-'));

@@ -8,7 +8,7 @@ import { elfFail } from './bounds.js';
 import { NT_GNU_BUILD_ID, SHT } from './constants.js';
 import { withElfFile } from './file.js';
 import type { ElfObject } from './model.js';
-import { parseNotes } from './reader.js';
+import { parseNotes } from './notes.js';
 
 /** The build id as lowercase hex, or ELF-NO-BUILD-ID if the file has none. */
 export async function readBuildId(path: string): Promise<string> {

@@ -11,9 +11,10 @@ import { after, test } from 'node:test';
 import { isSutureError, type SutureError } from '../diagnostic.js';
 import { readBuildId } from './build-id.js';
 import { SHT } from './constants.js';
-import { readElf, readHeaders } from './reader.js';
+import { readHeaders } from './headers.js';
+import { readElf } from './reader.js';
 import { indexSymbols } from './symbol-index.js';
-import { TINY_BUILD_ID, tinyObject } from './tiny-object.js';
+import { TINY_BUILD_ID, tinyObject } from './testing/tiny-object.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'suture-elf-damage-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));

@@ -11,7 +11,7 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease } from '../kernel/target.js';
-import { TINY_BUILD_ID, tinyObject } from './tiny-object.js';
+import { TINY_BUILD_ID, tinyObject } from './testing/tiny-object.js';
 
 const bin = fileURLToPath(new URL('../../bin/suture.js', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'suture-elf-cli-'));

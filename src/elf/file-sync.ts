@@ -2,18 +2,11 @@
  * The headers and a few sections of a large ELF file, read with blocking calls: ElfFile's reading, for a
  * one-shot job that needs a handful of reads (the symbol index: headers, .symtab, .strtab). Each async read
  * is a thread-pool round trip, which a busy machine can delay by milliseconds; a blocking pread is not.
- * The same checks as ElfFile.open, through the same parsers.
+ * The headers come from the same walk as ElfFile.open (headers.ts), driven with blocking reads.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { checkRange, elfFail } from './bounds.js';
-import { SHDR_SIZE } from './constants.js';
-import {
-  type ParsedElfHeader,
-  parseElfHeader,
-  parseSectionHeaders,
-  type RawSectionHeader,
-  sectionCounts,
-} from './reader.js';
+import { hasFileBytes, type ParsedElfHeader, type RawSectionHeader, readHeadersSync } from './headers.js';
 
 export interface SyncElfFile {
   path: string;
@@ -52,33 +45,14 @@ export function withElfFileSync<T>(path: string, fn: (f: SyncElfFile) => T): T {
   }
   try {
     const size = fstatSync(fd).size;
-    const header = parseElfHeader(readAt(fd, 0, Math.min(64, size)), size, path);
-    let sections: RawSectionHeader[] = [];
-    if (header.shoff !== 0) {
-      const s0 = readAt(fd, header.shoff, SHDR_SIZE);
-      const section0 = parseSectionHeaders(s0, header.shoff, 1, 0, size, () => Buffer.alloc(0), path)[0];
-      const { shnum, shstrndx } = sectionCounts(header, section0, size, path);
-      const table = readAt(fd, header.shoff, shnum * SHDR_SIZE);
-      const raw = parseSectionHeaders(table, header.shoff, shnum, 0, size, () => Buffer.alloc(0), path);
-      const sh = raw[shstrndx];
-      let names: Buffer = Buffer.alloc(0);
-      if (sh && shstrndx !== 0) {
-        checkRange(sh.offset, sh.size, size, {
-          file: path,
-          offset: sh.headerOffset + 24,
-          field: `section[${shstrndx}].sh_offset`,
-        });
-        names = readAt(fd, sh.offset, sh.size);
-      }
-      sections = parseSectionHeaders(table, header.shoff, shnum, shstrndx, size, () => names, path);
-    }
+    const { header, sections } = readHeadersSync(size, (offset, length) => readAt(fd, offset, length), path);
     return fn({
       path,
       size,
       header,
       sections,
       readSection(h) {
-        if (h.type === 8 || h.type === 0) return Buffer.alloc(0);
+        if (!hasFileBytes(h)) return Buffer.alloc(0);
         checkRange(h.offset, h.size, size, {
           file: path,
           offset: h.offset,

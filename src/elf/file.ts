@@ -3,19 +3,12 @@
  *
  * Opening reads only the ELF header, the section header table and the section-name string table.
  * Sections are then read one at a time, by offset, into buffers of their own size (`readSection`), so a
- * caller that needs .symtab and .strtab never touches the gigabytes of DWARF between them.
+ * caller that needs .symtab and .strtab never touches the gigabytes of DWARF between them. The headers
+ * come from headers.ts's walk, the same one the blocking reader (file-sync.ts) and readElf use.
  */
-import { readSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { checkRange, elfFail } from './bounds.js';
-import { SHDR_SIZE } from './constants.js';
-import {
-  type ParsedElfHeader,
-  parseElfHeader,
-  parseSectionHeaders,
-  type RawSectionHeader,
-  sectionCounts,
-} from './reader.js';
+import { hasFileBytes, type ParsedElfHeader, type RawSectionHeader, readHeadersAsync } from './headers.js';
 
 export class ElfFile {
   private constructor(
@@ -42,31 +35,8 @@ export class ElfFile {
     }
     try {
       const size = (await fh.stat()).size;
-      const head = await readAt(fh, 0, Math.min(64, size));
-      const header = parseElfHeader(head, size, path);
-      let shnum = 0;
-      let shstrndx = 0;
-      let sections: RawSectionHeader[] = [];
-      if (header.shoff !== 0) {
-        const s0 = await readAt(fh, header.shoff, SHDR_SIZE);
-        const section0 = parseSectionHeaders(s0, header.shoff, 1, 0, size, () => Buffer.alloc(0), path)[0];
-        ({ shnum, shstrndx } = sectionCounts(header, section0, size, path));
-        const table = await readAt(fh, header.shoff, shnum * SHDR_SIZE);
-        // the name table is read once, on demand, inside parseSectionHeaders' callback (synchronously
-        // we cannot read, so fetch it first from the raw header of shstrndx)
-        const raw = parseSectionHeaders(table, header.shoff, shnum, 0, size, () => Buffer.alloc(0), path);
-        const sh = raw[shstrndx];
-        let names: Buffer = Buffer.alloc(0);
-        if (sh && shstrndx !== 0) {
-          checkRange(sh.offset, sh.size, size, {
-            file: path,
-            offset: sh.headerOffset + 24,
-            field: `section[${shstrndx}].sh_offset`,
-          });
-          names = await readAt(fh, sh.offset, sh.size);
-        }
-        sections = parseSectionHeaders(table, header.shoff, shnum, shstrndx, size, () => names, path);
-      }
+      const read = (offset: number, length: number) => readAt(fh, offset, length);
+      const { header, sections } = await readHeadersAsync(size, read, path);
       return new ElfFile(path, size, header, sections, fh);
     } catch (e) {
       await fh.close();
@@ -82,29 +52,8 @@ export class ElfFile {
 
   /** A section's contents (empty for NOBITS). */
   async readSection(h: RawSectionHeader): Promise<Buffer> {
-    if (h.type === 8 || h.type === 0) return Buffer.alloc(0);
+    if (!hasFileBytes(h)) return Buffer.alloc(0);
     return this.read(h.offset, h.size, `section[${h.index}] (${h.name})`);
-  }
-
-  /**
-   * The same, read synchronously: for the few large reads of a one-shot index, a blocking read is
-   * cheaper than a thread-pool round trip (which a busy machine can delay for many milliseconds).
-   */
-  readSectionSync(h: RawSectionHeader): Buffer {
-    if (h.type === 8 || h.type === 0) return Buffer.alloc(0);
-    checkRange(h.offset, h.size, this.size, {
-      file: this.path,
-      offset: h.offset,
-      field: `section[${h.index}] (${h.name})`,
-    });
-    const buf = Buffer.allocUnsafe(h.size);
-    let done = 0;
-    while (done < h.size) {
-      const n = readSync(this.fh.fd, buf, done, h.size - done, h.offset + done);
-      if (n === 0) break;
-      done += n;
-    }
-    return done === h.size ? buf : buf.subarray(0, done);
   }
 
   sectionByName(name: string): RawSectionHeader | undefined {

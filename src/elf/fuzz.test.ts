@@ -17,9 +17,11 @@ import { isSutureError } from '../diagnostic.js';
 import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease } from '../kernel/target.js';
 import { readBuildId } from './build-id.js';
-import { readElf, readHeaders } from './reader.js';
+import { ET, SHT } from './constants.js';
+import { readHeaders } from './headers.js';
+import { readElf } from './reader.js';
 import { indexSymbols } from './symbol-index.js';
-import { tinyObject } from './tiny-object.js';
+import { tinyObject } from './testing/tiny-object.js';
 import { writeElf } from './writer.js';
 
 const SECONDS = Number(process.env.SUTURE_FUZZ_SECONDS ?? 20);
@@ -77,12 +79,12 @@ function targetOf(name: string, bytes: Buffer): Target {
       { at: h + 48, width: 8 },
       { at: h + 56, width: 8 },
     );
-    if (s.type === 2 || s.type === 4 || s.type === 17) {
+    if (s.type === SHT.SYMTAB || s.type === SHT.RELA || s.type === SHT.GROUP) {
       const entries = Math.min(64, Math.floor(s.size / 24));
       for (let i = 0; i < entries; i++) {
-        const p = s.offset + i * (s.type === 17 ? 4 : 24);
-        if (s.type === 17) fields.push({ at: p, width: 4 });
-        else if (s.type === 2)
+        const p = s.offset + i * (s.type === SHT.GROUP ? 4 : 24);
+        if (s.type === SHT.GROUP) fields.push({ at: p, width: 4 });
+        else if (s.type === SHT.SYMTAB)
           fields.push({ at: p, width: 4 }, { at: p + 6, width: 2 }, { at: p + 16, width: 8 });
         else fields.push({ at: p + 8, width: 8 }, { at: p + 12, width: 4 });
       }
@@ -155,7 +157,7 @@ test(`fuzz: ${SECONDS}s of damaged real objects give only success or SutureError
     let outcome = 'ok';
     try {
       const obj = readElf(bytes, t.name);
-      if (obj.header.type === 1) writeElf(obj);
+      if (obj.header.type === ET.REL) writeElf(obj);
       if (runs % 25 === 0) {
         const p = join(tmp, 'f.o');
         writeFileSync(p, bytes);

@@ -19,9 +19,14 @@ import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease } from '../kernel/target.js';
 import { SHF, SHN, SHT, STB, STT } from './constants.js';
 import { createSection, createSymbol } from './model.js';
-import { compareWithReadelf, objdumpNormalized, readelf, readelfAllNormalized } from './readelf-compare.js';
 import { readElf, readElfFile } from './reader.js';
-import { kernelTestObjects, type TestObject } from './test-objects.js';
+import {
+  compareWithReadelf,
+  objdumpNormalized,
+  readelf,
+  readelfAllNormalized,
+} from './testing/readelf-compare.js';
+import { kernelTestObjects, type TestObject } from './testing/test-objects.js';
 import { writeElf } from './writer.js';
 
 let objects: TestObject[] = [];

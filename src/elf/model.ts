@@ -13,6 +13,7 @@
  * Numbers: file offsets, sizes, alignments, flags are JS numbers (checked safe on read); addresses,
  * symbol values, relocation offsets and addends are bigint (vmlinux addresses exceed 2^53).
  */
+import { SHN, SHT, STB, STT, STV } from './constants.js';
 
 export interface ElfHeader {
   /** ET_REL, ET_EXEC, ET_DYN ... */
@@ -163,7 +164,8 @@ export class ElfObject {
     if (after) at = this.sectionIndex(after);
     else {
       // before the trailing symbol and string tables, as assemblers lay them out
-      const tail = (s: ElfSection) => s.type === 2 || s.type === 3 || s.type === 18;
+      const tail = (s: ElfSection) =>
+        s.type === SHT.SYMTAB || s.type === SHT.STRTAB || s.type === SHT.SYMTAB_SHNDX;
       at = this.sections.length;
       while (at > 0 && tail(this.sections[at - 1]!)) at--;
     }
@@ -186,7 +188,7 @@ export class ElfObject {
 
   /** The static symbol table (.symtab), if any. */
   get symtab(): ElfSection | undefined {
-    return this.sections.find((s) => s.type === 2);
+    return this.sections.find((s) => s.type === SHT.SYMTAB);
   }
 
   /** Symbols of .symtab (without the null symbol), or [] when there is none. */
@@ -229,7 +231,7 @@ export class ElfObject {
       if (!s.symbols) continue;
       s.symbols = s.symbols.filter((sym) => {
         if (!sym.section || !gone.has(sym.section)) return true;
-        if (sym.type === 3 || opts.dropSymbols) {
+        if (sym.type === STT.SECTION || opts.dropSymbols) {
           droppedSymbols.add(sym);
           return false;
         }
@@ -260,7 +262,7 @@ export class ElfObject {
 /** A new section with defaults for everything not given (PROGBITS, no flags, align 1, empty). */
 export function createSection(init: Partial<ElfSection> & { name: string }): ElfSection {
   return {
-    type: 1,
+    type: SHT.PROGBITS,
     flags: 0,
     addr: 0n,
     offset: 0,
@@ -280,12 +282,12 @@ export function createSymbol(init: Partial<ElfSymbol> & { name: string }): ElfSy
   return {
     value: 0n,
     size: 0,
-    bind: 0,
-    type: 0,
-    visibility: 0,
-    other: init.visibility ?? 0,
+    bind: STB.LOCAL,
+    type: STT.NOTYPE,
+    visibility: STV.DEFAULT,
+    other: init.visibility ?? STV.DEFAULT,
     section: null,
-    shndx: 0,
+    shndx: SHN.UNDEF,
     ...init,
   };
 }

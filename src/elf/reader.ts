@@ -1,291 +1,33 @@
 /*
  * Reader: bytes of an ELF64 little-endian x86-64 file → the ElfObject model (model.ts).
  *
- * Two levels:
- *  - headers (parseElfHeader, parseSectionHeaders): the ELF header and the section header table with
- *    names. Enough for large files read piecewise (build-id.ts, symbol-index.ts read only these and the
- *    one or two sections they need).
- *  - readElf(bytes): the whole model with contents, symbols, relocations, groups and notes resolved into
- *    references. For relocatable objects and modules, which are small.
+ * The headers (the ELF header and the named section header table) are headers.ts's walk, shared with the
+ * piecewise readers of large files (file.ts, file-sync.ts). Here: readElf(bytes), the whole model with
+ * contents, symbols, relocations, groups and notes resolved into references. For relocatable objects and
+ * modules, which are small.
  *
  * Every offset, size, count and index is checked (bounds.ts) before use; damage becomes a SutureError
  * naming the field and its byte offset, never a raw exception, an endless loop or a huge allocation.
  */
 import { readFile } from 'node:fs/promises';
-import { checkRange, elfFail, safeNumber, stringAt, type Where } from './bounds.js';
+import { elfFail, safeNumber, stringAt, type Where } from './bounds.js';
+import { PHDR_SIZE, REL_SIZE, RELA_SIZE, SHF, SHN, SHT, SYM_SIZE } from './constants.js';
 import {
-  EHDR_SIZE,
-  ELFCLASS64,
-  ELFDATA2LSB,
-  EM_X86_64,
-  PHDR_SIZE,
-  REL_SIZE,
-  RELA_SIZE,
-  SHDR_SIZE,
-  SHF,
-  SHN,
-  SHT,
-  SYM_SIZE,
-} from './constants.js';
+  asBuffer,
+  hasFileBytes,
+  type ParsedElfHeader,
+  type RawSectionHeader,
+  readHeaders,
+} from './headers.js';
 import {
   type ElfGroup,
-  type ElfHeader,
-  type ElfNote,
   ElfObject,
   type ElfProgramHeader,
   type ElfRelocation,
   type ElfSection,
   type ElfSymbol,
 } from './model.js';
-
-/** A section header as it is in the file, indices unresolved. */
-export interface RawSectionHeader {
-  index: number;
-  /** file offset of this header */
-  headerOffset: number;
-  nameOffset: number;
-  name: string;
-  type: number;
-  flags: number;
-  addr: bigint;
-  offset: number;
-  size: number;
-  link: number;
-  info: number;
-  addralign: number;
-  entsize: number;
-}
-
-export interface ParsedElfHeader extends ElfHeader {
-  phnum: number;
-  /** e_shnum as stored (0 with extended numbering) */
-  shnumField: number;
-  /** e_shstrndx as stored (SHN_XINDEX with extended numbering) */
-  shstrndxField: number;
-}
-
-function asBuffer(b: Uint8Array): Buffer {
-  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-}
-
-/** Parse the 64-byte ELF header; `b` holds at least the file's first bytes. */
-export function parseElfHeader(bytes: Uint8Array, fileSize: number, file?: string): ParsedElfHeader {
-  const b = asBuffer(bytes);
-  const at = (offset: number, field: string): Where => ({ file, offset, field });
-  if (fileSize < 4 || b.length < 4 || b[0] !== 0x7f || b[1] !== 0x45 || b[2] !== 0x4c || b[3] !== 0x46)
-    elfFail(
-      'ELF-NOT-ELF',
-      'not an ELF file (no \\x7fELF magic)',
-      at(0, 'e_ident[EI_MAG]'),
-      undefined,
-      'pass an ELF object, module or vmlinux',
-    );
-  if (fileSize < EHDR_SIZE || b.length < EHDR_SIZE)
-    elfFail(
-      'ELF-TRUNCATED',
-      `the file is ${fileSize} bytes, shorter than the 64-byte ELF header`,
-      at(0, 'e_ident'),
-    );
-  if (b[4] !== ELFCLASS64)
-    elfFail(
-      'ELF-WRONG-CLASS',
-      `EI_CLASS is ${b[4]}, only ELFCLASS64 (2) is supported`,
-      at(4, 'e_ident[EI_CLASS]'),
-      'Suture reads 64-bit x86-64 kernels and modules only',
-    );
-  if (b[5] !== ELFDATA2LSB)
-    elfFail(
-      'ELF-WRONG-ENDIAN',
-      `EI_DATA is ${b[5]}, only little-endian (1) is supported`,
-      at(5, 'e_ident[EI_DATA]'),
-      'Suture reads little-endian x86-64 files only',
-    );
-  if (b[6] !== 1)
-    elfFail('ELF-BAD-VERSION', `EI_VERSION is ${b[6]}, expected 1`, at(6, 'e_ident[EI_VERSION]'));
-  const machine = b.readUInt16LE(18);
-  if (machine !== EM_X86_64)
-    elfFail(
-      'ELF-WRONG-MACHINE',
-      `e_machine is ${machine}, only x86-64 (62) is supported`,
-      at(18, 'e_machine'),
-      'Suture targets x86-64 kernels',
-    );
-  const ehsize = b.readUInt16LE(52);
-  if (ehsize !== EHDR_SIZE)
-    elfFail('ELF-BAD-HEADER', `e_ehsize is ${ehsize}, expected 64`, at(52, 'e_ehsize'));
-  const phoff = safeNumber(b.readBigUInt64LE(32), at(32, 'e_phoff'));
-  const shoff = safeNumber(b.readBigUInt64LE(40), at(40, 'e_shoff'));
-  const phentsize = b.readUInt16LE(54);
-  const phnum = b.readUInt16LE(56);
-  const shentsize = b.readUInt16LE(58);
-  const shnumField = b.readUInt16LE(60);
-  const shstrndxField = b.readUInt16LE(62);
-  if (phnum > 0) {
-    if (phentsize !== PHDR_SIZE)
-      elfFail('ELF-BAD-HEADER', `e_phentsize is ${phentsize}, expected 56`, at(54, 'e_phentsize'));
-    checkRange(phoff, phnum * PHDR_SIZE, fileSize, at(32, 'e_phoff'));
-  }
-  if (shoff !== 0) {
-    if (shentsize !== SHDR_SIZE)
-      elfFail('ELF-BAD-HEADER', `e_shentsize is ${shentsize}, expected 64`, at(58, 'e_shentsize'));
-    checkRange(shoff, SHDR_SIZE, fileSize, at(40, 'e_shoff'));
-  }
-  return {
-    type: b.readUInt16LE(16),
-    machine,
-    version: b.readUInt32LE(20),
-    osabi: b[7] ?? 0,
-    abiversion: b[8] ?? 0,
-    entry: b.readBigUInt64LE(24),
-    flags: b.readUInt32LE(48),
-    phoff,
-    shoff,
-    phnum,
-    shnumField,
-    shstrndxField,
-  };
-}
-
-/** One raw section header at `pos` in `b` (which starts at file offset `base`). */
-function parseOneSectionHeader(
-  b: Buffer,
-  pos: number,
-  index: number,
-  base: number,
-  file?: string,
-): RawSectionHeader {
-  const off = base + pos;
-  const w = (d: number, f: string): Where => ({ file, offset: off + d, field: `section[${index}].${f}` });
-  return {
-    index,
-    headerOffset: off,
-    nameOffset: b.readUInt32LE(pos),
-    name: '',
-    type: b.readUInt32LE(pos + 4),
-    flags: safeNumber(b.readBigUInt64LE(pos + 8), w(8, 'sh_flags')),
-    addr: b.readBigUInt64LE(pos + 16),
-    offset: safeNumber(b.readBigUInt64LE(pos + 24), w(24, 'sh_offset')),
-    size: safeNumber(b.readBigUInt64LE(pos + 32), w(32, 'sh_size')),
-    link: b.readUInt32LE(pos + 40),
-    info: b.readUInt32LE(pos + 44),
-    addralign: safeNumber(b.readBigUInt64LE(pos + 48), w(48, 'sh_addralign')),
-    entsize: safeNumber(b.readBigUInt64LE(pos + 56), w(56, 'sh_entsize')),
-  };
-}
-
-/** Section count and shstrndx, resolving extended numbering through section 0. */
-export function sectionCounts(
-  h: ParsedElfHeader,
-  section0: RawSectionHeader | undefined,
-  fileSize: number,
-  file?: string,
-): { shnum: number; shstrndx: number } {
-  if (h.shoff === 0) return { shnum: 0, shstrndx: 0 };
-  let shnum = h.shnumField;
-  if (shnum === 0) {
-    if (!section0) return { shnum: 0, shstrndx: 0 };
-    shnum = section0.size;
-  }
-  const maxCount = Math.floor((fileSize - h.shoff) / SHDR_SIZE);
-  if (shnum > maxCount)
-    elfFail(
-      'ELF-BAD-COUNT',
-      `${h.shnumField === 0 ? 'section[0].sh_size (extended e_shnum)' : 'e_shnum'} = ${shnum} section headers do not fit in the file after e_shoff (room for ${maxCount})`,
-      {
-        file,
-        offset: h.shnumField === 0 ? h.shoff + 32 : 60,
-        field: h.shnumField === 0 ? 'section[0].sh_size' : 'e_shnum',
-      },
-    );
-  let shstrndx = h.shstrndxField;
-  if (shstrndx === SHN.XINDEX) shstrndx = section0?.link ?? 0;
-  if (shstrndx >= shnum && !(shstrndx === 0 && shnum === 0))
-    elfFail('ELF-BAD-INDEX', `e_shstrndx = ${shstrndx} is not a section (there are ${shnum})`, {
-      file,
-      offset: h.shstrndxField === SHN.XINDEX ? h.shoff + 40 : 62,
-      field: h.shstrndxField === SHN.XINDEX ? 'section[0].sh_link' : 'e_shstrndx',
-    });
-  return { shnum, shstrndx };
-}
-
-/**
- * Parse the section header table. `table` holds `shnum` headers starting at file offset `base`;
- * `readShstrtab` fetches the bytes of the section-name string table.
- */
-export function parseSectionHeaders(
-  table: Uint8Array,
-  base: number,
-  shnum: number,
-  shstrndx: number,
-  fileSize: number,
-  shstrtab: (h: RawSectionHeader) => Buffer,
-  file?: string,
-): RawSectionHeader[] {
-  const b = asBuffer(table);
-  const headers: RawSectionHeader[] = [];
-  for (let i = 0; i < shnum; i++) headers.push(parseOneSectionHeader(b, i * SHDR_SIZE, i, base, file));
-  for (const h of headers) {
-    const w = (d: number, f: string): Where => ({
-      file,
-      offset: h.headerOffset + d,
-      field: `section[${h.index}].${f}`,
-    });
-    if (h.type !== SHT.NOBITS && h.type !== SHT.NULL && h.index !== 0)
-      checkRange(h.offset, h.size, fileSize, w(24, 'sh_offset'));
-    if (h.index !== 0 && h.link >= shnum)
-      elfFail('ELF-BAD-LINK', `sh_link = ${h.link} is not a section (there are ${shnum})`, w(40, 'sh_link'));
-    if (h.addralign > 1 && !Number.isInteger(Math.log2(h.addralign)))
-      elfFail('ELF-BAD-ALIGN', `sh_addralign = ${h.addralign} is not a power of two`, w(48, 'sh_addralign'));
-  }
-  if (shnum > 0) {
-    const sh = headers[shstrndx];
-    if (sh && shstrndx !== 0) {
-      if (sh.type !== SHT.STRTAB)
-        elfFail('ELF-BAD-LINK', `e_shstrndx names section ${shstrndx}, which is not a string table`, {
-          file,
-          offset: sh.headerOffset + 4,
-          field: `section[${shstrndx}].sh_type`,
-        });
-      const names = shstrtab(sh);
-      if (names.length > 0 && names[names.length - 1] !== 0)
-        elfFail('ELF-STRTAB-UNTERMINATED', 'the section name table does not end with a NUL byte', {
-          file,
-          offset: sh.offset + sh.size - 1,
-          field: `section[${shstrndx}] (.shstrtab)`,
-        });
-      for (const h of headers)
-        h.name = stringAt(
-          names,
-          h.nameOffset,
-          { file, offset: h.headerOffset, field: `section[${h.index}].sh_name` },
-          '.shstrtab',
-        );
-    }
-  }
-  return headers;
-}
-
-/** Read the ELF header and section header table from a whole-file buffer. */
-export function readHeaders(
-  bytes: Uint8Array,
-  file?: string,
-): { header: ParsedElfHeader; sections: RawSectionHeader[]; shstrndx: number } {
-  const b = asBuffer(bytes);
-  const header = parseElfHeader(b, b.length, file);
-  let section0: RawSectionHeader | undefined;
-  if (header.shoff !== 0) section0 = parseOneSectionHeader(b, header.shoff, 0, 0, file);
-  const { shnum, shstrndx } = sectionCounts(header, section0, b.length, file);
-  const sections = parseSectionHeaders(
-    b.subarray(header.shoff, header.shoff + shnum * SHDR_SIZE),
-    header.shoff,
-    shnum,
-    shstrndx,
-    b.length,
-    (h) => b.subarray(h.offset, h.offset + h.size),
-    file,
-  );
-  return { header, sections, shstrndx };
-}
+import { parseNotes } from './notes.js';
 
 function parseProgramHeaders(b: Buffer, h: ParsedElfHeader, file?: string): ElfProgramHeader[] {
   const out: ElfProgramHeader[] = [];
@@ -304,47 +46,6 @@ function parseProgramHeaders(b: Buffer, h: ParsedElfHeader, file?: string): ElfP
     });
   }
   return out;
-}
-
-/** Parse the notes in a SHT_NOTE section's bytes (`base` = file offset of `data`). */
-export function parseNotes(
-  data: Buffer,
-  base: number,
-  align: number,
-  field: string,
-  file?: string,
-): ElfNote[] {
-  const a = align === 8 ? 8 : 4;
-  const pad = (n: number) => (n + a - 1) & ~(a - 1);
-  const notes: ElfNote[] = [];
-  let p = 0;
-  while (p < data.length) {
-    const w: Where = { file, offset: base + p, field: `${field} note at +${p}` };
-    if (p + 12 > data.length) elfFail('ELF-TRUNCATED', 'a note header runs past the end of its section', w);
-    const namesz = data.readUInt32LE(p);
-    const descsz = data.readUInt32LE(p + 4);
-    const type = data.readUInt32LE(p + 8);
-    const nameStart = p + 12;
-    // padding counts from the note's start: with 8-byte alignment (.note.gnu.property) desc is at +16
-    const descStart = p + pad(12 + namesz);
-    const end = descStart + pad(descsz);
-    if (nameStart + namesz > data.length || descStart + descsz > data.length)
-      elfFail(
-        'ELF-TRUNCATED',
-        `a note (namesz ${namesz}, descsz ${descsz}) runs past the end of its section`,
-        w,
-      );
-    let nameEnd = nameStart + namesz;
-    if (namesz > 0 && data[nameEnd - 1] === 0) nameEnd--;
-    notes.push({
-      name: data.toString('latin1', nameStart, nameEnd),
-      type,
-      desc: data.subarray(descStart, descStart + descsz),
-      offset: base + p,
-    });
-    p = Math.min(end, data.length);
-  }
-  return notes;
 }
 
 /** Read a whole ELF file from disk into the model (for objects and modules; use symbol-index.ts for vmlinux). */
@@ -382,10 +83,7 @@ export function readElf(bytes: Uint8Array, file?: string): ElfObject {
     infoSection: null,
     addralign: h.addralign,
     entsize: h.entsize,
-    data:
-      h.type === SHT.NOBITS || h.type === SHT.NULL
-        ? new Uint8Array(0)
-        : b.subarray(h.offset, h.offset + h.size),
+    data: hasFileBytes(h) ? b.subarray(h.offset, h.offset + h.size) : new Uint8Array(0),
   }));
   const shnum = raw.length;
   const fieldAt = (h: RawSectionHeader, d: number, f: string): Where => ({
@@ -467,14 +165,8 @@ function linkedStrtab(b: Buffer, h: RawSectionHeader, raw: RawSectionHeader[], f
   return t;
 }
 
-function parseSymbols(
-  b: Buffer,
-  h: RawSectionHeader,
-  raw: RawSectionHeader[],
-  secs: ElfSection[],
-  shndxTable: RawSectionHeader | undefined,
-  file?: string,
-): ElfSymbol[] {
+/** A symbol table's header checks (entry size, whole entries, sh_info within it); its entry count. */
+function symbolCount(h: RawSectionHeader, file?: string): number {
   const w = (d: number, f: string): Where => ({
     file,
     offset: h.headerOffset + d,
@@ -499,21 +191,77 @@ function parseSymbols(
       `sh_info (first global) = ${h.info} exceeds the ${count} symbols`,
       w(44, 'sh_info'),
     );
-  const strtab = linkedStrtab(b, h, raw, file);
-  let xindex: Buffer | undefined;
-  if (shndxTable) {
-    if (shndxTable.size < count * 4)
+  return count;
+}
+
+/** The SHT_SYMTAB_SHNDX entries of a table of `count` symbols, checked to cover them all. */
+function extendedIndices(
+  b: Buffer,
+  shndxTable: RawSectionHeader | undefined,
+  count: number,
+  file?: string,
+): Buffer | undefined {
+  if (!shndxTable) return undefined;
+  if (shndxTable.size < count * 4)
+    elfFail('ELF-TRUNCATED', `${shndxTable.name} holds ${shndxTable.size / 4} entries for ${count} symbols`, {
+      file,
+      offset: shndxTable.headerOffset + 32,
+      field: `section[${shndxTable.index}].sh_size`,
+    });
+  return b.subarray(shndxTable.offset, shndxTable.offset + shndxTable.size);
+}
+
+/** Where symbol i's st_shndx is, for a diagnostic. */
+function shndxAt(h: RawSectionHeader, i: number, file?: string): Where {
+  return { file, offset: h.offset + i * SYM_SIZE + 6, field: `${h.name}[${i}].st_shndx` };
+}
+
+/** Symbol i's section index: st_shndx, or its SHT_SYMTAB_SHNDX entry for SHN_XINDEX; checked to be a section. */
+function symbolShndx(
+  stored: number,
+  i: number,
+  h: RawSectionHeader,
+  xindex: Buffer | undefined,
+  shndxTable: RawSectionHeader | undefined,
+  shnum: number,
+  file?: string,
+): number {
+  if (stored === SHN.XINDEX) {
+    if (!xindex)
       elfFail(
-        'ELF-TRUNCATED',
-        `${shndxTable.name} holds ${shndxTable.size / 4} entries for ${count} symbols`,
-        {
-          file,
-          offset: shndxTable.headerOffset + 32,
-          field: `section[${shndxTable.index}].sh_size`,
-        },
+        'ELF-BAD-SHNDX',
+        'st_shndx is SHN_XINDEX but there is no SHT_SYMTAB_SHNDX section',
+        shndxAt(h, i, file),
       );
-    xindex = b.subarray(shndxTable.offset, shndxTable.offset + shndxTable.size);
+    const shndx = xindex.readUInt32LE(i * 4);
+    if (shndx >= shnum)
+      elfFail('ELF-BAD-SHNDX', `extended section index ${shndx} is not a section (there are ${shnum})`, {
+        file,
+        offset: shndxTable!.offset + i * 4,
+        field: `${shndxTable!.name}[${i}]`,
+      });
+    return shndx;
   }
+  if (stored !== SHN.UNDEF && stored < SHN.LORESERVE && stored >= shnum)
+    elfFail(
+      'ELF-BAD-SHNDX',
+      `st_shndx = ${stored} is not a section (there are ${shnum})`,
+      shndxAt(h, i, file),
+    );
+  return stored;
+}
+
+function parseSymbols(
+  b: Buffer,
+  h: RawSectionHeader,
+  raw: RawSectionHeader[],
+  secs: ElfSection[],
+  shndxTable: RawSectionHeader | undefined,
+  file?: string,
+): ElfSymbol[] {
+  const count = symbolCount(h, file);
+  const strtab = linkedStrtab(b, h, raw, file);
+  const xindex = extendedIndices(b, shndxTable, count, file);
   const shnum = raw.length;
   const out: ElfSymbol[] = [];
   for (let i = 1; i < count; i++) {
@@ -521,29 +269,9 @@ function parseSymbols(
     const sw = (d: number, f: string): Where => ({ file, offset: p + d, field: `${h.name}[${i}].${f}` });
     const infoByte = b[p + 4]!;
     const other = b[p + 5]!;
-    let shndx = b.readUInt16LE(p + 6);
-    if (shndx === SHN.XINDEX) {
-      if (!xindex)
-        elfFail(
-          'ELF-BAD-SHNDX',
-          'st_shndx is SHN_XINDEX but there is no SHT_SYMTAB_SHNDX section',
-          sw(6, 'st_shndx'),
-        );
-      shndx = xindex.readUInt32LE(i * 4);
-      if (shndx >= shnum)
-        elfFail('ELF-BAD-SHNDX', `extended section index ${shndx} is not a section (there are ${shnum})`, {
-          file,
-          offset: shndxTable!.offset + i * 4,
-          field: `${shndxTable!.name}[${i}]`,
-        });
-    } else if (shndx !== SHN.UNDEF && shndx < SHN.LORESERVE && shndx >= shnum) {
-      elfFail(
-        'ELF-BAD-SHNDX',
-        `st_shndx = ${shndx} is not a section (there are ${shnum})`,
-        sw(6, 'st_shndx'),
-      );
-    }
-    const isSection = shndx !== SHN.UNDEF && (shndx < SHN.LORESERVE || b.readUInt16LE(p + 6) === SHN.XINDEX);
+    const stored = b.readUInt16LE(p + 6);
+    const shndx = symbolShndx(stored, i, h, xindex, shndxTable, shnum, file);
+    const isSection = shndx !== SHN.UNDEF && (shndx < SHN.LORESERVE || stored === SHN.XINDEX);
     out.push({
       name: stringAt(strtab, b.readUInt32LE(p), sw(0, 'st_name'), `the string table of ${h.name}`),
       value: b.readBigUInt64LE(p + 8),

@@ -15,8 +15,8 @@ import { ensureKernel } from '../kernel/fetch.js';
 import type { KernelTarget } from '../kernel/target.js';
 import { defaultRelease } from '../kernel/target.js';
 import { STB, STT, symbolBindName, symbolTypeName } from './constants.js';
-import { readelf } from './readelf-compare.js';
 import { indexSymbols, type SymbolIndex } from './symbol-index.js';
+import { readelf } from './testing/readelf-compare.js';
 
 let target: KernelTarget;
 let ix: SymbolIndex;

@@ -13,10 +13,16 @@ import { after, test } from 'node:test';
 import { isSutureError } from '../diagnostic.js';
 import { SHF, SHN, SHT, STB, STT } from './constants.js';
 import { createSection, createSymbol } from './model.js';
-import { compareWithReadelf, objdumpNormalized, readelf, readelfAllNormalized } from './readelf-compare.js';
 import { readElf } from './reader.js';
-import { tinyObject } from './tiny-object.js';
-import { buildStringTable, writeElf } from './writer.js';
+import { buildStringTable } from './string-table.js';
+import {
+  compareWithReadelf,
+  objdumpNormalized,
+  readelf,
+  readelfAllNormalized,
+} from './testing/readelf-compare.js';
+import { tinyObject } from './testing/tiny-object.js';
+import { writeElf } from './writer.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'suture-elf-writer-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));

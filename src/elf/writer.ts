@@ -19,9 +19,11 @@
 import { fail } from '../diagnostic.js';
 import {
   EHDR_SIZE,
+  ELF_MAGIC,
   ELFCLASS64,
   ELFDATA2LSB,
   ET,
+  EV_CURRENT,
   REL_SIZE,
   RELA_SIZE,
   SHDR_SIZE,
@@ -31,6 +33,7 @@ import {
   SYM_SIZE,
 } from './constants.js';
 import { createSection, type ElfObject, type ElfSection, type ElfSymbol } from './model.js';
+import { buildStringTable, keepOriginalStrings, type StringTable } from './string-table.js';
 
 function writeFail(code: string, message: string, section?: string, symbol?: string): never {
   const location: { section?: string; symbol?: string } = {};
@@ -43,115 +46,32 @@ function writeFail(code: string, message: string, section?: string, symbol?: str
   });
 }
 
-/** A string table built from a set of names, deduplicated with tail merging. */
-export function buildStringTable(names: Iterable<string>): { data: Buffer; offsets: Map<string, number> } {
-  const unique = [...new Set(names)].filter((n) => n !== '');
-  const reversed = unique.map((n) => ({ n, r: [...n].reverse().join('') }));
-  reversed.sort((a, b) => (a.r < b.r ? 1 : a.r > b.r ? -1 : 0)); // descending: a suffix follows its owner
-  const offsets = new Map<string, number>([['', 0]]);
-  const placed: string[] = [];
-  let size = 1;
-  let prev: string | undefined;
-  for (const { n, r } of reversed) {
-    const prevR = prev === undefined ? undefined : [...prev].reverse().join('');
-    if (prev !== undefined && prevR!.startsWith(r)) {
-      offsets.set(n, offsets.get(prev)! + Buffer.byteLength(prev, 'latin1') - Buffer.byteLength(n, 'latin1'));
-    } else {
-      offsets.set(n, size);
-      placed.push(n);
-      size += Buffer.byteLength(n, 'latin1') + 1;
-    }
-    prev = n;
-  }
-  const data = Buffer.alloc(size);
-  for (const n of placed) data.write(n, offsets.get(n)!, 'latin1');
-  return { data, offsets };
-}
-
-/**
- * An unchanged object keeps its string tables byte for byte: when the table read from the file still
- * holds every name and is not much larger than a fresh one (nothing of substance was removed), reuse it.
- * After real edits (symbols dropped, names added) the fresh, compact table is used.
- */
-function keepOriginalStrings(
-  original: Uint8Array,
-  fresh: { data: Buffer; offsets: Map<string, number> },
-): { data: Buffer; offsets: Map<string, number> } | undefined {
-  if (original.length === 0 || original[0] !== 0 || original[original.length - 1] !== 0) return undefined;
-  if (original.length > fresh.data.length * 1.1 + 64) return undefined;
-  const data = Buffer.from(original.buffer, original.byteOffset, original.byteLength);
-  const whole = new Map<string, number>();
-  let start = 0;
-  for (let i = 0; i < data.length; i++) {
-    if (data[i] !== 0) continue;
-    const str = data.toString('latin1', start, i);
-    if (!whole.has(str)) whole.set(str, start);
-    start = i + 1;
-  }
-  const offsets = new Map<string, number>([['', 0]]);
-  for (const name of fresh.offsets.keys()) {
-    if (name === '') continue;
-    let at = whole.get(name);
-    if (at === undefined) {
-      const i = data.indexOf(Buffer.from(`${name}\0`, 'latin1'));
-      if (i < 0) return undefined;
-      at = i;
-    }
-    offsets.set(name, at);
-  }
-  return { data, offsets };
-}
-
 const align = (n: number, a: number) => (a > 1 ? Math.ceil(n / a) * a : n);
 
-/** Serialize a relocatable object. Symbol tables in `obj` are reordered locals-first in place. */
-export function writeElf(obj: ElfObject): Uint8Array {
-  if (obj.header.type !== ET.REL)
-    fail(
-      'ELF-WRITE-UNSUPPORTED',
-      `only relocatable objects (ET_REL) can be written, this is type ${obj.header.type}`,
-      {
-        hint: 'the writer rewrites .o/.ko files; executables are read-only here',
-      },
-    );
+/** The indices the file will use: sections in `obj.sections` order, symbols in table order. */
+class Numbering {
+  readonly index = new Map<ElfSection, number>();
+  private readonly symbols = new Map<ElfSection, Map<ElfSymbol, number>>();
+  readonly shnum: number;
 
-  // 0. the section-name table must exist
-  if (!obj.shstrtab || !obj.sections.includes(obj.shstrtab)) {
-    obj.shstrtab = createSection({ name: '.shstrtab', type: SHT.STRTAB });
-    obj.sections.push(obj.shstrtab);
-  }
-
-  // 1. locals first in every symbol table
-  const symtabs = obj.sections.filter((s) => s.symbols !== undefined);
-  for (const t of symtabs) {
-    const syms = t.symbols!;
-    const locals = syms.filter((s) => s.bind === STB.LOCAL);
-    if (locals.length !== syms.length) t.symbols = [...locals, ...syms.filter((s) => s.bind !== STB.LOCAL)];
-  }
-
-  // 2. extended numbering: make sure .symtab_shndx exists where needed (decided before numbering)
-  const extended = obj.sections.length + 1 >= SHN.LORESERVE;
-  if (extended) {
+  constructor(obj: ElfObject, symtabs: ElfSection[]) {
+    obj.sections.forEach((s, i) => {
+      this.index.set(s, i + 1);
+    });
+    this.shnum = obj.sections.length + 1;
     for (const t of symtabs) {
-      if (obj.sections.some((s) => s.type === SHT.SYMTAB_SHNDX && s.link === t)) continue;
-      const x = createSection({
-        name: '.symtab_shndx',
-        type: SHT.SYMTAB_SHNDX,
-        link: t,
-        addralign: 4,
-        entsize: 4,
+      const m = new Map<ElfSymbol, number>();
+      t.symbols!.forEach((sym, i) => {
+        m.set(sym, i + 1);
       });
-      obj.sections.splice(obj.sections.indexOf(t) + 1, 0, x);
+      this.symbols.set(t, m);
     }
   }
-  const index = new Map<ElfSection, number>();
-  obj.sections.forEach((s, i) => {
-    index.set(s, i + 1);
-  });
-  const shnum = obj.sections.length + 1;
-  const secIndex = (s: ElfSection | null, what: string, owner: ElfSection): number => {
+
+  /** The index of a section referenced as `what` by `owner` (0 for none). */
+  section(s: ElfSection | null, what: string, owner: ElfSection): number {
     if (s === null) return 0;
-    const i = index.get(s);
+    const i = this.index.get(s);
     if (i === undefined)
       writeFail(
         'ELF-WRITE-DANGLING-SECTION',
@@ -159,24 +79,12 @@ export function writeElf(obj: ElfObject): Uint8Array {
         owner.name,
       );
     return i;
-  };
-  const symIndexMaps = new Map<ElfSection, Map<ElfSymbol, number>>();
-  for (const t of symtabs) {
-    const m = new Map<ElfSymbol, number>();
-    t.symbols!.forEach((s, i) => {
-      m.set(s, i + 1);
-    });
-    symIndexMaps.set(t, m);
   }
-  const symIndex = (
-    table: ElfSection | null,
-    sym: ElfSymbol | null,
-    owner: ElfSection,
-    what: string,
-  ): number => {
+
+  /** The index of a symbol in `table`, referenced as `what` by `owner` (0 for none). */
+  symbol(table: ElfSection | null, sym: ElfSymbol | null, owner: ElfSection, what: string): number {
     if (sym === null) return 0;
-    const m = table ? symIndexMaps.get(table) : undefined;
-    const i = m?.get(sym);
+    const i = (table ? this.symbols.get(table) : undefined)?.get(sym);
     if (i === undefined)
       writeFail(
         'ELF-WRITE-DANGLING-SYMBOL',
@@ -185,17 +93,69 @@ export function writeElf(obj: ElfObject): Uint8Array {
         sym.name,
       );
     return i;
-  };
+  }
+}
 
-  // 3. string tables: names each table must hold
-  const strtabNames = new Map<ElfSection, string[]>();
-  const want = (t: ElfSection, names: Iterable<string>) => {
-    const a = strtabNames.get(t) ?? [];
-    strtabNames.set(t, a);
-    for (const n of names) a.push(n);
+/** Only relocatable objects are written; the section-name table is made when missing. */
+function prepare(obj: ElfObject): ElfSection {
+  if (obj.header.type !== ET.REL)
+    fail(
+      'ELF-WRITE-UNSUPPORTED',
+      `only relocatable objects (ET_REL) can be written, this is type ${obj.header.type}`,
+      {
+        hint: 'the writer rewrites .o/.ko files; executables are read-only here',
+      },
+    );
+  if (!obj.shstrtab || !obj.sections.includes(obj.shstrtab)) {
+    obj.shstrtab = createSection({ name: '.shstrtab', type: SHT.STRTAB });
+    obj.sections.push(obj.shstrtab);
+  }
+  return obj.shstrtab;
+}
+
+/** Locals first in every symbol table (in place, stable); returns the symbol tables. */
+function localsFirst(obj: ElfObject): ElfSection[] {
+  const symtabs = obj.sections.filter((s) => s.symbols !== undefined);
+  for (const t of symtabs) {
+    const syms = t.symbols!;
+    const locals = syms.filter((s) => s.bind === STB.LOCAL);
+    if (locals.length !== syms.length) t.symbols = [...locals, ...syms.filter((s) => s.bind !== STB.LOCAL)];
+  }
+  return symtabs;
+}
+
+/** Extended numbering: a .symtab_shndx for every symbol table, decided before numbering. */
+function addExtendedIndexTables(obj: ElfObject, symtabs: ElfSection[]): boolean {
+  const extended = obj.sections.length + 1 >= SHN.LORESERVE;
+  if (!extended) return false;
+  for (const t of symtabs) {
+    if (obj.sections.some((s) => s.type === SHT.SYMTAB_SHNDX && s.link === t)) continue;
+    const x = createSection({
+      name: '.symtab_shndx',
+      type: SHT.SYMTAB_SHNDX,
+      link: t,
+      addralign: 4,
+      entsize: 4,
+    });
+    obj.sections.splice(obj.sections.indexOf(t) + 1, 0, x);
+  }
+  return true;
+}
+
+/** Every string table with the names it must hold: fresh and tail-merged, or the original when it fits. */
+function stringTables(
+  obj: ElfObject,
+  shstrtab: ElfSection,
+  symtabs: ElfSection[],
+): Map<ElfSection, StringTable> {
+  const names = new Map<ElfSection, string[]>();
+  const want = (t: ElfSection, list: Iterable<string>) => {
+    const a = names.get(t) ?? [];
+    names.set(t, a);
+    for (const n of list) a.push(n);
   };
   want(
-    obj.shstrtab,
+    shstrtab,
     obj.sections.map((s) => s.name),
   );
   for (const t of symtabs) {
@@ -206,92 +166,111 @@ export function writeElf(obj: ElfObject): Uint8Array {
       t.symbols!.map((s) => s.name),
     );
   }
-  const strtabs = new Map<ElfSection, { data: Buffer; offsets: Map<string, number> }>();
-  for (const [t, names] of strtabNames) {
-    const fresh = buildStringTable(names);
-    strtabs.set(t, keepOriginalStrings(t.data, fresh) ?? fresh);
+  const tables = new Map<ElfSection, StringTable>();
+  for (const [t, list] of names) {
+    const fresh = buildStringTable(list);
+    tables.set(t, keepOriginalStrings(t.data, fresh) ?? fresh);
   }
+  return tables;
+}
 
-  // 4. encode contents
+/** A symbol table's entries; sh_info is its first non-local index. */
+function encodeSymbols(
+  s: ElfSection,
+  n: Numbering,
+  names: Map<string, number>,
+): { data: Buffer; info: number } {
+  const syms = s.symbols!;
+  const b = Buffer.alloc((syms.length + 1) * SYM_SIZE);
+  let firstGlobal = syms.length + 1;
+  syms.forEach((sym, k) => {
+    const p = (k + 1) * SYM_SIZE;
+    if (sym.bind !== STB.LOCAL && firstGlobal > k + 1) firstGlobal = k + 1;
+    let shndx: number;
+    if (sym.section) {
+      shndx =
+        n.index.get(sym.section) ??
+        writeFail(
+          'ELF-WRITE-DANGLING-SECTION',
+          `symbol ${sym.name} is defined in section ${sym.section.name}, which is not in the object`,
+          s.name,
+          sym.name,
+        );
+    } else shndx = sym.shndx;
+    b.writeUInt32LE(names.get(sym.name)!, p);
+    b[p + 4] = ((sym.bind & 0xf) << 4) | (sym.type & 0xf);
+    b[p + 5] = (sym.other & ~3) | (sym.visibility & 3);
+    b.writeUInt16LE(sym.section && shndx >= SHN.LORESERVE ? SHN.XINDEX : shndx & 0xffff, p + 6);
+    b.writeBigUInt64LE(BigInt.asUintN(64, sym.value), p + 8);
+    b.writeBigUInt64LE(BigInt(sym.size), p + 16);
+  });
+  return { data: b, info: firstGlobal };
+}
+
+/** A .symtab_shndx: the real section index of every symbol in a section at or past SHN_LORESERVE. */
+function encodeExtendedIndices(s: ElfSection, n: Numbering): Buffer {
+  const syms = s.link?.symbols ?? [];
+  const b = Buffer.alloc((syms.length + 1) * 4);
+  syms.forEach((sym, k) => {
+    const i = sym.section ? (n.index.get(sym.section) ?? 0) : 0;
+    if (i >= SHN.LORESERVE) b.writeUInt32LE(i, (k + 1) * 4);
+  });
+  return b;
+}
+
+function encodeRelocations(s: ElfSection, n: Numbering): Buffer {
+  const rela = s.type === SHT.RELA;
+  const esz = rela ? RELA_SIZE : REL_SIZE;
+  const relocations = s.relocations!;
+  const b = Buffer.alloc(relocations.length * esz);
+  relocations.forEach((r, k) => {
+    const p = k * esz;
+    const si = n.symbol(s.link, r.symbol, s, `relocation ${k}`);
+    b.writeBigUInt64LE(BigInt.asUintN(64, r.offset), p);
+    b.writeBigUInt64LE((BigInt(si) << 32n) | BigInt(r.type >>> 0), p + 8);
+    if (rela) b.writeBigInt64LE(BigInt.asIntN(64, r.addend), p + 16);
+  });
+  return b;
+}
+
+function encodeGroup(s: ElfSection, n: Numbering): Buffer {
+  const group = s.group!;
+  const b = Buffer.alloc(4 + group.members.length * 4);
+  b.writeUInt32LE(group.flags, 0);
+  group.members.forEach((m, k) => {
+    b.writeUInt32LE(n.section(m, `group member ${k}`, s), 4 + k * 4);
+  });
+  return b;
+}
+
+/** Each section's bytes, and the sh_info values the numbering decides. */
+function encodeContents(obj: ElfObject, n: Numbering, strtabs: Map<ElfSection, StringTable>) {
   const contents = new Map<ElfSection, Uint8Array>();
   const infoOf = new Map<ElfSection, number>();
   for (const s of obj.sections) {
     const st = strtabs.get(s);
-    if (st) {
-      contents.set(s, st.data);
-      continue;
+    if (st) contents.set(s, st.data);
+    else if (s.symbols) {
+      const { data, info } = encodeSymbols(s, n, strtabs.get(s.link!)!.offsets);
+      infoOf.set(s, info);
+      contents.set(s, data);
+    } else if (s.type === SHT.SYMTAB_SHNDX) contents.set(s, encodeExtendedIndices(s, n));
+    else if (s.relocations) {
+      contents.set(s, encodeRelocations(s, n));
+      infoOf.set(s, n.section(s.infoSection, 'sh_info', s));
+    } else if (s.group) {
+      contents.set(s, encodeGroup(s, n));
+      infoOf.set(s, n.symbol(s.link, s.group.signature, s, 'the group signature'));
+    } else {
+      if (s.infoSection) infoOf.set(s, n.section(s.infoSection, 'sh_info', s));
+      contents.set(s, s.type === SHT.NOBITS ? new Uint8Array(0) : s.data);
     }
-    if (s.symbols) {
-      const syms = s.symbols;
-      const names = strtabs.get(s.link!)!.offsets;
-      const b = Buffer.alloc((syms.length + 1) * SYM_SIZE);
-      let firstGlobal = syms.length + 1;
-      syms.forEach((sym, k) => {
-        const p = (k + 1) * SYM_SIZE;
-        if (sym.bind !== STB.LOCAL && firstGlobal > k + 1) firstGlobal = k + 1;
-        let shndx: number;
-        if (sym.section) {
-          shndx =
-            index.get(sym.section) ??
-            writeFail(
-              'ELF-WRITE-DANGLING-SECTION',
-              `symbol ${sym.name} is defined in section ${sym.section.name}, which is not in the object`,
-              s.name,
-              sym.name,
-            );
-        } else shndx = sym.shndx;
-        b.writeUInt32LE(names.get(sym.name)!, p);
-        b[p + 4] = ((sym.bind & 0xf) << 4) | (sym.type & 0xf);
-        b[p + 5] = (sym.other & ~3) | (sym.visibility & 3);
-        b.writeUInt16LE(sym.section && shndx >= SHN.LORESERVE ? SHN.XINDEX : shndx & 0xffff, p + 6);
-        b.writeBigUInt64LE(BigInt.asUintN(64, sym.value), p + 8);
-        b.writeBigUInt64LE(BigInt(sym.size), p + 16);
-      });
-      infoOf.set(s, firstGlobal);
-      contents.set(s, b);
-      continue;
-    }
-    if (s.type === SHT.SYMTAB_SHNDX) {
-      const t = s.link;
-      const syms = t?.symbols ?? [];
-      const b = Buffer.alloc((syms.length + 1) * 4);
-      syms.forEach((sym, k) => {
-        const i = sym.section ? (index.get(sym.section) ?? 0) : 0;
-        if (i >= SHN.LORESERVE) b.writeUInt32LE(i, (k + 1) * 4);
-      });
-      contents.set(s, b);
-      continue;
-    }
-    if (s.relocations) {
-      const rela = s.type === SHT.RELA;
-      const esz = rela ? RELA_SIZE : REL_SIZE;
-      const b = Buffer.alloc(s.relocations.length * esz);
-      s.relocations.forEach((r, k) => {
-        const p = k * esz;
-        const si = symIndex(s.link, r.symbol, s, `relocation ${k}`);
-        b.writeBigUInt64LE(BigInt.asUintN(64, r.offset), p);
-        b.writeBigUInt64LE((BigInt(si) << 32n) | BigInt(r.type >>> 0), p + 8);
-        if (rela) b.writeBigInt64LE(BigInt.asIntN(64, r.addend), p + 16);
-      });
-      contents.set(s, b);
-      infoOf.set(s, secIndex(s.infoSection, 'sh_info', s));
-      continue;
-    }
-    if (s.group) {
-      const b = Buffer.alloc(4 + s.group.members.length * 4);
-      b.writeUInt32LE(s.group.flags, 0);
-      s.group.members.forEach((m, k) => {
-        b.writeUInt32LE(secIndex(m, `group member ${k}`, s), 4 + k * 4);
-      });
-      contents.set(s, b);
-      infoOf.set(s, symIndex(s.link, s.group.signature, s, 'the group signature'));
-      continue;
-    }
-    if (s.infoSection) infoOf.set(s, secIndex(s.infoSection, 'sh_info', s));
-    contents.set(s, s.type === SHT.NOBITS ? new Uint8Array(0) : s.data);
   }
+  return { contents, infoOf };
+}
 
-  // 5. layout: header, contents in section order, section header table
+/** File offsets: the header, the contents in section order (aligned), then the section header table. */
+function layOut(obj: ElfObject, contents: Map<ElfSection, Uint8Array>, shnum: number) {
   let off = EHDR_SIZE;
   const offsets = new Map<ElfSection, number>();
   for (const s of obj.sections) {
@@ -306,10 +285,19 @@ export function writeElf(obj: ElfObject): Uint8Array {
       why: 'section alignments or sizes in the model are absurd (more than 4 GiB of output)',
       hint: 'check sh_addralign and the sizes of NOBITS sections in the input object',
     });
-  const out = Buffer.alloc(total);
+  return { offsets, shoff, total };
+}
 
-  // ELF header
-  out.set([0x7f, 0x45, 0x4c, 0x46, ELFCLASS64, ELFDATA2LSB, 1, obj.header.osabi, obj.header.abiversion], 0);
+/** The ELF header, and section 0's extended counts when needed. */
+function writeHeader(
+  out: Buffer,
+  obj: ElfObject,
+  shoff: number,
+  shnum: number,
+  shstrndx: number,
+  extended: boolean,
+) {
+  out.set([...ELF_MAGIC, ELFCLASS64, ELFDATA2LSB, EV_CURRENT, obj.header.osabi, obj.header.abiversion], 0);
   out.writeUInt16LE(ET.REL, 16);
   out.writeUInt16LE(obj.header.machine, 18);
   out.writeUInt32LE(obj.header.version, 20);
@@ -321,36 +309,56 @@ export function writeElf(obj: ElfObject): Uint8Array {
   out.writeUInt16LE(0, 54);
   out.writeUInt16LE(0, 56);
   out.writeUInt16LE(SHDR_SIZE, 58);
-  const shstrndx = index.get(obj.shstrtab)!;
   out.writeUInt16LE(extended ? 0 : shnum, 60);
   out.writeUInt16LE(shstrndx >= SHN.LORESERVE ? SHN.XINDEX : shstrndx, 62);
-
-  // section 0 carries the extended counts
   if (extended) out.writeBigUInt64LE(BigInt(shnum), shoff + 32);
   if (shstrndx >= SHN.LORESERVE) out.writeUInt32LE(shstrndx, shoff + 40);
+}
 
-  const shNames = strtabs.get(obj.shstrtab)!.offsets;
+/** Each section's contents and header; the model is kept in step with the file just written. */
+function writeSections(
+  out: Buffer,
+  obj: ElfObject,
+  n: Numbering,
+  encoded: ReturnType<typeof encodeContents>,
+  layout: ReturnType<typeof layOut>,
+  shNames: Map<string, number>,
+): void {
+  const { contents, infoOf } = encoded;
   obj.sections.forEach((s, k) => {
     const data = contents.get(s)!;
-    const o = offsets.get(s)!;
+    const o = layout.offsets.get(s)!;
     if (s.type !== SHT.NOBITS) out.set(data, o);
     const size = s.type === SHT.NOBITS ? s.size : data.length;
-    const p = shoff + (k + 1) * SHDR_SIZE;
+    const p = layout.shoff + (k + 1) * SHDR_SIZE;
     out.writeUInt32LE(shNames.get(s.name)!, p);
     out.writeUInt32LE(s.type >>> 0, p + 4);
     out.writeBigUInt64LE(BigInt(s.flags >>> 0) + BigInt(Math.floor(s.flags / 2 ** 32)) * 2n ** 32n, p + 8);
     out.writeBigUInt64LE(BigInt.asUintN(64, s.addr), p + 16);
     out.writeBigUInt64LE(BigInt(o), p + 24);
     out.writeBigUInt64LE(BigInt(size), p + 32);
-    out.writeUInt32LE(secIndex(s.link, 'sh_link', s), p + 40);
+    out.writeUInt32LE(n.section(s.link, 'sh_link', s), p + 40);
     out.writeUInt32LE((infoOf.get(s) ?? s.info) >>> 0, p + 44);
     out.writeBigUInt64LE(BigInt(s.addralign), p + 48);
     out.writeBigUInt64LE(BigInt(s.entsize), p + 56);
-    // keep the model in step with the file just written
     s.offset = o;
     s.size = size;
     if (s.type !== SHT.NOBITS) s.data = data;
     if (infoOf.has(s)) s.info = infoOf.get(s)!;
   });
+}
+
+/** Serialize a relocatable object. Symbol tables in `obj` are reordered locals-first in place. */
+export function writeElf(obj: ElfObject): Uint8Array {
+  const shstrtab = prepare(obj);
+  const symtabs = localsFirst(obj);
+  const extended = addExtendedIndexTables(obj, symtabs);
+  const n = new Numbering(obj, symtabs);
+  const strtabs = stringTables(obj, shstrtab, symtabs);
+  const encoded = encodeContents(obj, n, strtabs);
+  const layout = layOut(obj, encoded.contents, n.shnum);
+  const out = Buffer.alloc(layout.total);
+  writeHeader(out, obj, layout.shoff, n.shnum, n.index.get(shstrtab)!, extended);
+  writeSections(out, obj, n, encoded, layout, strtabs.get(shstrtab)!.offsets);
   return out;
 }

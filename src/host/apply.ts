@@ -1,21 +1,16 @@
 /*
  * Applying a livepatch: verify, load, follow the transition, and undo everything if it fails.
  *
- * Nothing touches the kernel until the module has proved it belongs here: it must be a livepatch
- * (`livepatch=Y` in .modinfo), its vermagic release must be the running release, and when a manifest
- * is given, the manifest's release and vmlinux build id must match the running kernel (build id from
- * /sys/kernel/notes) and its sha256 must match the file. Only then is the module inserted; the kernel
- * starts the patching transition from the module's init (klp_enable_patch). When loading fails, the
- * kernel's own words are collected from its log. When the transition does not complete in time (and
- * neither --signal nor --force finish it), the transition is reversed and the module removed, so a
- * failed apply leaves the machine as it was.
+ * Nothing touches the kernel until the module has proved it belongs here (verify.ts). Only then is the
+ * module inserted; the kernel starts the patching transition from the module's init (klp_enable_patch).
+ * When loading fails, the kernel's own words are collected from its log. When the transition does not
+ * complete in time (and neither --signal nor --force finish it), the transition is reversed and the
+ * module removed, so a failed apply leaves the machine as it was. applyLivepatch is the list of these
+ * steps, each a named function below.
  */
-import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { SutureError } from '../diagnostic.js';
 import type { Manifest } from '../manifest/manifest.js';
 import type { EventSink, SignalRound } from './events.js';
-import { runningKernel } from './identity.js';
 import { record } from './journal.js';
 import { KernelLogCursor } from './kmsg.js';
 import {
@@ -25,12 +20,17 @@ import {
   requireLivepatchSupport,
   requireRoot,
 } from './livepatch.js';
-import { readModinfo } from './modinfo.js';
 import { type HostRoots, resolveRoots } from './roots.js';
 import { storePatch } from './store.js';
 import type { PatchedSymbols, StalledTask } from './tasks.js';
-import { followTransition, writeAttribute } from './transition.js';
+import {
+  type FollowOptions,
+  followTransition,
+  type TransitionOutcome,
+  writeAttribute,
+} from './transition.js';
 import { unloadModule } from './unload.js';
+import { verifyModule } from './verify.js';
 
 export interface ApplyOptions {
   /** path to the livepatch .ko */
@@ -73,93 +73,6 @@ export interface ApplyResult {
   replaced: string[];
 }
 
-function refuse(code: string, message: string, why: string, hint: string, file: string): never {
-  throw new SutureError({ code, message, location: { file }, why, hint });
-}
-
-/** Everything checked before the kernel is touched; returns the module name and what was verified. */
-export function verifyModule(
-  roots: HostRoots,
-  file: string,
-  manifest: Manifest | undefined,
-): { patch: string; release: string; buildId: string | undefined; verified: string[] } {
-  const info = readModinfo(file);
-  if (!info.livepatch) {
-    refuse(
-      'HOST-NOT-LIVEPATCH',
-      `${info.name} is not a livepatch module (no livepatch=Y in .modinfo)`,
-      'the kernel only runs klp_enable_patch() safely from modules marked as livepatches; an ordinary module would be loaded with full privileges and patch nothing',
-      'pass the livepatch-NAME.ko produced by `suture build` (MODULE_INFO(livepatch, "Y"))',
-      file,
-    );
-  }
-  const kernel = runningKernel(roots);
-  const verified = ['livepatch=Y in .modinfo'];
-  if (info.release !== undefined) {
-    if (info.release !== kernel.release) {
-      refuse(
-        'HOST-KERNEL-MISMATCH',
-        `${info.name} was built for ${info.release}, this machine runs ${kernel.release}`,
-        `the module's vermagic is "${info.vermagic?.trim()}"; loading it into another kernel would patch code it was not built against`,
-        `build the patch for ${kernel.release} (suture build --kernel ${kernel.release})`,
-        file,
-      );
-    }
-    verified.push(`vermagic release ${info.release}`);
-  }
-  if (manifest) {
-    if (manifest.kernel.release !== kernel.release) {
-      refuse(
-        'HOST-KERNEL-MISMATCH',
-        `manifest targets ${manifest.kernel.release}, this machine runs ${kernel.release}`,
-        'a livepatch is only ever loaded onto the kernel it was built for',
-        `use the patch built for ${kernel.release}`,
-        file,
-      );
-    }
-    if (kernel.buildId === undefined) {
-      refuse(
-        'HOST-NO-BUILD-ID',
-        'the running kernel exposes no GNU build id in /sys/kernel/notes',
-        `the manifest requires vmlinux build id ${manifest.kernel.buildId} and it cannot be verified`,
-        'check that sysfs is mounted; without a build id Suture will not load a manifest-checked patch',
-        file,
-      );
-    }
-    if (manifest.kernel.buildId !== kernel.buildId) {
-      refuse(
-        'HOST-BUILD-ID-MISMATCH',
-        `manifest targets vmlinux build id ${manifest.kernel.buildId}, the running kernel's is ${kernel.buildId}`,
-        `same release (${kernel.release}) but a different build: the patch's offsets and symbol positions would not match`,
-        'rebuild the patch against this exact kernel build (its -dbg vmlinux)',
-        file,
-      );
-    }
-    verified.push(`vmlinux build id ${kernel.buildId}`);
-    const sha = createHash('sha256').update(readFileSync(file)).digest('hex');
-    if (sha !== manifest.module.sha256) {
-      refuse(
-        'HOST-MODULE-SHA256',
-        `${file} has sha256 ${sha}, the manifest says ${manifest.module.sha256}`,
-        'the module is not the one the manifest describes (corrupted, or a different build)',
-        'use the module that was shipped with this manifest',
-        file,
-      );
-    }
-    verified.push('module sha256');
-    if (manifest.module.name !== info.name) {
-      refuse(
-        'HOST-MODULE-NAME',
-        `module is named ${info.name}, the manifest says ${manifest.module.name}`,
-        'the manifest describes another module',
-        'use the module that was shipped with this manifest',
-        file,
-      );
-    }
-  }
-  return { patch: info.name, release: kernel.release, buildId: kernel.buildId, verified };
-}
-
 /** The functions a patch replaces, from its sysfs tree, for marking stack frames. */
 export function patchedSymbols(roots: HostRoots, patch: string): PatchedSymbols {
   const p = readLivepatch(roots, patch);
@@ -169,10 +82,8 @@ export function patchedSymbols(roots: HostRoots, patch: string): PatchedSymbols 
   };
 }
 
-export async function applyLivepatch(opts: ApplyOptions): Promise<ApplyResult> {
-  const roots = resolveRoots(opts.roots);
-  const emit: EventSink = opts.onEvent ?? (() => {});
-  const timeoutMs = opts.timeoutMs ?? 60_000;
+/** --force skips the consistency model for the pending tasks: only with the explicit confirmation. */
+function requireForceConfirmed(opts: ApplyOptions): void {
   if (opts.force && !opts.forceConfirmed) {
     throw new SutureError({
       code: 'HOST-FORCE-UNCONFIRMED',
@@ -181,17 +92,26 @@ export async function applyLivepatch(opts: ApplyOptions): Promise<ApplyResult> {
       hint: 'add --i-understand-the-risk to --force if you accept that',
     });
   }
-  requireRoot(roots, 'applying a livepatch');
-  requireLivepatchSupport(roots);
-  const file = opts.module;
-  const { patch, release, buildId, verified } = verifyModule(roots, file, opts.manifest);
+}
+
+/** verifyModule, told as events (and a note when there is no manifest to check the build id against). */
+function checkModule(roots: HostRoots, file: string, manifest: Manifest | undefined, emit: EventSink) {
+  const checked = verifyModule(roots, file, manifest);
+  const { patch, release, buildId, verified } = checked;
   emit({ type: 'checked', module: file, patch, release, buildId, verified });
-  if (!opts.manifest)
+  if (!manifest)
     emit({
       type: 'note',
       text: 'no manifest: the vmlinux build id was not verified, only the vermagic release',
     });
+  return checked;
+}
 
+/**
+ * The kernel must be free to take this patch: not loaded already, no other transition running.
+ * Returns the patches active before, to tell which ones a cumulative patch replaced.
+ */
+function requireFreeToLoad(roots: HostRoots, patch: string, file: string): string[] {
   const before = readLivepatches(roots);
   const existing = before.find((p) => p.name === patch);
   if (existing || isModuleLoaded(roots, patch)) {
@@ -215,122 +135,172 @@ export async function applyLivepatch(opts: ApplyOptions): Promise<ApplyResult> {
       hint: `wait for it (suture status), or finish it: suture revert ${busy.name}`,
     });
   }
-  const activeBefore = before.filter((p) => p.state === 'active').map((p) => p.name);
+  return before.filter((p) => p.state === 'active').map((p) => p.name);
+}
 
+/** insmod, with the kernel's words; a refused load is HOST-LOAD-FAILED and leaves nothing loaded. */
+async function insertModule(
+  roots: HostRoots,
+  file: string,
+  patch: string,
+  log: KernelLogCursor,
+  emit: EventSink,
+) {
+  emit({ type: 'loading', file, patch });
+  const startedAt = Date.now();
+  const loaded = await roots.loader.insmod(file);
+  const loadMs = Date.now() - startedAt;
+  const kernelSaid = log.since().map((r) => r.text);
+  for (const text of kernelSaid) emit({ type: 'kernel-log', text });
+  if (!loaded.ok) {
+    if (isModuleLoaded(roots, patch)) await unloadModule(roots, patch);
+    const said = kernelSaid.filter((t) => !/^\s*$/.test(t));
+    throw new SutureError({
+      code: 'HOST-LOAD-FAILED',
+      message: `the kernel refused ${patch}: ${said.at(-1) ?? loaded.output ?? `insmod exit ${loaded.status}`}`,
+      location: { file },
+      detail: [
+        `insmod: ${loaded.output || `exit status ${loaded.status}`}`,
+        ...said.map((t) => `kernel: ${t}`),
+      ],
+      why: 'init_module failed; nothing was patched',
+      hint: said.some((t) => /symbol|sympos|not found/i.test(t))
+        ? 'the patch references a symbol this kernel does not have: rebuild it against the running kernel'
+        : 'read the kernel message above; `dmesg | tail` has the full context',
+    });
+  }
+  emit({ type: 'loaded', patch, ms: loadMs });
+  return { startedAt, loadMs, kernelSaid };
+}
+
+/** The loaded module must have registered a patch in sysfs (its init called klp_enable_patch()). */
+async function requireRegistered(roots: HostRoots, patch: string, kernelSaid: string[]): Promise<void> {
+  if (readLivepatch(roots, patch)) return;
+  await unloadModule(roots, patch);
+  throw new SutureError({
+    code: 'HOST-NOT-REGISTERED',
+    message: `${patch} loaded but did not appear in /sys/kernel/livepatch`,
+    detail: kernelSaid.map((t) => `kernel: ${t}`),
+    why: 'its init did not call klp_enable_patch(); the module was removed again',
+    hint: 'build the patch with `suture build`',
+  });
+}
+
+/** The options every followTransition of one apply shares; only the target and start differ. */
+type Follow = (target: 0 | 1, startedAt: number, escalate: boolean) => FollowOptions;
+
+function followOptions(
+  opts: ApplyOptions,
+  patch: string,
+  log: KernelLogCursor,
+  marks: PatchedSymbols,
+): Follow {
+  return (target, startedAt, escalate) => ({
+    patch,
+    target,
+    startedAt,
+    timeoutMs: opts.timeoutMs ?? 60_000,
+    signal: escalate && (opts.signal ?? false),
+    force: escalate && (opts.force ?? false),
+    log,
+    onEvent: opts.onEvent ?? (() => {}),
+    marks,
+    pollMs: opts.pollMs,
+    scanMs: opts.scanMs,
+    signalPeriodMs: opts.signalPeriodMs,
+  });
+}
+
+/**
+ * A transition that did not complete: reverse it and unload the module, then refuse with the stalled
+ * tasks (HOST-TRANSITION-TIMEOUT), or HOST-REVERSE-STALLED when the reversal does not complete either.
+ */
+async function reverseAndRefuse(
+  roots: HostRoots,
+  patch: string,
+  outcome: TransitionOutcome,
+  follow: Follow,
+  emit: EventSink,
+): Promise<never> {
+  const reason =
+    outcome.interrupted ?? `transition not complete after ${Math.round(outcome.elapsedMs / 1000)} s`;
+  emit({ type: 'reversing', patch, reason });
+  const still = readLivepatch(roots, patch);
+  if (still?.transition && still.enabled) writeAttribute(roots, patch, 'enabled', '0');
+  const back = await followTransition(roots, follow(0, Date.now(), false));
+  const detail = outcome.stalled.flatMap(formatStalledTask);
+  if (!back.completed) {
+    throw new SutureError({
+      code: 'HOST-REVERSE-STALLED',
+      message: `${patch} did not complete, and reversing it has not completed either`,
+      detail,
+      why: 'the tasks above hold the patched functions; the kernel keeps retrying the reversal by itself',
+      hint: `watch \`suture status\`; once the reversal completes, \`suture revert ${patch}\` unloads the module`,
+    });
+  }
+  await unloadModule(roots, patch);
+  emit({ type: 'unloaded', module: patch });
+  throw new SutureError({
+    code: 'HOST-TRANSITION-TIMEOUT',
+    message: `${patch}: ${reason}; reversed and unloaded, the machine is as it was`,
+    detail,
+    why: 'these tasks sleep inside functions the patch replaces, so the kernel cannot switch them safely',
+    hint: 'retry later, with a longer --timeout, with --signal (user tasks), or with --force --i-understand-the-risk',
+  });
+}
+
+/** After success: which active patches this one replaced, in the journal, and (with persist) the store. */
+function recordApplied(
+  roots: HostRoots,
+  opts: ApplyOptions,
+  patch: string,
+  activeBefore: string[],
+  forced: boolean,
+  emit: EventSink,
+): string[] {
+  const after = new Set(
+    readLivepatches(roots)
+      .filter((p) => p.state !== 'inactive')
+      .map((p) => p.name),
+  );
+  const replaced = activeBefore.filter((n) => !after.has(n));
+  if (replaced.length) emit({ type: 'replaced', patch, replaced });
+  record(roots, { action: 'apply', patch, version: opts.manifest?.version, forced, replaced });
+  if (opts.persist) {
+    if (!opts.manifest)
+      emit({
+        type: 'note',
+        text: 'not stored for boot: a patch is only re-applied at boot with its manifest',
+      });
+    else
+      emit({ type: 'note', text: `stored for boot in ${storePatch(roots, opts.module, opts.manifest).dir}` });
+  }
+  return replaced;
+}
+
+/**
+ * Apply a livepatch: check it belongs here, load it, follow the transition (signal or force at the
+ * timeout if asked), and on failure reverse and unload so the machine is as it was.
+ */
+export async function applyLivepatch(opts: ApplyOptions): Promise<ApplyResult> {
+  const roots = resolveRoots(opts.roots);
+  const emit: EventSink = opts.onEvent ?? (() => {});
+  requireForceConfirmed(opts);
+  requireRoot(roots, 'applying a livepatch');
+  requireLivepatchSupport(roots);
+  const file = opts.module;
+  const { patch, release, buildId, verified } = checkModule(roots, file, opts.manifest, emit);
+  const activeBefore = requireFreeToLoad(roots, patch, file);
   const log = KernelLogCursor.open(roots);
   try {
-    emit({ type: 'loading', file, patch });
-    const startedAt = Date.now();
-    const loaded = await roots.loader.insmod(file);
-    const loadMs = Date.now() - startedAt;
-    const kernelSaid = log.since().map((r) => r.text);
-    for (const text of kernelSaid) emit({ type: 'kernel-log', text });
-    if (!loaded.ok) {
-      if (isModuleLoaded(roots, patch)) await unloadModule(roots, patch);
-      const said = kernelSaid.filter((t) => !/^\s*$/.test(t));
-      throw new SutureError({
-        code: 'HOST-LOAD-FAILED',
-        message: `the kernel refused ${patch}: ${said.at(-1) ?? loaded.output ?? `insmod exit ${loaded.status}`}`,
-        location: { file },
-        detail: [
-          `insmod: ${loaded.output || `exit status ${loaded.status}`}`,
-          ...said.map((t) => `kernel: ${t}`),
-        ],
-        why: 'init_module failed; nothing was patched',
-        hint: said.some((t) => /symbol|sympos|not found/i.test(t))
-          ? 'the patch references a symbol this kernel does not have: rebuild it against the running kernel'
-          : 'read the kernel message above; `dmesg | tail` has the full context',
-      });
-    }
-    emit({ type: 'loaded', patch, ms: loadMs });
-    const state = readLivepatch(roots, patch);
-    if (!state) {
-      await unloadModule(roots, patch);
-      throw new SutureError({
-        code: 'HOST-NOT-REGISTERED',
-        message: `${patch} loaded but did not appear in /sys/kernel/livepatch`,
-        detail: kernelSaid.map((t) => `kernel: ${t}`),
-        why: 'its init did not call klp_enable_patch(); the module was removed again',
-        hint: 'build the patch with `suture build`',
-      });
-    }
-    const marks = patchedSymbols(roots, patch);
-    const outcome = await followTransition(roots, {
-      patch,
-      target: 1,
-      startedAt,
-      timeoutMs,
-      signal: opts.signal ?? false,
-      force: opts.force ?? false,
-      log,
-      onEvent: emit,
-      marks,
-      pollMs: opts.pollMs,
-      scanMs: opts.scanMs,
-      signalPeriodMs: opts.signalPeriodMs,
-    });
-    if (!outcome.completed) {
-      const reason =
-        outcome.interrupted ?? `transition not complete after ${Math.round(outcome.elapsedMs / 1000)} s`;
-      emit({ type: 'reversing', patch, reason });
-      const still = readLivepatch(roots, patch);
-      if (still?.transition && still.enabled) writeAttribute(roots, patch, 'enabled', '0');
-      const back = await followTransition(roots, {
-        patch,
-        target: 0,
-        startedAt: Date.now(),
-        timeoutMs,
-        signal: false,
-        force: false,
-        log,
-        onEvent: emit,
-        marks,
-        pollMs: opts.pollMs,
-        scanMs: opts.scanMs,
-        signalPeriodMs: opts.signalPeriodMs,
-      });
-      const detail = outcome.stalled.flatMap(formatStalledTask);
-      if (!back.completed) {
-        throw new SutureError({
-          code: 'HOST-REVERSE-STALLED',
-          message: `${patch} did not complete, and reversing it has not completed either`,
-          detail,
-          why: 'the tasks above hold the patched functions; the kernel keeps retrying the reversal by itself',
-          hint: `watch \`suture status\`; once the reversal completes, \`suture revert ${patch}\` unloads the module`,
-        });
-      }
-      await unloadModule(roots, patch);
-      emit({ type: 'unloaded', module: patch });
-      throw new SutureError({
-        code: 'HOST-TRANSITION-TIMEOUT',
-        message: `${patch}: ${reason}; reversed and unloaded, the machine is as it was`,
-        detail,
-        why: 'these tasks sleep inside functions the patch replaces, so the kernel cannot switch them safely',
-        hint: 'retry later, with a longer --timeout, with --signal (user tasks), or with --force --i-understand-the-risk',
-      });
-    }
-    const after = new Set(
-      readLivepatches(roots)
-        .filter((p) => p.state !== 'inactive')
-        .map((p) => p.name),
-    );
-    const replaced = activeBefore.filter((n) => !after.has(n));
-    if (replaced.length) emit({ type: 'replaced', patch, replaced });
-    record(roots, {
-      action: 'apply',
-      patch,
-      version: opts.manifest?.version,
-      forced: outcome.forced,
-      replaced,
-    });
-    if (opts.persist) {
-      if (!opts.manifest)
-        emit({
-          type: 'note',
-          text: 'not stored for boot: a patch is only re-applied at boot with its manifest',
-        });
-      else emit({ type: 'note', text: `stored for boot in ${storePatch(roots, file, opts.manifest).dir}` });
-    }
+    const { startedAt, loadMs, kernelSaid } = await insertModule(roots, file, patch, log, emit);
+    await requireRegistered(roots, patch, kernelSaid);
+    const follow = followOptions(opts, patch, log, patchedSymbols(roots, patch));
+    const outcome = await followTransition(roots, follow(1, startedAt, true));
+    if (!outcome.completed) await reverseAndRefuse(roots, patch, outcome, follow, emit);
+    const replaced = recordApplied(roots, opts, patch, activeBefore, outcome.forced, emit);
+    const { forced, rounds, stalled, signalled } = outcome;
+    const transitionMs = outcome.elapsedMs;
     return {
       patch,
       file,
@@ -338,11 +308,11 @@ export async function applyLivepatch(opts: ApplyOptions): Promise<ApplyResult> {
       buildId,
       verified,
       loadMs,
-      transitionMs: outcome.elapsedMs,
-      forced: outcome.forced,
-      rounds: outcome.rounds,
-      stalled: outcome.stalled,
-      signalled: outcome.signalled,
+      transitionMs,
+      forced,
+      rounds,
+      stalled,
+      signalled,
       replaced,
     };
   } finally {

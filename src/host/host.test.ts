@@ -11,7 +11,6 @@ import { join } from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import { isSutureError } from '../diagnostic.js';
 import type { Manifest } from '../manifest/manifest.js';
-import { FakeKernel } from './fake-kernel.js';
 import {
   applyLivepatch,
   bootApply,
@@ -27,6 +26,7 @@ import {
   storePatch,
   type TransitionEvent,
 } from './index.js';
+import { FakeKernel } from './testing/fake-kernel.js';
 
 const kernels: FakeKernel[] = [];
 function fake(o: ConstructorParameters<typeof FakeKernel>[0] = {}): FakeKernel {

@@ -7,7 +7,6 @@ export {
   type ApplyResult,
   applyLivepatch,
   formatStalledTask,
-  verifyModule,
 } from './apply.js';
 export { type BootOutcome, bootApply } from './boot.js';
 export { type EventSink, FORCE_RISK, type SignalRound, type TransitionEvent } from './events.js';
@@ -23,3 +22,4 @@ export { removeStored, type StoredPatch, storeDir, storedPatches, storePatch } f
 export { decodeTaint, type Taint } from './taint.js';
 export type { StackFrame, StalledTask } from './tasks.js';
 export { KERNEL_SIGNAL_PERIOD_MS } from './transition.js';
+export { verifyModule } from './verify.js';

@@ -15,6 +15,7 @@ import { readJournal, record, replacedBy } from './journal.js';
 import { KernelLogCursor } from './kmsg.js';
 import {
   isModuleLoaded,
+  type Livepatch,
   readLivepatch,
   readLivepatches,
   requireLivepatchSupport,
@@ -23,7 +24,7 @@ import {
 import { type HostRoots, resolveRoots } from './roots.js';
 import { removeStored } from './store.js';
 import type { StalledTask } from './tasks.js';
-import { followTransition, writeAttribute } from './transition.js';
+import { followTransition, type TransitionOutcome, writeAttribute } from './transition.js';
 import { unloadModule } from './unload.js';
 
 export interface RevertOptions {
@@ -56,10 +57,8 @@ export function patchName(arg: string): string {
   return (arg.split('/').pop() ?? arg).replace(/\.ko$/, '').replace(/-/g, '_');
 }
 
-export async function revertLivepatch(name: string, opts: RevertOptions = {}): Promise<RevertResult> {
-  const roots = resolveRoots(opts.roots);
-  const emit: EventSink = opts.onEvent ?? (() => {});
-  const timeoutMs = opts.timeoutMs ?? 60_000;
+/** A patch forced while being removed can never be unloaded: only with the explicit confirmation. */
+function requireForceConfirmed(opts: RevertOptions): void {
   if (opts.force && !opts.forceConfirmed) {
     throw new SutureError({
       code: 'HOST-FORCE-UNCONFIRMED',
@@ -68,6 +67,106 @@ export async function revertLivepatch(name: string, opts: RevertOptions = {}): P
       hint: 'add --i-understand-the-risk to --force if you accept that',
     });
   }
+}
+
+/** A patch gone from sysfs: its module must still be loaded (then only the module is removed). */
+function requireInactiveModule(roots: HostRoots, patch: string, emit: EventSink): void {
+  if (!isModuleLoaded(roots, patch)) {
+    const known = readLivepatches(roots).map((p) => `${p.name} (${p.state})`);
+    throw new SutureError({
+      code: 'HOST-NO-SUCH-PATCH',
+      message: `no livepatch named ${patch} is loaded`,
+      detail: known.length ? known : ['(no livepatches loaded)'],
+      hint: 'see `suture list` for the names',
+    });
+  }
+  const by = replacedBy(readJournal(roots), patch);
+  emit({
+    type: 'note',
+    text: `${patch} is no longer active (${by ? `replaced by ${by}` : 'disabled or replaced'}); removing its module`,
+  });
+}
+
+type Follow = (target: 0 | 1, force: boolean, signal: boolean) => Promise<TransitionOutcome>;
+
+/** Disable the patch (unless its removal is already under way) and follow the unpatching transition. */
+async function unpatch(
+  roots: HostRoots,
+  patch: string,
+  state: Livepatch,
+  opts: RevertOptions,
+  result: RevertResult,
+): Promise<void> {
+  const emit: EventSink = opts.onEvent ?? (() => {});
+  const log = KernelLogCursor.open(roots);
+  try {
+    if (state.transition && !state.enabled) {
+      emit({ type: 'note', text: `${patch} is already being removed; following the transition` });
+    } else {
+      emit({ type: 'disabling', patch });
+      writeAttribute(roots, patch, 'enabled', '0');
+    }
+    const marks = patchedSymbols(roots, patch);
+    const follow: Follow = (target, force, signal) =>
+      followTransition(roots, {
+        patch,
+        target,
+        startedAt: Date.now(),
+        timeoutMs: opts.timeoutMs ?? 60_000,
+        signal,
+        force,
+        log,
+        onEvent: emit,
+        marks,
+        pollMs: opts.pollMs,
+        scanMs: opts.scanMs,
+        signalPeriodMs: opts.signalPeriodMs,
+      });
+    const outcome = await follow(0, opts.force ?? false, opts.signal ?? false);
+    result.transitioned = true;
+    result.transitionMs = outcome.elapsedMs;
+    result.forced = outcome.forced;
+    result.rounds = outcome.rounds;
+    result.stalled = outcome.stalled;
+    if (!outcome.completed) await reenableAndRefuse(roots, patch, outcome, follow, emit);
+  } finally {
+    log.close();
+  }
+}
+
+/** An unpatching that did not complete: re-enable the patch, then refuse with the stalled tasks. */
+async function reenableAndRefuse(
+  roots: HostRoots,
+  patch: string,
+  outcome: TransitionOutcome,
+  follow: Follow,
+  emit: EventSink,
+): Promise<never> {
+  const reason =
+    outcome.interrupted ?? `unpatching not complete after ${Math.round(outcome.elapsedMs / 1000)} s`;
+  emit({ type: 'reversing', patch, reason });
+  const still = readLivepatch(roots, patch);
+  if (still?.transition && !still.enabled) writeAttribute(roots, patch, 'enabled', '1');
+  const back = await follow(1, false, false);
+  throw new SutureError({
+    code: back.completed ? 'HOST-TRANSITION-TIMEOUT' : 'HOST-REVERSE-STALLED',
+    message: back.completed
+      ? `${patch}: ${reason}; re-enabled, the patch stays applied as before`
+      : `${patch}: ${reason}, and re-enabling it has not completed either`,
+    detail: outcome.stalled.flatMap(formatStalledTask),
+    why: "these tasks sleep inside the patch's replacement functions, so the kernel cannot switch them back safely",
+    hint: 'retry later, with a longer --timeout, or --signal for user tasks',
+  });
+}
+
+/**
+ * Revert a livepatch: disable it and follow the unpatching transition (or, for a patch the kernel no
+ * longer uses, go straight on), record it, forget it for boot, and remove its module.
+ */
+export async function revertLivepatch(name: string, opts: RevertOptions = {}): Promise<RevertResult> {
+  const roots = resolveRoots(opts.roots);
+  const emit: EventSink = opts.onEvent ?? (() => {});
+  requireForceConfirmed(opts);
   requireRoot(roots, 'reverting a livepatch');
   requireLivepatchSupport(roots);
   const patch = patchName(name);
@@ -81,74 +180,8 @@ export async function revertLivepatch(name: string, opts: RevertOptions = {}): P
     stalled: [],
     unloaded: false,
   };
-
-  if (!state) {
-    if (!isModuleLoaded(roots, patch)) {
-      const known = readLivepatches(roots).map((p) => `${p.name} (${p.state})`);
-      throw new SutureError({
-        code: 'HOST-NO-SUCH-PATCH',
-        message: `no livepatch named ${patch} is loaded`,
-        detail: known.length ? known : ['(no livepatches loaded)'],
-        hint: 'see `suture list` for the names',
-      });
-    }
-    const by = replacedBy(readJournal(roots), patch);
-    emit({
-      type: 'note',
-      text: `${patch} is no longer active (${by ? `replaced by ${by}` : 'disabled or replaced'}); removing its module`,
-    });
-  } else {
-    const log = KernelLogCursor.open(roots);
-    try {
-      if (state.transition && !state.enabled) {
-        emit({ type: 'note', text: `${patch} is already being removed; following the transition` });
-      } else {
-        emit({ type: 'disabling', patch });
-        writeAttribute(roots, patch, 'enabled', '0');
-      }
-      const marks = patchedSymbols(roots, patch);
-      const follow = (target: 0 | 1, force: boolean, signal: boolean) =>
-        followTransition(roots, {
-          patch,
-          target,
-          startedAt: Date.now(),
-          timeoutMs,
-          signal,
-          force,
-          log,
-          onEvent: emit,
-          marks,
-          pollMs: opts.pollMs,
-          scanMs: opts.scanMs,
-          signalPeriodMs: opts.signalPeriodMs,
-        });
-      const outcome = await follow(0, opts.force ?? false, opts.signal ?? false);
-      result.transitioned = true;
-      result.transitionMs = outcome.elapsedMs;
-      result.forced = outcome.forced;
-      result.rounds = outcome.rounds;
-      result.stalled = outcome.stalled;
-      if (!outcome.completed) {
-        const reason =
-          outcome.interrupted ?? `unpatching not complete after ${Math.round(outcome.elapsedMs / 1000)} s`;
-        emit({ type: 'reversing', patch, reason });
-        const still = readLivepatch(roots, patch);
-        if (still?.transition && !still.enabled) writeAttribute(roots, patch, 'enabled', '1');
-        const back = await follow(1, false, false);
-        throw new SutureError({
-          code: back.completed ? 'HOST-TRANSITION-TIMEOUT' : 'HOST-REVERSE-STALLED',
-          message: back.completed
-            ? `${patch}: ${reason}; re-enabled, the patch stays applied as before`
-            : `${patch}: ${reason}, and re-enabling it has not completed either`,
-          detail: outcome.stalled.flatMap(formatStalledTask),
-          why: "these tasks sleep inside the patch's replacement functions, so the kernel cannot switch them back safely",
-          hint: 'retry later, with a longer --timeout, or --signal for user tasks',
-        });
-      }
-    } finally {
-      log.close();
-    }
-  }
+  if (state) await unpatch(roots, patch, state, opts, result);
+  else requireInactiveModule(roots, patch, emit);
   record(roots, { action: 'revert', patch, forced: result.forced });
   removeStored(roots, patch);
   if (!opts.keepModule) {

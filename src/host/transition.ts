@@ -93,11 +93,23 @@ export function writeAttribute(roots: HostRoots, patch: string, attr: string, va
   }
 }
 
-export async function followTransition(roots: HostRoots, o: FollowOptions): Promise<TransitionOutcome> {
-  const pollMs = o.pollMs ?? 100;
-  const scanMs = o.scanMs ?? 500;
-  const period = o.signalPeriodMs ?? KERNEL_SIGNAL_PERIOD_MS;
-  const out: TransitionOutcome = {
+/** A signalling round seen (or due) but not yet evaluated: we wait one scan so woken tasks have run. */
+interface RoundDue {
+  round: number;
+  elapsedMs: number;
+  source: SignalRound['source'];
+  before: Map<number, number | undefined>;
+  pendingBefore: number;
+}
+
+/** Has the patch reached the target state (for target 0, also: it left sysfs)? */
+function reachedTarget(p: ReturnType<typeof readLivepatch>, target: 0 | 1): boolean {
+  return !p ? target === 0 : !p.transition && p.enabled === (target === 1);
+}
+
+/** One transition being followed: what is pending, the signalling rounds, the deadline, the outcome. */
+class TransitionWatch {
+  readonly out: TransitionOutcome = {
     completed: false,
     forced: false,
     elapsedMs: 0,
@@ -105,165 +117,189 @@ export async function followTransition(roots: HostRoots, o: FollowOptions): Prom
     stalled: [],
     signalled: [],
   };
-  let deadline = o.startedAt + o.timeoutMs;
-  let signalled = false;
-  let lastScan = 0;
-  let lastKey = '';
-  let lastTotal = 0;
-  let pending: TaskPatchState[] = [];
-  let switches = new Map<number, number | undefined>();
-  // a round seen (or due) but not yet evaluated: we wait one scan so woken tasks have run
-  let roundDue:
-    | {
-        round: number;
-        elapsedMs: number;
-        source: SignalRound['source'];
-        before: Map<number, number | undefined>;
-        pendingBefore: number;
-      }
-    | undefined;
-  let roundsSeen = 0;
+  readonly scanMs: number;
+  private readonly period: number;
+  deadline: number;
+  lastScan = 0;
+  private signalled = false;
+  private lastKey = '';
+  private lastTotal = 0;
+  private pending: TaskPatchState[] = [];
+  private switches = new Map<number, number | undefined>();
+  private roundDue: RoundDue | undefined;
+  private roundsSeen = 0;
 
-  const scan = (now: number, settle = false, final = false) => {
-    lastScan = now;
-    let p = progress(readPatchStates(roots), o.target);
+  constructor(
+    private readonly roots: HostRoots,
+    private readonly o: FollowOptions,
+  ) {
+    this.scanMs = o.scanMs ?? 500;
+    this.period = o.signalPeriodMs ?? KERNEL_SIGNAL_PERIOD_MS;
+    this.deadline = o.startedAt + o.timeoutMs;
+  }
+
+  private dueRound(round: number, elapsedMs: number, source: SignalRound['source']): void {
+    this.roundsSeen = round;
+    this.roundDue = { round, elapsedMs, source, before: this.switches, pendingBefore: this.pending.length };
+  }
+
+  /** Pass the kernel's livepatch messages on; its first "signaling remaining tasks" opens round 1. */
+  readKernelLog(): void {
+    for (const r of this.o.log.since()) {
+      if (/livepatch|klp|patch/i.test(r.text)) this.o.onEvent({ type: 'kernel-log', text: r.text });
+      if (/signaling remaining tasks/.test(r.text) && !this.roundDue)
+        this.dueRound(this.roundsSeen + 1, this.out.elapsedMs, 'kernel-log');
+    }
+  }
+
+  /** The kernel is silent about rounds after the first: infer them from its schedule. */
+  inferScheduledRound(): void {
+    const next = this.roundsSeen + 1;
+    const due = next * this.period + (next === 1 ? 3000 : 1500);
+    if (!this.roundDue && this.out.elapsedMs >= due) this.dueRound(next, next * this.period, 'schedule');
+  }
+
+  /** Read the tasks' patch states, report progress, and evaluate a due round once woken tasks have run. */
+  scan(now: number, settle = false, final = false): void {
+    this.lastScan = now;
+    let p = progress(readPatchStates(this.roots), this.o.target);
     // once complete the kernel resets every task to -1: report the last count as all migrated
-    if (final && p.total === 0) p = { migrated: lastTotal, total: lastTotal, pending: [] };
-    lastTotal = p.total;
-    pending = p.pending;
+    if (final && p.total === 0) p = { migrated: this.lastTotal, total: this.lastTotal, pending: [] };
+    this.lastTotal = p.total;
+    this.pending = p.pending;
     if (final && p.total === 0) return;
     const key = `${p.migrated}/${p.total}`;
-    if (key !== lastKey) {
-      lastKey = key;
-      o.onEvent({
+    if (key !== this.lastKey) {
+      this.lastKey = key;
+      this.o.onEvent({
         type: 'progress',
-        patch: o.patch,
-        target: o.target,
+        patch: this.o.patch,
+        target: this.o.target,
         migrated: p.migrated,
         total: p.total,
-        elapsedMs: now - o.startedAt,
+        elapsedMs: now - this.o.startedAt,
       });
     }
-    if (roundDue && (settle || now - o.startedAt >= roundDue.elapsedMs + scanMs)) {
-      const after = readVolSwitches(roots, pending);
-      const woken: SignalRound['woken'] = [];
-      for (const t of pending) {
-        const b = roundDue.before.get(t.tid);
-        const a = after.get(t.tid);
-        if (b !== undefined && a !== undefined && a > b) {
-          const d = describeTask(roots, t);
-          woken.push({ pid: t.pid, tid: t.tid, comm: d.comm, kthread: d.kthread });
-        }
-      }
-      const round: SignalRound = {
-        round: roundDue.round,
-        elapsedMs: roundDue.elapsedMs,
-        source: roundDue.source,
-        woken,
-        migrated: Math.max(0, roundDue.pendingBefore - pending.length),
-        stillPending: pending.length,
-      };
-      out.rounds.push(round);
-      o.onEvent({ type: 'signal-round', patch: o.patch, ...round });
-      roundDue = undefined;
-    }
-    if (!roundDue) switches = readVolSwitches(roots, pending);
-  };
+    const due = this.roundDue;
+    if (due && (settle || now - this.o.startedAt >= due.elapsedMs + this.scanMs)) this.closeRound(due);
+    if (!this.roundDue) this.switches = readVolSwitches(this.roots, this.pending);
+  }
 
+  /** A round's result: the pending tasks that ran since it (voluntary switches went up) and who migrated. */
+  private closeRound(due: RoundDue): void {
+    const after = readVolSwitches(this.roots, this.pending);
+    const woken: SignalRound['woken'] = [];
+    for (const t of this.pending) {
+      const b = due.before.get(t.tid);
+      const a = after.get(t.tid);
+      if (b !== undefined && a !== undefined && a > b) {
+        const d = describeTask(this.roots, t);
+        woken.push({ pid: t.pid, tid: t.tid, comm: d.comm, kthread: d.kthread });
+      }
+    }
+    const round: SignalRound = {
+      round: due.round,
+      elapsedMs: due.elapsedMs,
+      source: due.source,
+      woken,
+      migrated: Math.max(0, due.pendingBefore - this.pending.length),
+      stillPending: this.pending.length,
+    };
+    this.out.rounds.push(round);
+    this.o.onEvent({ type: 'signal-round', patch: this.o.patch, ...round });
+    this.roundDue = undefined;
+  }
+
+  complete(now: number): TransitionOutcome {
+    this.scan(now, true, true);
+    this.out.completed = true;
+    const { patch, target } = this.o;
+    const { elapsedMs, forced } = this.out;
+    this.o.onEvent({ type: 'complete', patch, target, elapsedMs, forced });
+    return this.out;
+  }
+
+  interrupt(p: ReturnType<typeof readLivepatch>): TransitionOutcome {
+    this.out.interrupted = p
+      ? `the transition was reversed (enabled is now ${p.enabled ? 1 : 0})`
+      : `${this.o.patch} left /sys/kernel/livepatch`;
+    return this.out;
+  }
+
+  /**
+   * The timeout: report the pending tasks, then signal them (once) or force (once), each with a new
+   * deadline. Returns false when there is nothing left to try.
+   */
+  atDeadline(now: number, attributes: string[]): boolean {
+    this.scan(now, true);
+    const stalled = this.pending.map((t) => describeTask(this.roots, t, this.o.marks));
+    if (!this.out.stalled.length) this.out.stalled = stalled;
+    this.o.onEvent({ type: 'stalled', patch: this.o.patch, elapsedMs: this.out.elapsedMs, tasks: stalled });
+    if (this.o.signal && !this.signalled) {
+      this.signalled = true;
+      this.stopAndContinue(stalled);
+      this.deadline = Date.now() + this.o.timeoutMs;
+      return true;
+    }
+    if (this.o.force && !this.out.forced) {
+      this.force(attributes);
+      // the kernel completes on its next retry (about a second)
+      this.deadline = Date.now() + Math.max(5000, this.o.timeoutMs);
+      return true;
+    }
+    return false;
+  }
+
+  /** SIGSTOP+SIGCONT to the pending user tasks, so they pass through the kernel exit path and switch. */
+  private stopAndContinue(stalled: StalledTask[]): void {
+    const users = new Map<number, string>();
+    for (const t of stalled) if (!t.kthread) users.set(t.pid, t.comm);
+    for (const pid of users.keys()) {
+      try {
+        this.roots.kill(pid, 'SIGSTOP');
+        this.roots.kill(pid, 'SIGCONT');
+        this.out.signalled.push(pid);
+      } catch {
+        // exited meanwhile
+      }
+    }
+    const tasks = [...users].map(([pid, comm]) => ({ pid, comm }));
+    this.o.onEvent({ type: 'sigstop', patch: this.o.patch, tasks });
+  }
+
+  private force(attributes: string[]): void {
+    if (!attributes.includes('force')) {
+      throw new SutureError({
+        code: 'HOST-NO-FORCE',
+        message: `${this.o.patch} has no 'force' attribute: this kernel cannot force a transition`,
+        hint: 'wait for the pending tasks to leave the patched functions, or revert',
+      });
+    }
+    this.o.onEvent({ type: 'forcing', patch: this.o.patch, risk: FORCE_RISK });
+    writeAttribute(this.roots, this.o.patch, 'force', '1');
+    this.out.forced = true;
+  }
+}
+
+/**
+ * Follow a transition to its target: poll the patch's state, pass on the kernel's messages, scan the
+ * tasks, and at the timeout signal, force or give up (the caller reverses).
+ */
+export async function followTransition(roots: HostRoots, o: FollowOptions): Promise<TransitionOutcome> {
+  const pollMs = o.pollMs ?? 100;
+  const watch = new TransitionWatch(roots, o);
   for (;;) {
     const now = Date.now();
-    out.elapsedMs = now - o.startedAt;
-    for (const r of o.log.since()) {
-      if (/livepatch|klp|patch/i.test(r.text)) o.onEvent({ type: 'kernel-log', text: r.text });
-      if (/signaling remaining tasks/.test(r.text) && !roundDue) {
-        roundsSeen++;
-        roundDue = {
-          round: roundsSeen,
-          elapsedMs: out.elapsedMs,
-          source: 'kernel-log',
-          before: switches,
-          pendingBefore: pending.length,
-        };
-      }
-    }
+    watch.out.elapsedMs = now - o.startedAt;
+    watch.readKernelLog();
     const p = readLivepatch(roots, o.patch);
-    const done = !p ? o.target === 0 : !p.transition && p.enabled === (o.target === 1);
-    if (done) {
-      scan(now, true, true);
-      out.completed = true;
-      o.onEvent({
-        type: 'complete',
-        patch: o.patch,
-        target: o.target,
-        elapsedMs: out.elapsedMs,
-        forced: out.forced,
-      });
-      return out;
-    }
-    if (!p?.transition) {
-      out.interrupted = p
-        ? `the transition was reversed (enabled is now ${p.enabled ? 1 : 0})`
-        : `${o.patch} left /sys/kernel/livepatch`;
-      return out;
-    }
-    // the kernel is silent about rounds after the first: infer them from its schedule
-    const nextRound = roundsSeen + 1;
-    const due = nextRound * period + (nextRound === 1 ? 3000 : 1500);
-    if (!roundDue && out.elapsedMs >= due) {
-      roundsSeen = nextRound;
-      roundDue = {
-        round: nextRound,
-        elapsedMs: nextRound * period,
-        source: 'schedule',
-        before: switches,
-        pendingBefore: pending.length,
-      };
-    }
-    if (now - lastScan >= scanMs) scan(now);
-
-    if (now >= deadline) {
-      scan(now, true);
-      const marks = o.marks;
-      const stalled = pending.map((t) => describeTask(roots, t, marks));
-      if (!out.stalled.length) out.stalled = stalled;
-      o.onEvent({ type: 'stalled', patch: o.patch, elapsedMs: out.elapsedMs, tasks: stalled });
-      if (o.signal && !signalled) {
-        signalled = true;
-        const users = new Map<number, string>();
-        for (const t of stalled) if (!t.kthread) users.set(t.pid, t.comm);
-        for (const pid of users.keys()) {
-          try {
-            roots.kill(pid, 'SIGSTOP');
-            roots.kill(pid, 'SIGCONT');
-            out.signalled.push(pid);
-          } catch {
-            // exited meanwhile
-          }
-        }
-        o.onEvent({
-          type: 'sigstop',
-          patch: o.patch,
-          tasks: [...users].map(([pid, comm]) => ({ pid, comm })),
-        });
-        deadline = Date.now() + o.timeoutMs;
-        continue;
-      }
-      if (o.force && !out.forced) {
-        if (!p.attributes.includes('force')) {
-          throw new SutureError({
-            code: 'HOST-NO-FORCE',
-            message: `${o.patch} has no 'force' attribute: this kernel cannot force a transition`,
-            hint: 'wait for the pending tasks to leave the patched functions, or revert',
-          });
-        }
-        o.onEvent({ type: 'forcing', patch: o.patch, risk: FORCE_RISK });
-        writeAttribute(roots, o.patch, 'force', '1');
-        out.forced = true;
-        // the kernel completes on its next retry (about a second)
-        deadline = Date.now() + Math.max(5000, o.timeoutMs);
-        continue;
-      }
-      return out;
+    if (reachedTarget(p, o.target)) return watch.complete(now);
+    if (!p?.transition) return watch.interrupt(p);
+    watch.inferScheduledRound();
+    if (now - watch.lastScan >= watch.scanMs) watch.scan(now);
+    if (now >= watch.deadline) {
+      if (watch.atDeadline(now, p.attributes)) continue;
+      return watch.out;
     }
     await sleep(pollMs);
   }

@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { after, before, it } from 'node:test';
 import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease, type KernelTarget } from '../kernel/target.js';
-import { buildTestModule, CMDLINE_LIVEPATCH, withSymbolCrc, withVermagic } from './fixtures.js';
 import { runInVm } from './run.js';
+import { buildTestModule, CMDLINE_LIVEPATCH, withSymbolCrc, withVermagic } from './testing/fixtures.js';
 
 let kernel: KernelTarget;
 let work: string;

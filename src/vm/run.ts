@@ -11,70 +11,40 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { isSutureError } from '../diagnostic.js';
+import { isSutureError, type SutureError } from '../diagnostic.js';
 import type { VmOptions, VmOutcome, VmResult } from './options.js';
-import { findModuleRefusals, worstProblem } from './problems.js';
+import { findModuleRefusals, type KernelProblem, type ModuleRefusal, worstProblem } from './problems.js';
 import { kernelLines, VmBootError, VmSession } from './session.js';
 
 const DEFAULT_RUN_TIMEOUT = 300_000;
 const SCRIPT_PATH = '/suture/script';
 
-export async function runInVm(opts: VmOptions & { script: string }): Promise<VmResult> {
-  const timeoutMs = opts.timeoutMs ?? DEFAULT_RUN_TIMEOUT;
-  const t0 = performance.now();
-  const { script, ...vmOpts } = opts;
-  const session = new VmSession({ ...vmOpts, timeoutMs });
-  // the script travels in the per-run layer, not over the serial line
-  const scriptFile = join(session.workDir, 'script');
-  writeFileSync(scriptFile, script, { mode: 0o755 });
-  session.opts.files = [...(opts.files ?? []), { from: scriptFile, to: SCRIPT_PATH }];
+/** What a run produced, before the verdict. */
+export interface RunFacts {
+  booted: boolean;
+  exitCode: number | null;
+  output: string;
+  runMs: number;
+  kernelLog: string;
+  scriptTimedOut: boolean;
+  /** the session's hard limit ended it */
+  sessionTimedOut: boolean;
+  /** why the boot or the script did not finish (a VmBootError or VM-EXEC-TIMEOUT message) */
+  failure?: string;
+}
 
-  let exitCode: number | null = null;
-  let output = '';
-  let runMs = 0;
-  let kernelLog = '';
-  let failure: string | undefined;
-  let booted = false;
-  let scriptTimedOut = false;
-  try {
-    await session.start();
-    booted = true;
-    // leave time to collect dmesg before the hard limit
-    const reserve = Math.min(15_000, timeoutMs / 5);
-    const remaining = Math.max(1000, timeoutMs - (performance.now() - t0) - reserve);
-    const r = await session.exec(SCRIPT_PATH, { timeoutMs: remaining });
-    exitCode = r.exitCode;
-    output = r.output;
-    runMs = r.durationMs;
-    scriptTimedOut = r.timedOut;
-    kernelLog = await session.dmesg();
-  } catch (e) {
-    if (!isSutureError(e)) {
-      await session.close();
-      throw e;
-    }
-    if (!(e instanceof VmBootError) && e.code !== 'VM-EXEC-TIMEOUT') {
-      await session.close();
-      throw e;
-    }
-    failure = e.diagnostic.message;
-    if (e.code === 'VM-BOOT-INIT' && e.diagnostic.detail?.length) {
-      failure += `: ${e.diagnostic.detail
-        .filter((l) => l.trim())
-        .slice(0, 6)
-        .join(' | ')}`;
-    }
-    // the script's partial output, when the VM died under it (not under the dmesg that followed)
-    if (e instanceof VmBootError && booted && exitCode === null) output = e.output;
-    if (booted && runMs === 0) runMs = performance.now() - t0 - session.bootMs;
-  } finally {
-    await session.close();
-  }
-  if (!kernelLog) kernelLog = kernelLines(session.console);
-
-  const problems = session.problems;
+/**
+ * The verdict, kernel first: a panic, then an oops or BUG, then a WARNING, whatever the script did;
+ * then a timeout, a failed boot, the script's failure or status. A failed run names the modules the
+ * kernel refused and why.
+ */
+export function verdict(
+  facts: RunFacts,
+  problems: readonly KernelProblem[],
+  moduleRefusals: readonly ModuleRefusal[],
+): { outcome: VmOutcome; message: string } {
   const worst = worstProblem(problems);
-  const moduleRefusals = findModuleRefusals(kernelLog);
+  const { failure, booted, exitCode } = facts;
   let outcome: VmOutcome;
   let message: string;
   if (worst?.kind === 'panic') {
@@ -87,12 +57,12 @@ export async function runInVm(opts: VmOptions & { script: string }): Promise<VmR
     outcome = 'warning';
     message = `kernel warning: ${worst.title}`;
   } else if (
-    session.end.kind === 'timeout' ||
-    scriptTimedOut ||
+    facts.sessionTimedOut ||
+    facts.scriptTimedOut ||
     (failure && /time limit|did not finish/.test(failure))
   ) {
     outcome = 'timeout';
-    message = failure ?? `the script was killed after ${Math.round(runMs)} ms (time limit)`;
+    message = failure ?? `the script was killed after ${Math.round(facts.runMs)} ms (time limit)`;
   } else if (!booted) {
     outcome = 'boot-failed';
     message = failure ?? 'the VM did not boot';
@@ -109,6 +79,75 @@ export async function runInVm(opts: VmOptions & { script: string }): Promise<VmR
   if (outcome !== 'ok' && moduleRefusals.length) {
     message += `; the kernel refused ${moduleRefusals.map((r) => `${r.module}: ${r.reason}`).join('; ')}`;
   }
+  return { outcome, message };
+}
+
+/** A boot failure or exec timeout as one line, with the first lines of /init's complaint. */
+function failureOf(e: SutureError): string {
+  let failure = e.diagnostic.message;
+  if (e.code === 'VM-BOOT-INIT' && e.diagnostic.detail?.length) {
+    failure += `: ${e.diagnostic.detail
+      .filter((l) => l.trim())
+      .slice(0, 6)
+      .join(' | ')}`;
+  }
+  return failure;
+}
+
+/** Boot, run the script with time left to collect dmesg, and close; boot failures and timeouts are facts. */
+async function runScript(session: VmSession, timeoutMs: number, t0: number): Promise<RunFacts> {
+  const facts: RunFacts = {
+    booted: false,
+    exitCode: null,
+    output: '',
+    runMs: 0,
+    kernelLog: '',
+    scriptTimedOut: false,
+    sessionTimedOut: false,
+  };
+  try {
+    await session.start();
+    facts.booted = true;
+    // leave time to collect dmesg before the hard limit
+    const reserve = Math.min(15_000, timeoutMs / 5);
+    const remaining = Math.max(1000, timeoutMs - (performance.now() - t0) - reserve);
+    const r = await session.exec(SCRIPT_PATH, { timeoutMs: remaining });
+    facts.exitCode = r.exitCode;
+    facts.output = r.output;
+    facts.runMs = r.durationMs;
+    facts.scriptTimedOut = r.timedOut;
+    facts.kernelLog = await session.dmesg();
+  } catch (e) {
+    if (!isSutureError(e) || (!(e instanceof VmBootError) && e.code !== 'VM-EXEC-TIMEOUT')) {
+      await session.close();
+      throw e;
+    }
+    facts.failure = failureOf(e);
+    // the script's partial output, when the VM died under it (not under the dmesg that followed)
+    if (e instanceof VmBootError && facts.booted && facts.exitCode === null) facts.output = e.output;
+    if (facts.booted && facts.runMs === 0) facts.runMs = performance.now() - t0 - session.bootMs;
+  } finally {
+    await session.close();
+  }
+  if (!facts.kernelLog) facts.kernelLog = kernelLines(session.console);
+  facts.sessionTimedOut = session.end.kind === 'timeout';
+  return facts;
+}
+
+export async function runInVm(opts: VmOptions & { script: string }): Promise<VmResult> {
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_RUN_TIMEOUT;
+  const t0 = performance.now();
+  const { script, ...vmOpts } = opts;
+  const session = new VmSession({ ...vmOpts, timeoutMs });
+  // the script travels in the per-run layer, not over the serial line
+  const scriptFile = join(session.workDir, 'script');
+  writeFileSync(scriptFile, script, { mode: 0o755 });
+  session.opts.files = [...(opts.files ?? []), { from: scriptFile, to: SCRIPT_PATH }];
+  const facts = await runScript(session, timeoutMs, t0);
+  const problems = session.problems;
+  const moduleRefusals = findModuleRefusals(facts.kernelLog);
+  const { outcome, message } = verdict(facts, problems, moduleRefusals);
+  const { exitCode, output, kernelLog, runMs } = facts;
   return {
     outcome,
     message,

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FakeKernel, writeFakeModule } from '../../host/fake-kernel.js';
+import { FakeKernel, writeFakeModule } from '../../host/testing/fake-kernel.js';
 import type { Manifest } from '../../manifest/manifest.js';
 import type { AgentContext } from '../context.js';
 import { enroll } from '../enroll.js';

@@ -12,6 +12,7 @@ import {
   type ElfObject,
   indexSymbols,
   type KernelSymbol,
+  NT_GNU_BUILD_ID,
   parseNotes,
   readElfFile,
   relocationTypeName,
@@ -171,7 +172,7 @@ function notes(obj: ElfObject, out: Record<string, unknown>, lines: string[]): v
       const r = { section: s.name, name: n.name, type: n.type, desc: Buffer.from(n.desc).toString('hex') };
       rows.push(r);
       lines.push(
-        `Note in ${s.name}: ${n.name} type ${n.type}${n.name === 'GNU' && n.type === 3 ? ' (build id)' : ''}: ${r.desc}`,
+        `Note in ${s.name}: ${n.name} type ${n.type}${n.name === 'GNU' && n.type === NT_GNU_BUILD_ID ? ' (build id)' : ''}: ${r.desc}`,
       );
     }
   out.notes = rows;
@@ -207,7 +208,7 @@ async function large(
             const desc = Buffer.from(n.desc).toString('hex');
             rows.push({ section: h.name, name: n.name, type: n.type, desc });
             lines.push(
-              `Note in ${h.name}: ${n.name} type ${n.type}${n.name === 'GNU' && n.type === 3 ? ' (build id)' : ''}: ${desc}`,
+              `Note in ${h.name}: ${n.name} type ${n.type}${n.name === 'GNU' && n.type === NT_GNU_BUILD_ID ? ' (build id)' : ''}: ${desc}`,
             );
           }
       out.notes = rows;

@@ -22,9 +22,9 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeBuildIdNote } from './identity.js';
-import { parseModinfo } from './modinfo.js';
-import type { HostRoots, LoaderOutcome, ModuleLoader } from './roots.js';
+import { encodeBuildIdNote } from '../identity.js';
+import { parseModinfo } from '../modinfo.js';
+import type { HostRoots, LoaderOutcome, ModuleLoader } from '../roots.js';
 
 /** Write a minimal ELF64 relocatable object whose only content is a .modinfo section. */
 export function writeFakeModule(path: string, fields: Record<string, string>): void {

@@ -9,14 +9,15 @@ import { spawnSync } from 'node:child_process';
 import {
   relocationTypeName,
   SHT,
+  STT,
   sectionFlagLetters,
   sectionIndexName,
   sectionTypeName,
   symbolBindName,
   symbolTypeName,
   symbolVisibilityName,
-} from './constants.js';
-import type { ElfObject } from './model.js';
+} from '../constants.js';
+import type { ElfObject } from '../model.js';
 
 export function readelf(args: string[], path: string): string {
   const r = spawnSync('readelf', [...args, path], { encoding: 'latin1', maxBuffer: 1 << 30 });
@@ -198,7 +199,7 @@ export function compareWithReadelf(obj: ElfObject, path: string, limit = 20): st
       if (!x) return;
       const ndx = s.section ? String(obj.sectionIndex(s.section)) : sectionIndexName(s.shndx);
       const size = x.size.startsWith('0x') ? BigInt(x.size) : BigInt(x.size);
-      const sectionName = s.type === 3 && s.section ? s.section.name : undefined;
+      const sectionName = s.type === STT.SECTION && s.section ? s.section.name : undefined;
       // readelf appends symbol versions to dynamic symbols (`free@GLIBC_2.2.5 (3)`); versions are not ours to show
       const nameOk =
         x.name === s.name ||

@@ -9,7 +9,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { KernelTarget } from '../kernel/target.js';
+import type { KernelTarget } from '../../kernel/target.js';
 
 /** Build `<name>.ko` from one C file in `dir` with kbuild; returns the .ko path. Throws with make's output. */
 export function buildTestModule(kernel: KernelTarget, dir: string, name: string, source: string): string {
