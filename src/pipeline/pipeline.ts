@@ -42,7 +42,7 @@ import {
   missingDefinitions as missingNames,
   withoutSectionFlags,
 } from '../source/compile.js';
-import { applyDiff, parseDiff, readDiff } from '../source/diff.js';
+import { applyDiff, checkFuzz, parseDiff, readDiff } from '../source/diff.js';
 import { withLineDirectives } from '../source/line-numbers.js';
 import { planUnits, type Unit, type UnitPlan } from '../source/units.js';
 import { objectFunctions, shippedFromIndex, verifyAgainstShipped } from '../source/verify.js';
@@ -79,6 +79,8 @@ export interface BuildOptions {
   outDir?: string;
   /** keep the scratch directory (overlay, objects) for inspection */
   keepWork?: boolean;
+  /** context lines a hunk may ignore when the diff is applied (`patch --fuzz`, 0 to 3; default 0) */
+  fuzz?: number;
   /** stop after this stage (e.g. `objdiff` to classify without linking a module) */
   stopAfter?: Stage;
   /** use this target instead of ensureKernel(release) */
@@ -172,6 +174,7 @@ export async function buildLivepatch(opts: BuildOptions): Promise<BuildResult> {
 
   // read and check the diff before anything slow (a cold kernel cache takes minutes)
   const { text: diffText } = readDiff(opts.diffPath);
+  const fuzz = checkFuzz(opts.fuzz);
   const workDir = mkdtempSync(join(tmpdir(), `suture-build-${name}-`));
   const overlay = join(workDir, 'overlay');
   // what is known so far: returned as is when the caller asked to stop after a stage
@@ -210,9 +213,16 @@ export async function buildLivepatch(opts: BuildOptions): Promise<BuildResult> {
     const diff = parseDiff(diffText, opts.diffPath, tree);
     const applied = await stage(
       'diff',
-      () => applyDiff(diff, tree, overlay),
+      () => {
+        const a = applyDiff(diff, tree, overlay, { fuzz });
+        for (const w of a.flatMap((f) => f.warnings ?? [])) {
+          result.warnings.push(w);
+          emit({ kind: 'warning', stage: 'diff', diagnostic: w });
+        }
+        return a;
+      },
       (a) =>
-        `${a.length} file${a.length === 1 ? '' : 's'}, ${diff.files.reduce((n, f) => n + f.hunks.length, 0)} hunks` +
+        `${a.length} file${a.length === 1 ? '' : 's'}, ${diff.files.reduce((n, f) => n + f.hunks.length, 0)} hunks, -p${diff.strip}` +
         (a.some((f) => f.notes.length) ? ` (${a.flatMap((f) => f.notes).join('; ')})` : ''),
     );
     await stage(
@@ -335,12 +345,12 @@ export async function buildLivepatch(opts: BuildOptions): Promise<BuildResult> {
         // refusals and "nothing changed" end the build here, even when asked to stop after this stage
         const refusals = [
           ...structChanged(
-            diff.files
+            applied
               .filter((f) => f.kind === 'modify' && /\.[ch]$/.test(f.path) && existsSync(join(tree, f.path)))
               .map((f) => ({
                 path: f.path,
                 original: readFileSync(join(tree, f.path), 'utf8'),
-                hunks: f.hunks,
+                hunks: f.hunks ?? diff.files.find((d) => d.path === f.path)!.hunks,
               })),
           ),
           ...units.flatMap((r) => r.diff?.refusals ?? []),
@@ -389,7 +399,7 @@ export async function buildLivepatch(opts: BuildOptions): Promise<BuildResult> {
     if (e instanceof StopAfter) return result;
     keep = keep || !(e instanceof SutureError);
     // a rule of check/ said no inside a stage: the build is refused with its diagnostic
-    if (isRefusal(e)) throw new BuildRefused([e.diagnostic], { summary: [] });
+    if (isRefusal(e)) throw new BuildRefused([e.diagnostic], { summary: [], warnings: result.warnings });
     throw e;
   } finally {
     if (!keep) rmSync(workDir, { recursive: true, force: true });
