@@ -66,6 +66,8 @@ export interface LivepatchModuleRequest {
   workDir?: string;
   /** print kbuild's output as it runs */
   verbose?: boolean;
+  /** run every module rule, then stop before kbuild: nothing linked, nothing written to outDir (`ko` is '') */
+  rulesOnly?: boolean;
 }
 
 export interface LivepatchModule {
@@ -439,6 +441,8 @@ export async function buildLivepatchModule(req: LivepatchModuleRequest): Promise
   refuseAny(nothingToReplace.check(used.length));
   const modName = `livepatch-${req.name}`;
   const source = registrationSource(req.name, req.replace, used);
+  if (req.rulesOnly)
+    return { ko: '', manifestObjects: manifestObjects(used), klp: { sections: [], symbols: [] }, source };
   writeFileSync(join(dir, 'klp.c'), source);
   writeFileSync(join(dir, 'Kbuild'), `obj-m := ${modName}.o\n${modName}-y := klp.o ${parts.join(' ')}\n`);
 
@@ -454,16 +458,25 @@ export async function buildLivepatchModule(req: LivepatchModuleRequest): Promise
   await writeFile(out, writeElf(ko));
   return {
     ko: out,
-    manifestObjects: used.map((o) => ({
-      name: o.object,
-      functions: o.functions.map((f) => ({
-        name: f.oldName,
-        sympos: f.sympos,
-        file: f.file,
-        change: f.change,
-      })),
-    })),
+    manifestObjects: manifestObjects(used),
     klp,
     source,
   };
+}
+
+function manifestObjects(
+  used: {
+    object: string;
+    functions: { oldName: string; sympos: number; file: string; change: 'changed' | 'new' }[];
+  }[],
+): PatchedObject[] {
+  return used.map((o) => ({
+    name: o.object,
+    functions: o.functions.map((f) => ({
+      name: f.oldName,
+      sympos: f.sympos,
+      file: f.file,
+      change: f.change,
+    })),
+  }));
 }

@@ -83,6 +83,8 @@ export interface BuildOptions {
   fuzz?: number;
   /** stop after this stage (e.g. `objdiff` to classify without linking a module) */
   stopAfter?: Stage;
+  /** `suture check`: every stage and rule up to the module's, which links nothing; stops after `module` */
+  checkOnly?: boolean;
   /** use this target instead of ensureKernel(release) */
   target?: KernelTarget;
   onProgress?: (e: BuildProgress) => void;
@@ -168,7 +170,7 @@ export async function buildLivepatch(opts: BuildOptions): Promise<BuildResult> {
     timings.push({ stage: s, ms });
     emit({ kind: 'stage-done', stage: s, ms, summary: summarize(v) });
     record(s, v);
-    if (opts.stopAfter === s) throw new StopAfter();
+    if ((opts.checkOnly ? 'module' : opts.stopAfter) === s) throw new StopAfter();
     return v;
   };
 
@@ -369,8 +371,17 @@ export async function buildLivepatch(opts: BuildOptions): Promise<BuildResult> {
     mkdirSync(outDir, { recursive: true });
     const mod = await stage(
       'module',
-      () => linkModule({ name, replace: opts.replace === true, target, units, outDir, workDir }),
-      (m) => `${m.ko}`,
+      () =>
+        linkModule({
+          name,
+          replace: opts.replace === true,
+          target,
+          units,
+          outDir,
+          workDir,
+          rulesOnly: opts.checkOnly,
+        }),
+      (m) => m.ko || 'module rules passed (nothing linked)',
     );
     result.ko = mod.ko;
 
@@ -542,6 +553,7 @@ interface LinkRequest {
   units: UnitResult[];
   outDir: string;
   workDir: string;
+  rulesOnly?: boolean;
 }
 
 interface LinkedModule {
@@ -557,6 +569,7 @@ async function linkModule(req: LinkRequest): Promise<LinkedModule> {
     target: req.target,
     outDir: req.outDir,
     workDir: req.workDir,
+    rulesOnly: req.rulesOnly,
     units: req.units.map((u) => ({
       source: u.unit.source,
       object: u.unit.object,
