@@ -11,7 +11,7 @@ import type { RuleInfo } from '../refusal.js';
 
 export const diffOffset = {
   id: 'DIFF-OFFSET',
-  title: 'a hunk applied at an offset from the line the diff names (warning)',
+  title: 'a hunk applied at an offset from the line the diff names',
   diagnose(file: string, hunk: number, line: number, offset: number): Diagnostic {
     const lines = `${offset > 0 ? '+' : ''}${offset} line${Math.abs(offset) === 1 ? '' : 's'}`;
     return {
