@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease } from '../kernel/target.js';
-import { runKbuild } from '../klp/livepatch-module.js';
+import { runKbuild } from '../klp/kbuild.js';
 import { bootVm } from '../vm/index.js';
 import { type Benchmark, median } from './harness.js';
 

@@ -1,32 +1,60 @@
 /*
- * What a livepatch-safety rule looks at: the verdict of comparing one original object with its
- * patched twin.
+ * The diff model: one record per symbol of the patched object, and what the rules look at.
  *
- * objdiff/ correlates the two objects and classifies every function and data object as same,
- * changed or new; the rules in this folder read those verdicts (and the ELF objects behind them) and
- * answer with diagnostics for what a livepatch cannot carry. Rules never change anything: they only
- * look, so they can run in any order and all of them run, so the user sees every problem at once.
+ * objdiff/ correlates an original object with its patched twin and gives every function and data object
+ * of the patched side one record: its twin in the original (when correlated), its change (same / changed /
+ * new, with the reason), whether the diff object carries it, and how the livepatch module reaches it when
+ * it is not carried. This is the fate kpatch keeps on each symbol (`twin`, `status`, `include`) and upstream
+ * objtool's klp-diff keeps too (`twin`, `changed`, `included`): comparison, selection, the diff object
+ * writer and the module builder all read and extend these records; nothing copies them into a table of its
+ * own. The model lives here, below objdiff/, because the rules of this folder read it: they only look,
+ * so they can run in any order and all of them run, and the user sees every problem at once.
  */
 import type { Diagnostic } from '../diagnostic.js';
-import type { ElfObject, ElfSection, ElfSymbol } from '../elf/model.js';
+import type { ElfObject, ElfSymbol } from '../elf/model.js';
 import type { Prototype } from './object/prototypes.js';
 import type { RuleInfo } from './refusal.js';
 
 export type Change = 'same' | 'changed' | 'new';
 
-/** One function of the patched object (or of the original, for functions the patch removed). */
-export interface FunctionVerdict {
+/** How the diff object reaches a symbol it does not carry: by name, in the running kernel. */
+export interface Reference {
+  /** name in the running kernel (the original object's name) */
+  name: string;
+  /** defined in the original object as a local symbol: resolved by file and sympos, never by export */
+  local: boolean;
+  /** defined (local or global) in the patched object, i.e. in the same translation unit */
+  definedHere: boolean;
+  /** defined in the patched object but with no twin in the original: the running kernel has no such symbol */
+  twinless: boolean;
+  type: 'func' | 'object' | 'other';
+  /** the name the livepatch module gives it (exported name or `.klp.sym.…`), once klp/ has resolved it */
+  moduleName?: string;
+}
+
+/** One symbol of the patched object and its fate. */
+export interface SymbolDiff {
   /** name in the patched object */
   name: string;
-  /** name in the original object (and so in the running kernel); equal to `name` unless the compiler renamed it */
-  originalName?: string;
-  change: Change;
-  /** why it is changed, in plain words (first difference found) */
-  reason?: string;
   /** the patched symbol */
   symbol: ElfSymbol;
-  /** the original symbol, when correlated */
-  original?: ElfSymbol;
+  /** its twin in the original object, when correlated */
+  twin?: ElfSymbol;
+  /** the twin's name (and so the running kernel's), when the compiler renamed it */
+  originalName?: string;
+  change: Change;
+  /** why it is changed or new, in plain words (first difference found) */
+  reason?: string;
+  /** carried by the diff object (kpatch `include`, objtool `included`) */
+  included: boolean;
+  /** how carried code reaches it when it is not carried (set by the selection) */
+  reference?: Reference;
+  /** symbols it shares its section with, which the diff object cannot carry with it (set by the selection) */
+  sharesSectionWith?: string[];
+}
+
+/** One function (STT_FUNC) of the patched object. */
+export interface FunctionDiff extends SymbolDiff {
   /** whether the patched function starts with an ftrace hook (`__fentry__` call, or an `__mcount_loc` / `__patchable_function_entries` entry) */
   traceable: boolean;
   /** whether the original function had that hook */
@@ -35,16 +63,12 @@ export interface FunctionVerdict {
   callers: string[];
   /** a `.cold` part of `parent` (selected and compared with it, never on its own) */
   parent?: string;
+  /** position among same-named symbols of its object in the running kernel (klp_func.old_sympos), set by klp/ */
+  sympos?: number;
 }
 
 /** One data object (STT_OBJECT) of the patched object. */
-export interface DataVerdict {
-  name: string;
-  originalName?: string;
-  change: Change;
-  reason?: string;
-  symbol: ElfSymbol;
-  original?: ElfSymbol;
+export interface DataDiff extends SymbolDiff {
   /** lives in a writable section: the running kernel holds its own copy of the state */
   writable: boolean;
   /** functions of the patched object that reference it */
@@ -59,20 +83,27 @@ export interface UncarriedEntry {
   function: string;
 }
 
+/** A special table whose layout is not the one Suture knows, so it cannot be split per entry. */
+export type TableLayoutProblem =
+  | { kind: 'entry-size'; table: string; size: number; entrySize: number }
+  | { kind: 'orc-pairs'; orcSize: number; orcIpSize: number };
+
 export interface ObjectFacts {
   /** path of the original object, for locations */
   originalPath: string;
   patchedPath: string;
   original: ElfObject;
   patched: ElfObject;
-  functions: FunctionVerdict[];
+  functions: FunctionDiff[];
   /** functions of the original object that are gone from the patched one */
   removedFunctions: string[];
-  data: DataVerdict[];
+  data: DataDiff[];
+  /** every reference carried code leaves to the running kernel, by the patched symbol (defined or not) */
+  references: Map<ElfSymbol, Reference>;
   /** entries of special sections that point into selected functions but cannot be carried */
   uncarried: UncarriedEntry[];
-  /** section of a symbol, by name, for messages */
-  sectionOf(symbol: ElfSymbol): ElfSection | null;
+  /** special tables that cannot be split */
+  tableLayouts: TableLayoutProblem[];
   /** function prototypes of both units (gcc `-aux-info`), when the compile produced them */
   prototypes?: { original: Map<string, Prototype>; patched: Map<string, Prototype> };
 }

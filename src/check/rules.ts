@@ -19,11 +19,15 @@ import { dataChanged } from './object/data-changed.js';
 import { dataNewGlobal } from './object/data-new-global.js';
 import { initChanged } from './object/init-changed.js';
 import { inlineSpread } from './object/inline-spread.js';
+import { newSpecialObject } from './object/new-special-object.js';
 import { noChange } from './object/no-change.js';
+import { noDataSections } from './object/no-data-sections.js';
+import { noFunctionSections } from './object/no-function-sections.js';
 import { notrace } from './object/notrace.js';
 import { renamedSymbol } from './object/renamed-symbol.js';
 import { signatureChanged } from './object/signature-changed.js';
 import { specialEntry } from './object/special-entry.js';
+import { tableLayout } from './object/table-layout.js';
 import type { RuleInfo } from './refusal.js';
 import { diffFuzz } from './source/diff-fuzz.js';
 import { diffOffset } from './source/diff-offset.js';
@@ -46,6 +50,10 @@ export const RULES: readonly Rule[] = [
   specialEntry,
   signatureChanged,
   inlineSpread,
+  noFunctionSections,
+  newSpecialObject,
+  noDataSections,
+  tableLayout,
 ];
 
 export const SOURCE_RULES: readonly RuleInfo[] = [

@@ -46,7 +46,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease, type KernelTarget } from '../kernel/target.js';
-import { runKbuild } from '../klp/livepatch-module.js';
+import { runKbuild } from '../klp/kbuild.js';
 import type { Manifest } from '../manifest/manifest.js';
 import { bootVm, type VmSession } from '../vm/index.js';
 

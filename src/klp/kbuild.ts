@@ -21,6 +21,78 @@ export interface BuildModuleOptions {
   env?: Record<string, string>;
 }
 
+export interface MakeOptions {
+  cwd?: string;
+  /** extra environment for make */
+  env?: Record<string, string>;
+  /** each line of make/compiler output, as it comes */
+  onOutput?: (line: string) => void;
+}
+
+/**
+ * The one kbuild runner: `make -C <tree> M=<dir> <args>`, every output line collected (and passed on as it
+ * comes). Resolves with make's exit status; rejects only when make cannot be started.
+ */
+export function runMake(
+  tree: string,
+  dir: string,
+  args: string[],
+  opts: MakeOptions = {},
+): Promise<{ code: number; lines: string[]; argv: string[] }> {
+  const argv = ['-C', tree, `M=${dir}`, ...args];
+  const lines: string[] = [];
+  return new Promise((res, rej) => {
+    const p = spawn('make', argv, {
+      ...(opts.cwd ? { cwd: opts.cwd } : {}),
+      env: { ...process.env, ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let pending = '';
+    const onData = (d: Buffer) => {
+      pending += d.toString();
+      const parts = pending.split('\n');
+      pending = parts.pop() ?? '';
+      for (const l of parts) {
+        lines.push(l);
+        opts.onOutput?.(l);
+      }
+    };
+    p.stdout.on('data', onData);
+    p.stderr.on('data', onData);
+    p.on('error', rej);
+    p.on('close', (c) => {
+      if (pending) {
+        lines.push(pending);
+        opts.onOutput?.(pending);
+      }
+      res({ code: c ?? 1, lines, argv });
+    });
+  });
+}
+
+/**
+ * Link a livepatch module in `dir` (modpost warns instead of failing on the klp symbols it cannot
+ * resolve); throws KBUILD-FAILED with the tail of make's output. Returns the whole output.
+ */
+export async function runKbuild(tree: string, dir: string, verbose = false): Promise<string> {
+  const r = await runMake(tree, dir, ['KBUILD_MODPOST_WARN=1', '-j2', 'modules'], {
+    ...(verbose ? { onOutput: (l: string) => process.stderr.write(`${l}\n`) } : {}),
+  }).catch((e: Error) =>
+    fail('KBUILD-FAILED', `linking the livepatch module failed: ${e.message}`, { location: { file: dir } }),
+  );
+  if (r.code !== 0)
+    fail(
+      'KBUILD-FAILED',
+      `linking the livepatch module failed: make ${r.argv.join(' ')} exited with ${r.code}`,
+      {
+        location: { file: dir },
+        detail: r.lines.slice(-30),
+        hint: 'the output of make is in the build directory; run with --keep to inspect it',
+      },
+    );
+  return `${r.lines.join('\n')}\n`;
+}
+
 export interface BuiltModule {
   ko: string;
   log: string;
@@ -69,33 +141,10 @@ export async function buildModule(
     });
   }
   const name = names[0] as string;
-  const lines: string[] = [];
-  const code = await new Promise<number>((res, rej) => {
-    const p = spawn('make', ['-C', target.sourceTree, `M=${mdir}`, '-j2', 'modules'], {
-      cwd: mdir,
-      env: { ...process.env, ...opts.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let pending = '';
-    const onData = (d: Buffer) => {
-      pending += d.toString();
-      const parts = pending.split('\n');
-      pending = parts.pop() ?? '';
-      for (const l of parts) {
-        lines.push(l);
-        opts.onOutput?.(l);
-      }
-    };
-    p.stdout.on('data', onData);
-    p.stderr.on('data', onData);
-    p.on('error', rej);
-    p.on('close', (c) => {
-      if (pending) {
-        lines.push(pending);
-        opts.onOutput?.(pending);
-      }
-      res(c ?? 1);
-    });
+  const { code, lines } = await runMake(target.sourceTree, mdir, ['-j2', 'modules'], {
+    cwd: mdir,
+    env: opts.env,
+    onOutput: opts.onOutput,
   }).catch((e: Error) =>
     fail('MODULE-BUILD-FAILED', `cannot run make: ${e.message}`, { hint: 'install make and gcc' }),
   );

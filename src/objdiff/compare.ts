@@ -9,34 +9,51 @@
  * literal's text), never by where the linker will put it. A string that moved inside `.rodata.str1.1`
  * because another function's string grew is not a change; a call that now goes to another function is.
  */
-import { SHF, STT } from '../elf/constants.js';
+import { R_X86_64, SHF, SHT, STB, STT } from '../elf/constants.js';
 import type { ElfObject, ElfRelocation, ElfSection, ElfSymbol } from '../elf/model.js';
 
 /** How a symbol is called across the two objects (original name for correlated symbols). */
 export type CanonicalName = (symbol: ElfSymbol) => string;
 
-/** Width in bytes of the field a relocation of this type writes. */
-export function relocationWidth(type: number): number {
-  switch (type) {
-    case 1: // 64
-    case 24: // PC64
-    case 25: // GOTOFF64
-    case 26: // GOTPC64... (unused in kernel code)
-      return 8;
-    case 12: // 16
-    case 13: // PC16
-      return 2;
-    case 14: // 8
-    case 15: // PC8
-      return 1;
-    case 0:
-      return 0;
-    default:
-      return 4;
-  }
+/** An x86-64 relocation type by its psABI name (`PC32` for R_X86_64_PC32). */
+function rel(name: string): number {
+  const t = R_X86_64[name];
+  if (t === undefined) throw new Error(`internal: no relocation type R_X86_64_${name}`);
+  return t;
 }
 
-const PC_RELATIVE = new Set([2, 4, 9, 13, 15, 24, 26, 41, 42]);
+/** Width in bytes of the field a relocation writes, for the types that do not write 4 bytes. */
+const WIDTH = new Map<number, number>([
+  [rel('NONE'), 0],
+  [rel('64'), 8],
+  [rel('PC64'), 8],
+  [rel('GOTOFF64'), 8],
+  [rel('GOTPC64'), 8],
+  [rel('16'), 2],
+  [rel('PC16'), 2],
+  [rel('8'), 1],
+  [rel('PC8'), 1],
+]);
+
+/** Width in bytes of the field a relocation of this type writes. */
+export function relocationWidth(type: number): number {
+  return WIDTH.get(type) ?? 4;
+}
+
+const PC_RELATIVE = new Set(
+  [
+    'PC32',
+    'PLT32',
+    'GOTPCREL',
+    'PC16',
+    'PC8',
+    'PC64',
+    'GOTPC32',
+    'GOTPC64',
+    'GOTPCRELX',
+    'REX_GOTPCRELX',
+  ].map(rel),
+);
 
 export function isPcRelative(type: number): boolean {
   return PC_RELATIVE.has(type);
@@ -276,7 +293,7 @@ export function compareSymbol(o: Side, p: Side): Difference {
         reason: `code differs at +0x${(Number(b.offset) - pe.start).toString(16)} (a reference moved)`,
       };
   }
-  if (oe.section.type === 8 || pe.section.type === 8) {
+  if (oe.section.type === SHT.NOBITS || pe.section.type === SHT.NOBITS) {
     // NOBITS: nothing but the size to compare
     return {
       same: oe.section.type === pe.section.type,
@@ -311,7 +328,7 @@ function sectionSymbolOf(sym: ElfSymbol): ElfSymbol {
       name: '',
       value: 0n,
       size: 0,
-      bind: 0,
+      bind: STB.LOCAL,
       type: STT.SECTION,
       visibility: 0,
       other: 0,

@@ -41,6 +41,12 @@ async function pair(orig: string, patched: string, flags?: string[]): Promise<Ob
 
 const verdict = (d: ObjectDiff, name: string) => d.functions.find((f) => f.name === name);
 const codes = (d: ObjectDiff) => d.refusals.map((r) => r.code);
+/** the functions the diff object carries (their records say `included`) */
+const carried = (d: ObjectDiff) =>
+  d.functions
+    .filter((f) => f.included)
+    .map((f) => f.name)
+    .sort();
 
 describe('objdiff', () => {
   test('classifies functions as same, changed (with the reason) and new', async () => {
@@ -53,7 +59,7 @@ describe('objdiff', () => {
     assert.ok(verdict(d, 'fix')?.reason, 'a changed function says why');
     assert.equal(verdict(d, 'helper')?.change, 'new');
     assert.deepEqual(d.refusals, []);
-    assert.deepEqual(d.selection.functions.map((f) => f.name).sort(), ['fix', 'helper']);
+    assert.deepEqual(carried(d), ['fix', 'helper']);
     const obj = await writeDiffObject(d, join(dir, 'fix-diff.o'));
     const bind = (name: string) => obj.symbols.find((s) => s.name === name)?.bind;
     assert.equal(bind('fix'), 1, 'the replaced function is global: klp_func.new_func names it');
@@ -261,7 +267,7 @@ static int f1(int x) { return x + ${k}; }
       'fixture must split off foo.cold',
     );
     assert.equal(verdict(d, 'foo')?.change, 'changed');
-    assert.deepEqual(d.selection.functions.map((f) => f.name).sort(), ['foo', 'foo.cold']);
+    assert.deepEqual(carried(d), ['foo', 'foo.cold']);
     const obj = await writeDiffObject(d, join(dir, 'cold-diff.o'));
     const cold = obj.symbols.find((s) => s.name === 'foo.cold');
     assert.ok(cold?.section, 'foo.cold is carried, never a reference to the old copy');
@@ -274,12 +280,32 @@ static int f1(int x) { return x + ${k}; }
     const d = await pair(src(1), src(2));
     assert.equal(verdict(d, 'helper')?.change, 'same');
     assert.equal(verdict(d, 'user')?.change, 'changed');
-    const ext = [...d.selection.externals.values()].find((e) => e.name === 'helper');
+    const ext = [...d.references.values()].find((e) => e.name === 'helper');
     assert.ok(ext?.local, 'helper is a local of the original object: a klp relocation later');
     const out = join(dir, 'helper-diff.o');
     const obj = await writeDiffObject(d, out);
     const h = obj.symbols.find((s) => s.name === 'helper');
     assert.equal(h?.section, null, 'helper is not carried');
+  });
+});
+
+describe('the diff model', () => {
+  test('one record per symbol: its twin, its change, whether it is carried, how it is referenced', async () => {
+    const src = (k: number) =>
+      `static __attribute__((noinline)) int helper(int x) { return x * 3 + 1; }\nint user(int x) { return helper(x) + ${k}; }\n`;
+    const d = await pair(src(1), src(2));
+    const user = verdict(d, 'user')!;
+    const helper = verdict(d, 'helper')!;
+    assert.equal(user.twin?.name, 'user', 'a changed function has its original twin');
+    assert.ok(user.twin !== user.symbol && d.original.symbols.includes(user.twin!));
+    assert.deepEqual([user.change, user.included, user.reference], ['changed', true, undefined]);
+    assert.deepEqual([helper.change, helper.included], ['same', false]);
+    // the unchanged helper is reached through the running kernel: its reference is on its record,
+    // the very object the diff's reference table holds for that symbol
+    assert.ok(helper.reference?.local);
+    assert.equal(d.references.get(helper.symbol), helper.reference);
+    // facts for the rules are the diff itself: no second table of functions
+    assert.equal(d.functions.filter((f) => f === user).length, 1);
   });
 });
 

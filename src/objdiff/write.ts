@@ -1,16 +1,224 @@
 /*
- * Writing the diff object of an objdiff result to disk.
+ * The diff object: the carried sections, the kept table entries, their relocations and the symbols they
+ * need, as a new relocatable object (the input objects are left as they are).
  *
- * Kept apart from objdiff.ts so that comparing never writes anything: only a result without refusals
- * becomes a diff object, and the livepatch module builder picks the names its external references get.
+ * Kept apart from comparing so that comparing never writes anything: only a result without refusals
+ * becomes a diff object. It reads the diff records as the selection and the module builder left them:
+ * which functions are carried, and the name each reference to the running kernel gets (its
+ * `moduleName`, or its name in the running kernel).
  */
 import { writeFile } from 'node:fs/promises';
 import { fail } from '../diagnostic.js';
-import type { ElfObject } from '../elf/model.js';
+import { RELA_SIZE, SHF, SHN, SHT, STB, STT, STV, SYM_SIZE } from '../elf/constants.js';
+import { ElfObject, type ElfRelocation, type ElfSection, type ElfSymbol } from '../elf/model.js';
 import { writeElf } from '../elf/writer.js';
-import { SymbolMap } from './compare.js';
+import { relocationsIn, resolveTarget } from './compare.js';
 import type { ObjectDiff } from './objdiff.js';
-import { buildDiffObject, type DiffObjectOptions } from './select.js';
+import { ORC_ENTRY, SPECIAL_TABLES } from './special-tables.js';
+
+export interface DiffObjectOptions {
+  /** carried functions that must be reachable from other objects (klp_func.new_func): made global */
+  exportFunctions?: boolean;
+}
+
+function copySection(s: ElfSection): ElfSection {
+  return {
+    name: s.name,
+    type: s.type,
+    flags: s.flags,
+    addr: 0n,
+    offset: 0,
+    size: s.size,
+    link: null,
+    info: 0,
+    infoSection: null,
+    addralign: s.addralign,
+    entsize: s.entsize,
+    data: s.data,
+  };
+}
+
+/** An empty section of the output, shaped like the patched object's first section. */
+function emptySection(name: string, type: number, addralign: number, entsize: number): ElfSection {
+  return { ...copySection({ ...emptyTemplate, name, type }), addralign, entsize };
+}
+const emptyTemplate: ElfSection = {
+  name: '',
+  type: SHT.NULL,
+  flags: 0,
+  addr: 0n,
+  offset: 0,
+  size: 0,
+  link: null,
+  info: 0,
+  infoSection: null,
+  addralign: 1,
+  entsize: 0,
+  data: new Uint8Array(0),
+};
+
+function newSymbol(fields: Pick<ElfSymbol, 'name' | 'bind' | 'type' | 'section' | 'shndx'>): ElfSymbol {
+  return { value: 0n, size: 0, visibility: STV.DEFAULT, other: 0, ...fields };
+}
+
+/** The output object being assembled: copies of carried sections and the symbols naming things in them. */
+class DiffObjectBuilder {
+  readonly out: ElfSection[] = [];
+  readonly relas: ElfSection[] = [];
+  readonly copies = new Map<ElfSection, ElfSection>();
+  readonly locals: ElfSymbol[] = [];
+  readonly globals: ElfSymbol[] = [];
+  readonly strtab = emptySection('.strtab', SHT.STRTAB, 1, 0);
+  readonly symtab: ElfSection = {
+    ...emptySection('.symtab', SHT.SYMTAB, 8, SYM_SIZE),
+    link: this.strtab,
+    symbols: [],
+  };
+  private readonly sectionSyms = new Map<ElfSection, ElfSymbol>();
+  private readonly definedSyms = new Map<ElfSymbol, ElfSymbol>();
+  private readonly externalSyms = new Map<string, ElfSymbol>();
+
+  constructor(
+    readonly diff: ObjectDiff,
+    readonly opts: DiffObjectOptions,
+  ) {}
+
+  copy(s: ElfSection): ElfSection {
+    const c = copySection(s);
+    this.copies.set(s, c);
+    this.out.push(c);
+    return c;
+  }
+
+  sectionSymbol(orig: ElfSection): ElfSymbol {
+    const copy = this.copies.get(orig)!;
+    let sym = this.sectionSyms.get(copy);
+    if (!sym) {
+      sym = newSymbol({ name: '', bind: STB.LOCAL, type: STT.SECTION, section: copy, shndx: 0 });
+      this.sectionSyms.set(copy, sym);
+      this.locals.push(sym);
+    }
+    return sym;
+  }
+
+  /** Copy the defined symbols of carried sections; replaced functions become global (klp_func.new_func). */
+  defineSymbols(): void {
+    const carried = new Set(this.diff.functions.filter((f) => f.included).map((f) => f.symbol));
+    for (const s of this.diff.patched.symbols) {
+      if (!s.section || !this.copies.has(s.section) || s.type === STT.SECTION || s.type === STT.FILE)
+        continue;
+      // new helpers and .cold parts stay private to the diff object
+      const makeGlobal =
+        this.opts.exportFunctions !== false &&
+        carried.has(s) &&
+        s.type === STT.FUNC &&
+        s.bind === STB.LOCAL &&
+        !this.diff.pCanon(s).startsWith('new:') &&
+        !/\.cold(\.\d+)?$/.test(s.name);
+      const copy: ElfSymbol = {
+        ...s,
+        section: this.copies.get(s.section)!,
+        shndx: 0,
+        ...(makeGlobal ? { bind: STB.GLOBAL, visibility: STV.DEFAULT, other: 0 } : {}),
+      };
+      this.definedSyms.set(s, copy);
+      (copy.bind === STB.LOCAL ? this.locals : this.globals).push(copy);
+    }
+  }
+
+  /** The undefined symbol standing for what the running kernel provides, by the name the module gives it. */
+  external(sym: ElfSymbol): ElfSymbol {
+    const ref = this.diff.references.get(sym);
+    const name = ref?.moduleName ?? ref?.name ?? sym.name;
+    let e = this.externalSyms.get(name);
+    if (!e) {
+      e = newSymbol({ name, bind: STB.GLOBAL, type: STT.NOTYPE, section: null, shndx: SHN.UNDEF });
+      this.externalSyms.set(name, e);
+      this.globals.push(e);
+    }
+    return e;
+  }
+
+  mapRelocation(rel: ElfRelocation): ElfRelocation {
+    const sym = rel.symbol;
+    if (!sym) return { ...rel };
+    if (sym.section === null) return { ...rel, symbol: this.external(sym) };
+    if (sym.type === STT.SECTION) {
+      if (this.copies.has(sym.section)) return { ...rel, symbol: this.sectionSymbol(sym.section) };
+      const t = resolveTarget(rel, this.diff.map, this.diff.pCanon);
+      if (!t.symbol)
+        throw new Error(`internal: reference to ${sym.section.name} was neither carried nor named`);
+      const d = this.definedSyms.get(t.symbol);
+      return { ...rel, symbol: d ?? this.external(t.symbol), addend: t.symbolAddend ?? 0n };
+    }
+    return { ...rel, symbol: this.definedSyms.get(sym) ?? this.external(sym) };
+  }
+
+  relaFor(target: ElfSection, rels: ElfRelocation[]): void {
+    if (!rels.length) return;
+    this.relas.push({
+      ...copySection({
+        ...target,
+        name: `.rela${target.name}`,
+        type: SHT.RELA,
+        flags: SHF.INFO_LINK,
+        size: rels.length * RELA_SIZE,
+        addralign: 8,
+        entsize: RELA_SIZE,
+        data: new Uint8Array(0),
+      }),
+      link: this.symtab,
+      infoSection: target,
+      relocations: rels,
+    });
+  }
+
+  /** Kept entries of a special table, packed, with their relocations (and `.orc_unwind`'s parallel entries). */
+  packTable(table: ElfSection, kept: number[]): void {
+    const patched = this.diff.patched;
+    const size = SPECIAL_TABLES[table.name]!;
+    const data = new Uint8Array(kept.length * size);
+    const rels: ElfRelocation[] = [];
+    const all = relocationsIn(patched, table);
+    kept.forEach((at, i) => {
+      data.set(table.data.subarray(at, at + size), i * size);
+      for (const r of all) {
+        const off = Number(r.offset);
+        if (off >= at && off < at + size)
+          rels.push({ ...this.mapRelocation(r), offset: BigInt(i * size + (off - at)) });
+      }
+    });
+    const c: ElfSection = { ...copySection(table), size: data.length, data };
+    this.out.push(c);
+    this.relaFor(c, rels);
+    const orc = patched.section('.orc_unwind');
+    if (table === patched.section('.orc_unwind_ip') && orc) {
+      const od = new Uint8Array(kept.length * ORC_ENTRY);
+      kept.forEach((at, i) => {
+        const idx = at / size;
+        od.set(orc.data.subarray(idx * ORC_ENTRY, (idx + 1) * ORC_ENTRY), i * ORC_ENTRY);
+      });
+      this.out.push({ ...copySection(orc), size: od.length, data: od });
+    }
+  }
+
+  finish(): ElfObject {
+    const patched = this.diff.patched;
+    for (const [orig] of this.copies) this.sectionSymbol(orig);
+    this.symtab.symbols = [...this.locals, ...this.globals];
+    this.symtab.info = this.locals.length + 1;
+    // no executable stack, like every kernel object (the linker warns otherwise)
+    const stack = patched.section('.note.GNU-stack');
+    if (stack) this.out.push(copySection(stack));
+    // the writer adds .shstrtab and fills both string tables from the names in use
+    return new ElfObject(
+      { ...patched.header },
+      [...this.out, ...this.relas, this.symtab, this.strtab],
+      [],
+      undefined,
+    );
+  }
+}
 
 /** The diff object as a model; throws OBJDIFF-REFUSED when the comparison refused anything. */
 export function diffObjectOf(diff: ObjectDiff, opts: DiffObjectOptions = {}): ElfObject {
@@ -23,13 +231,19 @@ export function diffObjectOf(diff: ObjectDiff, opts: DiffObjectOptions = {}): El
         hint: 'fix the refusals listed above; no diff object is written while any remain',
       },
     );
-  const patched = diff.facts.patched;
-  const corr = new Map(
-    diff.facts.functions.filter((f) => f.original).map((f) => [f.symbol, f.original!] as const),
-  );
-  for (const d of diff.facts.data) if (d.original) corr.set(d.symbol, d.original);
-  const canon = (s: Parameters<typeof corr.get>[0]) => corr.get(s)?.name ?? `new:${s.name}`;
-  return buildDiffObject(patched, diff.selection, new SymbolMap(patched), canon, opts);
+  const b = new DiffObjectBuilder(diff, opts);
+  const file = diff.patched.symbols.find((s) => s.type === STT.FILE);
+  if (file) b.locals.push({ ...file, section: null });
+  const ordered = diff.patched.sections.filter((s) => diff.selection.sections.has(s));
+  for (const s of ordered) b.copy(s);
+  b.defineSymbols();
+  for (const s of ordered)
+    b.relaFor(
+      b.copies.get(s)!,
+      relocationsIn(diff.patched, s).map((r) => b.mapRelocation(r)),
+    );
+  for (const [table, kept] of diff.selection.tables) b.packTable(table, kept);
+  return b.finish();
 }
 
 export async function writeDiffObject(

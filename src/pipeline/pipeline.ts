@@ -1,79 +1,70 @@
 /*
  * The build pipeline: from a source diff and a target kernel to a livepatch module and its manifest.
  *
- * Stages, in order, each timed and reported through `onProgress` as it starts and ends:
- *   kernel   — the target's cached artifacts (ensureKernel: packages, prepared tree, debug vmlinux)
- *   diff     — parse the diff, apply it to copies of the touched files (diff.ts)
- *   lines    — keep the original line numbering in the patched copies (line-numbers.ts)
- *   units    — changed files → objects and their targets, headers → including units (units.ts)
- *   compile  — each unit twice, original and patched, with kbuild's exact command line (compile.ts)
- *   verify   — the original objects against the shipped vmlinux / debug modules (verify.ts)
- *   objdiff  — same / changed / new per function, refusals of what cannot be carried (objdiff.ts)
- *   module   — klp structures, klp relocations, kbuild link (livepatch-module.ts)
- *   manifest — the manifest next to the module (manifest/manifest.ts)
+ * `buildLivepatch` is the recipe: the list of its stages, each a call into the folder that owns it,
+ * timed and reported through `onProgress` as it starts and ends:
+ *   kernel   — the target's cached artifacts (kernel/fetch.ts: packages, prepared tree, debug vmlinux)
+ *   diff     — parse the diff, apply it to copies of the touched files (source/diff.ts)
+ *   lines    — keep the original line numbering in the patched copies (source/line-numbers.ts)
+ *   units    — changed files → objects and their targets, headers → including units (source/units.ts)
+ *   compile  — each unit twice, original and patched, with kbuild's command line (source/compile-units.ts)
+ *   verify   — the original objects against the shipped vmlinux / debug modules (source/verify.ts)
+ *   objdiff  — one record per symbol: same / changed / new, what is carried (objdiff/), the rules (check/)
+ *   module   — klp structures, klp relocations, kbuild link (klp/livepatch-module.ts)
+ *   manifest — the manifest next to the module (manifest.ts)
  *
  * A refusal (a rule of check/ says no) is not a crash: the pipeline throws BuildRefused carrying every
- * refusal diagnostic, so the CLI and the corpus runner can show each rule id. Warnings of the checks
- * (KLP-INLINE-SPREAD) do not stop the build: each is emitted as a `warning` progress event and kept in
+ * refusal diagnostic, so the CLI and the corpus runner can show each rule id. `checkOnly` (`suture
+ * check`) runs the module stage's rules without linking and stops there. Warnings of the checks
+ * (DIFF-OFFSET, DIFF-FUZZ under `fuzz`, KLP-INLINE-SPREAD) do not stop the build: each is emitted as a `warning` progress event and kept in
  * the result (and in BuildRefused when something else refuses).
  */
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
-import type { ObjectFacts } from '../check/facts.js';
+import { basename, join, resolve } from 'node:path';
 import { noChange } from '../check/object/no-change.js';
-import { parseAuxInfo } from '../check/object/prototypes.js';
 import { isRefusal, refuse } from '../check/refusal.js';
-import { missingDefinitions } from '../check/source/missing-definitions.js';
-import { structChanged } from '../check/source/struct-changed.js';
-import { unitNotBuilt } from '../check/source/unit-not-built.js';
+import { type ChangedSource, structChanged } from '../check/source/struct-changed.js';
 import { type Diagnostic, fail, SutureError } from '../diagnostic.js';
-import { indexSymbols, readElfFile, type SymbolIndex } from '../elf/index.js';
+import { type ElfObject, readElfFile } from '../elf/index.js';
 import { ensureKernel } from '../kernel/fetch.js';
 import type { KernelTarget } from '../kernel/target.js';
-import { buildLivepatchModule } from '../klp/livepatch-module.js';
-import { type Manifest, type PatchedObject, patchedObjectSchema } from '../manifest/manifest.js';
-import { diffObjects, type ObjectDiff } from '../objdiff/objdiff.js';
+import { buildLivepatchModule, type LivepatchModule } from '../klp/livepatch-module.js';
+import { ShippedSymbols } from '../klp/shipped-symbols.js';
+import { fileSympos } from '../klp/sympos.js';
+import type { Manifest } from '../manifest/manifest.js';
+import { diffLoaded, type ObjectDiff } from '../objdiff/objdiff.js';
 import {
-  type CompiledObject,
-  CompileFailure,
-  compileObject,
-  missingDefinitions as missingNames,
-  withoutSectionFlags,
-} from '../source/compile.js';
-import { applyDiff, checkFuzz, parseDiff, readDiff } from '../source/diff.js';
-import { withLineDirectives } from '../source/line-numbers.js';
-import { planUnits, type Unit, type UnitPlan } from '../source/units.js';
-import { objectFunctions, shippedFromIndex, verifyAgainstShipped } from '../source/verify.js';
+  type CompiledUnit,
+  compileUnits,
+  readPrototypes,
+  unitsReallyChanged,
+} from '../source/compile-units.js';
+import {
+  type AppliedFile,
+  applyDiff,
+  changedSources,
+  checkFuzz,
+  parseDiff,
+  readDiff,
+  type SourceDiff,
+} from '../source/diff.js';
+import { writeLineDirectives } from '../source/line-numbers.js';
+import { planUnits, type UnitPlan } from '../source/units.js';
+import { verifyUnit } from '../source/verify.js';
+import { DEFAULT_PATCH_VERSION, makeManifest } from './manifest.js';
+import { type BuildProgress, type Stage, StageRunner, StopAfter } from './stages.js';
 
-export const TOOL_VERSION = '0.1.0';
-
-export const STAGES = [
-  'kernel',
-  'diff',
-  'lines',
-  'units',
-  'compile',
-  'verify',
-  'objdiff',
-  'module',
-  'manifest',
-] as const;
-export type Stage = (typeof STAGES)[number];
-
-export type BuildProgress =
-  | { kind: 'stage-start'; stage: Stage }
-  | { kind: 'stage-done'; stage: Stage; ms: number; summary: string }
-  | { kind: 'note'; stage: Stage; text: string }
-  /** a check that does not stop the build (e.g. KLP-INLINE-SPREAD), as soon as it is known */
-  | { kind: 'warning'; stage: Stage; diagnostic: Diagnostic };
+export { DEFAULT_PATCH_VERSION, makeManifest } from './manifest.js';
+export { type BuildProgress, STAGES, type Stage } from './stages.js';
 
 export interface BuildOptions {
   diffPath: string;
   release: string;
   /** livepatch name (default: from the diff's file name) */
   name?: string;
+  /** the manifest's version of this livepatch (default DEFAULT_PATCH_VERSION, `1`) */
+  version?: string;
   replace?: boolean;
   /** where livepatch-NAME.ko and NAME.manifest.json go (default: cwd) */
   outDir?: string;
@@ -90,12 +81,9 @@ export interface BuildOptions {
   onProgress?: (e: BuildProgress) => void;
 }
 
-export interface UnitResult {
-  unit: Unit;
-  original: CompiledObject;
-  patched: CompiledObject;
+export interface UnitResult extends CompiledUnit {
   diff?: ObjectDiff;
-  /** sympos of each changed function in the running kernel (0 = unique) */
+  /** sympos of each local of the unit's file in the running kernel (0 = unique) */
   sympos: Map<string, number>;
 }
 
@@ -132,9 +120,6 @@ export class BuildRefused extends SutureError {
   }
 }
 
-/** Thrown by a stage the caller asked to stop after; never escapes buildLivepatch. */
-class StopAfter extends Error {}
-
 /** `meminfo-string.patch` → `meminfo-string` (lowercase letters, digits, - and _ only, ≤ 48). */
 export function defaultName(diffPath: string): string {
   const base = basename(diffPath)
@@ -155,257 +140,42 @@ export function checkName(name: string): string {
   return name;
 }
 
-const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+/** One build in progress: its options, scratch directories, stage runner and what is known so far. */
+interface Build {
+  opts: BuildOptions;
+  name: string;
+  diffText: string;
+  workDir: string;
+  overlay: string;
+  run: StageRunner;
+  /** returned as is when the caller asked to stop after a stage */
+  result: BuildResult;
+}
 
 /** Run every stage. Throws SutureError (BuildRefused for refusals) on the first stage that fails. */
 export async function buildLivepatch(opts: BuildOptions): Promise<BuildResult> {
   const name = checkName(opts.name ?? defaultName(opts.diffPath));
-  const emit = opts.onProgress ?? (() => undefined);
-  const timings: BuildResult['timings'] = [];
-  const stage = async <T>(s: Stage, fn: () => Promise<T> | T, summarize: (v: T) => string): Promise<T> => {
-    emit({ kind: 'stage-start', stage: s });
-    const t0 = performance.now();
-    const v = await fn();
-    const ms = performance.now() - t0;
-    timings.push({ stage: s, ms });
-    emit({ kind: 'stage-done', stage: s, ms, summary: summarize(v) });
-    record(s, v);
-    if ((opts.checkOnly ? 'module' : opts.stopAfter) === s) throw new StopAfter();
-    return v;
-  };
-
   // read and check the diff before anything slow (a cold kernel cache takes minutes)
   const { text: diffText } = readDiff(opts.diffPath);
-  const fuzz = checkFuzz(opts.fuzz);
+  checkFuzz(opts.fuzz);
   const workDir = mkdtempSync(join(tmpdir(), `suture-build-${name}-`));
-  const overlay = join(workDir, 'overlay');
-  // what is known so far: returned as is when the caller asked to stop after a stage
+  const run = new StageRunner(
+    opts.onProgress ?? (() => undefined),
+    opts.checkOnly ? 'module' : opts.stopAfter,
+  );
   const result: BuildResult = {
     name,
     release: opts.release,
     plan: { units: [], headers: [], ignored: [] },
     units: [],
-    timings,
+    timings: run.timings,
     summary: [],
     warnings: [],
     workDir,
   };
-  function record(s: Stage, v: unknown): void {
-    if (s === 'kernel') result.release = (v as KernelTarget).release;
-    if (s === 'units') result.plan = v as UnitPlan;
-    if (s === 'compile') result.units = v as UnitResult[];
-  }
   let keep = opts.keepWork === true;
   try {
-    const target = await stage(
-      'kernel',
-      () =>
-        opts.target ??
-        ensureKernel(opts.release, {
-          onProgress: (e) => {
-            if (e.kind === 'step' && e.state !== 'start') {
-              const took = e.ms === undefined ? '' : ` in ${(e.ms / 1000).toFixed(1)} s`;
-              emit({ kind: 'note', stage: 'kernel', text: `${e.step}: ${e.state}${took}` });
-            }
-          },
-        }),
-      (t) => `${t.release} (Debian ${t.debianVersion}, build id ${t.buildId.slice(0, 12)}…)`,
-    );
-    const tree = target.sourceTree;
-    const diff = parseDiff(diffText, opts.diffPath, tree);
-    const applied = await stage(
-      'diff',
-      () => {
-        const a = applyDiff(diff, tree, overlay, { fuzz });
-        for (const w of a.flatMap((f) => f.warnings ?? [])) {
-          result.warnings.push(w);
-          emit({ kind: 'warning', stage: 'diff', diagnostic: w });
-        }
-        return a;
-      },
-      (a) =>
-        `${a.length} file${a.length === 1 ? '' : 's'}, ${diff.files.reduce((n, f) => n + f.hunks.length, 0)} hunks, -p${diff.strip}` +
-        (a.some((f) => f.notes.length) ? ` (${a.flatMap((f) => f.notes).join('; ')})` : ''),
-    );
-    await stage(
-      'lines',
-      () => {
-        let n = 0;
-        for (const f of applied) {
-          if (!f.original || !f.patched || !/\.[ch]$/.test(f.path)) continue;
-          const before = readFileSync(f.original, 'utf8');
-          const after = readFileSync(f.patched, 'utf8');
-          const text = withLineDirectives(before, after, f.path);
-          // the patched text as the diff made it, for compiler messages with its own line numbers
-          const raw = join(workDir, 'raw', f.path);
-          mkdirSync(dirname(raw), { recursive: true });
-          writeFileSync(raw, after);
-          n += text.split('\n').length - after.split('\n').length - 1;
-          writeFileSync(f.patched, text);
-        }
-        return n;
-      },
-      (n) => `${n} #line directive${n === 1 ? '' : 's'}`,
-    );
-    const plan = await stage(
-      'units',
-      () => planUnits(applied, target),
-      (p) =>
-        [
-          p.units.map((u) => `${u.object} → ${u.target}`).join(', '),
-          ...p.headers.map((h) => `${h.header} → ${h.candidates.join(', ') || 'no unit'}`),
-          ...p.ignored.map((i) => `${i.path} ignored (${i.why})`),
-        ].join('; '),
-    );
-    for (const h of plan.headers) {
-      emit({
-        kind: 'note',
-        stage: 'units',
-        text: `header ${h.header} is included by: ${h.candidates.join(', ')}`,
-      });
-    }
-
-    const indexes = new Map<string, SymbolIndex>();
-    const results = await stage(
-      'compile',
-      () =>
-        compileAll(plan.units, tree, overlay, workDir, async (u) => {
-          const idx = await shippedIndex(target, u, indexes);
-          return idx.localsInFile(basename(u.source)).length > 0;
-        }),
-      (r) =>
-        r
-          .map(
-            (u) =>
-              `${u.unit.object} ${(u.original.ms / 1000).toFixed(1)} s + ${(u.patched.ms / 1000).toFixed(1)} s`,
-          )
-          .join(', '),
-    );
-    // units that turned out not to include a changed header are dropped (their dependency file says so)
-    const units = results.filter(
-      (r) => r.unit.patchedSource || r.unit.viaHeaders.some((h) => r.original.deps.includes(h)),
-    );
-    result.units = units;
-
-    await stage(
-      'verify',
-      async () => {
-        for (const r of units) {
-          const idx = await shippedIndex(target, r.unit, indexes);
-          const shipped = shippedFromIndex(idx);
-          const ours = objectFunctions(await readElfFile(r.original.object));
-          let group: number | undefined;
-          try {
-            ({ group } = verifyAgainstShipped(ours, shipped, r.unit.source));
-          } catch (e) {
-            if (!(e instanceof SutureError) || e.code !== 'VERIFY-MISMATCH') throw e;
-            // -ffunction-sections alone can change sizes (a jump to another section cannot be relaxed to
-            // a short one): the exact kbuild command, without our section flags, must then match exactly
-            const exact = await compileObject({
-              tree,
-              recipe: { ...r.unit.recipe, cc: withoutSectionFlags(r.unit.recipe.cc) },
-              outObject: join(workDir, 'exact', r.unit.object),
-            });
-            ({ group } = verifyAgainstShipped(
-              objectFunctions(await readElfFile(exact.object)),
-              shipped,
-              r.unit.source,
-            ));
-            emit({
-              kind: 'note',
-              stage: 'verify',
-              text: `${r.unit.object} matches when built exactly as kbuild does; with section flags only the layout differs (${(e.diagnostic.detail ?? []).join('; ')})`,
-            });
-          }
-          r.sympos = symposOf(idx, r.unit.source, group);
-        }
-        return units.length;
-      },
-      (n) => `${n} object${n === 1 ? '' : 's'} match the shipped binary`,
-    );
-
-    const summary = result.summary;
-    await stage(
-      'objdiff',
-      async () => {
-        for (const r of units) {
-          r.diff = await diffObjects(r.original.object, r.patched.object, {
-            source: r.unit.source,
-            prototypes: readPrototypes(r),
-          });
-          const obj = basename(r.unit.object);
-          for (const f of r.diff.functions) {
-            if (f.change === 'changed' || f.change === 'new') {
-              summary.push(`${obj}: ${f.change} function: ${f.name}${f.reason ? ` (${f.reason})` : ''}`);
-            }
-          }
-          for (const w of r.diff.warnings) {
-            result.warnings.push(w);
-            emit({ kind: 'warning', stage: 'objdiff', diagnostic: w });
-          }
-        }
-        // refusals and "nothing changed" end the build here, even when asked to stop after this stage
-        const refusals = [
-          ...structChanged(
-            applied
-              .filter((f) => f.kind === 'modify' && /\.[ch]$/.test(f.path) && existsSync(join(tree, f.path)))
-              .map((f) => ({
-                path: f.path,
-                original: readFileSync(join(tree, f.path), 'utf8'),
-                hunks: f.hunks ?? diff.files.find((d) => d.path === f.path)!.hunks,
-              })),
-          ),
-          ...units.flatMap((r) => r.diff?.refusals ?? []),
-        ];
-        if (refusals.length) throw new BuildRefused(refusals, { summary, warnings: result.warnings });
-        const unchanged = noChange.check(
-          units.map((r) => ({ object: basename(r.unit.object), functions: r.diff?.facts.functions ?? [] })),
-          summary,
-        );
-        if (unchanged.length) refuse(unchanged[0]!);
-        return summary;
-      },
-      (s) => `${s.length} function${s.length === 1 ? '' : 's'} to carry`,
-    );
-    const outDir = resolve(opts.outDir ?? '.');
-    mkdirSync(outDir, { recursive: true });
-    const mod = await stage(
-      'module',
-      () =>
-        linkModule({
-          name,
-          replace: opts.replace === true,
-          target,
-          units,
-          outDir,
-          workDir,
-          rulesOnly: opts.checkOnly,
-        }),
-      (m) => m.ko || 'module rules passed (nothing linked)',
-    );
-    result.ko = mod.ko;
-
-    await stage(
-      'manifest',
-      () => {
-        const manifest = makeManifest({
-          name,
-          replace: opts.replace === true,
-          target,
-          units,
-          ko: mod.ko,
-          diffText,
-          objects: mod.manifestObjects,
-        });
-        const path = join(outDir, `livepatch-${name}.manifest.json`);
-        writeFileSync(path, `${JSON.stringify(manifest, null, 2)}\n`);
-        result.manifest = manifest;
-        result.manifestPath = path;
-        return path;
-      },
-      (p) => p,
-    );
-    return result;
+    return await recipe({ opts, name, diffText, workDir, overlay: join(workDir, 'overlay'), run, result });
   } catch (e) {
     if (e instanceof StopAfter) return result;
     keep = keep || !(e instanceof SutureError);
@@ -417,160 +187,197 @@ export async function buildLivepatch(opts: BuildOptions): Promise<BuildResult> {
   }
 }
 
-/** Both units' prototypes (gcc -aux-info next to each object), for KLP-SIGNATURE-CHANGED. */
-function readPrototypes(r: UnitResult): ObjectFacts['prototypes'] {
-  const read = (o: CompiledObject) =>
-    existsSync(o.prototypes) ? parseAuxInfo(readFileSync(o.prototypes, 'utf8')) : undefined;
-  const original = read(r.original);
-  const patched = read(r.patched);
-  return original && patched ? { original, patched } : undefined;
+/** The stages, in order: each a call into the folder that owns it. */
+async function recipe(b: Build): Promise<BuildResult> {
+  const { run, result } = b;
+  const target = await run.run('kernel', () => kernelStage(b), describeTarget);
+  const tree = target.sourceTree;
+  const diff = parseDiff(b.diffText, b.opts.diffPath, tree);
+  const applied = await run.run(
+    'diff',
+    () => diffStage(b, diff, tree),
+    (a) => describeApplied(a, diff),
+  );
+  await run.run('lines', () => writeLineDirectives(applied, b.workDir), count('#line directive'));
+  const plan = await run.run('units', () => unitsStage(b, applied, target), describePlan);
+  const shipped = new ShippedSymbols(target);
+  const compiled = await run.run('compile', () => compileStage(b, plan, tree, shipped), describeCompiled);
+  const units = unitsReallyChanged(compiled);
+  result.units = units;
+  const originals = await run.run('verify', () => verifyStage(b, units, tree, shipped), describeVerified);
+  await run.run(
+    'objdiff',
+    () => objdiffStage(b, units, originals, changedSources(diff, tree, applied)),
+    count('function', 'to carry'),
+  );
+  const outDir = resolve(b.opts.outDir ?? '.');
+  mkdirSync(outDir, { recursive: true });
+  const mod = await run.run(
+    'module',
+    () => moduleStage(b, { target, units, outDir, shipped }),
+    (m) => m.ko || 'module rules passed (nothing linked)',
+  );
+  await run.run(
+    'manifest',
+    () => manifestStage(b, { target, mod, outDir }),
+    (p) => p,
+  );
+  return result;
 }
 
-/** Original and patched compile of every unit, two at a time (the machine's cores). */
-async function compileAll(
-  units: Unit[],
-  tree: string,
-  overlay: string,
-  workDir: string,
-  isShipped: (u: Unit) => Promise<boolean>,
-): Promise<UnitResult[]> {
-  const jobs: (() => Promise<void>)[] = [];
-  const out: UnitResult[] = [];
-  for (const unit of units) {
-    const r = { unit, sympos: new Map() } as unknown as UnitResult;
-    out.push(r);
-    const patchedSource = unit.patchedSource ?? copyForHeaders(tree, overlay, unit);
-    jobs.push(async () => {
-      try {
-        r.original = await compileObject({
-          tree,
-          recipe: unit.recipe,
-          outObject: join(workDir, 'original', unit.object),
-        });
-      } catch (e) {
-        // the unmodified source does not compile with the image's config: is the unit built at all?
-        if (e instanceof CompileFailure && !(await isShipped(unit))) {
-          refuse(unitNotBuilt.configOff(unit.source, unit.target, e.diagnostic.detail));
-        }
-        throw e;
-      }
-    });
-    jobs.push(async () => {
-      try {
-        r.patched = await compileObject({
-          tree,
-          recipe: unit.recipe,
-          outObject: join(workDir, 'patched', unit.object),
-          source: patchedSource,
-          overlay,
-        });
-      } catch (e) {
-        if (e instanceof CompileFailure) {
-          const f = await explainFailure(e, { tree, unit, overlay, workDir });
-          const missing = missingNames(f.stderr);
-          if (missing.length) refuse(missingDefinitions.diagnose(unit.source, missing, f.diagnostic.detail));
-          throw f;
-        }
-        throw e;
-      }
-    });
-  }
-  let next = 0;
-  const worker = async () => {
-    while (next < jobs.length) await jobs[next++]!();
+/** `3 #line directives`, `1 function to carry`: a summary counting a list or a number. */
+const count =
+  (what: string, tail = '') =>
+  (n: number | unknown[]) => {
+    const k = typeof n === 'number' ? n : n.length;
+    return `${k} ${what}${k === 1 ? '' : 's'}${tail ? ` ${tail}` : ''}`;
   };
-  await Promise.all([worker(), worker()]);
-  return out;
+
+async function kernelStage(b: Build): Promise<KernelTarget> {
+  const target = b.opts.target ?? (await fetchKernel(b.opts.release, b.run));
+  b.result.release = target.release;
+  return target;
 }
 
-/**
- * The patched copy carries #line directives, so the compiler quotes the ORIGINAL file's lines in its
- * errors. Compile the patched text as the diff made it instead, so the messages show the patched lines
- * with the patched file's numbering.
- */
-async function explainFailure(
-  e: CompileFailure,
-  c: { tree: string; unit: Unit; overlay: string; workDir: string },
-): Promise<CompileFailure> {
-  const rawDir = join(c.workDir, 'raw');
-  const raw = join(rawDir, c.unit.source);
-  if (!existsSync(raw)) return e;
-  try {
-    await compileObject({
-      tree: c.tree,
-      recipe: c.unit.recipe,
-      outObject: join(c.workDir, 'raw-out', c.unit.object),
-      source: raw,
-      overlay: c.overlay,
-    });
-    return e;
-  } catch (again) {
-    if (!(again instanceof CompileFailure)) return e;
-    const clean = (t: string) => t.split(`${rawDir}/`).join('');
-    return new CompileFailure(clean(again.stderr), {
-      ...again.diagnostic,
-      message: `${c.unit.source} does not compile after patching (line numbers of the patched file)`,
-      detail: (again.diagnostic.detail ?? []).map(clean),
-    });
+/** The diff stage: GNU patch onto the overlay (source/diff.ts); offsets and allowed fuzz are warnings. */
+function diffStage(b: Build, diff: SourceDiff, tree: string): AppliedFile[] {
+  const applied = applyDiff(diff, tree, b.overlay, { fuzz: b.opts.fuzz });
+  for (const w of applied.flatMap((f) => f.warnings ?? [])) {
+    b.result.warnings.push(w);
+    b.run.emit({ kind: 'warning', stage: 'diff', diagnostic: w });
   }
+  return applied;
 }
 
-/** A unit recompiled only because of a header still needs an overlay copy of its .c (quoted includes). */
-function copyForHeaders(tree: string, overlay: string, unit: Unit): string {
-  const dest = join(overlay, unit.source);
-  mkdirSync(join(dest, '..'), { recursive: true });
-  const text = readFileSync(join(tree, unit.source), 'utf8');
-  writeFileSync(dest, `#line 1 ${JSON.stringify(unit.source)}\n${text}`);
-  return dest;
+function unitsStage(b: Build, applied: AppliedFile[], target: KernelTarget): UnitPlan {
+  const plan = planUnits(applied, target);
+  b.result.plan = plan;
+  for (const h of plan.headers)
+    b.run.note('units', `header ${h.header} is included by: ${h.candidates.join(', ')}`);
+  return plan;
 }
 
-async function shippedIndex(
-  target: KernelTarget,
-  unit: Unit,
-  cache: Map<string, SymbolIndex>,
-): Promise<SymbolIndex> {
-  const path = unit.modulePath ? join(target.debugModulesDir, unit.modulePath) : target.vmlinux;
-  let idx = cache.get(path);
-  if (!idx) {
-    idx = await indexSymbols(path);
-    cache.set(path, idx);
+function fetchKernel(release: string, run: StageRunner): Promise<KernelTarget> {
+  return ensureKernel(release, {
+    onProgress: (e) => {
+      if (e.kind === 'step' && e.state !== 'start') {
+        const took = e.ms === undefined ? '' : ` in ${(e.ms / 1000).toFixed(1)} s`;
+        run.note('kernel', `${e.step}: ${e.state}${took}`);
+      }
+    },
+  });
+}
+
+const describeTarget = (t: KernelTarget) =>
+  `${t.release} (Debian ${t.debianVersion}, build id ${t.buildId.slice(0, 12)}…)`;
+
+const describeApplied = (a: AppliedFile[], diff: SourceDiff) =>
+  `${a.length} file${a.length === 1 ? '' : 's'}, ${diff.files.reduce((n, f) => n + f.hunks.length, 0)} hunks, -p${diff.strip}` +
+  (a.some((f) => f.notes.length) ? ` (${a.flatMap((f) => f.notes).join('; ')})` : '');
+
+const describePlan = (p: UnitPlan) =>
+  [
+    p.units.map((u) => `${u.object} → ${u.target}`).join(', '),
+    ...p.headers.map((h) => `${h.header} → ${h.candidates.join(', ') || 'no unit'}`),
+    ...p.ignored.map((i) => `${i.path} ignored (${i.why})`),
+  ].join('; ');
+
+const describeVerified = (m: Map<UnitResult, ElfObject>) =>
+  `${m.size} object${m.size === 1 ? '' : 's'} match the shipped binary`;
+
+const describeCompiled = (r: UnitResult[]) =>
+  r
+    .map(
+      (u) =>
+        `${u.unit.object} ${(u.original.ms / 1000).toFixed(1)} s + ${(u.patched.ms / 1000).toFixed(1)} s`,
+    )
+    .join(', ');
+
+/** The compile stage: source/compile-units.ts, asking the shipped binary whether a unit is built at all. */
+async function compileStage(
+  b: Build,
+  plan: UnitPlan,
+  tree: string,
+  shipped: ShippedSymbols,
+): Promise<UnitResult[]> {
+  const compiled = await compileUnits(plan.units, {
+    tree,
+    overlay: b.overlay,
+    workDir: b.workDir,
+    isShipped: async (u) => (await shipped.unit(u)).localsInFile(basename(u.source)).length > 0,
+  });
+  b.result.units = compiled.map((r) => ({ ...r, sympos: new Map() }));
+  return b.result.units;
+}
+
+/** The verify stage: each original against its shipped binary; its file group gives the sympos. */
+async function verifyStage(
+  b: Build,
+  units: UnitResult[],
+  tree: string,
+  shipped: ShippedSymbols,
+): Promise<Map<UnitResult, ElfObject>> {
+  const originals = new Map<UnitResult, ElfObject>();
+  for (const r of units) {
+    const index = await shipped.unit(r.unit);
+    const original = await readElfFile(r.original.object);
+    const { group, note } = await verifyUnit({ unit: r.unit, original, index, tree, workDir: b.workDir });
+    if (note) b.run.note('verify', note);
+    r.sympos = fileSympos(index, r.unit.source, group);
+    originals.set(r, original);
   }
-  return idx;
+  return originals;
 }
 
-/** sympos of each function of the matched file group (locals) and of globals, as the livepatch core counts. */
-function symposOf(idx: SymbolIndex, source: string, group: number | undefined): Map<string, number> {
-  const out = new Map<string, number>();
-  const g = group === undefined ? undefined : idx.localsInFile(basename(source))[group];
-  for (const s of g?.symbols ?? []) out.set(s.name, s.sympos);
-  return out;
+/** The objdiff stage: every pair compared (objdiff/), then the refusals of check/ end the build. */
+async function objdiffStage(
+  b: Build,
+  units: UnitResult[],
+  originals: Map<UnitResult, ElfObject>,
+  sources: ChangedSource[],
+): Promise<string[]> {
+  const { summary, warnings } = b.result;
+  for (const r of units) {
+    const patched = await readElfFile(r.patched.object);
+    const prototypes = readPrototypes(r);
+    r.diff = diffLoaded(originals.get(r)!, patched, r.original.object, r.patched.object, {
+      source: r.unit.source,
+      ...(prototypes ? { prototypes } : {}),
+    });
+    const obj = basename(r.unit.object);
+    for (const f of r.diff.functions)
+      if (f.change === 'changed' || f.change === 'new')
+        summary.push(`${obj}: ${f.change} function: ${f.name}${f.reason ? ` (${f.reason})` : ''}`);
+    for (const w of r.diff.warnings) {
+      warnings.push(w);
+      b.run.emit({ kind: 'warning', stage: 'objdiff', diagnostic: w });
+    }
+  }
+  // refusals and "nothing changed" end the build here, even when asked to stop after this stage
+  const refusals = [...structChanged(sources), ...units.flatMap((r) => r.diff?.refusals ?? [])];
+  if (refusals.length) throw new BuildRefused(refusals, { summary, warnings });
+  const unchanged = noChange.check(
+    units.map((r) => ({ object: basename(r.unit.object), functions: r.diff?.functions ?? [] })),
+    summary,
+  );
+  if (unchanged.length) refuse(unchanged[0]!);
+  return summary;
 }
 
-interface LinkRequest {
-  name: string;
-  replace: boolean;
-  target: KernelTarget;
-  units: UnitResult[];
-  outDir: string;
-  workDir: string;
-  rulesOnly?: boolean;
-}
-
-interface LinkedModule {
-  ko: string;
-  manifestObjects?: PatchedObject[];
-}
-
-/** The module stage: klp structures, klp relocations and the kbuild link (livepatch-module.ts). */
-async function linkModule(req: LinkRequest): Promise<LinkedModule> {
-  return buildLivepatchModule({
-    name: req.name,
-    replace: req.replace,
-    target: req.target,
-    outDir: req.outDir,
-    workDir: req.workDir,
-    rulesOnly: req.rulesOnly,
-    units: req.units.map((u) => ({
+/** The module stage: klp structures, klp relocations and the kbuild link (klp/livepatch-module.ts). */
+async function moduleStage(
+  b: Build,
+  c: { target: KernelTarget; units: UnitResult[]; outDir: string; shipped: ShippedSymbols },
+): Promise<LivepatchModule> {
+  const mod = await buildLivepatchModule({
+    name: b.name,
+    replace: b.opts.replace === true,
+    target: c.target,
+    outDir: c.outDir,
+    workDir: b.workDir,
+    shipped: c.shipped,
+    rulesOnly: b.opts.checkOnly === true,
+    units: c.units.map((u) => ({
       source: u.unit.source,
       object: u.unit.object,
       target: u.unit.target,
@@ -578,58 +385,27 @@ async function linkModule(req: LinkRequest): Promise<LinkedModule> {
       patchedObject: u.patched.object,
       diff: u.diff!,
       sympos: u.sympos,
-      modulePath: u.unit.modulePath,
+      ...(u.unit.modulePath ? { modulePath: u.unit.modulePath } : {}),
     })),
   });
+  b.result.ko = mod.ko;
+  return mod;
 }
 
-/** The manifest: what the module replaces, for which exact kernel, made from which diff. */
-export function makeManifest(m: {
-  name: string;
-  replace: boolean;
-  target: KernelTarget;
-  units: UnitResult[];
-  ko: string;
-  diffText: string;
-  /** what the module stage says it replaces; derived from the object diffs when absent */
-  objects?: PatchedObject[];
-}): Manifest {
-  const objects = new Map<string, PatchedObject>();
-  for (const o of m.objects ?? []) objects.set(o.name, o);
-  for (const u of m.objects?.length ? [] : m.units) {
-    const o = objects.get(u.unit.target) ?? { name: u.unit.target, functions: [] };
-    objects.set(u.unit.target, o);
-    for (const f of u.diff?.functions ?? []) {
-      if (f.change !== 'changed' && f.change !== 'new') continue;
-      const old = f.originalName ?? f.name;
-      o.functions.push({
-        name: f.change === 'changed' ? old : f.name,
-        sympos: f.change === 'changed' ? (u.sympos.get(old) ?? 0) : 0,
-        file: u.unit.source,
-        change: f.change,
-      });
-    }
-  }
-  return {
-    schema: 1,
-    name: m.name,
-    version: '1',
-    kernel: { release: m.target.release, buildId: m.target.buildId, debianVersion: m.target.debianVersion },
-    replace: m.replace,
-    objects: manifestSchemaObjects([...objects.values()]),
-    module: {
-      file: basename(m.ko),
-      sha256: sha256(readFileSync(m.ko)),
-      name: `livepatch_${m.name.replace(/-/g, '_')}`,
-    },
-    source: { diffSha256: sha256(m.diffText) },
-    cves: [],
-    tool: { name: 'suture', version: TOOL_VERSION },
-    createdAt: new Date().toISOString(),
-  };
-}
-
-/** Validate the objects through the manifest schema's own parser (parse, don't trust our own output). */
-function manifestSchemaObjects(objects: PatchedObject[]): PatchedObject[] {
-  return objects.map((o) => patchedObjectSchema.parse(o));
+/** The manifest stage: `livepatch-NAME.manifest.json` next to the module. */
+function manifestStage(b: Build, c: { target: KernelTarget; mod: LivepatchModule; outDir: string }): string {
+  const manifest = makeManifest({
+    name: b.name,
+    version: b.opts.version ?? DEFAULT_PATCH_VERSION,
+    replace: b.opts.replace === true,
+    target: c.target,
+    ko: c.mod.ko,
+    diffText: b.diffText,
+    objects: c.mod.manifestObjects,
+  });
+  const path = join(c.outDir, `livepatch-${b.name}.manifest.json`);
+  writeFileSync(path, `${JSON.stringify(manifest, null, 2)}\n`);
+  b.result.manifest = manifest;
+  b.result.manifestPath = path;
+  return path;
 }

@@ -19,6 +19,7 @@ import { dirname, join } from 'node:path';
 import { refuse } from '../check/refusal.js';
 import { diffFuzz, MAX_FUZZ } from '../check/source/diff-fuzz.js';
 import { diffOffset } from '../check/source/diff-offset.js';
+import type { ChangedSource } from '../check/source/struct-changed.js';
 import { type Diagnostic, fail } from '../diagnostic.js';
 import { type HunkReport, runPatch } from './gnu-patch.js';
 import { detectStrip, type RawPaths, rawPath, stripPath } from './strip-level.js';
@@ -329,6 +330,20 @@ function stripToHunks(f: FileDiff): string {
   }
   const header = f.kind === 'add' ? ['--- /dev/null', `+++ ${f.path}`] : [`--- ${f.path}`, `+++ ${f.path}`];
   return `${[...header, ...body].join('\n')}\n`;
+}
+
+/**
+ * The C files and headers the diff modifies, with their original text: what KLP-STRUCT-CHANGED reads.
+ * With `applied`, each file's hunks are where they landed (offsets), not where the diff said.
+ */
+export function changedSources(diff: SourceDiff, tree: string, applied?: AppliedFile[]): ChangedSource[] {
+  return diff.files
+    .filter((f) => f.kind === 'modify' && /\.[ch]$/.test(f.path) && existsSync(join(tree, f.path)))
+    .map((f) => ({
+      path: f.path,
+      original: readFileSync(join(tree, f.path), 'utf8'),
+      hunks: applied?.find((a) => a.path === f.path)?.hunks ?? f.hunks,
+    }));
 }
 
 /** Read and parse a diff file (DIFF-UNREADABLE if it cannot be read). */

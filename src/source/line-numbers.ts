@@ -13,7 +13,10 @@
  * The mapping comes from comparing the original and patched texts (jsdiff), so it holds whatever diff
  * format, offsets or file the change came from.
  */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { structuredPatch } from 'diff';
+import type { AppliedFile } from './diff.js';
 
 export interface LineDirective {
   /** 0-based index in the patched file's lines before which the directive is inserted */
@@ -125,4 +128,25 @@ export function withLineDirectives(original: string, patched: string, file: stri
     out.push(lines[i]!);
   }
   return out.join('\n');
+}
+
+/**
+ * The lines stage: every patched `.c`/`.h` copy gets its #line directives, and the patched text as the
+ * diff made it is kept under `<workDir>/raw/` (compiler messages quote it with its own numbering).
+ * Returns how many directives were added.
+ */
+export function writeLineDirectives(applied: readonly AppliedFile[], workDir: string): number {
+  let n = 0;
+  for (const f of applied) {
+    if (!f.original || !f.patched || !/\.[ch]$/.test(f.path)) continue;
+    const before = readFileSync(f.original, 'utf8');
+    const after = readFileSync(f.patched, 'utf8');
+    const text = withLineDirectives(before, after, f.path);
+    const raw = join(workDir, 'raw', f.path);
+    mkdirSync(dirname(raw), { recursive: true });
+    writeFileSync(raw, after);
+    n += text.split('\n').length - after.split('\n').length - 1;
+    writeFileSync(f.patched, text);
+  }
+  return n;
 }

@@ -13,10 +13,14 @@
  * Several files share a basename (`core.c` is everywhere): the shipped file group that matches best is
  * the one compared; it must match completely.
  */
+
+import { join } from 'node:path';
 import { refuse } from '../check/refusal.js';
 import { notShipped } from '../check/source/not-shipped.js';
-import { fail } from '../diagnostic.js';
-import { type ElfObject, type ElfSymbol, STB, STT, type SymbolIndex } from '../elf/index.js';
+import { fail, SutureError } from '../diagnostic.js';
+import { type ElfObject, type ElfSymbol, readElfFile, STB, STT, type SymbolIndex } from '../elf/index.js';
+import { compileObject, withoutSectionFlags } from './compile.js';
+import type { Unit } from './units.js';
 
 export interface FunctionSymbol {
   name: string;
@@ -166,4 +170,46 @@ export function verifyAgainstShipped(
     why: 'the original object was not built the way the running kernel was (compiler, flags, config or source differ), so any livepatch made from it could replace the wrong code',
     hint: 'build with the exact source, config and compiler of the target kernel (see `suture kernel` for the cached tree)',
   });
+}
+
+export interface VerifyUnitRequest {
+  unit: Unit;
+  /** the compiled original object, read once by the caller */
+  original: ElfObject;
+  /** the shipped binary the unit belongs to */
+  index: SymbolIndex;
+  tree: string;
+  workDir: string;
+}
+
+/**
+ * The verify stage for one unit. `-ffunction-sections` alone can change sizes (a jump to another section
+ * cannot be relaxed to a short one): when our object does not match, the exact kbuild command, without
+ * our section flags, must then match exactly. Returns the matched file group, and a note when only the
+ * exact build matched.
+ */
+export async function verifyUnit(
+  req: VerifyUnitRequest,
+): Promise<{ group: number | undefined; note?: string }> {
+  const { unit } = req;
+  const shipped = shippedFromIndex(req.index);
+  try {
+    return verifyAgainstShipped(objectFunctions(req.original), shipped, unit.source);
+  } catch (e) {
+    if (!(e instanceof SutureError) || e.code !== 'VERIFY-MISMATCH') throw e;
+    const exact = await compileObject({
+      tree: req.tree,
+      recipe: { ...unit.recipe, cc: withoutSectionFlags(unit.recipe.cc) },
+      outObject: join(req.workDir, 'exact', unit.object),
+    });
+    const { group } = verifyAgainstShipped(
+      objectFunctions(await readElfFile(exact.object)),
+      shipped,
+      unit.source,
+    );
+    return {
+      group,
+      note: `${unit.object} matches when built exactly as kbuild does; with section flags only the layout differs (${(e.diagnostic.detail ?? []).join('; ')})`,
+    };
+  }
 }

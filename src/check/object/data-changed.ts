@@ -19,7 +19,7 @@ export const dataChanged: Rule = {
         severity: 'error' as const,
         code: this.id,
         message: `${d.writable ? 'variable' : 'constant data'} \`${d.originalName ?? d.name}\` changed: ${d.reason ?? 'contents differ'}`,
-        location: { file: facts.patchedPath, symbol: d.name, section: facts.sectionOf(d.symbol)?.name },
+        location: { file: facts.patchedPath, symbol: d.name, section: d.symbol.section?.name },
         why: d.writable
           ? 'a livepatch replaces functions, not data: the running kernel keeps the variable with its old layout and state'
           : 'the running kernel and its unchanged functions keep using the old constant; a private copy would split its identity',

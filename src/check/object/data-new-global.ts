@@ -19,7 +19,7 @@ export const dataNewGlobal: Rule = {
         severity: 'error' as const,
         code: this.id,
         message: `new global variable \`${d.name}\``,
-        location: { file: facts.patchedPath, symbol: d.name, section: facts.sectionOf(d.symbol)?.name },
+        location: { file: facts.patchedPath, symbol: d.name, section: d.symbol.section?.name },
         why: 'code outside the livepatch runs unchanged and cannot see a variable the patch adds',
         hint: 'make the variable static to the patched file, or keep the state in a shadow variable (klp_shadow_alloc)',
       }));

@@ -18,7 +18,7 @@ export const initChanged: Rule = {
     const out: Diagnostic[] = [];
     for (const f of facts.functions) {
       if (f.change === 'same') continue;
-      const section = facts.sectionOf(f.symbol)?.name ?? '';
+      const section = f.symbol.section?.name ?? '';
       if (!INIT_SECTIONS.test(section)) continue;
       out.push({
         severity: 'error',

@@ -6,13 +6,13 @@
  * units of a build at once, after the per-object rules found nothing to refuse.
  */
 import type { Diagnostic } from '../../diagnostic.js';
-import type { FunctionVerdict } from '../facts.js';
+import type { FunctionDiff } from '../facts.js';
 import type { RuleInfo } from '../refusal.js';
 
 export interface UnitChanges {
   /** object file name for messages, e.g. `meminfo.o` */
   object: string;
-  functions: readonly FunctionVerdict[];
+  functions: readonly FunctionDiff[];
 }
 
 export const noChange = {

@@ -22,7 +22,7 @@ export const notrace: Rule = {
         location: {
           file: facts.originalPath,
           symbol: f.originalName ?? f.name,
-          section: facts.sectionOf(f.symbol)?.name,
+          section: f.symbol.section?.name,
         },
         why: 'livepatch redirects a function through its ftrace hook; this one is built notrace (noinstr, entry code or -pg removed)',
         hint: 'patch a traceable caller instead (copy the changed logic into it), or ship the fix in a kernel update',

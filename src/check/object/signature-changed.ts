@@ -13,7 +13,7 @@
 import type { Diagnostic } from '../../diagnostic.js';
 import { SHF, STB, STT } from '../../elf/constants.js';
 import type { ElfObject, ElfSymbol } from '../../elf/model.js';
-import type { FunctionVerdict, ObjectFacts, Rule } from '../facts.js';
+import type { FunctionDiff, ObjectFacts, Rule } from '../facts.js';
 
 /** Names of what references `sym` from outside code sections (ops tables, exports, initcalls). */
 function dataReferences(obj: ElfObject, sym: ElfSymbol): string[] {
@@ -70,8 +70,8 @@ export const signatureChanged: Rule = {
   },
 };
 
-function outsideCallers(f: FunctionVerdict, facts: ObjectFacts, carried: Set<string>): string[] {
-  const sym = f.original ?? f.symbol;
+function outsideCallers(f: FunctionDiff, facts: ObjectFacts, carried: Set<string>): string[] {
+  const sym = f.twin ?? f.symbol;
   if (sym.bind !== STB.LOCAL) {
     return [
       `it is ${sym.bind === STB.WEAK ? 'weak' : 'global'}: any file of the kernel or a module may call it`,

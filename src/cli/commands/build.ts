@@ -1,5 +1,6 @@
 /*
- * `suture build <patch.diff> --kernel <release> [--name NAME] [--replace] [-o DIR] [--fuzz N] [--json]`
+ * `suture build <patch.diff> --kernel <release> [--name NAME] [--patch-version V] [--replace] [-o DIR] [--fuzz N]
+ *   [--json]`
  *
  * Turns a source diff into `livepatch-NAME.ko` plus `livepatch-NAME.manifest.json` for one exact kernel.
  * Progress goes to stderr, one line per stage with its time; the summary (each changed and new function,
@@ -24,6 +25,7 @@ import {
 interface BuildCliOptions {
   kernel?: string;
   name?: string;
+  patchVersion?: string;
   replace?: boolean;
   output?: string;
   json?: boolean;
@@ -98,6 +100,11 @@ export function register(program: Command): void {
     .argument('<patch.diff>', 'unified diff (git or plain) against the kernel source')
     .option('-k, --kernel <release>', 'target kernel release (uname -r)', defaultRelease())
     .option('-n, --name <name>', 'livepatch name (default: from the diff file name)')
+    .option(
+      '--patch-version <version>',
+      "the livepatch's version in its manifest (e.g. 2, 2026.11.24-1)",
+      '1',
+    )
     .option('--replace', 'cumulative patch: replaces every livepatch loaded before it')
     .option('-o, --output <dir>', 'directory for livepatch-NAME.ko and its manifest', '.')
     .option('--json', 'print the result as JSON on stdout')
@@ -124,6 +131,7 @@ export function register(program: Command): void {
           diffPath,
           release: opts.kernel ?? defaultRelease(),
           name: opts.name,
+          version: opts.patchVersion,
           replace: opts.replace === true,
           outDir: opts.output,
           keepWork: opts.keepWork === true,

@@ -7,6 +7,7 @@
  */
 import type { Command } from 'commander';
 import { renderDiagnostic } from '../../diagnostic.js';
+import { objectDiffJson } from '../../objdiff/json.js';
 import { diffObjects } from '../../objdiff/objdiff.js';
 import { writeDiffObject } from '../../objdiff/write.js';
 
@@ -34,22 +35,7 @@ export function register(program: Command): void {
         written = opts.output;
       }
       if (opts.json) {
-        const out = {
-          original: orig,
-          patched,
-          functions: diff.functions,
-          data: diff.data,
-          removedFunctions: diff.removedFunctions,
-          refusals: diff.refusals,
-          warnings: diff.warnings,
-          carried: {
-            functions: diff.selection.functions.map((f) => f.name),
-            sections: [...diff.selection.sections].map((s) => s.name),
-            tables: Object.fromEntries([...diff.selection.tables].map(([s, k]) => [s.name, k.length])),
-            externals: [...new Map([...diff.selection.externals.values()].map((e) => [e.name, e])).values()],
-          },
-          output: written ?? null,
-        };
+        const out = { original: orig, patched, ...objectDiffJson(diff), output: written ?? null };
         process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
       } else {
         const unit = patched.replace(/^.*\//, '');
