@@ -247,3 +247,39 @@ deleted file mode 100644
   assert.equal(existsSync(join(overlay, 'fs/proc/y.c')), false, 'no empty copy shadows the tree');
   assert.equal(readFileSync(join(tree, 'fs/proc/y.c'), 'utf8'), 'int y;\n');
 });
+
+test('several fuzzy hunks: one refusal naming each, with the fuzz the worst needs', () => {
+  const second = `@@ -20,7 +20,7 @@
+ int v20 = 200;
+ int v21 = 210;
+ int v22 = 22;
+-int v23 = 23;
++int v23 = 230;
+ int v24 = 24;
+ int v25 = 25;
+ int v26 = 26;
+`;
+  assert.throws(
+    () => applyDiff(parseDiff(FUZZ1 + second, 'fuzz.patch', tree), tree, join(root, 'overlay11')),
+    (e: unknown) => {
+      assert.ok(isRefusal(e));
+      assert.match(e.diagnostic.message, /hunk #1 .* fuzz 1: it would land at line 9/);
+      assert.match((e.diagnostic.detail ?? []).join('\n'), /also hunk #2: fuzz 2, would land at line 20/);
+      assert.match(e.diagnostic.hint ?? '', /--fuzz 2/);
+      return true;
+    },
+  );
+});
+
+test('a change the tree already has is DIFF-ALREADY-APPLIED, not a failed hunk', () => {
+  const overlay = join(root, 'overlay12');
+  const [once] = applyDiff(parseDiff(FUZZY, 'fix.patch', tree), tree, overlay);
+  const fixedTree = join(root, 'fixed-tree');
+  mkdirSync(join(fixedTree, 'fs/proc'), { recursive: true });
+  writeFileSync(join(fixedTree, 'fs/proc/long.c'), readFileSync(once!.patched!, 'utf8'));
+  assert.throws(
+    () => applyDiff(parseDiff(FUZZY, 'fix.patch', fixedTree), fixedTree, join(root, 'overlay13')),
+    (e: unknown) =>
+      isSutureError(e) && e.code === 'DIFF-ALREADY-APPLIED' && /already has the change/.test(e.message),
+  );
+});

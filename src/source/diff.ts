@@ -288,7 +288,11 @@ export function applyDiff(
   return out;
 }
 
-/** The first hunk patch could not apply: DIFF-FUZZ when more fuzz would land it, else DIFF-HUNK-FAILED. */
+/**
+ * Why patch failed on a file: the change is already there (DIFF-ALREADY-APPLIED); every failed hunk
+ * would land with more fuzz (the DIFF-FUZZ refusal, naming the first and listing the others, with the
+ * fuzz the worst needs); or a hunk lands nowhere (DIFF-HUNK-FAILED, showing it).
+ */
 function hunkFailed(
   f: FileDiff,
   tree: string,
@@ -296,15 +300,28 @@ function hunkFailed(
   probe: HunkReport[],
   fuzz: number,
 ): never {
-  const failed = run.reports.find((r) => !r.applied);
-  const n = failed?.hunk ?? 1;
-  const landing = probe.find((r) => r.hunk === n && r.applied);
-  if (landing && landing.fuzz > fuzz) refuse(diffFuzz.refused(fuzzyHunk(f, landing), fuzz));
-  const h = f.hunks[n - 1] ?? f.hunks[0]!;
   const output = run.output.trim();
+  const patchSaid = output ? ['', ...output.split('\n').map((l) => `patch: ${l}`)] : [];
+  if (/Reversed \(or previously applied\) patch detected/.test(output)) {
+    fail('DIFF-ALREADY-APPLIED', `the kernel source already has the change to \`${f.path}\``, {
+      location: { file: f.path, line: f.hunks[0]?.oldStart },
+      detail: patchSaid.slice(1),
+      why: 'the lines the diff adds are already there: this kernel has the fix, or the diff is reversed',
+      hint: "check the kernel's changelog for the fix; if the diff is reversed, swap its sides (diff -u old new)",
+    });
+  }
+  const failed = run.reports.filter((r) => !r.applied);
+  const landings = failed.map((r) => probe.find((p) => p.hunk === r.hunk && p.applied));
+  const lost = failed.find((_, i) => !landings[i]) ?? (failed.length ? undefined : { hunk: 1, line: 0 });
+  if (!lost) {
+    const fuzzy = landings.map((l) => fuzzyHunk(f, l!));
+    refuse(diffFuzz.refused(fuzzy[0]!, fuzz, fuzzy.slice(1)));
+  }
+  const n = lost!.hunk;
+  const h = f.hunks[n - 1] ?? f.hunks[0]!;
   return fail('DIFF-HUNK-FAILED', `hunk #${n} of \`${f.path}\` does not apply to the kernel source`, {
-    location: { file: f.path, line: failed?.line ?? h.oldStart },
-    detail: [...hunkText(h), ...(output ? ['', ...output.split('\n').map((l) => `patch: ${l}`)] : [])],
+    location: { file: f.path, line: lost!.line || h.oldStart },
+    detail: [...hunkText(h), ...patchSaid],
     why: `the context or removed lines of this hunk are not in the target kernel source (not even ignoring ${MAX_FUZZ} context lines)`,
     hint: `regenerate the diff against the source of this exact kernel (${tree}/${f.path}, from diff line ${h.diffLine})`,
   });

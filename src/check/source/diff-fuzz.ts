@@ -29,15 +29,20 @@ export interface FuzzyHunk {
 export const diffFuzz = {
   id: 'DIFF-FUZZ',
   title: 'a hunk that applies only by ignoring context lines (refused unless --fuzz N allows it)',
-  refused(h: FuzzyHunk, allowed: number): Diagnostic {
+  /** `h` and the `others` of the same file that need fuzz too: the hint names the fuzz the worst needs */
+  refused(h: FuzzyHunk, allowed: number, others: FuzzyHunk[] = []): Diagnostic {
+    const needed = Math.max(h.fuzz, ...others.map((o) => o.fuzz));
     return {
       severity: 'error',
       code: this.id,
       message: `hunk #${h.hunk} of \`${h.file}\` applies only with fuzz ${h.fuzz}: it would land at line ${h.line}`,
       location: { file: h.file, line: h.line },
-      detail: h.text,
+      detail: [
+        ...h.text,
+        ...others.map((o) => `also hunk #${o.hunk}: fuzz ${o.fuzz}, would land at line ${o.line}`),
+      ],
       why: `${h.fuzz} context line${h.fuzz === 1 ? '' : 's'} of the hunk ${h.fuzz === 1 ? 'does' : 'do'} not match the kernel source${allowed ? ` (allowed: fuzz ${allowed})` : ''}: a fuzzy hunk can land in the wrong place, and the livepatch would replace that code in the running kernel`,
-      hint: `look at line ${h.line} of ${h.file}: if that is where the change belongs, build with \`--fuzz ${h.fuzz}\`; better, regenerate the diff against this kernel's source`,
+      hint: `look at line ${h.line} of ${h.file}${others.length ? ' (and the lines listed)' : ''}: if that is where the change belongs, build with \`--fuzz ${needed}\`; better, regenerate the diff against this kernel's source`,
     };
   },
   accepted(h: FuzzyHunk): Diagnostic {
