@@ -16,15 +16,15 @@
  * A refusal (a rule of check/ says no) is not a crash: the pipeline throws BuildRefused carrying every
  * refusal diagnostic, so the CLI and the corpus runner can show each rule id. `checkOnly` (`suture
  * check`) runs the module stage's rules without linking and stops there. Warnings of the checks
- * (DIFF-OFFSET, DIFF-FUZZ under `fuzz`, KLP-INLINE-SPREAD) do not stop the build: each is emitted as a `warning` progress event and kept in
- * the result (and in BuildRefused when something else refuses).
+ * (DIFF-OFFSET, DIFF-FUZZ under `fuzz`, KLP-INLINE-SPREAD) do not stop the build: each is emitted as a
+ * `warning` progress event and kept in the result (and in BuildRefused when something else refuses).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { noChange } from '../check/object/no-change.js';
 import { isRefusal, refuse } from '../check/refusal.js';
-import { type ChangedSource, structChanged } from '../check/source/struct-changed.js';
+import { structChanged } from '../check/source/struct-changed.js';
 import { type Diagnostic, fail, SutureError } from '../diagnostic.js';
 import { type ElfObject, readElfFile } from '../elf/index.js';
 import { ensureKernel } from '../kernel/fetch.js';
@@ -207,7 +207,7 @@ async function recipe(b: Build): Promise<BuildResult> {
   const originals = await run.run('verify', () => verifyStage(b, units, tree, shipped), describeVerified);
   await run.run(
     'objdiff',
-    () => objdiffStage(b, units, originals, changedSources(diff, tree, applied)),
+    () => objdiffStage(b, units, originals, diff, tree, applied),
     count('function', 'to carry'),
   );
   const outDir = resolve(b.opts.outDir ?? '.');
@@ -334,7 +334,9 @@ async function objdiffStage(
   b: Build,
   units: UnitResult[],
   originals: Map<UnitResult, ElfObject>,
-  sources: ChangedSource[],
+  diff: SourceDiff,
+  tree: string,
+  applied: AppliedFile[],
 ): Promise<string[]> {
   const { summary, warnings } = b.result;
   for (const r of units) {
@@ -354,7 +356,10 @@ async function objdiffStage(
     }
   }
   // refusals and "nothing changed" end the build here, even when asked to stop after this stage
-  const refusals = [...structChanged(sources), ...units.flatMap((r) => r.diff?.refusals ?? [])];
+  const refusals = [
+    ...structChanged(changedSources(diff, tree, applied)),
+    ...units.flatMap((r) => r.diff?.refusals ?? []),
+  ];
   if (refusals.length) throw new BuildRefused(refusals, { summary, warnings });
   const unchanged = noChange.check(
     units.map((r) => ({ object: basename(r.unit.object), functions: r.diff?.functions ?? [] })),
