@@ -78,3 +78,7 @@ test('a text without its sections is refused with the file named', () => {
   );
   assert.throws(() => parseRuleText('no heading\n', 'a.md'), /no `# RULE-ID` first line/);
 });
+
+test('a directory without texts is EXPLAIN-NO-TEXTS, not an empty book', () => {
+  assert.throws(() => loadRuleTexts(join(CHECK, 'object')), /EXPLAIN-NO-TEXTS/);
+});

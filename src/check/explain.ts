@@ -74,6 +74,12 @@ export function loadRuleTexts(dir = textsDir()): Map<string, RuleText> {
       out.set(t.id, t);
     }
   }
+  if (out.size === 0) {
+    fail('EXPLAIN-NO-TEXTS', `no rule texts under ${dir}`, {
+      why: 'the texts are the .md files beside the rules in src/check/{source,object,module}/, read at run time',
+      hint: 'run suture from a checkout that has src/ next to dist/, or copy src/check/*/*.md beside dist/check/',
+    });
+  }
   return out;
 }
 
