@@ -29,10 +29,13 @@ import { signatureChanged } from './object/signature-changed.js';
 import { specialEntry } from './object/special-entry.js';
 import { tableLayout } from './object/table-layout.js';
 import type { RuleInfo } from './refusal.js';
+import { diffFuzz } from './source/diff-fuzz.js';
+import { diffOffset } from './source/diff-offset.js';
 import { missingDefinitions } from './source/missing-definitions.js';
 import { notShipped } from './source/not-shipped.js';
 import { structChangedRule } from './source/struct-changed.js';
 import { unitHeaderWide } from './source/unit-header-wide.js';
+import { unitNewFile } from './source/unit-new-file.js';
 import { unitNone } from './source/unit-none.js';
 import { unitNotBuilt } from './source/unit-not-built.js';
 import { unitUnsupported } from './source/unit-unsupported.js';
@@ -54,8 +57,11 @@ export const RULES: readonly Rule[] = [
 ];
 
 export const SOURCE_RULES: readonly RuleInfo[] = [
+  diffOffset,
+  diffFuzz,
   structChangedRule,
   unitUnsupported,
+  unitNewFile,
   unitHeaderWide,
   unitNone,
   unitNotBuilt,

@@ -64,6 +64,8 @@ export interface LivepatchModuleRequest {
   verbose?: boolean;
   /** the build's symbol indexes of the shipped binaries (default: indexed here) */
   shipped?: ShippedSymbols;
+  /** run every module rule, then stop before kbuild: nothing linked, nothing written to outDir (`ko` is '') */
+  rulesOnly?: boolean;
 }
 
 export interface LivepatchModule {
@@ -174,6 +176,8 @@ export async function buildLivepatchModule(req: LivepatchModuleRequest): Promise
   refuseAny(nothingToReplace.check(used.length));
   const modName = `livepatch-${req.name}`;
   const source = registrationSource(req.name, req.replace, used);
+  if (req.rulesOnly)
+    return { ko: '', manifestObjects: manifestObjects(used), klp: { sections: [], symbols: [] }, source };
   writeFileSync(join(dir, 'klp.c'), source);
   writeFileSync(join(dir, 'Kbuild'), `obj-m := ${modName}.o\n${modName}-y := klp.o ${parts.join(' ')}\n`);
 
@@ -189,16 +193,20 @@ export async function buildLivepatchModule(req: LivepatchModuleRequest): Promise
   await writeFile(out, writeElf(ko));
   return {
     ko: out,
-    manifestObjects: used.map((o) => ({
-      name: o.object,
-      functions: o.functions.map((f) => ({
-        name: f.oldName,
-        sympos: f.sympos,
-        file: f.file,
-        change: f.change,
-      })),
-    })),
+    manifestObjects: manifestObjects(used),
     klp,
     source,
   };
+}
+
+function manifestObjects(used: KlpObjectEntry[]): PatchedObject[] {
+  return used.map((o) => ({
+    name: o.object,
+    functions: o.functions.map((f) => ({
+      name: f.oldName,
+      sympos: f.sympos,
+      file: f.file,
+      change: f.change,
+    })),
+  }));
 }

@@ -14,9 +14,10 @@
  *   manifest — the manifest next to the module (manifest.ts)
  *
  * A refusal (a rule of check/ says no) is not a crash: the pipeline throws BuildRefused carrying every
- * refusal diagnostic, so the CLI and the corpus runner can show each rule id. Warnings of the checks
- * (KLP-INLINE-SPREAD) do not stop the build: each is emitted as a `warning` progress event and kept in
- * the result (and in BuildRefused when something else refuses).
+ * refusal diagnostic, so the CLI and the corpus runner can show each rule id. `checkOnly` (`suture
+ * check`) runs the module stage's rules without linking and stops there. Warnings of the checks
+ * (DIFF-OFFSET, DIFF-FUZZ under `fuzz`, KLP-INLINE-SPREAD) do not stop the build: each is emitted as a
+ * `warning` progress event and kept in the result (and in BuildRefused when something else refuses).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -43,6 +44,7 @@ import {
   type AppliedFile,
   applyDiff,
   changedSources,
+  checkFuzz,
   parseDiff,
   readDiff,
   type SourceDiff,
@@ -68,8 +70,12 @@ export interface BuildOptions {
   outDir?: string;
   /** keep the scratch directory (overlay, objects) for inspection */
   keepWork?: boolean;
+  /** context lines a hunk may ignore when the diff is applied (`patch --fuzz`, 0 to 3; default 0) */
+  fuzz?: number;
   /** stop after this stage (e.g. `objdiff` to classify without linking a module) */
   stopAfter?: Stage;
+  /** `suture check`: every stage and rule up to the module's, which links nothing; stops after `module` */
+  checkOnly?: boolean;
   /** use this target instead of ensureKernel(release) */
   target?: KernelTarget;
   onProgress?: (e: BuildProgress) => void;
@@ -151,8 +157,12 @@ export async function buildLivepatch(opts: BuildOptions): Promise<BuildResult> {
   const name = checkName(opts.name ?? defaultName(opts.diffPath));
   // read and check the diff before anything slow (a cold kernel cache takes minutes)
   const { text: diffText } = readDiff(opts.diffPath);
+  checkFuzz(opts.fuzz);
   const workDir = mkdtempSync(join(tmpdir(), `suture-build-${name}-`));
-  const run = new StageRunner(opts.onProgress ?? (() => undefined), opts.stopAfter);
+  const run = new StageRunner(
+    opts.onProgress ?? (() => undefined),
+    opts.checkOnly ? 'module' : opts.stopAfter,
+  );
   const result: BuildResult = {
     name,
     release: opts.release,
@@ -170,7 +180,7 @@ export async function buildLivepatch(opts: BuildOptions): Promise<BuildResult> {
     if (e instanceof StopAfter) return result;
     keep = keep || !(e instanceof SutureError);
     // a rule of check/ said no inside a stage: the build is refused with its diagnostic
-    if (isRefusal(e)) throw new BuildRefused([e.diagnostic], { summary: [] });
+    if (isRefusal(e)) throw new BuildRefused([e.diagnostic], { summary: [], warnings: result.warnings });
     throw e;
   } finally {
     if (!keep) rmSync(workDir, { recursive: true, force: true });
@@ -185,7 +195,7 @@ async function recipe(b: Build): Promise<BuildResult> {
   const diff = parseDiff(b.diffText, b.opts.diffPath, tree);
   const applied = await run.run(
     'diff',
-    () => applyDiff(diff, tree, b.overlay),
+    () => diffStage(b, diff, tree),
     (a) => describeApplied(a, diff),
   );
   await run.run('lines', () => writeLineDirectives(applied, b.workDir), count('#line directive'));
@@ -197,7 +207,7 @@ async function recipe(b: Build): Promise<BuildResult> {
   const originals = await run.run('verify', () => verifyStage(b, units, tree, shipped), describeVerified);
   await run.run(
     'objdiff',
-    () => objdiffStage(b, units, originals, diff, tree),
+    () => objdiffStage(b, units, originals, diff, tree, applied),
     count('function', 'to carry'),
   );
   const outDir = resolve(b.opts.outDir ?? '.');
@@ -205,7 +215,7 @@ async function recipe(b: Build): Promise<BuildResult> {
   const mod = await run.run(
     'module',
     () => moduleStage(b, { target, units, outDir, shipped }),
-    (m) => m.ko,
+    (m) => m.ko || 'module rules passed (nothing linked)',
   );
   await run.run(
     'manifest',
@@ -227,6 +237,16 @@ async function kernelStage(b: Build): Promise<KernelTarget> {
   const target = b.opts.target ?? (await fetchKernel(b.opts.release, b.run));
   b.result.release = target.release;
   return target;
+}
+
+/** The diff stage: GNU patch onto the overlay (source/diff.ts); offsets and allowed fuzz are warnings. */
+function diffStage(b: Build, diff: SourceDiff, tree: string): AppliedFile[] {
+  const applied = applyDiff(diff, tree, b.overlay, { fuzz: b.opts.fuzz });
+  for (const w of applied.flatMap((f) => f.warnings ?? [])) {
+    b.result.warnings.push(w);
+    b.run.emit({ kind: 'warning', stage: 'diff', diagnostic: w });
+  }
+  return applied;
 }
 
 function unitsStage(b: Build, applied: AppliedFile[], target: KernelTarget): UnitPlan {
@@ -252,7 +272,7 @@ const describeTarget = (t: KernelTarget) =>
   `${t.release} (Debian ${t.debianVersion}, build id ${t.buildId.slice(0, 12)}…)`;
 
 const describeApplied = (a: AppliedFile[], diff: SourceDiff) =>
-  `${a.length} file${a.length === 1 ? '' : 's'}, ${diff.files.reduce((n, f) => n + f.hunks.length, 0)} hunks` +
+  `${a.length} file${a.length === 1 ? '' : 's'}, ${diff.files.reduce((n, f) => n + f.hunks.length, 0)} hunks, -p${diff.strip}` +
   (a.some((f) => f.notes.length) ? ` (${a.flatMap((f) => f.notes).join('; ')})` : '');
 
 const describePlan = (p: UnitPlan) =>
@@ -316,6 +336,7 @@ async function objdiffStage(
   originals: Map<UnitResult, ElfObject>,
   diff: SourceDiff,
   tree: string,
+  applied: AppliedFile[],
 ): Promise<string[]> {
   const { summary, warnings } = b.result;
   for (const r of units) {
@@ -336,7 +357,7 @@ async function objdiffStage(
   }
   // refusals and "nothing changed" end the build here, even when asked to stop after this stage
   const refusals = [
-    ...structChanged(changedSources(diff, tree)),
+    ...structChanged(changedSources(diff, tree, applied)),
     ...units.flatMap((r) => r.diff?.refusals ?? []),
   ];
   if (refusals.length) throw new BuildRefused(refusals, { summary, warnings });
@@ -360,6 +381,7 @@ async function moduleStage(
     outDir: c.outDir,
     workDir: b.workDir,
     shipped: c.shipped,
+    rulesOnly: b.opts.checkOnly === true,
     units: c.units.map((u) => ({
       source: u.unit.source,
       object: u.unit.object,

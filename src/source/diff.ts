@@ -3,17 +3,26 @@
  *
  * A livepatch starts from a unified diff — `git diff`/`git format-patch` output (`a/` and `b/` prefixes,
  * `diff --git` headers, mail headers before the first file) or a plain `diff -u`/`diff -ruN` against the
- * kernel source. `parseDiff` turns the text into files and hunks (or a DIFF-MALFORMED error naming the
- * line); `applyDiff` applies it with GNU patch to COPIES of the touched files under a scratch overlay
- * directory, never to the prepared tree itself. A hunk that does not apply exactly (offsets are fine,
- * fuzz is not: a fuzzy hunk could land in the wrong function of a running kernel) is a DIFF-HUNK-FAILED
- * error that shows the hunk and the file.
+ * kernel source, made at any depth (the strip level `-pN` is detected against the tree, strip-level.ts).
+ * `parseDiff` turns the text into files and hunks (or a DIFF-MALFORMED error naming the line);
+ * `applyDiff` applies it as GNU patch does (gnu-patch.ts) to COPIES of the touched files under a scratch
+ * overlay directory, never to the prepared tree itself:
+ *   - a hunk that lands at an offset is applied, with a DIFF-OFFSET warning naming where;
+ *   - a hunk that needs fuzz is refused (DIFF-FUZZ, with the line it would land on) unless the caller
+ *     allows that much fuzz (`--fuzz N`, N ≤ 3), then it is applied with a DIFF-FUZZ warning;
+ *   - a hunk that does not apply even with fuzz 3 is a DIFF-HUNK-FAILED error showing the hunk;
+ *   - an added file is created in the overlay; a deleted file is left out of it (units.ts decides
+ *     whether anything compiled still needs it).
  */
-import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, normalize } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { refuse } from '../check/refusal.js';
+import { diffFuzz, MAX_FUZZ } from '../check/source/diff-fuzz.js';
+import { diffOffset } from '../check/source/diff-offset.js';
 import type { ChangedSource } from '../check/source/struct-changed.js';
-import { fail } from '../diagnostic.js';
+import { type Diagnostic, fail } from '../diagnostic.js';
+import { type HunkReport, runPatch } from './gnu-patch.js';
+import { detectStrip, type RawPaths, rawPath, stripPath } from './strip-level.js';
 
 export interface Hunk {
   oldStart: number;
@@ -43,36 +52,113 @@ export interface SourceDiff {
   files: FileDiff[];
   /** where the diff came from, for messages */
   origin: string;
+  /** leading path components stripped from its paths, as `patch -pN` (strip-level.ts) */
+  strip: number;
 }
 
 const HUNK_RE = /^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@ ?(.*)$/;
 
-/** Strip `a/`, `b/` (git) or any one leading component when the tree says the path lives below it. */
-function cleanPath(raw: string, tree: string | undefined): string {
-  let p = raw.split('\t')[0]!.trim();
-  if (p.startsWith('"') && p.endsWith('"')) p = p.slice(1, -1);
-  if (p === '/dev/null') return p;
-  if (p.split('/').includes('..')) return p; // refused by the caller: it leaves the tree
-  p = normalize(p).replace(/^(\.\/)+/, '');
-  if (p.startsWith('a/') || p.startsWith('b/')) {
-    const rest = p.slice(2);
-    if (!tree || existsSync(join(tree, rest)) || !existsSync(join(tree, p))) return rest;
-  }
-  if (tree && !existsSync(join(tree, p))) {
-    // plain diffs made with `diff -ru linux-6.1.orig linux-6.1`: drop the top directory
-    const slash = p.indexOf('/');
-    if (slash > 0 && existsSync(join(tree, p.slice(slash + 1)))) return p.slice(slash + 1);
-  }
-  return p;
+/** One file section as read, before its paths are stripped. */
+interface RawFile extends RawPaths {
+  hunks: Hunk[];
+  text: string;
+  /** 1-based line of its `---` header */
+  headerLine: number;
 }
 
-/** The hunk whose `@@` header is at `lines[at]`, and the index of the line after it. */
-function readHunk(
-  lines: string[],
-  at: number,
-  malformed: (lineNo: number, message: string) => never,
-): { hunk: Hunk; next: number } {
-  let i = at;
+/**
+ * Parse unified diff text. `tree` (optional) is used to detect the strip level (how many leading path
+ * components to drop). Throws DIFF-MALFORMED / DIFF-EMPTY.
+ */
+export function parseDiff(text: string, origin = 'diff', tree?: string): SourceDiff {
+  const lines = text.split('\n');
+  if (lines.length && lines[lines.length - 1] === '') lines.pop();
+  const malformed = (lineNo: number, message: string, hint?: string): never =>
+    fail('DIFF-MALFORMED', message, {
+      location: { file: origin, line: lineNo },
+      detail: [lines[lineNo - 1] ?? ''],
+      hint:
+        hint ?? 'give a unified diff (`git diff`, `git format-patch` or `diff -u`), not a context or ed diff',
+    });
+  const raws = readSections(lines, malformed);
+  if (raws.length === 0) {
+    fail('DIFF-EMPTY', `${origin} contains no file changes`, {
+      location: { file: origin },
+      hint: 'give a unified diff with `---`/`+++` file headers and `@@` hunks',
+    });
+  }
+  const strip = detectStrip(raws, tree);
+  const files: FileDiff[] = raws.map((r) => {
+    const kind: FileChangeKind = r.old === '/dev/null' ? 'add' : r.new === '/dev/null' ? 'delete' : 'modify';
+    const written = kind === 'add' ? r.new : r.old;
+    const path = stripPath(written, strip);
+    if (path === undefined) {
+      return malformed(
+        r.headerLine,
+        `path \`${written}\` has fewer than ${strip + 1} components (-p${strip})`,
+      );
+    }
+    if (path.startsWith('/') || path.split('/').includes('..')) {
+      malformed(
+        r.headerLine,
+        `path \`${path}\` leaves the kernel source tree`,
+        'paths must be relative to the source root',
+      );
+    }
+    return { path, kind, hunks: r.hunks, text: r.text };
+  });
+  const seen = new Set<string>();
+  for (const f of files) {
+    if (seen.has(f.path)) {
+      fail('DIFF-MALFORMED', `\`${f.path}\` appears twice in ${origin}`, {
+        location: { file: origin },
+        hint: 'combine the changes to one file into one diff section (e.g. `git diff A..B`)',
+      });
+    }
+    seen.add(f.path);
+  }
+  return { files, origin, strip };
+}
+
+/** The file sections of a diff: raw paths, hunks and each section's own text. */
+function readSections(lines: string[], malformed: (line: number, message: string) => never): RawFile[] {
+  const out: RawFile[] = [];
+  let i = 0;
+  while (i < lines.length) {
+    const line = lines[i]!;
+    if (!line.startsWith('--- ') || !(lines[i + 1] ?? '').startsWith('+++ ')) {
+      if (line.startsWith('@@ ')) malformed(i + 1, 'hunk without a `---`/`+++` file header');
+      i++;
+      continue;
+    }
+    // look back for a `diff --git` line belonging to this file, to include it in the text
+    let start = i;
+    for (let j = i - 1; j >= 0 && j >= i - 8; j--) {
+      const l = lines[j]!;
+      if (l.startsWith('diff ')) {
+        start = j;
+        break;
+      }
+      if (l.startsWith('--- ') || l.startsWith('+') || l.startsWith('-') || l.startsWith(' ')) break;
+    }
+    const headerLine = i + 1;
+    const paths = { old: rawPath(line.slice(4)), new: rawPath(lines[i + 1]!.slice(4)) };
+    i += 2;
+    const hunks: Hunk[] = [];
+    while (i < lines.length && lines[i]!.startsWith('@@')) {
+      const h = readHunk(lines, i, malformed);
+      hunks.push(h);
+      i = h.diffLine + h.lines.length;
+    }
+    if (hunks.length === 0)
+      malformed(i, `no hunks for \`${paths.new === '/dev/null' ? paths.old : paths.new}\``);
+    out.push({ ...paths, hunks, text: `${lines.slice(start, i).join('\n')}\n`, headerLine });
+  }
+  return out;
+}
+
+/** The hunk whose `@@` header is at index `i`. */
+function readHunk(lines: string[], i: number, malformed: (line: number, message: string) => never): Hunk {
   const m = HUNK_RE.exec(lines[i]!);
   if (!m) malformed(i + 1, 'unreadable hunk header');
   const h: Hunk = {
@@ -105,83 +191,7 @@ function readHunk(
   if (oldSeen !== h.oldLines || newSeen !== h.newLines) {
     malformed(h.diffLine, 'hunk line counts do not match its header');
   }
-  return { hunk: h, next: i };
-}
-
-/**
- * Parse unified diff text. `tree` (optional) is used to decide how many leading path components to
- * strip for plain diffs. Throws DIFF-MALFORMED / DIFF-EMPTY.
- */
-export function parseDiff(text: string, origin = 'diff', tree?: string): SourceDiff {
-  const lines = text.split('\n');
-  if (lines.length && lines[lines.length - 1] === '') lines.pop();
-  const files: FileDiff[] = [];
-  let i = 0;
-  const malformed = (lineNo: number, message: string, hint?: string): never =>
-    fail('DIFF-MALFORMED', message, {
-      location: { file: origin, line: lineNo },
-      detail: [lines[lineNo - 1] ?? ''],
-      hint:
-        hint ?? 'give a unified diff (`git diff`, `git format-patch` or `diff -u`), not a context or ed diff',
-    });
-  while (i < lines.length) {
-    const line = lines[i]!;
-    if (!line.startsWith('--- ') || !(lines[i + 1] ?? '').startsWith('+++ ')) {
-      if (line.startsWith('@@ ')) malformed(i + 1, 'hunk without a `---`/`+++` file header');
-      i++;
-      continue;
-    }
-    // look back for a `diff --git` line belonging to this file, to include it in the text
-    let start = i;
-    for (let j = i - 1; j >= 0 && j >= i - 8; j--) {
-      const l = lines[j]!;
-      if (l.startsWith('diff ')) {
-        start = j;
-        break;
-      }
-      if (l.startsWith('--- ') || l.startsWith('+') || l.startsWith('-') || l.startsWith(' ')) break;
-    }
-    const oldRaw = line.slice(4);
-    const newRaw = lines[i + 1]!.slice(4);
-    const oldPath = cleanPath(oldRaw, tree);
-    const newPath = cleanPath(newRaw, tree);
-    const kind: FileChangeKind =
-      oldPath === '/dev/null' ? 'add' : newPath === '/dev/null' ? 'delete' : 'modify';
-    const path = kind === 'add' ? newPath : oldPath;
-    if (path.startsWith('/') || path.split('/').includes('..')) {
-      malformed(
-        i + 1,
-        `path \`${path}\` leaves the kernel source tree`,
-        'paths must be relative to the source root',
-      );
-    }
-    i += 2;
-    const hunks: Hunk[] = [];
-    while (i < lines.length && lines[i]!.startsWith('@@')) {
-      const h = readHunk(lines, i, malformed);
-      hunks.push(h.hunk);
-      i = h.next;
-    }
-    if (hunks.length === 0) malformed(i, `no hunks for \`${path}\``);
-    files.push({ path, kind, hunks, text: `${lines.slice(start, i).join('\n')}\n` });
-  }
-  if (files.length === 0) {
-    fail('DIFF-EMPTY', `${origin} contains no file changes`, {
-      location: { file: origin },
-      hint: 'give a unified diff with `---`/`+++` file headers and `@@` hunks',
-    });
-  }
-  const seen = new Set<string>();
-  for (const f of files) {
-    if (seen.has(f.path)) {
-      fail('DIFF-MALFORMED', `\`${f.path}\` appears twice in ${origin}`, {
-        location: { file: origin },
-        hint: 'combine the changes to one file into one diff section (e.g. `git diff A..B`)',
-      });
-    }
-    seen.add(f.path);
-  }
-  return { files, origin };
+  return h;
 }
 
 export interface AppliedFile {
@@ -193,13 +203,41 @@ export interface AppliedFile {
   patched?: string;
   /** patch's remarks, e.g. `Hunk #1 succeeded at 131 (offset 3 lines).` */
   notes: string[];
+  /** the hunks where they landed: `oldStart` moved by each hunk's offset (absent: as in the diff) */
+  hunks?: Hunk[];
+  /** DIFF-OFFSET and (allowed) DIFF-FUZZ warnings, one per hunk that did not land exactly */
+  warnings?: Diagnostic[];
+}
+
+export interface ApplyOptions {
+  /** context lines a hunk may ignore, as `patch --fuzz` (0 to 3; default 0) */
+  fuzz?: number;
+}
+
+/** `--fuzz` as given by the user: an integer from 0 to 3, or DIFF-BAD-FUZZ. */
+export function checkFuzz(fuzz: number | undefined): number {
+  if (fuzz === undefined) return 0;
+  if (!Number.isInteger(fuzz) || fuzz < 0 || fuzz > MAX_FUZZ) {
+    fail('DIFF-BAD-FUZZ', `fuzz ${fuzz} is out of range`, {
+      why: `beyond ${MAX_FUZZ} ignored context lines a hunk is matched by its changed lines alone, and can land anywhere they repeat`,
+      hint: `give --fuzz 0 to ${MAX_FUZZ}, or regenerate the diff against this kernel's source`,
+    });
+  }
+  return fuzz;
 }
 
 /**
  * Apply `diff` to copies of the touched files of `tree`, written under `overlay` at the same relative
- * paths. The tree is only read. Throws DIFF-FILE-MISSING or DIFF-HUNK-FAILED (showing the hunk).
+ * paths. The tree is only read. Throws DIFF-FILE-MISSING, DIFF-HUNK-FAILED (showing the hunk), or the
+ * DIFF-FUZZ refusal.
  */
-export function applyDiff(diff: SourceDiff, tree: string, overlay: string): AppliedFile[] {
+export function applyDiff(
+  diff: SourceDiff,
+  tree: string,
+  overlay: string,
+  opts: ApplyOptions = {},
+): AppliedFile[] {
+  const fuzz = checkFuzz(opts.fuzz);
   const out: AppliedFile[] = [];
   for (const f of diff.files) {
     const original = join(tree, f.path);
@@ -208,7 +246,7 @@ export function applyDiff(diff: SourceDiff, tree: string, overlay: string): Appl
       fail('DIFF-FILE-MISSING', `\`${f.path}\` does not exist in the kernel source`, {
         location: { file: diff.origin, line: f.hunks[0]?.diffLine },
         why: 'the diff must be made against the exact source of the target kernel',
-        hint: `check the path and that the diff is for this kernel version (source tree: ${tree})`,
+        hint: `check the path and that the diff is for this kernel version (source tree: ${tree}, paths stripped with -p${diff.strip})`,
       });
     }
     if (f.kind === 'add' && existsSync(original)) {
@@ -219,63 +257,86 @@ export function applyDiff(diff: SourceDiff, tree: string, overlay: string): Appl
     }
     mkdirSync(dirname(patched), { recursive: true });
     if (f.kind !== 'add') copyFileSync(original, patched);
-    const r = spawnSync(
-      'patch',
-      [
-        '--batch',
-        '--forward',
-        '--fuzz=0',
-        '--no-backup-if-mismatch',
-        '--reject-file=-',
-        '-p0',
-        '--',
-        patched,
-      ],
-      { input: stripToHunks(f), encoding: 'utf8' },
-    );
-    if (r.error) {
-      fail('DIFF-PATCH-MISSING', `cannot run GNU patch: ${r.error.message}`, {
-        hint: 'install it: apt-get install patch',
-      });
+    const input = stripToHunks(f);
+    const run = runPatch(patched, input, fuzz);
+    if (!run.ok) {
+      rmSync(patched, { force: true });
+      if (f.kind !== 'add') copyFileSync(original, patched);
+      hunkFailed(f, tree, run, runPatch(patched, input, MAX_FUZZ, true).reports, fuzz);
     }
-    const output = `${r.stdout ?? ''}${r.stderr ?? ''}`;
-    const notes = output
-      .split('\n')
-      .map((l) => l.trim())
-      .filter((l) => /^Hunk #\d+ /.test(l));
-    if (r.status !== 0) {
-      const failed = notes.find((n) => /FAILED/.test(n));
-      const n = failed ? Number(/^Hunk #(\d+)/.exec(failed)![1]) : 1;
-      const h = f.hunks[n - 1] ?? f.hunks[0]!;
-      const at = failed ? /at (\d+)/.exec(failed)?.[1] : undefined;
-      fail('DIFF-HUNK-FAILED', `hunk #${n} of \`${f.path}\` does not apply to the kernel source`, {
-        location: { file: f.path, line: at ? Number(at) : h.oldStart },
-        detail: [
-          `@@ -${h.oldStart},${h.oldLines} +${h.newStart},${h.newLines} @@ ${h.section}`.trimEnd(),
-          ...h.lines,
-          ...(output.trim()
-            ? [
-                '',
-                ...output
-                  .trim()
-                  .split('\n')
-                  .map((l) => `patch: ${l}`),
-              ]
-            : []),
-        ],
-        why: 'the context or removed lines of this hunk are not in the target kernel source (exact match required: a fuzzy hunk could land in the wrong place)',
-        hint: `regenerate the diff against the source of this exact kernel (${tree}/${f.path}, from diff line ${h.diffLine})`,
-      });
-    }
+    if (f.kind === 'delete') rmSync(patched, { force: true });
     out.push({
       path: f.path,
       kind: f.kind,
       original: f.kind === 'add' ? undefined : original,
       patched: f.kind === 'delete' ? undefined : patched,
-      notes,
+      notes: run.output
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => /^Hunk #\d+ /.test(l)),
+      hunks: f.hunks.map((h, n) => {
+        const r = run.reports.find((x) => x.hunk === n + 1);
+        return r ? { ...h, oldStart: h.oldStart + r.offset } : h;
+      }),
+      warnings: run.reports.flatMap((r) => {
+        if (!r.applied) return [];
+        if (r.fuzz > 0) return [diffFuzz.accepted(fuzzyHunk(f, r))];
+        return r.offset !== 0 ? [diffOffset.diagnose(f.path, r.hunk, r.line, r.offset)] : [];
+      }),
     });
   }
   return out;
+}
+
+/**
+ * Why patch failed on a file: the change is already there (DIFF-ALREADY-APPLIED); every failed hunk
+ * would land with more fuzz (the DIFF-FUZZ refusal, naming the first and listing the others, with the
+ * fuzz the worst needs); or a hunk lands nowhere (DIFF-HUNK-FAILED, showing it).
+ */
+function hunkFailed(
+  f: FileDiff,
+  tree: string,
+  run: { reports: HunkReport[]; output: string },
+  probe: HunkReport[],
+  fuzz: number,
+): never {
+  const output = run.output.trim();
+  const patchSaid = output ? ['', ...output.split('\n').map((l) => `patch: ${l}`)] : [];
+  if (/Reversed \(or previously applied\) patch detected/.test(output)) {
+    fail('DIFF-ALREADY-APPLIED', `the kernel source already has the change to \`${f.path}\``, {
+      location: { file: f.path, line: f.hunks[0]?.oldStart },
+      detail: patchSaid.slice(1),
+      why: 'the lines the diff adds are already there: this kernel has the fix, or the diff is reversed',
+      hint: "check the kernel's changelog for the fix; if the diff is reversed, swap its sides (diff -u old new)",
+    });
+  }
+  const failed = run.reports.filter((r) => !r.applied);
+  const landings = failed.map((r) => probe.find((p) => p.hunk === r.hunk && p.applied));
+  const lost = failed.find((_, i) => !landings[i]) ?? (failed.length ? undefined : { hunk: 1, line: 0 });
+  if (!lost) {
+    const fuzzy = landings.map((l) => fuzzyHunk(f, l!));
+    refuse(diffFuzz.refused(fuzzy[0]!, fuzz, fuzzy.slice(1)));
+  }
+  const n = lost!.hunk;
+  const h = f.hunks[n - 1] ?? f.hunks[0]!;
+  return fail('DIFF-HUNK-FAILED', `hunk #${n} of \`${f.path}\` does not apply to the kernel source`, {
+    location: { file: f.path, line: lost!.line || h.oldStart },
+    detail: [...hunkText(h), ...patchSaid],
+    why: `the context or removed lines of this hunk are not in the target kernel source (not even ignoring ${MAX_FUZZ} context lines)`,
+    hint: `regenerate the diff against the source of this exact kernel (${tree}/${f.path}, from diff line ${h.diffLine})`,
+  });
+}
+
+function hunkText(h: Hunk): string[] {
+  return [
+    `@@ -${h.oldStart},${h.oldLines} +${h.newStart},${h.newLines} @@ ${h.section}`.trimEnd(),
+    ...h.lines,
+  ];
+}
+
+function fuzzyHunk(f: FileDiff, r: HunkReport) {
+  const h = f.hunks[r.hunk - 1] ?? f.hunks[0]!;
+  return { file: f.path, hunk: r.hunk, line: r.line, fuzz: r.fuzz, text: hunkText(h) };
 }
 
 /** The hunks of one file, without headers: patch is told the file on its command line. */
@@ -288,14 +349,21 @@ function stripToHunks(f: FileDiff): string {
   return `${[...header, ...body].join('\n')}\n`;
 }
 
-/** Read and parse a diff file (DIFF-UNREADABLE if it cannot be read). */
-/** The C files and headers the diff modifies, with their original text: what KLP-STRUCT-CHANGED reads. */
-export function changedSources(diff: SourceDiff, tree: string): ChangedSource[] {
+/**
+ * The C files and headers the diff modifies, with their original text: what KLP-STRUCT-CHANGED reads.
+ * With `applied`, each file's hunks are where they landed (offsets), not where the diff said.
+ */
+export function changedSources(diff: SourceDiff, tree: string, applied?: AppliedFile[]): ChangedSource[] {
   return diff.files
     .filter((f) => f.kind === 'modify' && /\.[ch]$/.test(f.path) && existsSync(join(tree, f.path)))
-    .map((f) => ({ path: f.path, original: readFileSync(join(tree, f.path), 'utf8'), hunks: f.hunks }));
+    .map((f) => ({
+      path: f.path,
+      original: readFileSync(join(tree, f.path), 'utf8'),
+      hunks: applied?.find((a) => a.path === f.path)?.hunks ?? f.hunks,
+    }));
 }
 
+/** Read and parse a diff file (DIFF-UNREADABLE if it cannot be read). */
 export function readDiff(path: string, tree?: string): { diff: SourceDiff; text: string } {
   let text: string;
   try {

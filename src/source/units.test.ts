@@ -94,7 +94,7 @@ test('real kernel: a .c file #included by another (sched/deadline.c) is followed
   );
 });
 
-test('real kernel: a widely included header, assembly, a Makefile and a new file are refused', () => {
+test('real kernel: a widely included header, assembly, a Makefile and a new unit are refused', () => {
   const code = (fn: () => unknown) => {
     try {
       fn();
@@ -117,10 +117,80 @@ test('real kernel: a widely included header, assembly, a Makefile and a new file
   );
   assert.equal(
     code(() => planUnits([changed('fs/proc/new.c', 'add')], target)),
-    'UNIT-UNSUPPORTED',
+    'UNIT-NEW-FILE',
   );
   assert.equal(
     code(() => planUnits([changed('Documentation/index.rst')], target)),
     'UNIT-NONE',
+  );
+});
+
+test('real kernel: a new header or a new .c included by a changed unit is compiled with it', () => {
+  const overlay = join(dir, 'overlay-new');
+  mkdirSync(join(overlay, 'fs/proc'), { recursive: true });
+  const meminfo = join(overlay, 'fs/proc/meminfo.c');
+  writeFileSync(meminfo, '#include "meminfo_extra.h"\n#include "meminfo_extra.c"\nint x;\n');
+  writeFileSync(join(overlay, 'fs/proc/meminfo_extra.h'), '#define EXTRA 1\n');
+  writeFileSync(join(overlay, 'fs/proc/meminfo_extra.c'), 'static int extra(void) { return EXTRA; }\n');
+  const plan = planUnits(
+    [
+      { ...changed('fs/proc/meminfo.c'), patched: meminfo },
+      {
+        path: 'fs/proc/meminfo_extra.h',
+        kind: 'add',
+        patched: join(overlay, 'fs/proc/meminfo_extra.h'),
+        notes: [],
+      },
+      {
+        path: 'fs/proc/meminfo_extra.c',
+        kind: 'add',
+        patched: join(overlay, 'fs/proc/meminfo_extra.c'),
+        notes: [],
+      },
+    ],
+    target,
+  );
+  assert.deepEqual(
+    plan.units.map((u) => [u.object, u.target, u.viaHeaders.sort()]),
+    [['fs/proc/meminfo.o', 'vmlinux', ['fs/proc/meminfo_extra.c', 'fs/proc/meminfo_extra.h']]],
+  );
+  assert.deepEqual(
+    plan.headers.map((h) => [h.header, h.candidates]),
+    [
+      ['fs/proc/meminfo_extra.h', ['fs/proc/meminfo.c']],
+      ['fs/proc/meminfo_extra.c', ['fs/proc/meminfo.c']],
+    ],
+  );
+});
+
+test('real kernel: a deleted file is fine when nothing built includes it, refused when something does', () => {
+  const deleted = (path: string): AppliedFile => ({
+    path,
+    kind: 'delete',
+    original: join(target.sourceTree, path),
+    notes: [],
+  });
+  // fs/proc/internal.h is still included by the unchanged fs/proc units
+  try {
+    planUnits([changed('fs/proc/meminfo.c'), deleted('fs/proc/internal.h')], target);
+    assert.fail('a deleted header still included is refused');
+  } catch (e) {
+    assert.ok(isSutureError(e));
+    assert.equal(e.code, 'UNIT-UNSUPPORTED');
+    assert.match(
+      e.diagnostic.message,
+      /deletes `fs\/proc\/internal\.h`, which fs\/proc\/array\.c, .* still #include$/,
+    );
+  }
+  // a deleted built unit: its code runs in the kernel
+  assert.throws(() => planUnits([deleted('fs/proc/meminfo.c')], target), /UNIT-UNSUPPORTED/);
+  // a header no file includes
+  const plan = planUnits([changed('fs/proc/meminfo.c'), deleted('fs/proc/never-included.h')], target);
+  assert.deepEqual(plan.ignored, [
+    { path: 'fs/proc/never-included.h', why: 'deleted; nothing built includes it' },
+  ]);
+  assert.deepEqual(
+    plan.units.map((u) => u.object),
+    ['fs/proc/meminfo.o'],
   );
 });

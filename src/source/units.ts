@@ -16,13 +16,18 @@
  * livepatch cannot carry, and the compile would not be "seconds".
  *
  * Files that never reach the kernel image (Documentation/, tools/, samples/, scripts/) are ignored and
- * reported; assembly, Makefiles, Kconfig and added or deleted files are refused.
+ * reported; assembly, Makefiles and Kconfig are refused. A file the diff adds is compiled as part of the
+ * changed units that #include it (a new header, a new .c included by a changed one: it lives in the
+ * overlay, found before the tree); a new .c nothing includes is a unit of its own and refused
+ * (UNIT-NEW-FILE: it needs a Makefile change). A deleted file is ignored when nothing built still
+ * #includes it after the patch, and refused when something does or when it is a built unit itself.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { refuse } from '../check/refusal.js';
 import { MAX_HEADER_UNITS, unitHeaderWide } from '../check/source/unit-header-wide.js';
+import { unitNewFile } from '../check/source/unit-new-file.js';
 import { unitNone } from '../check/source/unit-none.js';
 import { unitNotBuilt } from '../check/source/unit-not-built.js';
 import { type UnsupportedChange, unitUnsupported } from '../check/source/unit-unsupported.js';
@@ -136,6 +141,8 @@ export function planUnits(applied: AppliedFile[], target: KernelTarget): UnitPla
   const units = new Map<string, Unit>();
   const headers: HeaderFollow[] = [];
   const ignored: UnitPlan['ignored'] = [];
+  // files the diff adds, with the changed files that include them (units, or headers followed below)
+  const added: HeaderFollow[] = [];
   const unsupported = (f: AppliedFile, change: UnsupportedChange): never =>
     refuse(unitUnsupported.diagnose(f.path, change));
 
@@ -144,9 +151,23 @@ export function planUnits(applied: AppliedFile[], target: KernelTarget): UnitPla
       ignored.push({ path: f.path, why: 'not part of the kernel image' });
       continue;
     }
-    if (f.kind !== 'modify') {
-      unsupported(f, f.kind === 'add' ? 'add' : 'delete');
+    if (f.kind === 'add' && /\.[ch]$/.test(f.path)) {
+      const includers = patchedIncluders(applied, f.path);
+      if (includers.length === 0 && f.path.endsWith('.c')) refuse(unitNewFile.diagnose(f.path));
+      if (includers.length === 0)
+        ignored.push({ path: f.path, why: 'new file that no changed file includes' });
+      else added.push({ header: f.path, candidates: includers });
+      continue;
     }
+    if (f.kind === 'delete' && /\.[ch]$/.test(f.path)) {
+      const users = stillIncluded(applied, f.path, tree, modules);
+      if (users.length || (f.path.endsWith('.c') && isBuilt(tree, f.path, modules))) {
+        refuse(unitUnsupported.diagnose(f.path, 'delete', users));
+      }
+      ignored.push({ path: f.path, why: 'deleted; nothing built includes it' });
+      continue;
+    }
+    if (f.kind === 'delete') unsupported(f, 'other');
     if (f.path.endsWith('.c') && sameDirIncluders(tree, f.path).length) {
       // a .c file #included by another one (kernel/sched/build_policy.c includes deadline.c): not a
       // unit of its own, followed to its includers like a header
@@ -180,6 +201,10 @@ export function planUnits(applied: AppliedFile[], target: KernelTarget): UnitPla
       }
     }
   }
+  for (const a of added) {
+    for (const c of a.candidates) units.get(c)?.viaHeaders.push(a.header);
+    headers.push(a);
+  }
   if (units.size === 0) {
     refuse(
       unitNone.diagnose([
@@ -189,4 +214,54 @@ export function planUnits(applied: AppliedFile[], target: KernelTarget): UnitPla
     );
   }
   return { units: [...units.values()], headers, ignored };
+}
+
+/** Whether `text` #includes `file` (tree-relative) from `from` (tree-relative): quoted, or `<path>`. */
+function includes(text: string, from: string, file: string): boolean {
+  const esc = (t: string) => t.replace(/[.+]/g, '\\$&');
+  const inc = /(?:^|\/)include\/(.+)$/.exec(file);
+  const quoted = dirname(from) === dirname(file) ? `"${esc(basename(file))}"` : undefined;
+  const angle = inc ? `<${esc(inc[1]!)}>` : undefined;
+  const forms = [quoted, angle].filter((x) => x !== undefined);
+  return forms.length > 0 && new RegExp(`^\\s*#\\s*include\\s*(${forms.join('|')})`, 'm').test(text);
+}
+
+/** Changed or added files of the diff (patched copies) that #include `file`. */
+function patchedIncluders(applied: AppliedFile[], file: string): string[] {
+  return applied
+    .filter((g) => g.path !== file && g.patched && /\.[ch]$/.test(g.path))
+    .filter((g) => includes(readFileSync(g.patched!, 'utf8'), g.path, file))
+    .map((g) => g.path)
+    .sort();
+}
+
+/** Whether kbuild builds `source` into this image (it has a recipe and its module is shipped). */
+function isBuilt(tree: string, source: string, modules: Map<string, string>): boolean {
+  try {
+    unitFor(tree, source, modules);
+    return true;
+  } catch (e) {
+    if (isSutureError(e) && (e.code === unitNotBuilt.id || e.code === 'KBUILD-NO-RECIPE')) return false;
+    throw e;
+  }
+}
+
+/** Up to three built files that still #include the deleted `file` after the patch (patched copy if changed). */
+function stillIncluded(
+  applied: AppliedFile[],
+  file: string,
+  tree: string,
+  modules: Map<string, string>,
+): string[] {
+  const byPath = new Map(applied.map((f) => [f.path, f]));
+  const users: string[] = [];
+  // a few are enough to name (each one asks kbuild whether it is built)
+  for (const c of headerCandidates(tree, file)) {
+    const f = byPath.get(c);
+    if (f?.kind === 'delete') continue;
+    const text = readFileSync(f?.patched ?? join(tree, c), 'utf8');
+    if (includes(text, c, file) && isBuilt(tree, c, modules)) users.push(c);
+    if (users.length === 3) break;
+  }
+  return users;
 }

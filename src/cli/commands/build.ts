@@ -1,12 +1,14 @@
 /*
- * `suture build <patch.diff> --kernel <release> [--name NAME] [--patch-version V] [--replace] [-o DIR] [--json]`
+ * `suture build <patch.diff> --kernel <release> [--name NAME] [--patch-version V] [--replace] [-o DIR] [--fuzz N]
+ *   [--json]`
  *
  * Turns a source diff into `livepatch-NAME.ko` plus `livepatch-NAME.manifest.json` for one exact kernel.
  * Progress goes to stderr, one line per stage with its time; the summary (each changed and new function,
  * `meminfo.o: changed function: meminfo_proc_show`) goes to stdout, or the whole result as JSON with
  * --json. Refusals are printed as diagnostics (rule id, where, why, what to do) and exit with status 2;
- * other errors exit 1. Warnings (KLP-INLINE-SPREAD) are printed compiler-style to stderr as soon as the
- * objdiff stage finds them, and listed under `warnings` in --json (refused or not).
+ * other errors exit 1. Warnings (a hunk applied at an offset or with the fuzz `--fuzz N` allows,
+ * KLP-INLINE-SPREAD) are printed compiler-style to stderr as soon as the diff and objdiff stages find
+ * them, and listed under `warnings` in --json (refused or not).
  */
 import type { Command } from 'commander';
 import { renderDiagnostic, SutureError, toDiagnostic } from '../../diagnostic.js';
@@ -29,6 +31,21 @@ interface BuildCliOptions {
   json?: boolean;
   keepWork?: boolean;
   stopAfter?: string;
+  fuzz?: string;
+}
+
+/** `--fuzz N`: a whole number of context lines, 0 to 3 (the pipeline checks the range too). */
+export function fuzzOption(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value) || Number(value) > 3) {
+    throw new SutureError({
+      code: 'CLI-BAD-OPTION',
+      message: `--fuzz ${value} is not a fuzz GNU patch allows here`,
+      why: 'beyond 3 ignored context lines a hunk is matched by its changed lines alone and can land anywhere they repeat',
+      hint: 'use --fuzz 1, 2 or 3 (the number of context lines a hunk may ignore), or regenerate the diff',
+    });
+  }
+  return Number(value);
 }
 
 export function progressPrinter(write: (s: string) => void, color = false): (e: BuildProgress) => void {
@@ -93,7 +110,12 @@ export function register(program: Command): void {
     .option('--json', 'print the result as JSON on stdout')
     .option('--keep-work', 'keep the scratch directory (overlay, objects) and print its path')
     .option('--stop-after <stage>', `stop after a stage (${STAGES.join(', ')})`)
+    .option(
+      '--fuzz <N>',
+      'accept hunks that apply only ignoring up to N (≤ 3) context lines, as patch --fuzz',
+    )
     .action(async (diffPath: string, opts: BuildCliOptions) => {
+      const fuzz = fuzzOption(opts.fuzz);
       if (opts.stopAfter && !STAGES.includes(opts.stopAfter as Stage)) {
         throw new SutureError({
           code: 'CLI-BAD-OPTION',
@@ -114,6 +136,7 @@ export function register(program: Command): void {
           outDir: opts.output,
           keepWork: opts.keepWork === true,
           stopAfter: opts.stopAfter as Stage | undefined,
+          fuzz,
           onProgress: progress,
         });
       } catch (e) {
