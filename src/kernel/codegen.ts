@@ -6,7 +6,6 @@
  * line turns most of them on (IBT, call padding with `__pfx_` symbols, call depth tracking, rethunk,
  * SRSO, ITS); Debian 12's 6.1 has retpolines, rethunk, SRSO and ITS under older option names.
  */
-import type { KernelConfig } from './config.js';
 
 export interface CodegenFeature {
   /** the option's current name (6.12); `alias` is its older name where it was renamed */
@@ -84,7 +83,7 @@ const KNOWN: Known[] = [
 ];
 
 /** The code generation options of a kernel config, each with what it means for a livepatch. */
-export function codegenFeatures(cfg: KernelConfig): CodegenFeature[] {
+export function codegenFeatures(cfg: ReadonlyMap<string, string>): CodegenFeature[] {
   return KNOWN.map((k) => {
     const current = cfg.get(k.name);
     const old = k.alias ? cfg.get(k.alias) : undefined;

@@ -15,9 +15,9 @@
  * The counters live in this process: several instances behind a load balancer each allow the limit.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Limits } from './context.js';
 import { bearer } from './credentials.js';
 import { HttpError } from './http-error.js';
+import type { Limits } from './limits.js';
 
 /** Which budget a request draws from: a route says so in `config: { limit }`; the default is 'other'. */
 export type LimitClass = 'enroll' | 'machine' | 'admin' | 'login' | 'other';
