@@ -126,6 +126,8 @@ class TransitionWatch {
   private lastTotal = 0;
   private pending: TaskPatchState[] = [];
   private switches = new Map<number, number | undefined>();
+  /** pending count and switch counts as of the last kernel log read (before any scan since) */
+  private atLastRead = { pending: 0, switches: this.switches };
   private roundDue: RoundDue | undefined;
   private roundsSeen = 0;
 
@@ -138,18 +140,28 @@ class TransitionWatch {
     this.deadline = o.startedAt + o.timeoutMs;
   }
 
-  private dueRound(round: number, elapsedMs: number, source: SignalRound['source']): void {
+  private dueRound(
+    round: number,
+    elapsedMs: number,
+    source: SignalRound['source'],
+    before = { pending: this.pending.length, switches: this.switches },
+  ): void {
     this.roundsSeen = round;
-    this.roundDue = { round, elapsedMs, source, before: this.switches, pendingBefore: this.pending.length };
+    this.roundDue = { round, elapsedMs, source, before: before.switches, pendingBefore: before.pending };
   }
 
-  /** Pass the kernel's livepatch messages on; its first "signaling remaining tasks" opens round 1. */
+  /**
+   * Pass the kernel's livepatch messages on; its first "signaling remaining tasks" opens round 1. The
+   * line was printed after the previous read, so the round starts from the state as of that read: a
+   * scan in between may already have seen the tasks the kernel's signal switched.
+   */
   readKernelLog(): void {
     for (const r of this.o.log.since()) {
       if (/livepatch|klp|patch/i.test(r.text)) this.o.onEvent({ type: 'kernel-log', text: r.text });
       if (/signaling remaining tasks/.test(r.text) && !this.roundDue)
-        this.dueRound(this.roundsSeen + 1, this.out.elapsedMs, 'kernel-log');
+        this.dueRound(this.roundsSeen + 1, this.out.elapsedMs, 'kernel-log', this.atLastRead);
     }
+    this.atLastRead = { pending: this.pending.length, switches: this.switches };
   }
 
   /** The kernel is silent about rounds after the first: infer them from its schedule. */
