@@ -4,9 +4,13 @@
  *     the unit is asked anew on the first run and remembered after, so both are shown.
  *   - cold: the packages are downloaded but nothing is extracted or prepared: a fresh cache directory
  *     holding only the downloaded .debs (hard links), so ensureKernel extracts and prepares everything.
+ *   - warm against the previous commit: the same warm build through the CLI of this checkout and of
+ *     the commit before it (previous-commit.ts), interleaved run by run, so a refactoring shows its
+ *     ratio (issue 9: "no build-time regression").
  * Goals (issue 5, 2 cores): warm ≤ 20 s, cold ≤ 2 min. kpatch-build needs a full kernel build for the
  * same patch (tens of minutes here); that is not re-measured, the goal stands for it.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -15,6 +19,7 @@ import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease } from '../kernel/target.js';
 import { buildLivepatch, type Stage } from '../pipeline/pipeline.js';
 import { type Benchmark, median } from './harness.js';
+import { builtCommit } from './previous-commit.js';
 
 const MEMINFO = resolve(process.cwd(), '..', 'shared', 'corpus', 'blog', 'meminfo-string.patch');
 
@@ -22,6 +27,22 @@ async function timedBuild(outDir: string): Promise<{ total: number; stages: Map<
   const t0 = performance.now();
   const r = await buildLivepatch({ diffPath: MEMINFO, release: defaultRelease(), name: 'meminfo', outDir });
   return { total: performance.now() - t0, stages: new Map(r.timings.map((t) => [t.stage, t.ms])) };
+}
+
+/** One `suture build` of the meminfo patch through a CLI, in a fresh process; its wall time in ms. */
+function timedCliBuild(cli: string, outDir: string): number {
+  const t0 = performance.now();
+  const r = spawnSync(
+    process.execPath,
+    [cli, 'build', MEMINFO, '--name', 'meminfo', '-o', outDir, '--json'],
+    {
+      encoding: 'utf8',
+    },
+  );
+  const ms = performance.now() - t0;
+  if (r.status !== 0)
+    throw new Error(`${cli} build failed (${r.status}): ${(r.stderr || r.stdout).trim().slice(0, 400)}`);
+  return ms;
 }
 
 export const benchmarks: Benchmark[] = [
@@ -79,6 +100,36 @@ export const benchmarks: Benchmark[] = [
         for (const [stage, ms] of r.stages) ctx.report({ name: `  stage ${stage}`, ours: ms });
       } finally {
         rmSync(root, { recursive: true, force: true });
+        rmSync(out, { recursive: true, force: true });
+      }
+    },
+  },
+  {
+    name: 'meminfo warm vs previous commit',
+    async run(ctx) {
+      if (!existsSync(MEMINFO)) return ctx.skip(`${MEMINFO} is missing`);
+      await ensureKernel(defaultRelease());
+      const base = builtCommit();
+      if ('reason' in base) return ctx.skip(base.reason);
+      const out = mkdtempSync(join(tmpdir(), 'suture-bench-build-'));
+      try {
+        const ours = resolve(process.cwd(), 'bin', 'suture.js');
+        timedCliBuild(ours, out); // kbuild's recipe remembered, page cache warm, for both
+        timedCliBuild(base.cli, out);
+        const oursMs: number[] = [];
+        const baseMs: number[] = [];
+        for (let i = 0; i < ctx.runs; i++) {
+          oursMs.push(timedCliBuild(ours, out));
+          baseMs.push(timedCliBuild(base.cli, out));
+        }
+        ctx.report({
+          name: 'warm build through the CLI (median)',
+          ours: median(oursMs),
+          baseline: { name: `${base.ref} (${base.commit.slice(0, 10)})`, value: median(baseMs) },
+          note: `${ctx.runs} interleaved runs each`,
+        });
+      } finally {
+        base.dispose();
         rmSync(out, { recursive: true, force: true });
       }
     },
