@@ -65,6 +65,18 @@ export interface FunctionDiff extends SymbolDiff {
   parent?: string;
   /** position among same-named symbols of its object in the running kernel (klp_func.old_sympos), set by klp/ */
   sympos?: number;
+  /** a changed compiler clone (`.isra`/`.constprop`/`.part`, either side): whether its callers prove its calling convention (objdiff/clones.ts) */
+  clone?: CloneProof;
+}
+
+/** Why a changed clone may replace the running kernel's: every caller unchanged or carried, or the one that is not. */
+export interface CloneProof {
+  /** the clone kinds of its name (`isra`, `constprop.isra`) */
+  kind: string;
+  /** the caller (or data section) that breaks the proof; absent when the proof holds */
+  breaker?: string;
+  /** why the breaker breaks it */
+  why?: string;
 }
 
 /** One data object (STT_OBJECT) of the patched object. */

@@ -10,6 +10,7 @@ import { basename } from 'node:path';
 import type { FunctionDiff, Reference } from '../check/facts.js';
 import { fail } from '../diagnostic.js';
 import { SHN, STB } from '../elf/constants.js';
+import { shippedCloneName } from '../objdiff/clones.js';
 import type { ObjectDiff } from '../objdiff/objdiff.js';
 import { klpSymbolName } from './relocations.js';
 import type { ShippedSymbols, UnitBinary } from './shipped-symbols.js';
@@ -59,7 +60,7 @@ async function local(ctx: NamingContext, unit: ReferencingUnit, name: string): P
     const idx = await ctx.shipped.unit(unit);
     unit.sympos = fileSympos(idx, unit.source, fileGroup(idx, unit.source, unit.diff.original));
   }
-  const known = unit.sympos.get(name);
+  const known = unit.sympos.get(shippedLocalName(unit, name));
   if (known !== undefined) return known;
   return fail(
     'KLP-SYMBOL-NOT-FOUND',
@@ -70,6 +71,12 @@ async function local(ctx: NamingContext, unit: ReferencingUnit, name: string): P
       hint: 'the compiled original differs from the shipped kernel: check that the build uses the target kernel’s exact config and compiler',
     },
   );
+}
+
+/** A local's name in the running kernel: its own, or a clone's shipped name with another number. */
+function shippedLocalName(unit: ReferencingUnit, name: string): string {
+  if (!unit.sympos || unit.sympos.has(name)) return name;
+  return shippedCloneName(name, unit.sympos.keys()) ?? name;
 }
 
 async function global(
@@ -99,11 +106,8 @@ async function global(
 async function moduleName(ctx: NamingContext, u: ReferencingUnit, ref: Reference): Promise<string> {
   const exporter = ctx.exports.get(ref.name);
   if (ref.local) {
-    return klpSymbolName({
-      object: klpObjectName(u.target),
-      name: ref.name,
-      sympos: await local(ctx, u, ref.name),
-    });
+    const sympos = await local(ctx, u, ref.name);
+    return klpSymbolName({ object: klpObjectName(u.target), name: shippedLocalName(u, ref.name), sympos });
   }
   if (exporter === 'vmlinux' || (ctx.carriedGlobals.has(ref.name) && !ref.definedHere)) {
     // exported by vmlinux (or carried by this patch): an ordinary reference the loaders bind
@@ -135,10 +139,10 @@ export async function replacedFunctions(ctx: NamingContext, u: ReferencingUnit):
   for (const f of u.diff.functions) {
     if (f.change !== 'changed' || f.parent) continue;
     const oldName = f.originalName ?? f.name;
-    f.sympos =
-      (f.twin ?? f.symbol).bind === STB.LOCAL
-        ? await local(ctx, u, oldName)
-        : (await global(ctx, u, oldName)).sympos;
+    const isLocal = (f.twin ?? f.symbol).bind === STB.LOCAL;
+    f.sympos = isLocal ? await local(ctx, u, oldName) : (await global(ctx, u, oldName)).sympos;
+    // a clone numbered otherwise in the shipped build is replaced under the shipped name (klp_func.old_name)
+    if (isLocal && shippedLocalName(u, oldName) !== oldName) f.originalName = shippedLocalName(u, oldName);
     out.push(f);
   }
   return out;

@@ -13,6 +13,7 @@ import { runRules } from '../check/rules.js';
 import type { Diagnostic } from '../diagnostic.js';
 import { readElfFile } from '../elf/index.js';
 import type { ElfObject } from '../elf/model.js';
+import { proveClones } from './clones.js';
 import type { CanonicalName, SymbolMap } from './compare.js';
 import { correlate } from './correlate.js';
 import { planSelection, type Selection } from './select.js';
@@ -52,6 +53,7 @@ export function diffLoaded(
   const sides = diffSides(original, patched, correlate(original, patched));
   const v = verdicts(sides);
   const chosen = planSelection(sides, v);
+  proveClones(sides, v.functions);
   const facts: ObjectFacts = {
     originalPath,
     patchedPath,
