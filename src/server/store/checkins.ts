@@ -5,9 +5,14 @@
  *
  * SQLite and PostgreSQL differ here, and only here: SQLite (one writer) group-commits the check-ins of
  * one event-loop turn in one transaction; PostgreSQL runs each check-in as one statement on the pool.
+ *
+ * A `bad` report (the kernel oopsed, WARNed or did not come back after the load) halts the patch for
+ * the machine's tier in the report's transaction; so does a `failed` one where the tier rolls out in
+ * waves (rollouts.ts).
  */
 import type { CheckinRequest, ReportRequest } from '../../manifest/protocol.js';
 import type { Db, Sql } from '../db.js';
+import { haltIn, isWaved } from './rollouts.js';
 
 export interface AuthenticatedMachine {
   id: string;
@@ -21,6 +26,11 @@ export interface CheckedInMachine extends AuthenticatedMachine {
   sequence: number;
 }
 
+/** A machine that reported: `halted` when its report halted the patch for its tier just now. */
+export interface ReportedMachine extends AuthenticatedMachine {
+  halted: boolean;
+}
+
 export interface CheckinStore {
   /** Record a check-in (last seen, kernel, patch states); undefined when the credential is unknown. */
   checkin(credentialHash: string, req: CheckinRequest, now: string): Promise<CheckedInMachine | undefined>;
@@ -32,7 +42,7 @@ export interface CheckinStore {
     credentialHash: string,
     req: ReportRequest,
     now: string,
-  ): Promise<AuthenticatedMachine | undefined | 'unknown-patch' | 'not-offered'>;
+  ): Promise<ReportedMachine | undefined | 'unknown-patch' | 'not-offered'>;
   /** The machine of an enabled credential (a disabled one is undefined, as an unknown one). */
   machineByCredential(credentialHash: string): Promise<AuthenticatedMachine | undefined>;
   /** true when the credential is a machine's that an operator disabled */
@@ -278,7 +288,7 @@ export function sqlCheckins(db: Db): CheckinStore {
       credentialHash: string,
       req: ReportRequest,
       now: string,
-    ): Promise<AuthenticatedMachine | undefined | 'unknown-patch' | 'not-offered'> {
+    ): Promise<ReportedMachine | undefined | 'unknown-patch' | 'not-offered'> {
       return db.tx(async (x) => {
         const m = await x.get<{ id: string; tier: string; kernel_release: string; build_id: string }>(
           'SELECT id, tier, kernel_release, build_id FROM machines WHERE credential_hash = ? AND disabled_at IS NULL',
@@ -304,6 +314,7 @@ export function sqlCheckins(db: Db): CheckinStore {
           tier: m.tier,
           kernelRelease: m.kernel_release,
           buildId: m.build_id,
+          halted: false,
         };
         // the same report again (a retry, or a loop) is recorded once: counters count what happened
         if (was && was.state === s.state && was.reason === reason && was.transition === transition)
@@ -316,9 +327,26 @@ export function sqlCheckins(db: Db): CheckinStore {
           [m.id, s.patchId, s.state, reason, transition, now],
         );
         await x.run(
-          'INSERT INTO reports (machine_id, patch_id, action, state, reason, at) VALUES (?, ?, ?, ?, ?, ?)',
-          [m.id, s.patchId, req.action, s.state, reason, now],
+          'INSERT INTO reports (machine_id, patch_id, action, state, reason, excerpt, at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+          [m.id, s.patchId, req.action, s.state, reason, s.excerpt ?? null, now],
         );
+        if (s.state === 'bad' || (s.state === 'failed' && (await isWaved(x, s.patchId, m.tier)))) {
+          const halt = await haltIn(
+            x,
+            s.patchId,
+            m.tier,
+            `${s.state} on ${m.id}: ${reason ?? ''}`,
+            s.excerpt,
+            {
+              at: now,
+              actor: `machine ${m.id}`,
+              action: 'halt',
+              target: s.patchId,
+              detail: { tier: m.tier, state: s.state, reason },
+            },
+          );
+          authenticated.halted = halt === 'ok';
+        }
         return authenticated;
       });
     },
