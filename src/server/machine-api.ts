@@ -19,7 +19,7 @@ import {
 import type { ServerContext } from './context.js';
 import { bearer, hashSecret, newId, newSecret } from './credentials.js';
 import { HttpError, invalidRequest, unauthorized } from './http-error.js';
-import { offeredFor } from './offer-cache.js';
+import { offeredFor, reaches } from './offer-cache.js';
 
 const noCredential = () =>
   unauthorized(
@@ -176,7 +176,8 @@ export function registerMachineApi(app: FastifyInstance, ctx: ServerContext): vo
         !p.revokedAt &&
         p.kernelRelease === m.kernelRelease &&
         p.buildId === m.buildId &&
-        p.tiers.includes(m.tier);
+        p.tiers.includes(m.tier) &&
+        reaches(await ctx.offers.get(m.kernelRelease, m.buildId, m.tier), p.id, m.id);
       if (!p || !visible) {
         throw new HttpError(404, 'PATCH-NOT-OFFERED', `patch ${id.data} is not offered to this machine`, {
           hint: 'download only what the last check-in offered',

@@ -53,6 +53,13 @@ export function toRevoked(p: PatchRecord): RevokedPatch {
   return { patchId: p.id, name: p.name, moduleName: p.moduleName };
 }
 
+/** Whether the rollout of `patchId` reaches this machine's bucket (downloads: only what is offered). */
+export function reaches(e: Entry, patchId: string, machineId: string): boolean {
+  if (!e.partial) return true;
+  const o = e.partial.find((x) => x.id === patchId);
+  return o !== undefined && rolloutBucket(machineId) < o.reach;
+}
+
 export class OfferCache {
   private readonly entries = new Map<string, Entry>();
   private readonly pending = new Map<string, Promise<Entry>>();
