@@ -58,19 +58,28 @@ const MAY_REPORT = `((p.kernel_release = ? AND p.build_id = ?
     AND EXISTS (SELECT 1 FROM patch_tiers pt WHERE pt.patch_id = p.id AND pt.tier = ?))
   OR EXISTS (SELECT 1 FROM machine_patches r WHERE r.machine_id = ? AND r.patch_id = p.id))`;
 
+interface RecordedState {
+  patch_id: string;
+  state: string;
+  reason: string | null;
+  transition: string | null;
+}
+
+/** `recorded`: the machine's patch states when the caller already read them (PostgreSQL's check-in) */
 async function syncPatchStates(
   t: Sql,
   m: { id: string; tier: string },
   req: CheckinRequest,
   now: string,
+  recorded?: RecordedState[],
 ): Promise<void> {
   const machineId = m.id;
-  const existing = await t.all<{
-    patch_id: string;
-    state: string;
-    reason: string | null;
-    transition: string | null;
-  }>('SELECT patch_id, state, reason, transition FROM machine_patches WHERE machine_id = ?', [machineId]);
+  const existing =
+    recorded ??
+    (await t.all<RecordedState>(
+      'SELECT patch_id, state, reason, transition FROM machine_patches WHERE machine_id = ?',
+      [machineId],
+    ));
   const known = new Map(existing.map((e) => [e.patch_id, e]));
   const reported = new Set(req.patches.map((p) => p.patchId));
   for (const e of existing) {
@@ -156,8 +165,9 @@ async function checkinOne(
 /**
  * PostgreSQL: each check-in of the batch is one round trip, all in parallel on the pool — the
  * machine row update and the read of its recorded patch states in one statement (autocommit). Only a
- * machine whose kernel or patch states changed then gets a transaction writing that (a crash in
- * between loses nothing the next check-in does not restore). (One UPDATE … FROM unnest(…) for the
+ * machine whose kernel or patch states changed then writes that, from the states it already read: one
+ * statement without a transaction when only one patch row is involved (a first check-in), else a
+ * transaction (a crash in between loses nothing the next check-in does not restore). (One UPDATE … FROM unnest(…) for the
  * whole batch was tried: the planner hash-joins all machines, 3x slower at 100,000 machines.)
  */
 async function flushPostgres(db: Db, batch: PendingCheckin[]): Promise<void> {
@@ -201,14 +211,21 @@ async function flushPostgres(db: Db, batch: PendingCheckin[]): Promise<void> {
             ),
           );
         if (!same) {
-          await db.tx(async (x) => {
-            await x.run('UPDATE machines SET kernel_release = ?, build_id = ? WHERE id = ?', [
-              req.kernel.release,
-              req.kernel.buildId,
-              m.id,
-            ]);
-            await syncPatchStates(x, m, req, now);
-          });
+          const kernelMoved = m.kernel_release !== req.kernel.release || m.build_id !== req.kernel.buildId;
+          const states = recorded.map((r) => ({ patch_id: r.p, state: r.s, reason: r.r, transition: r.t }));
+          const write = async (x: Sql) => {
+            if (kernelMoved)
+              await x.run('UPDATE machines SET kernel_release = ?, build_id = ? WHERE id = ?', [
+                req.kernel.release,
+                req.kernel.buildId,
+                m.id,
+              ]);
+            await syncPatchStates(x, m, req, now, states);
+          };
+          // one changed row (a first check-in, a new state) needs no transaction: it is one statement
+          const rows = new Set([...req.patches.map((p) => p.patchId), ...recorded.map((r) => r.p)]).size;
+          if (!kernelMoved && rows <= 1) await write(db);
+          else await db.tx(write);
         }
         b.resolve({
           id: m.id,
