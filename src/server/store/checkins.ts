@@ -4,7 +4,7 @@
  * brought in line with what the agent says, writing only what changed.
  *
  * SQLite and PostgreSQL differ here, and only here: SQLite (one writer) group-commits the check-ins of
- * one event-loop turn in one transaction; PostgreSQL runs each check-in as one statement on the pool.
+ * one event-loop turn in one transaction; PostgreSQL updates them with one statement (checkins-postgres.ts).
  *
  * A `bad` report (the kernel oopsed, WARNed or did not come back after the load) halts the patch for
  * the machine's tier in the report's transaction; so does a `failed` one where the tier rolls out in
@@ -127,7 +127,7 @@ export function sqlCheckins(db: Db): CheckinStore {
      * the same event-loop turn is written in one transaction, flushed on `setImmediate`, and each caller
      * is answered only after that commit — durability per check-in, one WAL commit per batch. If the batch
      * fails, its check-ins are retried one by one so one bad row cannot fail the others. On PostgreSQL
-     * every check-in is one statement on a pooled connection, in parallel (flushPostgres).
+     * the machine rows of the batch are one UPDATE … FROM unnest(…), first check-ins one INSERT (flushPostgres).
      */
     checkin(credentialHash: string, req: CheckinRequest, now: string): Promise<CheckedInMachine | undefined> {
       return new Promise((resolve, reject) => {
