@@ -81,8 +81,11 @@ export type Transition = z.infer<typeof transitionSchema>;
  * - `transition`: loaded, the consistency-model transition is still running (see `transition`)
  * - `failed`: could not be applied (verification, load or transition failure: see `reason`)
  * - `reverted`: was applied and has been disabled and unloaded (e.g. after a revoke)
+ * - `bad`: the kernel oopsed, WARNed, panicked or did not come back after it was loaded; the host
+ *   marked it bad and never loads it again (`reason` says which, `excerpt` carries the kernel log).
+ *   The server halts the patch for the machine's tier on the first such report.
  */
-export const patchStateSchema = z.enum(['applied', 'transition', 'failed', 'reverted']);
+export const patchStateSchema = z.enum(['applied', 'transition', 'failed', 'reverted', 'bad']);
 export type PatchState = z.infer<typeof patchStateSchema>;
 
 export const patchStatusSchema = z
@@ -92,12 +95,14 @@ export const patchStatusSchema = z
     /** why it failed (or was reverted), in the agent's words; required for `failed` */
     reason: reasonSchema.optional(),
     transition: transitionSchema.optional(),
+    /** for `bad`: the kernel log lines around the oops/WARN/panic (dmesg or the previous boot's journal) */
+    excerpt: z.string().max(16384).optional(),
   })
   .strict()
-  .refine((s) => s.state !== 'failed' || (s.reason !== undefined && s.reason.length > 0), {
-    message: 'a failed patch needs a reason',
-    path: ['reason'],
-  });
+  .refine(
+    (s) => (s.state !== 'failed' && s.state !== 'bad') || (s.reason !== undefined && s.reason.length > 0),
+    { message: 'a failed or bad patch needs a reason', path: ['reason'] },
+  );
 export type PatchStatus = z.infer<typeof patchStatusSchema>;
 
 // ---------------------------------------------------------------------------------------------------

@@ -127,7 +127,9 @@ export function registerAdminApi(app: FastifyInstance, ctx: ServerContext): void
         kernel: `${rec.kernelRelease} ${rec.buildId}`,
         tier: r.data.tier,
         sha256: rec.sha256,
+        ...(r.data.rollout ? { rollout: r.data.rollout } : {}),
       }),
+      r.data.rollout,
     );
     if (out === 'exists') {
       throw new HttpError(409, 'PATCH-EXISTS', `this manifest is already published as patch ${id}`, {
@@ -151,8 +153,12 @@ export function registerAdminApi(app: FastifyInstance, ctx: ServerContext): void
     const out = await store.promote(
       id,
       r.data.tier,
-      audit(req, 'promote', id, { tier: r.data.tier }),
+      audit(req, 'promote', id, {
+        tier: r.data.tier,
+        ...(r.data.rollout ? { rollout: r.data.rollout } : {}),
+      }),
       new Date().toISOString(),
+      r.data.rollout,
     );
     if (out === 'unknown') await patchOr404(id);
     if (out === 'revoked') {

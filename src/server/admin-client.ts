@@ -10,13 +10,14 @@ import { SutureError } from '../diagnostic.js';
 import { parseManifest } from '../manifest/manifest.js';
 import { errorResponseSchema } from '../manifest/protocol.js';
 import { describeTransportFailure } from '../manifest/transport.js';
-import type { TokenRequest } from './admin-protocol.js';
+import type { TokenRequest, WavePlanRequest } from './admin-protocol.js';
 import type {
   AuditEntry,
   KernelSummary,
   MachineDetail,
   MachineRecord,
   PatchRecord,
+  TierRollout,
   TokenRecord,
 } from './store.js';
 
@@ -103,6 +104,7 @@ export class AdminClient {
     tier: string;
     cves?: string[];
     description?: string;
+    rollout?: WavePlanRequest;
   }): Promise<PatchRecord> {
     const data = await readFile(opts.module);
     const manifest = parseManifest(await readFile(opts.manifest, 'utf8'), opts.manifest);
@@ -118,6 +120,7 @@ export class AdminClient {
     await this.call('PUT', `/admin/v1/artifacts/${sha}`, undefined, { data });
     const body: Record<string, unknown> = { manifest, tier: opts.tier, cves: opts.cves ?? [] };
     if (opts.description !== undefined) body.description = opts.description;
+    if (opts.rollout !== undefined) body.rollout = opts.rollout;
     return this.call<PatchRecord>('POST', '/admin/v1/patches', body);
   }
 
@@ -141,8 +144,17 @@ export class AdminClient {
     });
   }
 
-  promote(id: string, tier: string): Promise<PatchRecord> {
-    return this.call('POST', `/admin/v1/patches/${id}/promote`, { tier });
+  promote(id: string, tier: string, rollout?: WavePlanRequest): Promise<PatchRecord> {
+    return this.call('POST', `/admin/v1/patches/${id}/promote`, rollout ? { tier, rollout } : { tier });
+  }
+  rolloutStatus(id: string): Promise<TierRollout[]> {
+    return this.call('GET', `/admin/v1/patches/${id}/rollout`);
+  }
+  halt(id: string, tier: string, reason: string): Promise<TierRollout[]> {
+    return this.call('POST', `/admin/v1/patches/${id}/halt`, { tier, reason });
+  }
+  resume(id: string, tier: string): Promise<TierRollout[]> {
+    return this.call('POST', `/admin/v1/patches/${id}/resume`, { tier });
   }
   revoke(id: string, reason = ''): Promise<PatchRecord> {
     return this.call('POST', `/admin/v1/patches/${id}/revoke`, { reason });

@@ -113,7 +113,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
 
   app.setErrorHandler(errorReply);
-  app.setNotFoundHandler((req, reply) => {
+  await limiter.register(app);
+  app.setNotFoundHandler({ preHandler: app.rateLimit() }, (req, reply) => {
     reply.code(404).send(errorBody('NOT-FOUND', `no such endpoint: ${req.method} ${req.url.split('?')[0]}`));
   });
 

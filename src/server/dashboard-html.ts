@@ -34,7 +34,7 @@ a{color:var(--info)}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;border:1px solid transparent}
 .s-applied{background:#e6f4ea;color:var(--ok)}.s-failed{background:#fdecec;color:var(--bad)}
 .s-transition{background:#fff4e0;color:var(--warn)}.s-none,.s-reverted{background:#eef1f5;color:var(--muted)}
-.s-revoked{background:#fdecec;color:var(--bad)}.s-tier{background:#e8f0fb;color:var(--info)}
+.s-revoked,.s-bad{background:#fdecec;color:var(--bad)}.s-tier{background:#e8f0fb;color:var(--info)}
 .bar{height:8px;background:#e9edf3;border-radius:4px;overflow:hidden;display:flex;min-width:140px}
 .bar svg{display:block;width:100%;height:100%}.bar .a{fill:var(--ok)}.bar .t{fill:var(--warn)}.bar .f{fill:var(--bad)}
 .roll{display:grid;grid-template-columns:70px 1fr 170px;gap:8px;align-items:center;margin:2px 0;white-space:nowrap}

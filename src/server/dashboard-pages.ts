@@ -15,6 +15,7 @@ import {
   shortId,
   when,
 } from './dashboard-html.js';
+import { type HaltRow, haltSection, wavesSection } from './dashboard-rollout.js';
 import type {
   AuditEntry,
   FailureRow,
@@ -25,6 +26,7 @@ import type {
   PatchMachineRow,
   PatchRecord,
   RolloutRow,
+  TierRollout,
 } from './store.js';
 
 export interface FleetData {
@@ -34,6 +36,7 @@ export interface FleetData {
   patches: PatchRecord[];
   machines: MachineRecord[];
   audit: AuditEntry[];
+  halts: HaltRow[];
 }
 
 export function loginPage(failed: boolean): string {
@@ -146,7 +149,7 @@ ${audit
 }
 
 export function fleetPage(d: FleetData, csrf: string): string {
-  const { fleet, rollout, failures, patches, machines, audit } = d;
+  const { fleet, rollout, failures, patches, machines, audit, halts } = d;
   const total = fleet.reduce((a, f) => a + f.machines, 0);
   const count = (s: MachineState) => fleet.filter((f) => f.state === s).reduce((a, f) => a + f.machines, 0);
   const kernels: KernelRows = new Map();
@@ -174,6 +177,7 @@ export function fleetPage(d: FleetData, csrf: string): string {
  <div class="card" id="card-patches"><b>${active}</b><span>active patches</span></div>
 </div>
 ${kernelSection(kernels)}
+${haltSection(halts)}
 ${patchSection(patches, rollout)}
 ${failureSection(failures)}
 ${machineSection(machines, total)}
@@ -211,6 +215,7 @@ export function patchPage(
   rollout: RolloutRow[],
   machines: PatchMachineRow[],
   csrf: string,
+  waves: TierRollout[] = [],
 ): string {
   const fns = p.manifest.objects.flatMap((o) =>
     o.functions.map((f) => `${o.name}:${f.name}${f.sympos ? `,${f.sympos}` : ''}`),
@@ -229,6 +234,7 @@ ${
 }
 <h2>Rollout by tier</h2>
 ${rollout.length ? `<div class="card" id="rollout">${rollout.map(rolloutBar).join('')}</div>` : '<div class="empty">Not in any tier.</div>'}
+${wavesSection(waves)}
 <h2>Machines <small>as they reported this patch</small></h2>
 ${
   machines.length

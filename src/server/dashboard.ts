@@ -84,15 +84,19 @@ export function registerDashboard(app: FastifyInstance, ctx: ServerContext): voi
   app.get('/', async (req, reply) => {
     const csrf = await gate(req, reply);
     if (csrf === undefined) return reply;
-    const [fleet, rollout, failures, patches, machines, auditLog] = await Promise.all([
+    const [fleet, rollout, failures, patches, machines, auditLog, halts] = await Promise.all([
       store.fleet(),
       store.rollout(),
       store.failures(50),
       store.listPatches(),
       store.listMachines(200),
       store.listAudit(20),
+      store.listHalts(),
     ]);
-    return html(reply, fleetPage({ fleet, rollout, failures, patches, machines, audit: auditLog }, csrf));
+    return html(
+      reply,
+      fleetPage({ fleet, rollout, failures, patches, machines, audit: auditLog, halts }, csrf),
+    );
   });
 
   app.get<{ Params: { id: string } }>('/machines/:id', async (req, reply) => {
@@ -109,7 +113,10 @@ export function registerDashboard(app: FastifyInstance, ctx: ServerContext): voi
     const p = /^[0-9a-f]{16}$/.test(req.params.id) ? await store.getPatch(req.params.id) : undefined;
     if (!p) return html(reply.code(404), notFoundPage(`patch ${req.params.id}`, csrf));
     const rollout = (await store.rollout()).filter((r) => r.patchId === p.id);
-    return html(reply, patchPage(p, rollout, await store.patchMachines(p.id), csrf));
+    return html(
+      reply,
+      patchPage(p, rollout, await store.patchMachines(p.id), csrf, await store.rolloutStatus(p.id)),
+    );
   });
 
   const patchId = (raw: string) => {

@@ -15,7 +15,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 
 /** a statement parameter; arrays only for PostgreSQL (`unnest(?::text[])`); a Buffer is a BLOB/BYTEA */
-export type Param = string | number | null | readonly string[] | Buffer;
+export type Param = string | number | null | readonly (string | null)[] | Buffer;
 
 /** Statements available inside and outside a transaction. */
 export interface Sql {

@@ -11,6 +11,7 @@
  *   6  reports for patches never offered; repeated reports; check-in states for foreign patches
  *   7  a revoked enrollment token, a disabled machine credential, a rotated admin token and its sessions
  *   8  NUL and other control characters in any text field, the same 400 on both stores
+ *   #13 wave percentages outside 1..100, non-monotonic wave lists, halts and resumes that name no tier
  *
  * The rate limits (6) and the metrics token are sequences rather than rows: see the tests below the
  * table.
@@ -312,6 +313,82 @@ function suite(engine: string, database: () => Promise<string | undefined | { sk
           ),
           status: 200,
           tables: ['machine_patches', 'reports'],
+        },
+      ];
+      for (const row of rows) await expectRow(row);
+    });
+
+    test('issue 13: bad wave lists and halts on unknown tiers are refused, nothing stored', async (t) => {
+      if (skip) return t.skip(skip);
+      const w = await writePatch(dir, { name: 'waves' });
+      const put = await fetch(`${server.url}/admin/v1/artifacts/${w.manifest.module.sha256}`, {
+        method: 'PUT',
+        headers: { ...bearer(), 'content-type': 'application/octet-stream' },
+        body: new Uint8Array(w.bytes),
+      });
+      assert.equal(put.status, 201);
+      const publish = (waves: unknown) =>
+        json(
+          { manifest: w.manifest, tier: 'canary', rollout: { waves, gateCheckins: 1, soakSeconds: 60 } },
+          bearer(),
+        );
+      const promote = (waves: unknown) => json({ tier: 'stable', rollout: { waves } }, bearer());
+      const bad: Array<[string, unknown]> = [
+        ['a wave of 0 %', [0, 50, 100]],
+        ['a wave over 100 %', [10, 150]],
+        ['a negative wave', [-10, 100]],
+        ['a fractional wave', [10.5, 100]],
+        ['a non-monotonic wave list', [50, 10, 100]],
+        ['a repeated wave', [10, 10, 100]],
+        ['a wave list not ending at 100', [10, 50]],
+        ['an empty wave list', []],
+        ['waves as text', '10,50,100'],
+      ];
+      const rows: Row[] = [
+        ...bad.map(([name, waves]) => ({
+          name: `publish with ${name}`,
+          path: '/admin/v1/patches',
+          init: publish(waves),
+          status: 400,
+          code: 'REQUEST-INVALID',
+        })),
+        ...bad.map(([name, waves]) => ({
+          name: `promote with ${name}`,
+          path: `/admin/v1/patches/${patchId}/promote`,
+          init: promote(waves),
+          status: 400,
+          code: 'REQUEST-INVALID',
+        })),
+        {
+          name: 'a negative soak time',
+          path: '/admin/v1/patches',
+          init: json(
+            { manifest: w.manifest, tier: 'canary', rollout: { waves: [100], soakSeconds: -1 } },
+            bearer(),
+          ),
+          status: 400,
+          code: 'REQUEST-INVALID',
+        },
+        {
+          name: 'resume for a tier the patch is not in',
+          path: `/admin/v1/patches/${patchId}/resume`,
+          init: json({ tier: 'stable' }, bearer()),
+          status: 404,
+          code: 'PATCH-TIER-UNKNOWN',
+        },
+        {
+          name: 'a halt without a reason',
+          path: `/admin/v1/patches/${patchId}/halt`,
+          init: json({ tier: 'canary' }, bearer()),
+          status: 400,
+          code: 'REQUEST-INVALID',
+        },
+        {
+          name: 'a bad report without a reason',
+          path: '/v1/report',
+          init: json({ kernel: machine.kernel, action: 'apply', status: { patchId, state: 'bad' } }, cred()),
+          status: 400,
+          code: 'REQUEST-INVALID',
         },
       ];
       for (const row of rows) await expectRow(row);

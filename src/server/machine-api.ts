@@ -8,6 +8,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import {
+  type CheckinRequest,
   checkinRequestSchema,
   type EnrollResponse,
   enrollRequestSchema,
@@ -18,6 +19,7 @@ import {
 import type { ServerContext } from './context.js';
 import { bearer, hashSecret, newId, newSecret } from './credentials.js';
 import { HttpError, invalidRequest, unauthorized } from './http-error.js';
+import { offeredFor, reaches } from './offer-cache.js';
 
 const noCredential = () =>
   unauthorized(
@@ -34,6 +36,13 @@ const machineDisabled = () =>
   new HttpError(403, 'MACHINE-DISABLED', 'this machine credential was disabled by an operator', {
     hint: 'ask the operator (`suture machines ID --enable`), or re-enroll the machine with a fresh token',
   });
+
+/** the patches a check-in says the machine runs: a halted or waved patch stays offered to them */
+function runningPatches(req: CheckinRequest): Set<string> {
+  return new Set(
+    req.patches.filter((p) => p.state === 'applied' || p.state === 'transition').map((p) => p.patchId),
+  );
+}
 
 function credentialHash(req: FastifyRequest): string {
   const c = bearer(req.headers.authorization);
@@ -111,7 +120,7 @@ export function registerMachineApi(app: FastifyInstance, ctx: ServerContext): vo
         tier: JSON.stringify(m.tier),
         sequence: String(m.sequence),
         issuedAt: JSON.stringify(issuedAt),
-        offered: o.offeredJson,
+        offered: o.partial ? offeredFor(o, m.id, runningPatches(r.data)) : o.offeredJson,
         revoked: o.revokedJson,
         nextCheckinSeconds: String(ctx.checkinIntervalSeconds),
       };
@@ -137,6 +146,7 @@ export function registerMachineApi(app: FastifyInstance, ctx: ServerContext): vo
           `patch ${r.data.status.patchId} is not known to this server`,
         );
       }
+      if (typeof m === 'object' && m.halted) ctx.offers.clear(); // no further machine of its tier gets it
       if (m === 'not-offered') {
         throw new HttpError(
           404,
@@ -166,7 +176,8 @@ export function registerMachineApi(app: FastifyInstance, ctx: ServerContext): vo
         !p.revokedAt &&
         p.kernelRelease === m.kernelRelease &&
         p.buildId === m.buildId &&
-        p.tiers.includes(m.tier);
+        p.tiers.includes(m.tier) &&
+        reaches(await ctx.offers.get(m.kernelRelease, m.buildId, m.tier), p.id, m.id);
       if (!p || !visible) {
         throw new HttpError(404, 'PATCH-NOT-OFFERED', `patch ${id.data} is not offered to this machine`, {
           hint: 'download only what the last check-in offered',

@@ -8,6 +8,7 @@
  *   suture_patch_machines{patch,name,tier,state}     machines per patch, tier and patch state
  *   suture_patch_rollout_ratio{patch,name,tier}      applied / eligible machines (exact kernel, tier)
  *   suture_patches{state}                            published patches, active or revoked
+ *   suture_patch_halted{patch,name,tier}             1 for each halted (patch, tier): a bad/failure report or an admin
  *
  * No secrets, hostnames or machine ids appear here: only counts, tiers and patch ids. With
  * `--metrics-token` the endpoint needs that token as Bearer (the numbers still say how big the fleet is
@@ -29,11 +30,12 @@ function labels(l: Record<string, string>): string {
 }
 
 export async function renderMetrics(store: Store): Promise<string> {
-  const [fleet, rollout, counters, patches] = await Promise.all([
+  const [fleet, rollout, counters, patches, halts] = await Promise.all([
     store.fleet(),
     store.rollout(),
     store.counters(),
     store.listPatches(),
+    store.listHalts(),
   ]);
   const names = new Map(patches.map((p) => [p.id, p.name]));
   const out: string[] = [];
@@ -90,6 +92,17 @@ export async function renderMetrics(store: Store): Promise<string> {
   const revoked = patches.filter((p) => p.revokedAt).length;
   out.push(`suture_patches${labels({ state: 'active' })} ${patches.length - revoked}`);
   out.push(`suture_patches${labels({ state: 'revoked' })} ${revoked}`);
+
+  family(
+    'suture_patch_halted',
+    'gauge',
+    'Patches halted for a tier (no further machine of it is offered them).',
+  );
+  for (const x of halts) {
+    out.push(
+      `suture_patch_halted${labels({ patch: x.patchId, name: names.get(x.patchId) ?? '', tier: x.tier })} 1`,
+    );
+  }
   return `${out.join('\n')}\n`;
 }
 

@@ -7,18 +7,34 @@
  * lists as they are sent. Each offered manifest is signed with the server's current key here, so a key
  * rotation needs no re-publishing. Any publish, promote, revoke or key rotation on this instance
  * clears the cache; entries also expire after `ttlMs` so that other instances sharing a PostgreSQL
- * database pick up changes within that time.
+ * database pick up changes within that time. With rollout waves or a halt in force, the list depends
+ * on the machine's bucket (`offeredFor`).
  */
 import { canonicalJson } from '../manifest/manifest.js';
 import { machineApi, type OfferedPatch, type RevokedPatch } from '../manifest/protocol.js';
 import type { ServerSigner } from './signing.js';
+import { rolloutBucket } from './store/rollouts.js';
 import type { PatchRecord, Store } from './store.js';
 
 interface Entry {
+  /** every offer, for a tier rolled out fully (no waves, no halt) */
   offeredJson: string;
   revokedJson: string;
   offered: number;
   expires: number;
+  /** each offer's JSON and reach, when some offer reaches less than the whole tier */
+  partial?: Array<{ id: string; json: string; reach: number }>;
+}
+
+/**
+ * The offered list one machine gets: with waves or a halt in force, only the offers whose reach covers
+ * its bucket, and any it already runs (a halted patch stays offered to the machines that applied it).
+ */
+export function offeredFor(e: Entry, machineId: string, running: ReadonlySet<string>): string {
+  if (!e.partial) return e.offeredJson;
+  const bucket = rolloutBucket(machineId);
+  const parts = e.partial.filter((o) => bucket < o.reach || running.has(o.id)).map((o) => o.json);
+  return `[${parts.join(',')}]`;
 }
 
 export function toOffer(p: PatchRecord, signer?: ServerSigner): OfferedPatch {
@@ -35,6 +51,13 @@ export function toOffer(p: PatchRecord, signer?: ServerSigner): OfferedPatch {
 
 export function toRevoked(p: PatchRecord): RevokedPatch {
   return { patchId: p.id, name: p.name, moduleName: p.moduleName };
+}
+
+/** Whether the rollout of `patchId` reaches this machine's bucket (downloads: only what is offered). */
+export function reaches(e: Entry, patchId: string, machineId: string): boolean {
+  if (!e.partial) return true;
+  const o = e.partial.find((x) => x.id === patchId);
+  return o !== undefined && rolloutBucket(machineId) < o.reach;
 }
 
 export class OfferCache {
@@ -66,12 +89,20 @@ export class OfferCache {
           this.store.offers(release, buildId, tier),
           this.store.revokedFor(release, buildId, tier),
         ]);
+        const offers = offered.map((o) => toOffer(o, this.signer));
         const e: Entry = {
-          offeredJson: canonicalJson(offered.map((o) => toOffer(o, this.signer))),
+          offeredJson: canonicalJson(offers),
           revokedJson: canonicalJson(revoked.map(toRevoked)),
           offered: offered.length,
           expires: Date.now() + this.ttlMs,
         };
+        if (offered.some((o) => o.reach < 100)) {
+          e.partial = offers.map((o, i) => ({
+            id: o.patchId,
+            json: canonicalJson(o),
+            reach: offered[i]?.reach ?? 100,
+          }));
+        }
         if (gen === this.generation) {
           if (this.entries.size > 10_000) this.entries.clear();
           this.entries.set(key, e);

@@ -12,9 +12,12 @@
  * failure budget is refused before its credential is even looked at — so guessing with a fresh
  * forged credential each time, which would start a fresh key each time, is limited too.
  *
+ * The request budgets are @fastify/rate-limit's (`hook: 'onRequest'`, one key per budget and parsed
+ * credential or address, `max` per budget); it counts requests only, so the failure counter is ours.
  * The counters live in this process: several instances behind a load balancer each allow the limit.
  */
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { bearer } from './credentials.js';
 import { HttpError } from './http-error.js';
 import type { Limits } from './limits.js';
@@ -25,38 +28,6 @@ export type LimitClass = 'enroll' | 'machine' | 'admin' | 'login' | 'other';
 declare module 'fastify' {
   interface FastifyContextConfig {
     limit?: LimitClass;
-  }
-}
-
-/** Counts per key in fixed one-minute windows; the previous window is dropped whole. */
-class WindowCounter {
-  private counts = new Map<string, number>();
-  private windowStart = 0;
-
-  constructor(private readonly windowMs: number) {}
-
-  private roll(now: number): void {
-    if (now - this.windowStart >= this.windowMs) {
-      this.counts = new Map();
-      this.windowStart = now;
-    }
-  }
-
-  /** add one; returns the count in this window */
-  hit(key: string, now: number): number {
-    this.roll(now);
-    const n = (this.counts.get(key) ?? 0) + 1;
-    this.counts.set(key, n);
-    return n;
-  }
-
-  count(key: string, now: number): number {
-    this.roll(now);
-    return this.counts.get(key) ?? 0;
-  }
-
-  retryAfterSeconds(now: number): number {
-    return Math.max(1, Math.ceil((this.windowStart + this.windowMs - now) / 1000));
   }
 }
 
@@ -74,13 +45,39 @@ const rateLimited = (why: string, retryAfter: number) =>
     hint: 'slow down: retry after the time given (Retry-After)',
   });
 
+/** Failed authentications per client address in fixed one-minute windows. */
+class FailureCounter {
+  private counts = new Map<string, number>();
+  private windowStart = 0;
+
+  private roll(now: number): void {
+    if (now - this.windowStart >= 60_000) {
+      this.counts = new Map();
+      this.windowStart = now;
+    }
+  }
+
+  hit(key: string, now: number): void {
+    this.roll(now);
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+  }
+
+  count(key: string, now: number): number {
+    this.roll(now);
+    return this.counts.get(key) ?? 0;
+  }
+
+  retryAfterSeconds(now: number): number {
+    return Math.max(1, Math.ceil((this.windowStart + 60_000 - now) / 1000));
+  }
+}
+
 export class RateLimiter {
-  private readonly requests = new WindowCounter(60_000);
-  private readonly failures = new WindowCounter(60_000);
+  private readonly failures = new FailureCounter();
 
   constructor(private readonly limits: Limits) {}
 
-  private budget(c: LimitClass): number {
+  budget(c: LimitClass): number {
     switch (c) {
       case 'enroll':
         return this.limits.enrollPerMinute;
@@ -100,21 +97,41 @@ export class RateLimiter {
     return secret ? `cred:${secret}` : `addr:${req.ip}`;
   }
 
-  /** onRequest: refuse an address over its failure budget, then count the request against its key. */
+  /** The budget and key of a request; enrollment and login count per address (their secret is in the body). */
+  static budgetKey(req: FastifyRequest): string {
+    const c = req.routeOptions.config?.limit ?? 'other';
+    return `${c}:${c === 'enroll' || c === 'login' ? `addr:${req.ip}` : RateLimiter.keyOf(req)}`;
+  }
+
+  /**
+   * The per-key request budgets, by @fastify/rate-limit: registered (awaited) before any route, so its
+   * onRoute hook puts its onRequest check on every route, after the app's own onRequest hook (`check`).
+   * Unknown paths (the not-found handler) draw from the 'other' budget through `app.rateLimit()` (as its preHandler).
+   */
+  async register(app: FastifyInstance): Promise<void> {
+    const off = { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false };
+    await app.register(rateLimit, {
+      global: true,
+      hook: 'onRequest',
+      timeWindow: 60_000,
+      // one entry per machine credential seen in a minute: a fleet of 100,000 fits
+      cache: 1_000_000,
+      keyGenerator: RateLimiter.budgetKey,
+      max: (req) => this.budget(req.routeOptions.config?.limit ?? 'other'),
+      addHeadersOnExceeding: off,
+      addHeaders: { ...off, 'retry-after': true },
+      errorResponseBuilder: (_req, c) =>
+        rateLimited(`more than ${c.max} requests a minute`, Math.max(1, Math.ceil(c.ttl / 1000))),
+    });
+  }
+
+  /** onRequest: refuse an address over its failure budget (before the request budgets are counted). */
   check(req: FastifyRequest, reply: FastifyReply): void {
     const now = Date.now();
     if (this.failures.count(req.ip, now) >= this.limits.authFailuresPerMinute) {
       const after = this.failures.retryAfterSeconds(now);
       reply.header('retry-after', String(after));
       throw rateLimited(`too many failed authentications from ${req.ip}`, after);
-    }
-    const c = req.routeOptions.config?.limit ?? 'other';
-    // enrollment and login are counted per address whatever they carry: their secret is in the body
-    const key = `${c}:${c === 'enroll' || c === 'login' ? `addr:${req.ip}` : RateLimiter.keyOf(req)}`;
-    if (this.requests.hit(key, now) > this.budget(c)) {
-      const after = this.requests.retryAfterSeconds(now);
-      reply.header('retry-after', String(after));
-      throw rateLimited(`more than ${this.budget(c)} requests a minute`, after);
     }
   }
 

@@ -11,6 +11,7 @@
  * instances sharing PostgreSQL find a module another instance received; `<data>/artifacts` is only a
  * local cache of it (see artifacts.ts).
  */
+import { ROLLOUT_COLUMNS } from './store/rollouts.js';
 
 const common = (autoId: string, blob: string) => `
 CREATE TABLE IF NOT EXISTS settings (
@@ -115,6 +116,14 @@ CREATE TABLE IF NOT EXISTS audit (
  */
 export const addedColumns: Array<{ table: string; column: string; ddl: string }> = [
   { table: 'machines', column: 'disabled_at', ddl: 'ALTER TABLE machines ADD COLUMN disabled_at TEXT' },
+  // phased rollouts and halts (store/rollouts.ts)
+  ...ROLLOUT_COLUMNS.map((c) => ({
+    table: 'patch_tiers',
+    column: c.split(' ')[0] ?? c,
+    ddl: `ALTER TABLE patch_tiers ADD COLUMN ${c}`,
+  })),
+  // the kernel log lines a `bad` report carries
+  { table: 'reports', column: 'excerpt', ddl: 'ALTER TABLE reports ADD COLUMN excerpt TEXT' },
 ];
 
 export const sqliteSchema = common('INTEGER PRIMARY KEY AUTOINCREMENT', 'BLOB');

@@ -4,7 +4,7 @@
  * `Store` is what the HTTP layer sees. Each concept lives in `store/` as its interface and its SQL
  * implementation over a `Db` (db.ts), written once for both engines: settings (schema version, signing
  * key, admin token), enrollment tokens, check-ins and reports, patches and tiers, machines, fleet
- * views, the audit log, module blobs, and admin access (dashboard sessions, admin token rotation). `openStore` picks the engine — SQLite (one WAL file under the
+ * views, rollout waves and halts, the audit log, module blobs, and admin access (dashboard sessions, admin token rotation). `openStore` picks the engine — SQLite (one WAL file under the
  * data directory, the default) or PostgreSQL (`postgres://…`, for several server instances behind one
  * load balancer) — and composes the parts. Every change that touches more than one row is one
  * transaction: a publish, a promote, a revoke, an enrollment, a check-in. Secrets arrive here already
@@ -24,6 +24,7 @@ import { type EnrollmentStore, sqlEnrollment } from './store/enrollment.js';
 import { type FleetViewStore, sqlFleetViews } from './store/fleet-views.js';
 import { type MachineStore, sqlMachines } from './store/machines.js';
 import { type PatchStore, sqlPatches } from './store/patches.js';
+import { type RolloutStore, sqlRollouts } from './store/rollouts.js';
 import { type SettingsStore, sqlSettings } from './store/settings.js';
 
 export type { AuditEntry } from './store/audit.js';
@@ -37,13 +38,15 @@ export type {
   MachineRecord,
   MachineState,
 } from './store/machines.js';
-export type { ChangeOutcome, PatchRecord } from './store/patches.js';
+export type { ChangeOutcome, OfferRecord, PatchRecord } from './store/patches.js';
+export type { HaltOutcome, TierRollout, WavePlan, WaveStatus } from './store/rollouts.js';
 
 export interface Store
   extends SettingsStore,
     EnrollmentStore,
     CheckinStore,
     PatchStore,
+    RolloutStore,
     MachineStore,
     FleetViewStore,
     AuditStore,
@@ -99,6 +102,7 @@ export function sqlStore(db: Db): Store {
     ...sqlEnrollment(db),
     ...sqlCheckins(db),
     ...sqlPatches(db),
+    ...sqlRollouts(db),
     ...sqlMachines(db),
     ...sqlFleetViews(db),
     ...sqlAudit(db),

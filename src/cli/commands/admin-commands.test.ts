@@ -1,6 +1,6 @@
 /*
  * The operator's commands — `suture token create/revoke`, `publish`, `promote`, `revoke`, `machines`
- * (with --disable/--enable), `kernels`, `audit`, `admin rotate-token` — parsed by commander exactly as the CLI does (only these commands are registered, so the
+ * (with --disable/--enable), `kernels`, `audit`, `admin rotate-token`, `rollout status|halt`, `resume` — parsed by commander exactly as the CLI does (only these commands are registered, so the
  * test does not depend on other stages), against a real server on loopback.
  */
 import assert from 'node:assert/strict';
@@ -18,7 +18,9 @@ import { register as registerKernels } from './kernels.js';
 import { register as registerMachines } from './machines.js';
 import { register as registerPromote } from './promote.js';
 import { register as registerPublish } from './publish.js';
+import { register as registerResume } from './resume.js';
 import { register as registerRevoke } from './revoke.js';
+import { register as registerRollout } from './rollout.js';
 import { register as registerToken } from './token.js';
 
 let dir: string;
@@ -48,6 +50,8 @@ async function suture(...args: string[]): Promise<string> {
     registerKernels,
     registerAudit,
     registerAdmin,
+    registerRollout,
+    registerResume,
   ]) {
     r(program);
   }
@@ -199,4 +203,33 @@ test('incident response from the command line: token revoke, machines --disable,
   for (const a of ['token.revoke', 'machine.disable', 'machine.enable', 'admin.rotate-token'])
     assert.ok(auditText.includes(a), a);
   assert.notEqual(fresh, old);
+});
+
+test('publish --waves, rollout status, rollout halt, resume from the command line', async () => {
+  const w = await writePatch(dir, { name: 'uptime' });
+  const args = ['publish', w.module, '--manifest', w.manifestPath, '--tier', 'canary'];
+  await assert.rejects(suture(...args, '--waves', '10,x,100'), { code: 'CLI-ROLLOUT-OPTION' });
+  await assert.rejects(suture(...args, '--waves', '10,50', '--soak', 'soon'), { code: 'CLI-ROLLOUT-OPTION' });
+  await assert.rejects(suture(...args, '--waves', '50,10,100'), { code: 'REQUEST-INVALID' });
+  const p = JSON.parse(
+    await suture(...args, '--waves', '10,50,100', '--gate-checkins', '2', '--soak', '1h', '--json'),
+  ) as PatchRecord;
+  const status = JSON.parse(await suture('rollout', 'status', p.id, '--json')) as Array<{
+    tier: string;
+    plan: { waves: number[]; gateCheckins: number; soakSeconds: number };
+    wavesOpen: number;
+  }>;
+  assert.deepEqual(
+    status.map((t) => [t.tier, t.plan, t.wavesOpen]),
+    [['canary', { waves: [10, 50, 100], gateCheckins: 2, soakSeconds: 3600 }, 1]],
+  );
+  const text = await suture('rollout', 'status', 'uptime');
+  assert.match(text, /canary\s+1\/3\s+10%\s+open/);
+  assert.match(text, /canary\s+3\/3\s+100%\s+waiting/);
+  assert.match(
+    await suture('rollout', 'halt', p.id, '--tier', 'canary', '--reason', 'oops on web-3'),
+    /HALTED in canary .*oops on web-3/,
+  );
+  assert.doesNotMatch(await suture('resume', p.id, '--tier', 'canary'), /HALTED/);
+  await assert.rejects(suture('resume', p.id, '--tier', 'gold'), { code: 'PATCH-TIER-UNKNOWN' });
 });

@@ -4,21 +4,25 @@
  * brought in line with what the agent says, writing only what changed.
  *
  * SQLite and PostgreSQL differ here, and only here: SQLite (one writer) group-commits the check-ins of
- * one event-loop turn in one transaction; PostgreSQL runs each check-in as one statement on the pool.
+ * one event-loop turn in one transaction; PostgreSQL updates them with one statement (checkins-postgres.ts).
+ *
+ * A `bad` report (the kernel oopsed, WARNed or did not come back after the load) halts the patch for
+ * the machine's tier in the report's transaction; so does a `failed` one where the tier rolls out in
+ * waves (rollouts.ts).
  */
 import type { CheckinRequest, ReportRequest } from '../../manifest/protocol.js';
 import type { Db, Sql } from '../db.js';
 
-export interface AuthenticatedMachine {
-  id: string;
-  tier: string;
-  kernelRelease: string;
-  buildId: string;
-}
+export type { AuthenticatedMachine, CheckedInMachine } from './checkin-batch.js';
 
-/** A machine that just checked in: `sequence` is its check-in count, this one included (signed answers). */
-export interface CheckedInMachine extends AuthenticatedMachine {
-  sequence: number;
+import type { AuthenticatedMachine, CheckedInMachine, PendingCheckin } from './checkin-batch.js';
+import { flushPostgres } from './checkins-postgres.js';
+import { MAY_REPORT, syncPatchStates } from './patch-states.js';
+import { haltIn, isWaved } from './rollouts.js';
+
+/** A machine that reported: `halted` when its report halted the patch for its tier just now. */
+export interface ReportedMachine extends AuthenticatedMachine {
+  halted: boolean;
 }
 
 export interface CheckinStore {
@@ -32,79 +36,11 @@ export interface CheckinStore {
     credentialHash: string,
     req: ReportRequest,
     now: string,
-  ): Promise<AuthenticatedMachine | undefined | 'unknown-patch' | 'not-offered'>;
+  ): Promise<ReportedMachine | undefined | 'unknown-patch' | 'not-offered'>;
   /** The machine of an enabled credential (a disabled one is undefined, as an unknown one). */
   machineByCredential(credentialHash: string): Promise<AuthenticatedMachine | undefined>;
   /** true when the credential is a machine's that an operator disabled */
   credentialDisabled(credentialHash: string): Promise<boolean>;
-}
-
-/**
- * A patch a machine may report on: one offered to it (its exact kernel, a tier the machine is in,
- * revoked or not, since reverting a revoked patch is reported too) or one it already has a state for.
- * Parameters, in order: the kernel release and build id the machine runs, its tier, its id.
- */
-const MAY_REPORT = `((p.kernel_release = ? AND p.build_id = ?
-    AND EXISTS (SELECT 1 FROM patch_tiers pt WHERE pt.patch_id = p.id AND pt.tier = ?))
-  OR EXISTS (SELECT 1 FROM machine_patches r WHERE r.machine_id = ? AND r.patch_id = p.id))`;
-
-async function syncPatchStates(
-  t: Sql,
-  m: { id: string; tier: string },
-  req: CheckinRequest,
-  now: string,
-): Promise<void> {
-  const machineId = m.id;
-  const existing = await t.all<{
-    patch_id: string;
-    state: string;
-    reason: string | null;
-    transition: string | null;
-  }>('SELECT patch_id, state, reason, transition FROM machine_patches WHERE machine_id = ?', [machineId]);
-  const known = new Map(existing.map((e) => [e.patch_id, e]));
-  const reported = new Set(req.patches.map((p) => p.patchId));
-  for (const e of existing) {
-    if (!reported.has(e.patch_id)) {
-      await t.run('DELETE FROM machine_patches WHERE machine_id = ? AND patch_id = ?', [
-        machineId,
-        e.patch_id,
-      ]);
-    }
-  }
-  for (const s of req.patches) {
-    const reason = s.reason ?? null;
-    const transition = s.transition ? JSON.stringify(s.transition) : null;
-    const k = known.get(s.patchId);
-    if (k && k.state === s.state && k.reason === reason && k.transition === transition) continue;
-    // patches this server does not know (another server's, or forged ids), or never offered to this
-    // machine, are ignored: a machine speaks only for what it was given
-    await t.run(
-      `INSERT INTO machine_patches (machine_id, patch_id, state, reason, transition, updated_at)
-       SELECT ?, p.id, ?, ?, ?, ? FROM patches p WHERE p.id = ? AND ${MAY_REPORT}
-       ON CONFLICT (machine_id, patch_id) DO UPDATE SET state = excluded.state, reason = excluded.reason,
-         transition = excluded.transition, updated_at = excluded.updated_at`,
-      [
-        machineId,
-        s.state,
-        reason,
-        transition,
-        now,
-        s.patchId,
-        req.kernel.release,
-        req.kernel.buildId,
-        m.tier,
-        machineId,
-      ],
-    );
-  }
-}
-
-interface PendingCheckin {
-  credentialHash: string;
-  req: CheckinRequest;
-  now: string;
-  resolve: (m: CheckedInMachine | undefined) => void;
-  reject: (e: unknown) => void;
 }
 
 // only unindexed columns: rewriting kernel_release/build_id (indexed) on every check-in costs 4x
@@ -141,77 +77,6 @@ async function checkinOne(
     buildId: req.kernel.buildId,
     sequence: Number(m.checkins),
   };
-}
-
-/**
- * PostgreSQL: each check-in of the batch is one round trip, all in parallel on the pool — the
- * machine row update and the read of its recorded patch states in one statement (autocommit). Only a
- * machine whose kernel or patch states changed then gets a transaction writing that (a crash in
- * between loses nothing the next check-in does not restore). (One UPDATE … FROM unnest(…) for the
- * whole batch was tried: the planner hash-joins all machines, 3x slower at 100,000 machines.)
- */
-async function flushPostgres(db: Db, batch: PendingCheckin[]): Promise<void> {
-  type Row = {
-    id: string;
-    tier: string;
-    kernel_release: string;
-    build_id: string;
-    checkins: number | string;
-    states: string | null;
-  };
-  await Promise.all(
-    batch.map(async (b) => {
-      const { req, now } = b;
-      try {
-        const m = await db.get<Row>(
-          `WITH m AS (
-             UPDATE machines SET last_checkin_at = ?, checkins = checkins + 1, hostname = ?, agent_version = ?
-             WHERE credential_hash = ? AND disabled_at IS NULL RETURNING id, tier, kernel_release, build_id, checkins)
-           SELECT m.id, m.tier, m.kernel_release, m.build_id, m.checkins,
-             (SELECT json_agg(json_build_object('p', patch_id, 's', state, 'r', reason, 't', transition))::text
-              FROM machine_patches mp WHERE mp.machine_id = m.id) AS states
-           FROM m`,
-          [now, req.hostname, req.agentVersion, b.credentialHash],
-        );
-        if (!m) return b.resolve(undefined);
-        const recorded = m.states
-          ? (JSON.parse(m.states) as Array<{ p: string; s: string; r: string | null; t: string | null }>)
-          : [];
-        const same =
-          m.kernel_release === req.kernel.release &&
-          m.build_id === req.kernel.buildId &&
-          recorded.length === req.patches.length &&
-          req.patches.every((s) =>
-            recorded.some(
-              (r) =>
-                r.p === s.patchId &&
-                r.s === s.state &&
-                r.r === (s.reason ?? null) &&
-                r.t === (s.transition ? JSON.stringify(s.transition) : null),
-            ),
-          );
-        if (!same) {
-          await db.tx(async (x) => {
-            await x.run('UPDATE machines SET kernel_release = ?, build_id = ? WHERE id = ?', [
-              req.kernel.release,
-              req.kernel.buildId,
-              m.id,
-            ]);
-            await syncPatchStates(x, m, req, now);
-          });
-        }
-        b.resolve({
-          id: m.id,
-          tier: m.tier,
-          kernelRelease: req.kernel.release,
-          buildId: req.kernel.buildId,
-          sequence: Number(m.checkins),
-        });
-      } catch (e) {
-        b.reject(e);
-      }
-    }),
-  );
 }
 
 /** SQLite: the whole batch in one transaction; if it fails, each check-in alone. */
@@ -262,7 +127,7 @@ export function sqlCheckins(db: Db): CheckinStore {
      * the same event-loop turn is written in one transaction, flushed on `setImmediate`, and each caller
      * is answered only after that commit — durability per check-in, one WAL commit per batch. If the batch
      * fails, its check-ins are retried one by one so one bad row cannot fail the others. On PostgreSQL
-     * every check-in is one statement on a pooled connection, in parallel (flushPostgres).
+     * the machine rows of the batch are one UPDATE … FROM unnest(…), first check-ins one INSERT (flushPostgres).
      */
     checkin(credentialHash: string, req: CheckinRequest, now: string): Promise<CheckedInMachine | undefined> {
       return new Promise((resolve, reject) => {
@@ -278,7 +143,7 @@ export function sqlCheckins(db: Db): CheckinStore {
       credentialHash: string,
       req: ReportRequest,
       now: string,
-    ): Promise<AuthenticatedMachine | undefined | 'unknown-patch' | 'not-offered'> {
+    ): Promise<ReportedMachine | undefined | 'unknown-patch' | 'not-offered'> {
       return db.tx(async (x) => {
         const m = await x.get<{ id: string; tier: string; kernel_release: string; build_id: string }>(
           'SELECT id, tier, kernel_release, build_id FROM machines WHERE credential_hash = ? AND disabled_at IS NULL',
@@ -304,6 +169,7 @@ export function sqlCheckins(db: Db): CheckinStore {
           tier: m.tier,
           kernelRelease: m.kernel_release,
           buildId: m.build_id,
+          halted: false,
         };
         // the same report again (a retry, or a loop) is recorded once: counters count what happened
         if (was && was.state === s.state && was.reason === reason && was.transition === transition)
@@ -316,9 +182,26 @@ export function sqlCheckins(db: Db): CheckinStore {
           [m.id, s.patchId, s.state, reason, transition, now],
         );
         await x.run(
-          'INSERT INTO reports (machine_id, patch_id, action, state, reason, at) VALUES (?, ?, ?, ?, ?, ?)',
-          [m.id, s.patchId, req.action, s.state, reason, now],
+          'INSERT INTO reports (machine_id, patch_id, action, state, reason, excerpt, at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+          [m.id, s.patchId, req.action, s.state, reason, s.excerpt ?? null, now],
         );
+        if (s.state === 'bad' || (s.state === 'failed' && (await isWaved(x, s.patchId, m.tier)))) {
+          const halt = await haltIn(
+            x,
+            s.patchId,
+            m.tier,
+            `${s.state} on ${m.id}: ${reason ?? ''}`,
+            s.excerpt,
+            {
+              at: now,
+              actor: `machine ${m.id}`,
+              action: 'halt',
+              target: s.patchId,
+              detail: { tier: m.tier, state: s.state, reason },
+            },
+          );
+          authenticated.halted = halt === 'ok';
+        }
         return authenticated;
       });
     },

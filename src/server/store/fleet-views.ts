@@ -88,7 +88,7 @@ export function sqlFleetViews(db: Db): FleetViewStore {
     async rollout(): Promise<RolloutRow[]> {
       const count = (state: string) =>
         `(SELECT COUNT(*) FROM machine_patches mp JOIN machines m ON m.id = mp.machine_id
-          WHERE mp.patch_id = p.id AND m.tier = pt.tier AND mp.state = '${state}')`;
+          WHERE mp.patch_id = p.id AND m.tier = pt.tier AND mp.state ${state === 'failed' ? "IN ('failed', 'bad')" : `= '${state}'`})`;
       const rows = await db.all<Record<string, string | number>>(
         `SELECT pt.patch_id, pt.tier,
            (SELECT COUNT(*) FROM machines m WHERE m.kernel_release = p.kernel_release AND m.build_id = p.build_id
@@ -122,7 +122,7 @@ export function sqlFleetViews(db: Db): FleetViewStore {
       }>(
         `SELECT mp.machine_id, m.hostname, m.tier, mp.patch_id, p.name, mp.state, mp.reason, mp.transition, mp.updated_at
          FROM machine_patches mp JOIN machines m ON m.id = mp.machine_id JOIN patches p ON p.id = mp.patch_id
-         WHERE mp.state = 'failed' OR (mp.state = 'transition' AND mp.transition IS NOT NULL)
+         WHERE mp.state IN ('failed', 'bad') OR (mp.state = 'transition' AND mp.transition IS NOT NULL)
          ORDER BY mp.updated_at DESC LIMIT ?`,
         [limit],
       );
@@ -181,7 +181,7 @@ export function sqlFleetViews(db: Db): FleetViewStore {
         'SELECT SUM(checkins) AS checkins, COUNT(*) AS machines FROM machines',
       );
       const f = await db.all<{ patch_id: string; n: number | string }>(
-        `SELECT patch_id, COUNT(*) AS n FROM reports WHERE state = 'failed' GROUP BY patch_id ORDER BY patch_id`,
+        `SELECT patch_id, COUNT(*) AS n FROM reports WHERE state IN ('failed', 'bad') GROUP BY patch_id ORDER BY patch_id`,
       );
       return {
         checkins: Number(c?.checkins ?? 0),

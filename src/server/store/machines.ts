@@ -103,7 +103,7 @@ function toMachine(r: MachineRow): MachineRecord {
 }
 
 export const MACHINE_STATE = `CASE
-  WHEN EXISTS (SELECT 1 FROM machine_patches x WHERE x.machine_id = m.id AND x.state = 'failed') THEN 'failed'
+  WHEN EXISTS (SELECT 1 FROM machine_patches x WHERE x.machine_id = m.id AND x.state IN ('failed', 'bad')) THEN 'failed'
   WHEN EXISTS (SELECT 1 FROM machine_patches x WHERE x.machine_id = m.id AND x.state = 'transition') THEN 'transition'
   WHEN EXISTS (SELECT 1 FROM machine_patches x WHERE x.machine_id = m.id AND x.state = 'applied') THEN 'applied'
   ELSE 'none' END`;

@@ -2,11 +2,13 @@
  * Patches and their tiers: publish (patch, tiers and audit entry in one transaction), promote (add a
  * tier), revoke (out of every offer, into every revoke list), and the lists a check-in is answered
  * from — non-revoked patches for an exact kernel (release and vmlinux build id) and tier, and the
- * revoked ones that tier could have received.
+ * revoked ones that tier could have received. A publish or promote may roll the tier out in waves
+ * (rollouts.ts); each offer carries how far its tier's rollout reaches.
  */
 import type { Manifest } from '../../manifest/manifest.js';
 import type { Db } from '../db.js';
 import { type AuditEntry, insertAudit } from './audit.js';
+import { planWaves, reachOf, type WavePlan } from './rollouts.js';
 
 export interface PatchRecord {
   id: string;
@@ -27,15 +29,27 @@ export interface PatchRecord {
   tiers: string[];
 }
 
+/** An offer with the share of the tier's buckets it reaches (rollouts.ts: waves open, 0 when halted). */
+export interface OfferRecord extends PatchRecord {
+  reach: number;
+}
+
 export type ChangeOutcome = 'ok' | 'unknown' | 'revoked' | 'unchanged';
 
 export interface PatchStore {
   /** Non-revoked patches for this exact kernel whose tiers include `tier`, newest first. */
-  offers(release: string, buildId: string, tier: string): Promise<PatchRecord[]>;
+  offers(release: string, buildId: string, tier: string): Promise<OfferRecord[]>;
   /** Revoked patches of this exact kernel the machine's tier could have received. */
   revokedFor(release: string, buildId: string, tier: string): Promise<PatchRecord[]>;
-  publish(p: PatchRecord, audit: AuditEntry): Promise<'ok' | 'exists'>;
-  promote(patchId: string, tier: string, audit: AuditEntry, now: string): Promise<ChangeOutcome>;
+  /** `plan`: roll the tier out in waves (rollouts.ts) instead of all at once */
+  publish(p: PatchRecord, audit: AuditEntry, plan?: WavePlan): Promise<'ok' | 'exists'>;
+  promote(
+    patchId: string,
+    tier: string,
+    audit: AuditEntry,
+    now: string,
+    plan?: WavePlan,
+  ): Promise<ChangeOutcome>;
   revoke(patchId: string, reason: string, audit: AuditEntry, now: string): Promise<ChangeOutcome>;
   getPatch(id: string): Promise<PatchRecord | undefined>;
   listPatches(): Promise<PatchRecord[]>;
@@ -94,15 +108,20 @@ function tiersAgg(kind: Db['kind']): string {
 
 export function sqlPatches(db: Db): PatchStore {
   return {
-    async offers(release: string, buildId: string, tier: string): Promise<PatchRecord[]> {
-      const rows = await db.all<PatchRow>(
-        `SELECT ${PATCH_COLUMNS}, ${tiersAgg(db.kind)} AS tiers FROM patches p
+    async offers(release: string, buildId: string, tier: string): Promise<OfferRecord[]> {
+      type Row = PatchRow & {
+        waves: string | null;
+        waves_open: number | string | null;
+        halted_at: string | null;
+      };
+      const rows = await db.all<Row>(
+        `SELECT ${PATCH_COLUMNS}, ${tiersAgg(db.kind)} AS tiers, pt.waves, pt.waves_open, pt.halted_at
+         FROM patches p JOIN patch_tiers pt ON pt.patch_id = p.id AND pt.tier = ?
          WHERE p.kernel_release = ? AND p.build_id = ? AND p.revoked_at IS NULL
-           AND EXISTS (SELECT 1 FROM patch_tiers t WHERE t.patch_id = p.id AND t.tier = ?)
          ORDER BY p.published_at DESC, p.id DESC`,
-        [release, buildId, tier],
+        [tier, release, buildId],
       );
-      return rows.map((r) => toPatch(r));
+      return rows.map((r) => ({ ...toPatch(r), reach: reachOf(r) }));
     },
 
     async revokedFor(release: string, buildId: string, tier: string): Promise<PatchRecord[]> {
@@ -116,7 +135,7 @@ export function sqlPatches(db: Db): PatchStore {
       return rows.map((r) => toPatch(r));
     },
 
-    publish(p: PatchRecord, audit: AuditEntry): Promise<'ok' | 'exists'> {
+    publish(p: PatchRecord, audit: AuditEntry, plan?: WavePlan): Promise<'ok' | 'exists'> {
       return db.tx(async (x) => {
         const found = await x.get<{ id: string }>('SELECT id FROM patches WHERE id = ?', [p.id]);
         if (found) return 'exists' as const;
@@ -145,13 +164,20 @@ export function sqlPatches(db: Db): PatchStore {
             tier,
             p.publishedAt,
           ]);
+          if (plan) await planWaves(x, p.id, tier, plan, p.publishedAt);
         }
         await insertAudit(x, audit);
         return 'ok' as const;
       });
     },
 
-    promote(patchId: string, tier: string, audit: AuditEntry, now: string): Promise<ChangeOutcome> {
+    promote(
+      patchId: string,
+      tier: string,
+      audit: AuditEntry,
+      now: string,
+      plan?: WavePlan,
+    ): Promise<ChangeOutcome> {
       return db.tx(async (x) => {
         const p = await x.get<{ revoked_at: string | null }>('SELECT revoked_at FROM patches WHERE id = ?', [
           patchId,
@@ -163,6 +189,7 @@ export function sqlPatches(db: Db): PatchStore {
           [patchId, tier, now],
         );
         if (n === 0) return 'unchanged' as const;
+        if (plan) await planWaves(x, patchId, tier, plan, now);
         await insertAudit(x, audit);
         return 'ok' as const;
       });
