@@ -37,7 +37,7 @@ function cString(data: Uint8Array, at: number, len: number): string {
   return new TextDecoder().decode(end < 0 ? field : field.subarray(0, end));
 }
 
-/** Every record of the patched object, in section order (none when it has no `.suture.records`). */
+/** Every record of the patched object, by line (none when it has no `.suture.records`). */
 export function readAuthorRecords(obj: ElfObject, file = obj.file ?? 'the patched object'): AuthorRecord[] {
   const sec = obj.section(RECORDS_SECTION);
   if (!sec) return [];
@@ -75,7 +75,8 @@ export function readAuthorRecords(obj: ElfObject, file = obj.file ?? 'the patche
         },
       );
   }
-  return out;
+  // gcc emits a section's variables last first: the source order is the line order
+  return out.sort((a, b) => a.line - b.line);
 }
 
 /** What the object diff must leave out: functions and sections named by ignore records. */
