@@ -6,14 +6,22 @@
  *     kernel log in the documented order, pre_patch → post_patch on enable and pre_unpatch →
  *     post_unpatch on disable, with the patched function's effect in between;
  *   - a patched syscall (newuname): `uname -v` in the guest shows the patched version string, and
- *     the original once the patch is disabled.
+ *     the original once the patch is disabled;
+ *   - a new function and a new static variable (examples/kpatch/cmdline-new-function.patch), logging its
+ *     first call with KPATCH_PRINTK: /proc/cmdline counts its reads while patched;
+ *   - examples/kpatch/binfmt-misc-shadow-field.patch: a new field of a struct as a shadow variable,
+ *     attached to existing entries by a post-patch callback (and on first use to later ones), counted
+ *     by the patched code, freed by the post-unpatch callback: a second load starts from scratch;
+ *   - a pre_patch callback that fails: `suture apply` in the guest refuses the patch with the errno
+ *     init_module returned and the kernel's line, and nothing stays patched.
  */
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
+import { createPatch } from 'diff';
 import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease, type KernelTarget } from '../kernel/target.js';
 import { runInVm } from '../vm/index.js';
@@ -136,4 +144,134 @@ test("upstream's vocabulary: callbacks on vmlinux and a patched syscall", async 
     callbackOrder(r),
     ORDER.map((k) => `${k} vmlinux`),
   );
+});
+
+test("a failing pre_patch callback: `suture apply` shows the errno and the kernel's reason", async () => {
+  const file = 'fs/proc/meminfo.c';
+  const text = readFileSync(join(target.sourceTree, file), 'utf8');
+  const changed = text
+    .replace(
+      '#include "internal.h"\n',
+      [
+        '#include "internal.h"',
+        '#include "kpatch-macros.h"',
+        'static int refuse_patch(patch_object *obj)',
+        '{',
+        '\tpr_info("suture-callback: pre_patch refuses\\n");',
+        '\treturn -EBUSY;',
+        '}',
+        'KPATCH_PRE_PATCH_CALLBACK(refuse_patch);',
+        '',
+      ].join('\n'),
+    )
+    .replace('"VmallocChunk:   "', '"RefusedChunk:   "');
+  const patch = join(dir, 'refused.patch');
+  writeFileSync(
+    patch,
+    createPatch(file, text, changed)
+      .replace(/^Index: .*\n=+\n/, '')
+      .replace(/^--- (.*)$/m, '--- a/$1')
+      .replace(/^\+\+\+ (.*)$/m, '+++ b/$1'),
+  );
+  const b = await buildLivepatch({
+    diffPath: patch,
+    release: target.release,
+    name: 'refused',
+    outDir: join(dir, 'refused'),
+  });
+  const r = await runInVm({
+    kernel: target,
+    withSuture: true,
+    files: [{ from: b.ko!, to: '/lp.ko' }],
+    timeoutMs: 900_000,
+    script: [
+      '#!/bin/sh',
+      'if suture apply /lp.ko; then echo "apply: ok"; else echo "apply: refused $?"; fi',
+      'echo "meminfo: $(grep -i chunk /proc/meminfo)"',
+      'echo "livepatches: $(ls /sys/kernel/livepatch | wc -l)"',
+      'echo "loaded: $(grep -c livepatch_refused /proc/modules)"',
+      '',
+    ].join('\n'),
+  });
+  assertOk(r);
+  assert.match(r.output, /apply: refused [1-9]/);
+  assert.match(r.output, /error\[HOST-LOAD-FAILED\]/);
+  assert.match(r.output, /Device or resource busy|EBUSY/);
+  assert.match(r.output, /pre-patch callback failed for object 'vmlinux'/);
+  assert.match(r.output, /meminfo: VmallocChunk:/);
+  assert.match(r.output, /livepatches: 0/);
+  assert.match(r.output, /loaded: 0/);
+  // only the refusing callback ran (busybox's insmod tries finit_module, then init_module: once or twice)
+  const ran = callbackOrder(r);
+  assert.ok(ran.length >= 1 && ran.every((c) => c === 'pre_patch refuses'), ran.join(', '));
+});
+
+test('a new field of a struct as a shadow variable: attached, counted, freed on unpatch', async () => {
+  const ko = await build('kpatch/binfmt-misc-shadow-field.patch', 'shadow');
+  const r = await runInVm({
+    kernel: target,
+    modules: ['binfmt_misc'],
+    files: [{ from: ko, to: '/shadow.ko' }],
+    timeoutMs: 400_000,
+    script: [
+      ...SHELL,
+      'p=/sys/kernel/livepatch/livepatch_shadow',
+      // one read(2) of the entry's file: the patched code counts every status it writes
+      'reads() { dd if="/tmp/bm/$1" bs=4096 count=1 2>/dev/null | grep reads || echo none; }',
+      'mkdir -p /tmp/bm && mount -t binfmt_misc none /tmp/bm',
+      "echo ':early:E::early::/bin/true:' > /tmp/bm/register",
+      'echo "unpatched: $(reads early)"',
+      'insmod /shadow.ko',
+      'wait_transition $p',
+      'echo "early 1: $(reads early)"',
+      'echo "early 2: $(reads early)"',
+      "echo ':late:E::late::/bin/true:' > /tmp/bm/register",
+      'echo "late 1: $(reads late)"',
+      'echo 0 > $p/enabled',
+      'wait_transition $p',
+      'echo "disabled: $(reads early)"',
+      'rmmod livepatch_shadow',
+      'insmod /shadow.ko',
+      'wait_transition $p',
+      'echo "again: $(reads early) / $(reads late)"',
+      '',
+    ].join('\n'),
+  });
+  assertOk(r);
+  assert.match(r.output, /unpatched: none/);
+  assert.match(r.output, /early 1: reads 1\n/);
+  assert.match(r.output, /early 2: reads 2\n/);
+  assert.match(r.output, /late 1: reads 1\n/);
+  assert.match(r.output, /disabled: none/);
+  assert.match(r.output, /again: reads 1 \/ reads 1\n/);
+  const shadowLog = [...r.kernelLog.matchAll(/suture-shadow: (.*)/g)].map((m) => m[1]!.trim());
+  assert.deepEqual(shadowLog.slice(0, 1), ['attached reads to 1 entries']);
+  assert.deepEqual(shadowLog.slice(1, 3).sort(), ['freed reads of early', 'freed reads of late']);
+  assert.deepEqual(shadowLog.slice(3), ['attached reads to 2 entries']);
+});
+
+test('a new function and a new variable, with KPATCH_PRINTK', async () => {
+  const ko = await build('kpatch/cmdline-new-function.patch', 'newfn');
+  const r = await runInVm({
+    kernel: target,
+    files: [{ from: ko, to: '/newfn.ko' }],
+    timeoutMs: 400_000,
+    script: [
+      ...SHELL,
+      'p=/sys/kernel/livepatch/livepatch_newfn',
+      'insmod /newfn.ko',
+      'wait_transition $p',
+      'echo "first: $(cat /proc/cmdline)"',
+      'echo "second: $(cat /proc/cmdline)"',
+      'echo 0 > $p/enabled',
+      'wait_transition $p',
+      'echo "after: $(cat /proc/cmdline)"',
+      '',
+    ].join('\n'),
+  });
+  assertOk(r);
+  assert.match(r.output, /first: .* suture_reads=1\n/);
+  assert.match(r.output, /second: .* suture_reads=2\n/);
+  assert.match(r.output, /after: (?!.*suture_reads)/);
+  assert.equal([...r.kernelLog.matchAll(/suture-new: first read of \/proc\/cmdline/g)].length, 1);
 });
