@@ -3,7 +3,7 @@
  * the examples' records as the patched object holds them (kind, line, object, trampoline), the
  * registration they give (the klp_object's callbacks), ignore records leaving a changed function out,
  * and the bad input: a callback kind twice for one object (both places named), a syscall macro in a
- * file without that syscall (its name), a trampoline-free registration for a patch without macros.
+ * file without that syscall (its name); KPATCH_IGNORE_SECTION and KPATCH_FORCE_UNSAFE.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -180,5 +180,33 @@ test('KPATCH_IGNORE_FUNCTION leaves a changed function out of the patch', async 
   assert.deepEqual(
     r.refusals.map((x) => x.code),
     ['BUILD-NO-CHANGE'],
+  );
+});
+
+test('KPATCH_IGNORE_SECTION leaves the functions of a section out; KPATCH_FORCE_UNSAFE changes nothing', async () => {
+  const withMacro = (name: string, macro: string) =>
+    makePatch(name, 'fs/proc/meminfo.c', (t) =>
+      t
+        .replace('"VmallocChunk:   "', '"VMALLOCCHUNK:   "')
+        .replace(
+          '\treturn 0;\n}\n\nstatic int __init proc_meminfo_init',
+          `\treturn 0;\n}\n#include "kpatch-macros.h"\n${macro};\n\nstatic int __init proc_meminfo_init`,
+        ),
+    );
+  const ignored = await refusalsOf(
+    withMacro('ignore-section', 'KPATCH_IGNORE_SECTION(".text.meminfo_proc_show")'),
+  );
+  assert.deepEqual(
+    ignored.refusals.map((x) => x.code),
+    ['BUILD-NO-CHANGE'],
+  );
+  const b = await objdiffOf(withMacro('force-unsafe', 'KPATCH_FORCE_UNSAFE(meminfo_proc_show)'));
+  const diff = b.units[0]!.diff!;
+  assert.deepEqual(
+    readAuthorRecords(diff.patched).map((r) => `${r.kind} ${r.symbol}`),
+    ['force-unsafe meminfo_proc_show'],
+  );
+  assert.ok(
+    diff.functions.some((f) => f.name === 'meminfo_proc_show' && f.change === 'changed' && f.included),
   );
 });
