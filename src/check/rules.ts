@@ -11,6 +11,7 @@
  */
 import type { Diagnostic } from '../diagnostic.js';
 import type { ObjectFacts, Rule } from './facts.js';
+import { callbackTwice } from './module/callback-twice.js';
 import { duplicateFunction } from './module/duplicate-function.js';
 import { moduleKey } from './module/module-key.js';
 import { nothingToReplace } from './module/nothing-to-replace.js';
@@ -34,6 +35,7 @@ import { diffOffset } from './source/diff-offset.js';
 import { missingDefinitions } from './source/missing-definitions.js';
 import { notShipped } from './source/not-shipped.js';
 import { structChangedRule } from './source/struct-changed.js';
+import { syscallNotInFile } from './source/syscall-not-in-file.js';
 import { unitHeaderWide } from './source/unit-header-wide.js';
 import { unitNewFile } from './source/unit-new-file.js';
 import { unitNone } from './source/unit-none.js';
@@ -67,6 +69,7 @@ export const SOURCE_RULES: readonly RuleInfo[] = [
   unitNotBuilt,
   notShipped,
   missingDefinitions,
+  syscallNotInFile,
 ];
 
 export const OBJECT_RULES: readonly RuleInfo[] = [...RULES, noChange];
@@ -76,6 +79,7 @@ export const MODULE_RULES: readonly RuleInfo[] = [
   duplicateFunction,
   reservedName,
   nothingToReplace,
+  callbackTwice,
 ];
 
 /** Every rule of the book. */

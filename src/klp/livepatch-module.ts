@@ -29,6 +29,7 @@ import { writeElf } from '../elf/writer.js';
 import type { KernelTarget } from '../kernel/target.js';
 import type { PatchedObject } from '../manifest/manifest.js';
 import { diffObjectOf } from '../objdiff/write.js';
+import { livepatchCallbacks } from './callbacks.js';
 import { runKbuild } from './kbuild.js';
 import {
   klpObjectName,
@@ -38,6 +39,7 @@ import {
   replacedFunctions,
 } from './references.js';
 import { registrationSource } from './registration.js';
+import type { ObjectCallbacks } from './registration-callbacks.js';
 import { convertKlpRelocations, type KlpConversion, parseKlpSymbolName } from './relocations.js';
 import { ShippedSymbols } from './shipped-symbols.js';
 
@@ -127,6 +129,7 @@ function carriedGlobals(units: LivepatchUnit[]): Map<string, string> {
 interface KlpObjectEntry {
   object: string;
   functions: { oldName: string; newSymbol: string; sympos: number; file: string; change: 'changed' }[];
+  callbacks?: ObjectCallbacks;
 }
 
 /** Write one unit's diff object into the module directory, named for the module; returns its file name. */
@@ -170,7 +173,11 @@ export async function buildLivepatchModule(req: LivepatchModuleRequest): Promise
         change: 'changed',
       });
   }
-  const used = [...objects.values()].filter((o) => o.functions.length > 0);
+  for (const [object, callbacks] of livepatchCallbacks(req.units)) {
+    const entry = objects.get(object) ?? { object, functions: [] };
+    objects.set(object, { ...entry, callbacks });
+  }
+  const used = [...objects.values()].filter((o) => o.functions.length > 0 || o.callbacks);
   // the registration's own names must not capture a replaced function through its asm label
   refuseAny(reservedName.check(used.flatMap((o) => o.functions.map((f) => f.newSymbol))));
   refuseAny(nothingToReplace.check(used.length));

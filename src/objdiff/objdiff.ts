@@ -26,6 +26,8 @@ export interface DiffContext {
   source?: string;
   /** function prototypes of the original and patched unit (gcc -aux-info), for KLP-SIGNATURE-CHANGED */
   prototypes?: ObjectFacts['prototypes'];
+  /** functions (by name) and sections the patch author told the diff to leave out (KPATCH_IGNORE_*) */
+  ignore?: { functions: ReadonlySet<string>; sections: ReadonlySet<string> };
 }
 
 /** The comparison of one object pair: the records of check/facts.ts, their refusals, the selection. */
@@ -52,6 +54,11 @@ export function diffLoaded(
 ): ObjectDiff {
   const sides = diffSides(original, patched, correlate(original, patched));
   const v = verdicts(sides);
+  for (const f of v.functions)
+    if (ctx.ignore?.functions.has(f.name) || ctx.ignore?.sections.has(f.symbol.section?.name ?? '')) {
+      f.change = 'same';
+      f.reason = 'left out by the patch author (KPATCH_IGNORE_FUNCTION / KPATCH_IGNORE_SECTION)';
+    }
   const chosen = planSelection(sides, v);
   proveClones(sides, v.functions);
   const facts: ObjectFacts = {

@@ -19,16 +19,19 @@
  * (DIFF-OFFSET, DIFF-FUZZ under `fuzz`, KLP-INLINE-SPREAD) do not stop the build: each is emitted as a
  * `warning` progress event and kept in the result (and in BuildRefused when something else refuses).
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { noChange } from '../check/object/no-change.js';
 import { isRefusal, refuse } from '../check/refusal.js';
 import { structChanged } from '../check/source/struct-changed.js';
+import { syscallNotInFile } from '../check/source/syscall-not-in-file.js';
 import { type Diagnostic, fail, SutureError } from '../diagnostic.js';
 import { type ElfObject, readElfFile } from '../elf/index.js';
 import { ensureKernel } from '../kernel/fetch.js';
 import type { KernelTarget } from '../kernel/target.js';
+import { authorIncludeDir } from '../klp/author-include.js';
+import { ignoredByAuthor, readAuthorRecords } from '../klp/author-records.js';
 import { buildLivepatchModule, type LivepatchModule } from '../klp/livepatch-module.js';
 import { ShippedSymbols } from '../klp/shipped-symbols.js';
 import { fileSympos } from '../klp/sympos.js';
@@ -304,6 +307,7 @@ async function compileStage(
     tree,
     overlay: b.overlay,
     workDir: b.workDir,
+    includeDirs: [authorIncludeDir()],
     isShipped: async (u) => (await shipped.unit(u)).localsInFile(basename(u.source)).length > 0,
   });
   b.result.units = compiled.map((r) => ({ ...r, sympos: new Map() }));
@@ -344,6 +348,7 @@ async function objdiffStage(
     const prototypes = readPrototypes(r);
     r.diff = diffLoaded(originals.get(r)!, patched, r.original.object, r.patched.object, {
       source: r.unit.source,
+      ignore: ignoredByAuthor(readAuthorRecords(patched, r.patched.object)),
       ...(prototypes ? { prototypes } : {}),
     });
     const obj = basename(r.unit.object);
@@ -358,6 +363,19 @@ async function objdiffStage(
   // refusals and "nothing changed" end the build here, even when asked to stop after this stage
   const refusals = [
     ...structChanged(changedSources(diff, tree, applied)),
+    ...syscallNotInFile.check(
+      applied.flatMap((a) =>
+        a.original && a.patched && a.path.endsWith('.c')
+          ? [
+              {
+                path: a.path,
+                original: readFileSync(a.original, 'utf8'),
+                patched: readFileSync(a.patched, 'utf8'),
+              },
+            ]
+          : [],
+      ),
+    ),
     ...units.flatMap((r) => r.diff?.refusals ?? []),
   ];
   if (refusals.length) throw new BuildRefused(refusals, { summary, warnings });

@@ -32,6 +32,8 @@ export interface CompileUnitsRequest {
   workDir: string;
   /** whether the binary the unit belongs to has symbols from its file (asked only when the original fails) */
   isShipped: (u: Unit) => Promise<boolean>;
+  /** searched after the kernel's include directories when the patched side compiles (author headers) */
+  includeDirs?: readonly string[];
 }
 
 /** Original and patched compile of every unit, two at a time. */
@@ -80,6 +82,7 @@ async function compilePatched(unit: Unit, source: string, req: CompileUnitsReque
       outObject: join(req.workDir, 'patched', unit.object),
       source,
       overlay: req.overlay,
+      ...(req.includeDirs ? { includeDirs: req.includeDirs } : {}),
     });
   } catch (e) {
     if (!(e instanceof CompileFailure)) throw e;
@@ -110,6 +113,7 @@ async function explainFailure(
       outObject: join(req.workDir, 'raw-out', unit.object),
       source: raw,
       overlay: req.overlay,
+      ...(req.includeDirs ? { includeDirs: req.includeDirs } : {}),
     });
     return e;
   } catch (again) {

@@ -162,6 +162,8 @@ export interface CompileRequest {
   source?: string;
   /** overlay root holding patched headers at their tree-relative paths */
   overlay?: string;
+  /** directories searched after the kernel's own (`-I`, last): the patch author's headers */
+  includeDirs?: readonly string[];
 }
 
 export interface CompiledObject {
@@ -220,6 +222,7 @@ export function compilerArgv(req: CompileRequest): string[] {
       out.push('-o', req.outObject);
       i++;
     } else if (i === recipe.cc.length - 1 && a === recipe.source) {
+      for (const d of req.includeDirs ?? []) out.push(`-I${d}`);
       if (req.source) out.push('-iquote', dirname(join(req.tree, recipe.source)));
       out.push(req.source ?? a);
     } else if (req.overlay && a.startsWith('-I') && a.length > 2 && !isAbsolute(a.slice(2))) {
