@@ -14,6 +14,7 @@ import { ElfObject, type ElfRelocation, type ElfSection, type ElfSymbol } from '
 import { writeElf } from '../elf/writer.js';
 import { relocationsIn, resolveTarget } from './compare.js';
 import type { ObjectDiff } from './objdiff.js';
+import { prefixSet } from './prefix.js';
 import { ORC_ENTRY, SPECIAL_TABLES } from './special-tables.js';
 
 export interface DiffObjectOptions {
@@ -103,7 +104,9 @@ class DiffObjectBuilder {
 
   /** Copy the defined symbols of carried sections; replaced functions become global (klp_func.new_func). */
   defineSymbols(): void {
-    const carried = new Set(this.diff.functions.filter((f) => f.included).map((f) => f.symbol));
+    // parts (.cold, __pfx_ prefixes) are carried with their function but stay private to the diff object
+    const carried = new Set(this.diff.functions.filter((f) => f.included && !f.parent).map((f) => f.symbol));
+    const prefixes = prefixSet(this.diff.patched.symbols);
     for (const s of this.diff.patched.symbols) {
       if (!s.section || !this.copies.has(s.section) || s.type === STT.SECTION || s.type === STT.FILE)
         continue;
@@ -115,11 +118,14 @@ class DiffObjectBuilder {
         s.bind === STB.LOCAL &&
         !this.diff.pCanon(s).startsWith('new:') &&
         !/\.cold(\.\d+)?$/.test(s.name);
+      // nothing calls a prefix by name: it stays local even where objtool gave it its function's binding
+      const makeLocal = prefixes.has(s);
       const copy: ElfSymbol = {
         ...s,
         section: this.copies.get(s.section)!,
         shndx: 0,
         ...(makeGlobal ? { bind: STB.GLOBAL, visibility: STV.DEFAULT, other: 0 } : {}),
+        ...(makeLocal ? { bind: STB.LOCAL } : {}),
       };
       this.definedSyms.set(s, copy);
       (copy.bind === STB.LOCAL ? this.locals : this.globals).push(copy);

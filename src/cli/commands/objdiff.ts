@@ -45,7 +45,7 @@ export function register(program: Command): void {
             `${unit}: ${f.change} function: ${f.name}${f.reason ? ` (${f.reason})` : ''}\n`,
           );
         }
-        const same = diff.functions.filter((f) => f.change === 'same').length;
+        const same = diff.functions.filter((f) => f.change === 'same' && !f.parent).length;
         process.stdout.write(`${unit}: ${same} function(s) unchanged\n`);
         for (const d of diff.data)
           if (d.change !== 'same')
