@@ -6,19 +6,24 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { readElfFile } from '../elf/index.js';
+import { cacheRoot } from '../kernel/cache.js';
 import { ensureKernel } from '../kernel/fetch.js';
+import { targetTableSizes } from './kernel-tables.js';
 import { diffObjects, type ObjectDiff } from './objdiff.js';
 import { compileKernelC, type KernelCompiler, kernelCompiler } from './testing/kernel-objects.js';
 import { writeDiffObject } from './write.js';
 
 const RELEASE = '6.12.117+deb12-cloud-amd64';
 let k: KernelCompiler;
+let target: Awaited<ReturnType<typeof ensureKernel>>;
 
 before(async () => {
-  const t = await ensureKernel(RELEASE);
-  k = kernelCompiler(t.sourceTree, t.config);
+  target = await ensureKernel(RELEASE);
+  k = kernelCompiler(target.sourceTree, target.config);
 });
 after(() => rmSync(k.dir, { recursive: true, force: true }));
 
@@ -45,6 +50,8 @@ function symbols(
 
 /** The relocations of one section as `objdump -r` prints them: `offset type target`. */
 function relocs(obj: string, section: string): string[] {
+  const names = execFileSync('readelf', ['-SW', obj], { encoding: 'utf8' });
+  if (!names.includes(` ${section} `)) return [];
   const text = execFileSync('objdump', ['-r', '-j', section, obj], { encoding: 'utf8' });
   return text
     .split('\n')
@@ -94,5 +101,72 @@ describe('objdiff on 6.12 (IBT, call padding, prefix symbols)', () => {
     assert.ok(thunks.length > 0);
     assert.equal(sites.length, thunks.length);
     for (const r of sites) assert.match(r, / R_X86_64_PC32 \.text\.fix\+0x[0-9a-f]+$/);
+  });
+
+  test('the VmallocChunk fix of meminfo.c: table entries kept for exactly the carried function, 6.12 sizes', async () => {
+    const text = readFileSync(join(target.sourceTree, 'fs/proc/meminfo.c'), 'utf8');
+    const o = await compileKernelC(k, text);
+    const p = await compileKernelC(k, text.replace('"VmallocChunk:   "', '"VMALLOCCHUNK:   "'));
+    // 6.1's sizes split 6.12's 14-byte alt_instr entries wrongly: refused, never mis-split
+    const wrong = await diffObjects(o, p);
+    assert.ok(
+      wrong.refusals.some(
+        (r) => r.code === 'OBJDIFF-TABLE-LAYOUT' && r.location?.section === '.altinstructions',
+      ),
+    );
+    const tables = targetTableSizes(target, cacheRoot());
+    assert.equal(tables['.altinstructions'], 14);
+    const d = await diffObjects(o, p, { tables });
+    assert.deepEqual(
+      d.refusals.map((r) => r.code),
+      [],
+    );
+    assert.deepEqual(
+      d.functions
+        .filter((f) => f.included)
+        .map((f) => f.name)
+        .sort(),
+      ['__pfx_meminfo_proc_show', 'meminfo_proc_show'],
+    );
+    const out = `${p}.diff.o`;
+    await writeDiffObject(d, out);
+    const fn = '.text.meminfo_proc_show';
+    for (const table of [
+      '.altinstructions',
+      '.return_sites',
+      '.call_sites',
+      '.orc_unwind_ip',
+      '__mcount_loc',
+      '.ibt_endbr_seal',
+    ]) {
+      const size = tables[table]!;
+      // the entries' first fields, as objdump shows them: the patched object's that hit the function, in order
+      const anchors = (obj: string) =>
+        relocs(obj, table)
+          .filter((r) => Number.parseInt(r.split(' ')[0]!, 16) % size === 0)
+          .map((r) => r.split(' ')[2]!)
+          .filter((t) => t.startsWith(`${fn}+`) || t === fn);
+      const want = anchors(p);
+      const got = anchors(out);
+      assert.deepEqual(got, want, `${table}: the entries of ${fn}, in order`);
+      const all = relocs(out, table).filter((r) => Number.parseInt(r.split(' ')[0]!, 16) % size === 0);
+      assert.equal(all.length, want.length, `${table}: no entry of another function`);
+      if (table !== '.ibt_endbr_seal') assert.ok(want.length > 0, `${table} has entries for ${fn}`);
+    }
+    // .orc_unwind parallels .orc_unwind_ip: the same 6-byte entries as the patched object's, in order
+    const [po, dout] = [await readElfFile(p), await readElfFile(out)];
+    const ipRels = relocs(p, '.orc_unwind_ip');
+    const orc = po.section('.orc_unwind')!.data;
+    const wantOrc = Buffer.concat(
+      ipRels
+        .map((r, idx) => [r, idx] as const)
+        .filter(([r]) => r.split(' ')[2]!.startsWith(`${fn}+`) || r.split(' ')[2] === fn)
+        .map(([, idx]) => Buffer.from(orc.subarray(idx * 6, idx * 6 + 6))),
+    );
+    assert.ok(wantOrc.length > 0);
+    assert.deepEqual(Buffer.from(dout.section('.orc_unwind')!.data), wantOrc);
+    const ds = symbols(out);
+    assert.equal(ds.get('__pfx_meminfo_proc_show')?.bind, 'LOCAL');
+    assert.equal(ds.get('meminfo_proc_show')?.bind, 'GLOBAL');
   });
 });

@@ -15,7 +15,6 @@ import { writeElf } from '../elf/writer.js';
 import { relocationsIn, resolveTarget } from './compare.js';
 import type { ObjectDiff } from './objdiff.js';
 import { prefixSet } from './prefix.js';
-import { ORC_ENTRY, SPECIAL_TABLES } from './special-tables.js';
 
 export interface DiffObjectOptions {
   /** carried functions that must be reachable from other objects (klp_func.new_func): made global */
@@ -182,7 +181,8 @@ class DiffObjectBuilder {
   /** Kept entries of a special table, packed, with their relocations (and `.orc_unwind`'s parallel entries). */
   packTable(table: ElfSection, kept: number[]): void {
     const patched = this.diff.patched;
-    const size = SPECIAL_TABLES[table.name]!;
+    const size = this.diff.tables[table.name]!;
+    const orcSize = this.diff.tables['.orc_unwind']!;
     const data = new Uint8Array(kept.length * size);
     const rels: ElfRelocation[] = [];
     const all = relocationsIn(patched, table);
@@ -199,10 +199,10 @@ class DiffObjectBuilder {
     this.relaFor(c, rels);
     const orc = patched.section('.orc_unwind');
     if (table === patched.section('.orc_unwind_ip') && orc) {
-      const od = new Uint8Array(kept.length * ORC_ENTRY);
+      const od = new Uint8Array(kept.length * orcSize);
       kept.forEach((at, i) => {
         const idx = at / size;
-        od.set(orc.data.subarray(idx * ORC_ENTRY, (idx + 1) * ORC_ENTRY), i * ORC_ENTRY);
+        od.set(orc.data.subarray(idx * orcSize, (idx + 1) * orcSize), i * orcSize);
       });
       this.out.push({ ...copySection(orc), size: od.length, data: od });
     }
