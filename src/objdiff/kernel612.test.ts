@@ -14,6 +14,7 @@ import { cacheRoot } from '../kernel/cache.js';
 import { ensureKernel } from '../kernel/fetch.js';
 import { targetTableSizes } from './kernel-tables.js';
 import { diffObjects, type ObjectDiff } from './objdiff.js';
+import { targetCode } from './target-code.js';
 import { compileKernelC, type KernelCompiler, kernelCompiler } from './testing/kernel-objects.js';
 import { writeDiffObject } from './write.js';
 
@@ -116,7 +117,7 @@ describe('objdiff on 6.12 (IBT, call padding, prefix symbols)', () => {
     );
     const tables = targetTableSizes(target, cacheRoot());
     assert.equal(tables['.altinstructions'], 14);
-    const d = await diffObjects(o, p, { tables });
+    const d = await diffObjects(o, p, { tables, target: targetCode(target.config) });
     assert.deepEqual(
       d.refusals.map((r) => r.code),
       [],
@@ -168,5 +169,30 @@ describe('objdiff on 6.12 (IBT, call padding, prefix symbols)', () => {
     const ds = symbols(out);
     assert.equal(ds.get('__pfx_meminfo_proc_show')?.bind, 'LOCAL');
     assert.equal(ds.get('meminfo_proc_show')?.bind, 'GLOBAL');
+  });
+});
+
+describe('static checks of carried code on an IBT, return-thunk target', () => {
+  test('an object built without -fcf-protection=branch or return thunks is refused: KLP-IBT-ENDBR, KLP-RETURN-THUNK', async () => {
+    const target612 = targetCode(target.config);
+    assert.deepEqual(target612, { ibt: true, rethunk: true, returnThunk: '__x86_return_thunk' });
+    const flags = ['-fcf-protection=none', '-mfunction-return=keep'];
+    const o = await compileKernelC(k, SOURCE(1), { extraFlags: flags });
+    const p = await compileKernelC(k, SOURCE(2), { extraFlags: flags });
+    const d = await diffObjects(o, p, { target: target612 });
+    const codes = d.refusals.map((r) => `${r.code} ${r.location?.symbol}`).sort();
+    assert.deepEqual(codes, ['KLP-IBT-ENDBR fix', 'KLP-RETURN-THUNK fix']);
+    // the same pair on a kernel without IBT or return thunks is fine
+    assert.deepEqual(
+      (await diffObjects(o, p, { target: { ...target612, ibt: false, rethunk: false } })).refusals,
+      [],
+    );
+  });
+
+  test('objects built with the kernel`s own flags pass both checks', async () => {
+    const o = await compileKernelC(k, SOURCE(1));
+    const p = await compileKernelC(k, SOURCE(2));
+    const d = await diffObjects(o, p, { target: targetCode(target.config) });
+    assert.deepEqual(d.refusals, []);
   });
 });
