@@ -196,3 +196,31 @@ describe('static checks of carried code on an IBT, return-thunk target', () => {
     assert.deepEqual(d.refusals, []);
   });
 });
+
+describe('objects built without our #line directives', () => {
+  const warn = (blank: string) => `#include <linux/bug.h>
+int keep(int x);
+${blank}int keep(int x) { WARN_ON(x > 100); return x * 7 + 3; }
+int fix(int x);
+int fix(int x) { BUG_ON(x < 0); return x + 1; }
+`;
+  test('a change that only moves WARN/BUG line numbers is no change: the bug table entries differ, the code not', async () => {
+    const o = await compileKernelC(k, warn(''));
+    const p = await compileKernelC(k, warn('\n\n\n'));
+    // the line numbers did move: the patched bug table says so (struct bug_entry.line, at byte 8)
+    const lines = async (obj: string) => {
+      const t = (await readElfFile(obj)).section('__bug_table')!.data;
+      return [0, 12].map((at) => t[at + 8]! | (t[at + 9]! << 8));
+    };
+    const [lo, lp] = [await lines(o), await lines(p)];
+    assert.deepEqual(
+      lp,
+      lo.map((l) => l + 3),
+    );
+    const d = await diffObjects(o, p, { tables: targetTableSizes(target, cacheRoot()) });
+    assert.deepEqual(
+      d.functions.filter((f) => f.change !== 'same').map((f) => f.name),
+      [],
+    );
+  });
+});
