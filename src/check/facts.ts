@@ -61,7 +61,7 @@ export interface FunctionDiff extends SymbolDiff {
   originalTraceable: boolean;
   /** functions of the patched object that call or reference this one */
   callers: string[];
-  /** a `.cold` part of `parent` (selected and compared with it, never on its own) */
+  /** a part of `parent`: its `.cold` part or its `__pfx_` prefix (selected and compared with it, never on its own) */
   parent?: string;
   /** position among same-named symbols of its object in the running kernel (klp_func.old_sympos), set by klp/ */
   sympos?: number;
@@ -100,6 +100,16 @@ export type TableLayoutProblem =
   | { kind: 'entry-size'; table: string; size: number; entrySize: number }
   | { kind: 'orc-pairs'; orcSize: number; orcIpSize: number };
 
+/** What the target kernel's code must look like (from its config), for the rules that check carried code. */
+export interface TargetCode {
+  /** X86_KERNEL_IBT: indirect branches must land on `endbr64` */
+  ibt: boolean;
+  /** MITIGATION_RETHUNK: every return goes through the kernel's return thunk */
+  rethunk: boolean;
+  /** the return thunk's name (`__x86_return_thunk`) */
+  returnThunk: string;
+}
+
 export interface ObjectFacts {
   /** path of the original object, for locations */
   originalPath: string;
@@ -116,6 +126,8 @@ export interface ObjectFacts {
   uncarried: UncarriedEntry[];
   /** special tables that cannot be split */
   tableLayouts: TableLayoutProblem[];
+  /** the target kernel's code requirements, when the target is known */
+  target?: TargetCode;
   /** function prototypes of both units (gcc `-aux-info`), when the compile produced them */
   prototypes?: { original: Map<string, Prototype>; patched: Map<string, Prototype> };
 }

@@ -17,6 +17,7 @@ import { proveClones } from './clones.js';
 import type { CanonicalName, SymbolMap } from './compare.js';
 import { correlate } from './correlate.js';
 import { planSelection, type Selection } from './select.js';
+import { DEFAULT_TABLE_SIZES, type TableSizes } from './special-tables.js';
 import { diffSides, verdicts } from './verdicts.js';
 
 export { isDataSection } from './verdicts.js';
@@ -28,6 +29,10 @@ export interface DiffContext {
   prototypes?: ObjectFacts['prototypes'];
   /** functions (by name) and sections the patch author told the diff to leave out (KPATCH_IGNORE_*) */
   ignore?: { functions: ReadonlySet<string>; sections: ReadonlySet<string> };
+  /** entry sizes of the special tables: the target kernel's (kernel-tables.ts); x86-64 6.1's if absent */
+  tables?: TableSizes;
+  /** what the target kernel requires of carried code (IBT, return thunks): target-code.ts */
+  target?: ObjectFacts['target'];
 }
 
 /** The comparison of one object pair: the records of check/facts.ts, their refusals, the selection. */
@@ -42,6 +47,8 @@ export interface ObjectDiff extends ObjectFacts {
   map: SymbolMap;
   /** how a patched symbol is called across both objects: its twin's name, `new:<name>` without one */
   pCanon: CanonicalName;
+  /** the special tables' entry sizes this diff was split with */
+  tables: TableSizes;
 }
 
 /** Compare two objects already in memory. */
@@ -59,7 +66,8 @@ export function diffLoaded(
       f.change = 'same';
       f.reason = 'left out by the patch author (KPATCH_IGNORE_FUNCTION / KPATCH_IGNORE_SECTION)';
     }
-  const chosen = planSelection(sides, v);
+  const tables = ctx.tables ?? DEFAULT_TABLE_SIZES;
+  const chosen = planSelection(sides, v, tables);
   proveClones(sides, v.functions);
   const facts: ObjectFacts = {
     originalPath,
@@ -73,9 +81,18 @@ export function diffLoaded(
     uncarried: chosen.uncarried,
     tableLayouts: chosen.tableLayouts,
     ...(ctx.prototypes ? { prototypes: ctx.prototypes } : {}),
+    ...(ctx.target ? { target: ctx.target } : {}),
   };
   const { refusals, warnings } = runRules(facts);
-  return { ...facts, refusals, warnings, selection: chosen.selection, map: sides.pMap, pCanon: sides.pCanon };
+  return {
+    ...facts,
+    refusals,
+    warnings,
+    selection: chosen.selection,
+    map: sides.pMap,
+    pCanon: sides.pCanon,
+    tables,
+  };
 }
 
 /** Read and compare an original and a patched object file. */

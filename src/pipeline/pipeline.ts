@@ -28,6 +28,7 @@ import { structChanged } from '../check/source/struct-changed.js';
 import { syscallNotInFile } from '../check/source/syscall-not-in-file.js';
 import { type Diagnostic, fail, SutureError } from '../diagnostic.js';
 import { type ElfObject, readElfFile } from '../elf/index.js';
+import { cacheRoot } from '../kernel/cache.js';
 import { ensureKernel } from '../kernel/fetch.js';
 import type { KernelTarget } from '../kernel/target.js';
 import { authorIncludeDir } from '../klp/author-include.js';
@@ -36,7 +37,9 @@ import { buildLivepatchModule, type LivepatchModule } from '../klp/livepatch-mod
 import { ShippedSymbols } from '../klp/shipped-symbols.js';
 import { fileSympos } from '../klp/sympos.js';
 import type { Manifest } from '../manifest/manifest.js';
+import { targetTableSizes } from '../objdiff/kernel-tables.js';
 import { diffLoaded, type ObjectDiff } from '../objdiff/objdiff.js';
+import { targetCode } from '../objdiff/target-code.js';
 import {
   type CompiledUnit,
   compileUnits,
@@ -210,7 +213,7 @@ async function recipe(b: Build): Promise<BuildResult> {
   const originals = await run.run('verify', () => verifyStage(b, units, tree, shipped), describeVerified);
   await run.run(
     'objdiff',
-    () => objdiffStage(b, units, originals, diff, tree, applied),
+    () => objdiffStage(b, units, originals, diff, tree, applied, target),
     count('function', 'to carry'),
   );
   const outDir = resolve(b.opts.outDir ?? '.');
@@ -341,14 +344,20 @@ async function objdiffStage(
   diff: SourceDiff,
   tree: string,
   applied: AppliedFile[],
+  target: KernelTarget,
 ): Promise<string[]> {
   const { summary, warnings } = b.result;
+  // the target's own table entry sizes and code requirements (IBT, return thunks)
+  const tables = targetTableSizes(target, cacheRoot());
+  const code = targetCode(target.config);
   for (const r of units) {
     const patched = await readElfFile(r.patched.object);
     const prototypes = readPrototypes(r);
     r.diff = diffLoaded(originals.get(r)!, patched, r.original.object, r.patched.object, {
       source: r.unit.source,
       ignore: ignoredByAuthor(readAuthorRecords(patched, r.patched.object)),
+      tables,
+      target: code,
       ...(prototypes ? { prototypes } : {}),
     });
     const obj = basename(r.unit.object);
