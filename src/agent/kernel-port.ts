@@ -8,6 +8,7 @@
  * in-memory kernel in unit tests. `host-binding.ts` binds it to `src/host/`.
  */
 import type { Manifest } from '../manifest/manifest.js';
+import type { BadReason } from '../manifest/protocol.js';
 
 export interface RunningKernel {
   release: string;
@@ -44,7 +45,24 @@ export type KernelOpResult =
       stall?: { seconds: number; tasks: StalledTask[] };
       /** true when the kernel is still in the state it was before (the host layer rolled back) */
       rolledBack: boolean;
+      /** set when the host's crash-loop guard marked the patch bad (code HOST-PATCH-BAD) */
+      bad?: { reason: BadReason; kernelLog: string };
     };
+
+/** The kill switch as the host reads it (host/mode.ts). */
+export interface ModeReading {
+  mode: 'normal' | 'no-apply' | 'no-refresh' | 'stop';
+  /** where it came from, in words (`kernel command line`, the file, `default`) */
+  source: string;
+  warning?: string;
+}
+
+/** A patch the host's crash-loop guard marked bad (host/guard.ts), by module name. */
+export interface BadLivepatch {
+  moduleName: string;
+  reason: BadReason;
+  kernelLog: string;
+}
 
 export interface KernelPort {
   runningKernel(): Promise<RunningKernel>;
@@ -53,4 +71,8 @@ export interface KernelPort {
   apply(args: { module: string; manifest: Manifest; timeoutMs: number }): Promise<KernelOpResult>;
   /** disable and unload the livepatch `moduleName` */
   revert(args: { moduleName: string; timeoutMs: number }): Promise<KernelOpResult>;
+  /** the kill switch; absent means always `normal` (in-memory kernels of tests) */
+  mode?(): Promise<ModeReading>;
+  /** patches the host will never load again; absent means none */
+  badPatches?(): Promise<BadLivepatch[]>;
 }

@@ -25,7 +25,12 @@ import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, wr
 import { join } from 'node:path';
 import { z } from 'zod';
 import { SutureError } from '../diagnostic.js';
-import { patchIdSchema, reportRequestSchema, transitionSchema } from '../manifest/protocol.js';
+import {
+  badReasonSchema,
+  patchIdSchema,
+  reportRequestSchema,
+  transitionSchema,
+} from '../manifest/protocol.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/suture/agent';
 
@@ -61,6 +66,8 @@ export const patchOutcomeSchema = z.enum([
   'refused',
   /** reverted because the server revoked it */
   'reverted',
+  /** the host's crash-loop guard marked it bad (oops/WARN/panic after its load, or no return): never applied again */
+  'bad',
 ]);
 export type PatchOutcome = z.infer<typeof patchOutcomeSchema>;
 
@@ -77,6 +84,9 @@ export const patchRecordSchema = z
     code: z.string().optional(),
     reason: z.string().optional(),
     transition: transitionSchema.optional(),
+    /** for `bad`: why the host marked it bad, and the kernel log excerpt */
+    badReason: badReasonSchema.optional(),
+    kernelLog: z.string().max(8192).optional(),
     /** how many times the agent handed this patch to the kernel */
     attempts: z.number().int().min(0),
     at: z.string(),
