@@ -49,7 +49,7 @@ export interface ApplyOptions {
   roots?: Partial<HostRoots>;
   /** after success, keep module + manifest in the host store so the boot service re-applies it */
   persist?: boolean;
-  /** how long the kernel log is watched after the transition for an oops/WARN (guard.ts; default 1 s) */
+  /** how long the kernel log is watched after the transition for an oops/WARN (guard.ts; default 200 ms) */
   settleMs?: number;
   /** test knobs: poll period, task scan period, the kernel's signalling period */
   pollMs?: number;

@@ -32,7 +32,7 @@ export interface BadMark {
 }
 
 /** how long after the transition the kernel log is still watched (a WARN in a just-patched path) */
-export const DEFAULT_SETTLE_MS = 1000;
+export const DEFAULT_SETTLE_MS = 200;
 const MAX_EXCERPT = 4000;
 
 export function guardDir(roots: HostRoots): string {

@@ -24,6 +24,7 @@ export {
 } from './guard.js';
 export { encodeBuildIdNote, parseBuildIdNote, type RunningKernel, runningKernel } from './identity.js';
 export type { KlpFunc, KlpObject, Livepatch, PatchState } from './livepatch.js';
+export { readManifest } from './manifest-read.js';
 export {
   MODES,
   type ModeSetting,

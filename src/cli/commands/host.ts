@@ -82,9 +82,11 @@ export function register(program: Command): void {
     .command('boot-apply')
     .description('apply the stored patches whose build id matches the running kernel (run by the unit)')
     .option('--timeout <duration>', 'transition timeout per patch', '60s')
-    .action(async (o: { timeout: string }) => {
+    .option('--settle <duration>', 'per patch, watch the kernel log this long for an oops/WARN', '200ms')
+    .action(async (o: { timeout: string; settle: string }) => {
       const out = await bootApply({
         timeoutMs: parseDuration('--timeout', o.timeout),
+        settleMs: parseDuration('--settle', o.settle),
         onEvent: eventPrinter(),
       });
       if (!out.length) console.log('no stored patches');
