@@ -42,6 +42,7 @@ describe('agent: bad patches', () => {
     const wire = patchStatusOf(rec as NonNullable<typeof rec>);
     assert.equal(wire.state, 'bad');
     assert.equal(wire.reason, 'warn');
+    assert.match(wire.excerpt ?? '', /WARNING: CPU: 1 PID: 90/);
     assert.ok(patchStatusSchema.safeParse(wire).success, 'the report is valid on the wire');
     assert.equal(badPatches(r.k.roots)[0]?.patch, 'livepatch_warn', 'the host holds the mark');
     assert.deepEqual(s.outbox, [], 'the report was delivered');

@@ -23,8 +23,7 @@ import {
   runningKernel,
   type TransitionEvent,
 } from '../host/index.js';
-import type { BadReason } from '../manifest/protocol.js';
-import type { KernelOpResult, KernelPort, StalledTask } from './kernel-port.js';
+import type { BadReason, KernelOpResult, KernelPort, StalledTask } from './kernel-port.js';
 
 function toStalled(t: HostStalledTask): StalledTask {
   return {

@@ -8,7 +8,6 @@
  * in-memory kernel in unit tests. `host-binding.ts` binds it to `src/host/`.
  */
 import type { Manifest } from '../manifest/manifest.js';
-import type { BadReason } from '../manifest/protocol.js';
 
 export interface RunningKernel {
   release: string;
@@ -48,6 +47,9 @@ export type KernelOpResult =
       /** set when the host's crash-loop guard marked the patch bad (code HOST-PATCH-BAD) */
       bad?: { reason: BadReason; kernelLog: string };
     };
+
+/** Why the host's crash-loop guard marked a patch bad (host/guard.ts). */
+export type BadReason = 'oops' | 'warn' | 'panic' | 'no-return';
 
 /** The kill switch as the host reads it (host/mode.ts). */
 export interface ModeReading {

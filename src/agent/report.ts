@@ -4,7 +4,8 @@
  * The agent knows finer outcomes than the wire carries: `stalled` (the transition did not complete in
  * time and was rolled back) and `refused` (never handed to the kernel) both travel as `failed` with the
  * reason, and a stall carries its blocking tasks in `transition`. A patch the host's crash-loop guard
- * marked bad travels as `bad` with its reason (oops, warn, panic, no-return) and the kernel log. Every result is first queued in the
+ * marked bad travels as `bad` with its reason (oops, warn, panic, no-return) and the kernel log as
+ * `excerpt`. Every result is first queued in the
  * persisted outbox (in the same atomic state write that records it) and only then sent, so a result is
  * never lost to a crash or to the server being down: the outbox is flushed at every check-in.
  */
@@ -43,7 +44,7 @@ export function patchStatusOf(r: PatchRecord): PatchStatus {
         patchId: r.patchId,
         state: 'bad',
         reason: r.badReason ?? 'no-return',
-        kernelLog: wireLog(r.kernelLog ?? ''),
+        excerpt: wireLog(r.kernelLog ?? ''),
       };
     case 'stalled':
     case 'failed':

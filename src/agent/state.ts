@@ -25,12 +25,7 @@ import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, wr
 import { join } from 'node:path';
 import { z } from 'zod';
 import { SutureError } from '../diagnostic.js';
-import {
-  badReasonSchema,
-  patchIdSchema,
-  reportRequestSchema,
-  transitionSchema,
-} from '../manifest/protocol.js';
+import { patchIdSchema, reportRequestSchema, transitionSchema } from '../manifest/protocol.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/suture/agent';
 
@@ -51,6 +46,9 @@ export const enrollmentSchema = z
   })
   .strict();
 export type Enrollment = z.infer<typeof enrollmentSchema>;
+
+/** Why the host's crash-loop guard marked a patch bad (kernel-port.ts BadReason). */
+const badReasonSchema = z.enum(['oops', 'warn', 'panic', 'no-return']);
 
 /** What the agent did with one patch (finer than the wire's PatchState; see report.ts for the mapping). */
 export const patchOutcomeSchema = z.enum([

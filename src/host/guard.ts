@@ -14,12 +14,12 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SutureError } from '../diagnostic.js';
-import type { BadReason } from '../manifest/protocol.js';
 import { removeDurably, writeDurably } from './durable.js';
 import { KernelLogCursor, type KernelLogRecord } from './kmsg.js';
 import type { HostRoots } from './roots.js';
 
-export type { BadReason };
+/** Why a patch was marked bad; travels as the report's `reason` (manifest/protocol.ts, state `bad`). */
+export type BadReason = 'oops' | 'warn' | 'panic' | 'no-return';
 
 export interface BadMark {
   patch: string;

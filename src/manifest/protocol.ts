@@ -17,7 +17,6 @@
  *   POST /v1/enroll           EnrollRequest  → EnrollResponse              (no auth; token in body)
  *   POST /v1/checkin          CheckinRequest → CheckinResponse             (Bearer credential)
  *   POST /v1/report           ReportRequest  → ReportResponse              (Bearer credential)
- *                             (a patch the host's crash-loop guard marked bad: state `bad`, action `apply`)
  *   GET  /v1/patches/:id/module              → the module bytes (application/octet-stream)
  *                                              (Bearer credential; only patches offered to the machine)
  *
@@ -82,50 +81,28 @@ export type Transition = z.infer<typeof transitionSchema>;
  * - `transition`: loaded, the consistency-model transition is still running (see `transition`)
  * - `failed`: could not be applied (verification, load or transition failure: see `reason`)
  * - `reverted`: was applied and has been disabled and unloaded (e.g. after a revoke)
- * - `bad`: the host's crash-loop guard marked it bad (its load was followed by an oops, WARN or panic,
- *   or the machine did not come back after loading it); `reason` is one of `badReasonSchema`,
- *   `kernelLog` the kernel log excerpt. The host never loads it again.
+ * - `bad`: the kernel oopsed, WARNed, panicked or did not come back after it was loaded; the host
+ *   marked it bad and never loads it again (`reason` says which, `excerpt` carries the kernel log).
+ *   The server halts the patch for the machine's tier on the first such report.
  */
 export const patchStateSchema = z.enum(['applied', 'transition', 'failed', 'reverted', 'bad']);
 export type PatchState = z.infer<typeof patchStateSchema>;
-
-/** Why the crash-loop guard marked a patch bad. */
-export const badReasonSchema = z.enum(['oops', 'warn', 'panic', 'no-return']);
-export type BadReason = z.infer<typeof badReasonSchema>;
-
-/**
- * A kernel log excerpt: lines joined by `\n`, no other control character (the agent strips them; the
- * server refuses them), at most 4096 characters.
- */
-export const kernelLogSchema = z
-  .string()
-  .max(4096)
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing them is the point
-  .regex(/^[^\x00-\x09\x0b-\x1f\x7f]*$/, 'kernel log: no control characters but newline');
 
 export const patchStatusSchema = z
   .object({
     patchId: patchIdSchema,
     state: patchStateSchema,
-    /** why it failed (or was reverted), in the agent's words; required for `failed`; for `bad` one of badReasonSchema */
+    /** why it failed (or was reverted), in the agent's words; required for `failed` */
     reason: reasonSchema.optional(),
     transition: transitionSchema.optional(),
-    /** only with `bad`: the kernel log excerpt around the failure (may be empty for `no-return`) */
-    kernelLog: kernelLogSchema.optional(),
+    /** for `bad`: the kernel log lines around the oops/WARN/panic (dmesg or the previous boot's journal) */
+    excerpt: z.string().max(16384).optional(),
   })
   .strict()
-  .refine((s) => s.state !== 'failed' || (s.reason !== undefined && s.reason.length > 0), {
-    message: 'a failed patch needs a reason',
-    path: ['reason'],
-  })
-  .refine((s) => s.state !== 'bad' || badReasonSchema.safeParse(s.reason).success, {
-    message: 'a bad patch needs a reason: oops, warn, panic or no-return',
-    path: ['reason'],
-  })
-  .refine((s) => s.state === 'bad' || s.kernelLog === undefined, {
-    message: 'kernelLog only goes with state bad',
-    path: ['kernelLog'],
-  });
+  .refine(
+    (s) => (s.state !== 'failed' && s.state !== 'bad') || (s.reason !== undefined && s.reason.length > 0),
+    { message: 'a failed or bad patch needs a reason', path: ['reason'] },
+  );
 export type PatchStatus = z.infer<typeof patchStatusSchema>;
 
 // ---------------------------------------------------------------------------------------------------
@@ -241,7 +218,7 @@ export type CheckinResponse = z.infer<typeof checkinResponseSchema>;
 export const reportRequestSchema = z
   .object({
     kernel: kernelIdentitySchema,
-    /** the new state of the patch; `failed` carries the reason, `transition` the stall, `bad` reason + kernelLog */
+    /** the new state of the patch; `failed` carries the reason, `transition` the stall */
     status: patchStatusSchema,
     /** what the agent tried */
     action: z.enum(['apply', 'revert']),
