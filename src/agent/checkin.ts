@@ -19,6 +19,7 @@ import type { CheckinResponse, KernelIdentity } from '../manifest/protocol.js';
 import { keyFingerprint } from '../manifest/signature.js';
 import { VERSION } from '../version.js';
 import { acceptAnswer } from './answer.js';
+import { syncBadPatches } from './bad-patches.js';
 import type { AgentContext } from './context.js';
 import { converge } from './converge.js';
 import { reconcile, syncRecords } from './journal.js';
@@ -106,6 +107,13 @@ async function fetchAnswer(
 /** Run one check-in and converge. Never throws for server trouble: that is `{ ok: false }`. */
 export async function checkInOnce(ctx: AgentContext): Promise<CheckinOutcome> {
   const enrollment = requireEnrollment(loadState(ctx.stateDir), ctx.stateDir);
+  const mode = ctx.kernel.mode ? await ctx.kernel.mode() : { mode: 'normal' as const, source: 'default' };
+  if (mode.warning) ctx.log(`warning: ${mode.warning}`);
+  if (mode.mode === 'no-refresh' || mode.mode === 'stop') {
+    const error = `suture.mode=${mode.mode} (${mode.source}): no check-in`;
+    ctx.log(error);
+    return { ok: false, code: 'AGENT-MODE', error };
+  }
   const { running, loaded } = await readKernel(ctx);
   const kernelId: KernelIdentity = { release: running.release, buildId: running.buildId };
   for (const n of reconcile(ctx.stateDir, kernelId, loaded).notes) ctx.log(n);
@@ -142,6 +150,12 @@ export async function checkInOnce(ctx: AgentContext): Promise<CheckinOutcome> {
     refused: [] as string[],
     failed: [] as string[],
   };
+  const bad = await syncBadPatches(ctx, kernelId, resp.offered);
+  if (mode.mode === 'no-apply') {
+    ctx.log(`suture.mode=no-apply (${mode.source}): nothing is applied or reverted`);
+    await deliverReports(ctx, client);
+    return { ok: true, intervalSeconds: resp.nextCheckinSeconds, ...result };
+  }
   if (!running.livepatchSupported) {
     if (resp.offered.length)
       ctx.log(`kernel ${running.release} has no livepatch support: nothing can be applied`);
@@ -153,7 +167,7 @@ export async function checkInOnce(ctx: AgentContext): Promise<CheckinOutcome> {
   const revokedIds = new Set(resp.revoked.map((r) => r.patchId));
   let covered = false;
   for (const offer of resp.offered) {
-    if (revokedIds.has(offer.patchId) || covered) continue;
+    if (revokedIds.has(offer.patchId) || covered || bad.has(offer.manifest.module.name)) continue;
     const outcome = await converge(ctx, trusted, running, offer, client, resp);
     if (outcome === 'applied' || outcome === 'present') {
       if (outcome === 'applied') result.applied.push(offer.manifest.name);
@@ -171,10 +185,14 @@ export async function checkInOnce(ctx: AgentContext): Promise<CheckinOutcome> {
   for (const n of notes) ctx.log(n);
   const pruned = pruneModules(ctx.stateDir, neededModules(settled, resp));
   if (pruned.length) ctx.log(`removed ${pruned.length} cached module(s) no longer needed`);
+  await deliverReports(ctx, client);
+  return { ok: true, intervalSeconds: resp.nextCheckinSeconds, ...result };
+}
+
+async function deliverReports(ctx: AgentContext, client: ServerClient): Promise<void> {
   try {
     await flushOutbox(ctx.stateDir, client, ctx.log);
   } catch (e) {
     ctx.log(`reports not delivered yet (kept for the next check-in): ${toDiagnostic(e).message}`);
   }
-  return { ok: true, intervalSeconds: resp.nextCheckinSeconds, ...result };
 }

@@ -99,6 +99,7 @@ function recordRefusal(
 
 /** Whether an earlier outcome for the same bytes says: do not try again. */
 function exhausted(rec: PatchRecord | undefined, offer: OfferedPatch): boolean {
+  if (rec?.outcome === 'bad') return true; // the crash-loop guard's verdict is final
   if (!rec || rec.sha256 !== offer.sha256) return false;
   if (rec.outcome === 'refused') {
     // A signature or kernel mismatch is in the signed data: it will not change. Bytes damaged in

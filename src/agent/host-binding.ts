@@ -12,15 +12,18 @@ import { join } from 'node:path';
 import { SutureError, toDiagnostic } from '../diagnostic.js';
 import {
   applyLivepatch,
+  badMarkOf,
+  badPatches,
   type HostRoots,
   type StalledTask as HostStalledTask,
   listLivepatches,
+  readMode,
   resolveRoots,
   revertLivepatch,
   runningKernel,
   type TransitionEvent,
 } from '../host/index.js';
-import type { KernelOpResult, KernelPort, StalledTask } from './kernel-port.js';
+import type { BadReason, KernelOpResult, KernelPort, StalledTask } from './kernel-port.js';
 
 function toStalled(t: HostStalledTask): StalledTask {
   return {
@@ -33,6 +36,7 @@ function toStalled(t: HostStalledTask): StalledTask {
 function failure(
   e: unknown,
   stall: { elapsedMs: number; tasks: HostStalledTask[] } | undefined,
+  bad?: { reason: BadReason; kernelLog: string },
 ): KernelOpResult {
   const d = toDiagnostic(e);
   const reason = [d.message, ...(d.detail ?? []).slice(0, 12)].join('\n');
@@ -41,7 +45,8 @@ function failure(
     code: d.code,
     reason,
     ...(stall ? { stall: { seconds: stall.elapsedMs / 1000, tasks: stall.tasks.map(toStalled) } } : {}),
-    rolledBack: d.code !== 'HOST-REVERSE-STALLED',
+    rolledBack: d.code !== 'HOST-REVERSE-STALLED' && d.code !== 'HOST-PATCH-BAD',
+    ...(bad ? { bad } : {}),
   };
 }
 
@@ -80,8 +85,23 @@ export function hostKernel(partial?: Partial<HostRoots>): KernelPort {
         const r = await applyLivepatch({ module, manifest, timeoutMs, onEvent, roots });
         return { ok: true, seconds: r.transitionMs / 1000 };
       } catch (e) {
-        return failure(e, stall);
+        const mark =
+          toDiagnostic(e).code === 'HOST-PATCH-BAD' ? badMarkOf(roots, manifest.module.name) : undefined;
+        return failure(e, stall, mark && { reason: mark.reason, kernelLog: mark.kernelLog });
       }
+    },
+    async mode() {
+      const m = readMode(roots);
+      const source =
+        m.source === 'cmdline' ? 'kernel command line' : m.source === 'file' ? (m.path ?? 'file') : 'default';
+      return { mode: m.mode, source, ...(m.warning ? { warning: m.warning } : {}) };
+    },
+    async badPatches() {
+      return badPatches(roots).map((b) => ({
+        moduleName: b.patch,
+        reason: b.reason,
+        kernelLog: b.kernelLog,
+      }));
     },
     async revert({ moduleName, timeoutMs }) {
       let stall: { elapsedMs: number; tasks: HostStalledTask[] } | undefined;

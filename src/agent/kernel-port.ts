@@ -44,7 +44,27 @@ export type KernelOpResult =
       stall?: { seconds: number; tasks: StalledTask[] };
       /** true when the kernel is still in the state it was before (the host layer rolled back) */
       rolledBack: boolean;
+      /** set when the host's crash-loop guard marked the patch bad (code HOST-PATCH-BAD) */
+      bad?: { reason: BadReason; kernelLog: string };
     };
+
+/** Why the host's crash-loop guard marked a patch bad (host/guard.ts). */
+export type BadReason = 'oops' | 'warn' | 'panic' | 'no-return';
+
+/** The kill switch as the host reads it (host/mode.ts). */
+export interface ModeReading {
+  mode: 'normal' | 'no-apply' | 'no-refresh' | 'stop';
+  /** where it came from, in words (`kernel command line`, the file, `default`) */
+  source: string;
+  warning?: string;
+}
+
+/** A patch the host's crash-loop guard marked bad (host/guard.ts), by module name. */
+export interface BadLivepatch {
+  moduleName: string;
+  reason: BadReason;
+  kernelLog: string;
+}
 
 export interface KernelPort {
   runningKernel(): Promise<RunningKernel>;
@@ -53,4 +73,8 @@ export interface KernelPort {
   apply(args: { module: string; manifest: Manifest; timeoutMs: number }): Promise<KernelOpResult>;
   /** disable and unload the livepatch `moduleName` */
   revert(args: { moduleName: string; timeoutMs: number }): Promise<KernelOpResult>;
+  /** the kill switch; absent means always `normal` (in-memory kernels of tests) */
+  mode?(): Promise<ModeReading>;
+  /** patches the host will never load again; absent means none */
+  badPatches?(): Promise<BadLivepatch[]>;
 }

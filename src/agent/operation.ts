@@ -88,7 +88,11 @@ export async function applyJournaled(
     record.code = result.code;
     record.reason = result.reason;
     const stall = stallTransition(result);
-    if (stall) {
+    if (result.bad) {
+      record.outcome = 'bad';
+      record.badReason = result.bad.reason;
+      record.kernelLog = result.bad.kernelLog;
+    } else if (stall) {
       record.transition = stall;
       record.outcome = result.rolledBack ? 'stalled' : 'transition';
     } else {

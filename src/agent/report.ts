@@ -3,7 +3,9 @@
  *
  * The agent knows finer outcomes than the wire carries: `stalled` (the transition did not complete in
  * time and was rolled back) and `refused` (never handed to the kernel) both travel as `failed` with the
- * reason, and a stall carries its blocking tasks in `transition`. Every result is first queued in the
+ * reason, and a stall carries its blocking tasks in `transition`. A patch the host's crash-loop guard
+ * marked bad travels as `bad` with its reason (oops, warn, panic, no-return) and the kernel log as
+ * `excerpt`. Every result is first queued in the
  * persisted outbox (in the same atomic state write that records it) and only then sent, so a result is
  * never lost to a crash or to the server being down: the outbox is flushed at every check-in.
  */
@@ -13,6 +15,16 @@ import { type AgentState, loadState, type PatchRecord, saveState } from './state
 
 const MAX_OUTBOX = 256;
 const MAX_REASON = 4000;
+
+/** The kernel log as the wire takes it: no control character but newline, at most 4096 characters. */
+export function wireLog(text: string): string {
+  let out = '';
+  for (const c of text) {
+    const code = c.charCodeAt(0);
+    out += code === 10 || (code >= 32 && code !== 127) ? c : ' ';
+  }
+  return out.slice(0, 4096);
+}
 
 export function patchStatusOf(r: PatchRecord): PatchStatus {
   const reason = r.reason?.slice(0, MAX_REASON);
@@ -27,6 +39,13 @@ export function patchStatusOf(r: PatchRecord): PatchStatus {
       };
     case 'reverted':
       return { patchId: r.patchId, state: 'reverted', ...(reason ? { reason } : {}) };
+    case 'bad':
+      return {
+        patchId: r.patchId,
+        state: 'bad',
+        reason: r.badReason ?? 'no-return',
+        excerpt: wireLog(r.kernelLog ?? ''),
+      };
     case 'stalled':
     case 'failed':
     case 'refused':

@@ -47,6 +47,9 @@ export const enrollmentSchema = z
   .strict();
 export type Enrollment = z.infer<typeof enrollmentSchema>;
 
+/** Why the host's crash-loop guard marked a patch bad (kernel-port.ts BadReason). */
+const badReasonSchema = z.enum(['oops', 'warn', 'panic', 'no-return']);
+
 /** What the agent did with one patch (finer than the wire's PatchState; see report.ts for the mapping). */
 export const patchOutcomeSchema = z.enum([
   /** loaded and enabled, transition complete */
@@ -61,6 +64,8 @@ export const patchOutcomeSchema = z.enum([
   'refused',
   /** reverted because the server revoked it */
   'reverted',
+  /** the host's crash-loop guard marked it bad (oops/WARN/panic after its load, or no return): never applied again */
+  'bad',
 ]);
 export type PatchOutcome = z.infer<typeof patchOutcomeSchema>;
 
@@ -77,6 +82,9 @@ export const patchRecordSchema = z
     code: z.string().optional(),
     reason: z.string().optional(),
     transition: transitionSchema.optional(),
+    /** for `bad`: why the host marked it bad, and the kernel log excerpt */
+    badReason: badReasonSchema.optional(),
+    kernelLog: z.string().max(8192).optional(),
     /** how many times the agent handed this patch to the kernel */
     attempts: z.number().int().min(0),
     at: z.string(),

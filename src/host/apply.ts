@@ -11,6 +11,7 @@
 import { SutureError } from '../diagnostic.js';
 import type { Manifest } from '../manifest/manifest.js';
 import type { EventSink, SignalRound } from './events.js';
+import { DEFAULT_SETTLE_MS, guardedLoad } from './guard.js';
 import { record } from './journal.js';
 import { KernelLogCursor } from './kmsg.js';
 import {
@@ -48,6 +49,8 @@ export interface ApplyOptions {
   roots?: Partial<HostRoots>;
   /** after success, keep module + manifest in the host store so the boot service re-applies it */
   persist?: boolean;
+  /** how long the kernel log is watched after the transition for an oops/WARN (guard.ts; default 200 ms) */
+  settleMs?: number;
   /** test knobs: poll period, task scan period, the kernel's signalling period */
   pollMs?: number;
   scanMs?: number;
@@ -279,8 +282,9 @@ function recordApplied(
 }
 
 /**
- * Apply a livepatch: check it belongs here, load it, follow the transition (signal or force at the
- * timeout if asked), and on failure reverse and unload so the machine is as it was.
+ * Apply a livepatch: check it belongs here, load it under the crash-loop guard (guard.ts), follow the
+ * transition (signal or force at the timeout if asked), and on failure reverse and unload so the
+ * machine is as it was.
  */
 export async function applyLivepatch(opts: ApplyOptions): Promise<ApplyResult> {
   const roots = resolveRoots(opts.roots);
@@ -291,6 +295,26 @@ export async function applyLivepatch(opts: ApplyOptions): Promise<ApplyResult> {
   const file = opts.module;
   const { patch, release, buildId, verified } = checkModule(roots, file, opts.manifest, emit);
   const activeBefore = requireFreeToLoad(roots, patch, file);
+  return guardedLoad(roots, patch, opts.settleMs ?? DEFAULT_SETTLE_MS, () =>
+    loadAndFollow(roots, opts, { patch, file, release, buildId, verified, activeBefore }),
+  );
+}
+
+/** The load itself, once the module is verified and the kernel free: insmod, transition, record. */
+async function loadAndFollow(
+  roots: HostRoots,
+  opts: ApplyOptions,
+  c: {
+    patch: string;
+    file: string;
+    release: string;
+    buildId: string | undefined;
+    verified: string[];
+    activeBefore: string[];
+  },
+): Promise<ApplyResult> {
+  const { patch, file, release, buildId, verified, activeBefore } = c;
+  const emit: EventSink = opts.onEvent ?? (() => {});
   const log = KernelLogCursor.open(roots);
   try {
     const { startedAt, loadMs, kernelSaid } = await insertModule(roots, file, patch, log, emit);

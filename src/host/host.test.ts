@@ -38,7 +38,7 @@ afterEach(() => {
   for (const k of kernels.splice(0)) k.dispose();
 });
 
-const fast = { pollMs: 10, scanMs: 30, signalPeriodMs: 100 };
+const fast = { pollMs: 10, scanMs: 30, signalPeriodMs: 100, settleMs: 20 };
 
 async function rejectsWith(
   p: Promise<unknown>,

@@ -8,18 +8,37 @@
  */
 import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { z } from 'zod';
 import type { HostRoots } from './roots.js';
 
-const entrySchema = z.object({
-  at: z.string(),
-  action: z.enum(['apply', 'revert', 'unload']),
-  patch: z.string(),
-  version: z.string().optional(),
-  forced: z.boolean().optional(),
-  replaced: z.array(z.string()).optional(),
-});
-export type JournalEntry = z.infer<typeof entrySchema>;
+export interface JournalEntry {
+  at: string;
+  action: 'apply' | 'revert' | 'unload';
+  patch: string;
+  version?: string;
+  forced?: boolean;
+  replaced?: string[];
+}
+
+/** One parsed journal line as an entry, or undefined when it is not one (explicit checks: no zod on the host path). */
+function asEntry(v: unknown): JournalEntry | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const o = v as Record<string, unknown>;
+  const optional = (x: unknown, type: string) => x === undefined || typeof x === type;
+  if (typeof o.at !== 'string' || typeof o.patch !== 'string') return undefined;
+  if (o.action !== 'apply' && o.action !== 'revert' && o.action !== 'unload') return undefined;
+  if (!optional(o.version, 'string') || !optional(o.forced, 'boolean')) return undefined;
+  const replaced = o.replaced;
+  if (replaced !== undefined && !(Array.isArray(replaced) && replaced.every((r) => typeof r === 'string')))
+    return undefined;
+  return {
+    at: o.at,
+    action: o.action,
+    patch: o.patch,
+    ...(o.version !== undefined ? { version: o.version as string } : {}),
+    ...(o.forced !== undefined ? { forced: o.forced as boolean } : {}),
+    ...(replaced !== undefined ? { replaced: replaced as string[] } : {}),
+  };
+}
 
 export function journalPath(roots: HostRoots): string {
   return join(roots.state, 'journal.jsonl');
@@ -45,8 +64,8 @@ export function readJournal(roots: HostRoots): JournalEntry[] {
   for (const line of text.split('\n')) {
     if (!line.trim()) continue;
     try {
-      const r = entrySchema.safeParse(JSON.parse(line));
-      if (r.success) out.push(r.data);
+      const e = asEntry(JSON.parse(line));
+      if (e) out.push(e);
     } catch {
       // torn line from a crash: skip
     }

@@ -123,9 +123,15 @@ export function readLivepatch(roots: HostRoots, name: string): Livepatch | undef
   }
   const attributes: string[] = [];
   const objects: KlpObject[] = [];
-  for (const e of entries) {
-    if (isDir(join(dir, e))) objects.push(readObject(join(dir, e), e));
-    else attributes.push(e);
+  try {
+    for (const e of entries) {
+      if (isDir(join(dir, e))) objects.push(readObject(join(dir, e), e));
+      else attributes.push(e);
+    }
+  } catch (err) {
+    // the kernel frees the patch's objects at the end of an unpatching transition, under our feet
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
   }
   const flag = (attr: string) => {
     try {

@@ -4,6 +4,8 @@
  */
 import { formatStalledTask } from './apply.js';
 import type { SignalRound, TransitionEvent } from './events.js';
+import type { BadMark } from './guard.js';
+import type { ModeSetting } from './mode.js';
 import type { HostStatus, LivepatchStatus } from './status.js';
 import { KERNEL_SIGNAL_PERIOD_MS } from './transition.js';
 
@@ -90,8 +92,32 @@ function patchLine(p: LivepatchStatus): string {
   ].join('\n');
 }
 
+function modeLine(m: ModeSetting): string {
+  const from = m.source === 'cmdline' ? 'kernel command line' : m.source === 'file' ? m.path : 'default';
+  const what = {
+    normal: '',
+    'no-apply': ': nothing is loaded (boot unit, agent)',
+    'no-refresh': ': the agent makes no check-ins',
+    stop: ': nothing is loaded and the agent makes no check-ins',
+  }[m.mode];
+  return `mode: ${m.mode} (${from})${what}${m.warning ? `\n  warning: ${m.warning}` : ''}`;
+}
+
+function badLines(b: BadMark): string[] {
+  return [
+    `  ${b.patch}: ${b.reason}${b.at ? ` at ${b.at}` : ''} — never loaded again (suture host clear-bad ${b.patch})`,
+    ...(b.note ? [`    ${b.note}`] : []),
+    ...b.kernelLog
+      .split('\n')
+      .filter(Boolean)
+      .slice(0, 20)
+      .map((l) => `    kernel: ${l}`),
+  ];
+}
+
 export function statusText(s: HostStatus): string {
   const lines = [
+    modeLine(s.mode),
     `kernel: ${s.kernel.release}`,
     `  build id: ${s.kernel.buildId ?? '(none exposed)'}`,
     `  livepatch: ${s.livepatchSupported ? 'supported' : 'NOT supported (no /sys/kernel/livepatch: CONFIG_LIVEPATCH off)'}`,
@@ -103,7 +129,11 @@ export function statusText(s: HostStatus): string {
     }`,
     `patches: ${s.patches.length ? '' : 'none'}`,
     ...s.patches.map(patchLine),
+    ...s.stored
+      .filter((p) => !p.forRunningKernel)
+      .map((p) => `  ${p.patch} ${p.version}: stored for ${p.release}, not this kernel (upgrade required)`),
   ];
+  if (s.bad.length) lines.push('marked bad by the crash-loop guard:', ...s.bad.flatMap(badLines));
   if (!s.root) lines.push('(not root: per-task transition states are not readable)');
   return lines.join('\n');
 }

@@ -5,7 +5,7 @@
  * the unit tests can run the real logic against fake sysfs/procfs trees they build in a temporary
  * directory (a patch in transition, a stalled task, a replaced patch...). Production code uses
  * `liveRoots()`: /sys, /proc, /dev/kmsg, the process's effective uid, /var/lib/suture (or
- * SUTURE_HOST_STATE) and `insmod`/`rmmod` (kmod's or busybox's, whichever is on PATH).
+ * SUTURE_HOST_STATE), /etc/suture (or SUTURE_CONFIG_DIR) and `insmod`/`rmmod` (kmod's or busybox's, whichever is on PATH).
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -35,6 +35,8 @@ export interface HostRoots {
   uid: number;
   /** Suture's own state on this host: `patches/` (the boot store) and `journal.jsonl`, normally /var/lib/suture */
   state: string;
+  /** Suture's configuration on this host (the kill switch's `mode` file), normally /etc/suture */
+  config: string;
   loader: ModuleLoader;
   /** sends a signal to a process (process.kill; a fake tree must never signal real pids) */
   kill: (pid: number, signal: NodeJS.Signals) => void;
@@ -89,6 +91,7 @@ export function liveRoots(): HostRoots {
     kmsg: '/dev/kmsg',
     uid: typeof process.geteuid === 'function' ? process.geteuid() : -1,
     state: process.env.SUTURE_HOST_STATE ?? '/var/lib/suture',
+    config: process.env.SUTURE_CONFIG_DIR ?? '/etc/suture',
     loader: liveLoader,
     kill: (pid, signal) => {
       process.kill(pid, signal);

@@ -5,9 +5,11 @@
  * replaced by which patch), what it patches, and the version Suture stored for it.
  */
 import { existsSync } from 'node:fs';
+import { type BadMark, badPatches } from './guard.js';
 import { runningKernel } from './identity.js';
 import { readJournal, replacedBy } from './journal.js';
 import { type Livepatch, livepatchRoot, readLivepatches } from './livepatch.js';
+import { type ModeSetting, readMode } from './mode.js';
 import { type HostRoots, resolveRoots } from './roots.js';
 import { storedPatches } from './store.js';
 import { readTaint, type Taint } from './taint.js';
@@ -31,6 +33,20 @@ export interface HostStatus {
   patches: LivepatchStatus[];
   /** whether per-task patch states could be read (root only) */
   root: boolean;
+  /** the kill switch in force (mode.ts) */
+  mode: ModeSetting;
+  /** patches the crash-loop guard marked bad (guard.ts), with why */
+  bad: BadMark[];
+  /** the patches kept for boot, and whether each was built for the running kernel */
+  stored: StoredSummary[];
+}
+
+export interface StoredSummary {
+  patch: string;
+  version: string;
+  release: string;
+  /** built for the running kernel (release and build id) */
+  forRunningKernel: boolean;
 }
 
 export function listLivepatches(partial?: Partial<HostRoots>): LivepatchStatus[] {
@@ -58,13 +74,24 @@ export function hostStatus(partial?: Partial<HostRoots>): HostStatus {
     const p = progress(readPatchStates(roots), target);
     transitionProgress = { target, migrated: p.migrated, total: p.total };
   }
+  const kernel = runningKernel(roots);
+  const stored = storedPatches(roots).map((p) => ({
+    patch: p.manifest.module.name,
+    version: p.manifest.version,
+    release: p.manifest.kernel.release,
+    forRunningKernel:
+      p.manifest.kernel.release === kernel.release && p.manifest.kernel.buildId === kernel.buildId,
+  }));
   return {
-    kernel: runningKernel(roots),
+    kernel,
     livepatchSupported: supported,
     taint: readTaint(roots),
     transition: moving?.name,
     transitionProgress,
     patches,
     root: roots.uid === 0,
+    mode: readMode(roots),
+    bad: badPatches(roots),
+    stored,
   };
 }

@@ -17,7 +17,8 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { type Manifest, parseManifest } from '../manifest/manifest.js';
+import type { Manifest } from '../manifest/manifest.js';
+import { readManifest } from './manifest-read.js';
 import type { HostRoots } from './roots.js';
 
 export interface StoredPatch {
@@ -46,7 +47,7 @@ export function storedPatches(roots: HostRoots, problems: string[] = []): Stored
     if (!m) continue;
     const entry = join(dir, n);
     try {
-      const manifest = parseManifest(
+      const manifest = readManifest(
         readFileSync(join(entry, 'manifest.json'), 'utf8'),
         join(entry, 'manifest.json'),
       );

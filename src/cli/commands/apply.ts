@@ -1,5 +1,5 @@
 /*
- * `suture apply <module.ko> [--manifest m.json] [--timeout 60s] [--signal] [--force --i-understand-the-risk]`
+ * `suture apply <module.ko> [--manifest m.json] [--timeout 60s] [--settle 200ms] [--signal] [--force --i-understand-the-risk]`
  *
  * Verifies the module against the running kernel, loads it and follows the transition with a live
  * progress line; on a stall prints the tasks holding it back with their stacks. All decisions are in
@@ -8,8 +8,13 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { SutureError } from '../../diagnostic.js';
-import { applyLivepatch, eventLines, FORCE_RISK, type TransitionEvent } from '../../host/index.js';
-import { parseManifest } from '../../manifest/manifest.js';
+import {
+  applyLivepatch,
+  eventLines,
+  FORCE_RISK,
+  readManifest,
+  type TransitionEvent,
+} from '../../host/index.js';
 
 /** `60`, `60s`, `5m`, `500ms` → milliseconds */
 export function parseDuration(flag: string, value: string): number {
@@ -70,6 +75,11 @@ export function register(program: Command): void {
       'manifest.json written by `suture build` (verifies release, build id, sha256)',
     )
     .option('--timeout <duration>', 'wait this long for the transition before reporting stalled tasks', '60s')
+    .option(
+      '--settle <duration>',
+      'after the transition, watch the kernel log this long for an oops/WARN (crash-loop guard)',
+      '200ms',
+    )
     .option('--signal', 'at the timeout, SIGSTOP+SIGCONT the stalled user tasks and wait once more')
     .option('--force', 'at the timeout, force the transition (needs --i-understand-the-risk)')
     .option('--i-understand-the-risk', 'confirm --force')
@@ -84,6 +94,7 @@ export function register(program: Command): void {
         o: {
           manifest?: string;
           timeout: string;
+          settle: string;
           signal?: boolean;
           force?: boolean;
           iUnderstandTheRisk?: boolean;
@@ -92,7 +103,7 @@ export function register(program: Command): void {
         },
       ) => {
         const timeoutMs = parseDuration('--timeout', o.timeout);
-        let manifest: ReturnType<typeof parseManifest> | undefined;
+        let manifest: ReturnType<typeof readManifest> | undefined;
         if (o.manifest) {
           let text: string;
           try {
@@ -105,7 +116,7 @@ export function register(program: Command): void {
               hint: 'pass the manifest.json written next to the module',
             });
           }
-          manifest = parseManifest(text, o.manifest);
+          manifest = readManifest(text, o.manifest);
         }
         if (o.force && !o.iUnderstandTheRisk) {
           throw new SutureError({
@@ -125,6 +136,7 @@ export function register(program: Command): void {
           force: o.force ?? false,
           forceConfirmed: o.iUnderstandTheRisk ?? false,
           persist: o.persist ?? false,
+          settleMs: parseDuration('--settle', o.settle),
           onEvent: print,
         });
         if (o.json) console.log(JSON.stringify(r, null, 2));

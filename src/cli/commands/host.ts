@@ -3,6 +3,7 @@
  *
  *   suture host install-service [--unit-dir /etc/systemd/system] [--no-enable] [--print]
  *   suture host boot-apply [--timeout 60s]      (what the unit runs at boot)
+ *   suture host clear-bad <patch>                (let the crash-loop guard load a bad patch again)
  *
  * The store is $SUTURE_HOST_STATE/patches (default /var/lib/suture/patches), filled by
  * `suture apply --persist`; boot-apply re-applies only the stored patches whose build id matches the
@@ -13,7 +14,15 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { SutureError } from '../../diagnostic.js';
-import { bootApply, installUnit, liveRoots, renderUnit, UNIT_NAME } from '../../host/index.js';
+import {
+  badMarkOf,
+  bootApply,
+  clearBad,
+  installUnit,
+  liveRoots,
+  renderUnit,
+  UNIT_NAME,
+} from '../../host/index.js';
 import { eventPrinter, parseDuration } from './apply.js';
 
 function sutureScript(): string {
@@ -73,13 +82,31 @@ export function register(program: Command): void {
     .command('boot-apply')
     .description('apply the stored patches whose build id matches the running kernel (run by the unit)')
     .option('--timeout <duration>', 'transition timeout per patch', '60s')
-    .action(async (o: { timeout: string }) => {
+    .option('--settle <duration>', 'per patch, watch the kernel log this long for an oops/WARN', '200ms')
+    .action(async (o: { timeout: string; settle: string }) => {
       const out = await bootApply({
         timeoutMs: parseDuration('--timeout', o.timeout),
+        settleMs: parseDuration('--settle', o.settle),
         onEvent: eventPrinter(),
       });
       if (!out.length) console.log('no stored patches');
       for (const b of out) console.log(`${b.patch}: ${b.action}${b.reason ? ` (${b.reason})` : ''}`);
       if (out.some((b) => b.action === 'failed')) process.exitCode = 1;
+    });
+
+  host
+    .command('clear-bad <patch>')
+    .description('forget that the crash-loop guard marked a patch bad, so it may be loaded again')
+    .action((patch: string) => {
+      const roots = liveRoots();
+      const mark = badMarkOf(roots, patch);
+      if (!clearBad(roots, patch)) {
+        throw new SutureError({
+          code: 'HOST-NOT-BAD',
+          message: `${patch} is not marked bad`,
+          hint: 'suture status lists the patches marked bad',
+        });
+      }
+      console.log(`${patch}: bad mark (${mark?.reason ?? 'attempt'}) cleared; it may be loaded again`);
     });
 }

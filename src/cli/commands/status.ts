@@ -1,21 +1,44 @@
 /*
- * `suture status [--json|--yaml]`: one screen on the machine's livepatch state — kernel release and
- * build id, livepatch support, taint, transition, every patch with its state, version and functions.
+ * `suture status [--format text|json|yaml] [--json] [--yaml]`: one screen on the machine's livepatch
+ * state — the kill-switch mode, kernel release and build id, livepatch support, taint, transition,
+ * every patch with its state, version and functions, and the patches the crash-loop guard marked bad.
+ * The exit status is the verdict for scripts (host/exit-code.ts): 0 applied, 1 none, 2 available but
+ * not applied, 3 unsupported or upgrade required, 4 a patch marked bad.
  */
 import type { Command } from 'commander';
-import { stringify } from 'yaml';
-import { hostStatus, statusText } from '../../host/index.js';
+import { SutureError } from '../../diagnostic.js';
+import { hostStatus, statusExitCode, statusText, statusVerdict } from '../../host/index.js';
+
+const FORMATS = ['text', 'json', 'yaml'] as const;
+
+function formatOf(o: { json?: boolean; yaml?: boolean; format?: string }): (typeof FORMATS)[number] {
+  const f = o.format ?? (o.json ? 'json' : o.yaml ? 'yaml' : 'text');
+  if (!(FORMATS as readonly string[]).includes(f)) {
+    throw new SutureError({
+      code: 'CLI-BAD-FORMAT',
+      message: `--format ${JSON.stringify(f)} is not one of ${FORMATS.join(', ')}`,
+      hint: 'use --format json or --format yaml for scripts',
+    });
+  }
+  return f as (typeof FORMATS)[number];
+}
 
 export function register(program: Command): void {
   program
     .command('status')
-    .description('kernel, livepatch support, taint, and every patch with its state')
-    .option('--json', 'print as JSON')
-    .option('--yaml', 'print as YAML')
-    .action((o: { json?: boolean; yaml?: boolean }) => {
+    .description('mode, kernel, livepatch support, taint, every patch with its state; exit code for scripts')
+    .option('--format <format>', 'text, json or yaml')
+    .option('--json', 'print as JSON (same as --format json)')
+    .option('--yaml', 'print as YAML (same as --format yaml)')
+    .action(async (o: { json?: boolean; yaml?: boolean; format?: string }) => {
+      const format = formatOf(o);
       const s = hostStatus();
-      if (o.json) console.log(JSON.stringify(s, null, 2));
-      else if (o.yaml) process.stdout.write(stringify(s));
-      else console.log(statusText(s));
+      const out = { ...s, verdict: statusVerdict(s), exitCode: statusExitCode(s) };
+      if (format === 'json') console.log(JSON.stringify(out, null, 2));
+      else if (format === 'yaml') {
+        const { stringify } = await import('yaml');
+        process.stdout.write(stringify(out));
+      } else console.log(`${statusText(s)}\nverdict: ${out.verdict} (exit ${out.exitCode})`);
+      process.exitCode = out.exitCode;
     });
 }

@@ -11,6 +11,7 @@
  * the states to -1, drop the patch from sysfs when it was disabled, and drop the patches a replace
  * patch took over. Everything real about it is the file formats; the tests check host/ against them.
  */
+import { createHash } from 'node:crypto';
 import {
   appendFileSync,
   existsSync,
@@ -22,6 +23,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Manifest } from '../../manifest/manifest.js';
 import { encodeBuildIdNote } from '../identity.js';
 import { parseModinfo } from '../modinfo.js';
 import type { HostRoots, LoaderOutcome, ModuleLoader } from '../roots.js';
@@ -125,6 +127,9 @@ export class FakeKernel {
     writeFileSync(join(sys, 'kernel/notes'), encodeBuildIdNote(this.buildId));
     writeFileSync(join(proc, 'sys/kernel/osrelease'), `${this.release}\n`);
     writeFileSync(join(proc, 'sys/kernel/tainted'), '0\n');
+    mkdirSync(join(proc, 'sys/kernel/random'), { recursive: true });
+    this.reboot();
+    writeFileSync(join(proc, 'cmdline'), 'BOOT_IMAGE=/boot/vmlinuz root=/dev/vda ro\n');
     writeFileSync(join(this.dir, 'kmsg'), '');
     const loader: ModuleLoader = { insmod: (p) => this.insmod(p), rmmod: (m) => this.rmmod(m) };
     this.roots = {
@@ -133,6 +138,7 @@ export class FakeKernel {
       kmsg: join(this.dir, 'kmsg'),
       uid: o.uid ?? 0,
       state: join(this.dir, 'state'),
+      config: join(this.dir, 'etc'),
       loader,
       kill: (pid, signal) => this.kill(pid, signal),
       afterWrite: () => this.retry(),
@@ -140,6 +146,33 @@ export class FakeKernel {
     this.timer = setInterval(() => this.retry(), o.tickMs ?? 20);
     this.timer.unref();
   }
+
+  /**
+   * A new boot: a new boot_id, no module loaded, an empty kernel log (the state dir and the fake
+   * /etc survive, like a disk). Tests use it for "the machine did not come back".
+   */
+  reboot(): void {
+    const proc = join(this.dir, 'proc');
+    this.boots++;
+    writeFileSync(
+      join(proc, 'sys/kernel/random/boot_id'),
+      `${String(this.boots).padStart(8, '0')}-0000-4000-8000-000000000000\n`,
+    );
+    rmSync(join(this.dir, 'sys/module'), { recursive: true, force: true });
+    mkdirSync(join(this.dir, 'sys/module'), { recursive: true });
+    const lp = join(this.dir, 'sys/kernel/livepatch');
+    if (existsSync(lp)) {
+      rmSync(lp, { recursive: true, force: true });
+      mkdirSync(lp);
+    }
+    writeFileSync(join(this.dir, 'kmsg'), '');
+    this.transition = undefined;
+  }
+
+  private boots = 0;
+
+  /** module names whose load is followed by this kernel message (a WARN, an oops) */
+  readonly warnAfterLoad = new Map<string, string>();
 
   dispose(): void {
     if (this.timer) clearInterval(this.timer);
@@ -227,6 +260,8 @@ export class FakeKernel {
     writeFileSync(join(this.roots.proc, 'sys/kernel/tainted'), `${(1 << 12) | (1 << 13) | (1 << 15)}\n`);
     this.log(`livepatch: enabling patch '${m}'`);
     this.log(`livepatch: '${m}': starting patching transition`);
+    const warn = this.warnAfterLoad.get(m);
+    if (warn !== undefined) for (const line of warn.split('\n')) this.log(line);
     for (const t of this.tasks) this.setState(t, 0);
     this.transition = { patch: m, target: 1, retries: 0, signalled: 0 };
     return { ok: true, status: 0, output: '' };
@@ -333,4 +368,29 @@ export class FakeKernel {
     writeFakeModule(path, fields);
     return path;
   }
+}
+
+/** A manifest for a fake module of `k`, as `suture build` would write it (for store and apply tests). */
+export function fakeManifest(
+  k: FakeKernel,
+  file: string,
+  name: string,
+  over: Partial<Manifest['kernel']> = {},
+): Manifest {
+  return {
+    schema: 1,
+    name: name.replace(/^livepatch_/, ''),
+    version: '1',
+    kernel: { release: k.release, buildId: k.buildId, ...over },
+    replace: false,
+    objects: [{ name: 'vmlinux', functions: [{ name: 'meminfo_proc_show', sympos: 0, change: 'changed' }] }],
+    module: {
+      file: file.split('/').pop() as string,
+      sha256: createHash('sha256').update(readFileSync(file)).digest('hex'),
+      name,
+    },
+    source: {},
+    cves: [],
+    tool: { name: 'suture', version: '0.1.0' },
+  };
 }
