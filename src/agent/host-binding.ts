@@ -82,7 +82,7 @@ export function hostKernel(partial?: Partial<HostRoots>): KernelPort {
         if (e.type === 'stalled') stall = { elapsedMs: e.elapsedMs, tasks: e.tasks };
       };
       try {
-        const r = await applyLivepatch({ module, manifest, timeoutMs, onEvent, roots });
+        const r = await applyLivepatch({ module, manifest, timeoutMs, onEvent, roots, persist: true });
         return { ok: true, seconds: r.transitionMs / 1000 };
       } catch (e) {
         const mark =

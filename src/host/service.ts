@@ -1,8 +1,8 @@
 /*
  * The systemd unit that re-applies stored livepatches at boot.
  *
- * A oneshot service ordered after local file systems and module loading, before the multi-user
- * target: it runs `suture host boot-apply`, which applies the stored patches whose build id matches
+ * A oneshot service ordered after local file systems and module loading, before the network is
+ * configured (network-pre.target), the agent and the multi-user target: it runs `suture host boot-apply`, which applies the stored patches whose build id matches
  * the running kernel (boot.ts). It does nothing when the store is empty (ConditionDirectoryNotEmpty).
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -30,7 +30,8 @@ export function renderUnit(o: UnitOptions): string {
 [Unit]
 Description=Suture: re-apply stored livepatches for the running kernel
 After=local-fs.target systemd-modules-load.service
-Before=multi-user.target
+Before=multi-user.target network-pre.target suture-agent.service
+Wants=network-pre.target
 ConditionDirectoryNotEmpty=${join(o.state, 'patches')}
 
 [Service]

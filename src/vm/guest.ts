@@ -39,6 +39,16 @@ hostname suture-vm
 for m in $SUTURE_LOAD; do
   insmod "/lib/modules/$(uname -r)/$m" 2>>/tmp/suture-init.err || echo "insmod $m failed" >> /tmp/suture-init.err
 done
+if [ "$SUTURE_MODE" = disk ]; then
+  # a Debian guest (guest/): mount its disk and hand over to its systemd
+  mkdir -p /newroot
+  i=0
+  until [ -b /dev/vda ] || [ $i -ge 100 ]; do sleep 0.05; i=$((i+1)); done
+  mount -t ext4 /dev/vda /newroot || { echo "suture: cannot mount /dev/vda" > /dev/kmsg; poweroff -f; }
+  umount /sys/kernel/debug /sys/kernel/tracing /dev/pts /tmp 2>/dev/null
+  mount --move /dev /newroot/dev; mount --move /proc /newroot/proc; mount --move /sys /newroot/sys
+  exec switch_root /newroot /sbin/init
+fi
 ip link set lo up
 if [ "$SUTURE_NET" = 1 ]; then
   if ip link set eth0 up 2>>/tmp/suture-init.err; then
@@ -95,7 +105,8 @@ esac
 exit 0
 `;
 
-export type GuestMode = 'agent' | 'shell';
+/** agent: serve commands; shell: a person's console; disk: switch to the Debian root on /dev/vda */
+export type GuestMode = 'agent' | 'shell' | 'disk';
 
 export interface GuestConfig {
   nonce: string;

@@ -26,6 +26,13 @@ export interface VmOptions {
   nodeFlags?: string[];
   /** QEMU user networking: the guest gets 10.0.2.15 by DHCP and reaches the host's loopback at 10.0.2.2 */
   net?: boolean;
+  /**
+   * boot the Debian guest on this qcow2 disk (guest/image.ts) instead of the busybox harness: the
+   * initramfs only mounts it and hands over to its systemd; `withSuture` and `files` do not apply
+   */
+  disk?: string;
+  /** with `disk`: a raw ext4 image of files, attached read-only as /dev/vdb (guest/media.ts) */
+  media?: string;
   /** guest memory; default 512, or 1024 with withSuture */
   memoryMb?: number;
   /** extra kernel command line */

@@ -27,6 +27,10 @@ export interface QemuSpec {
   controlSocket?: string;
   /** the console is the caller's terminal, with QEMU's monitor on Ctrl-A c */
   interactive: boolean;
+  /** a qcow2 disk as virtio-blk /dev/vda (a Debian guest, see guest/) */
+  disk?: string;
+  /** a raw read-only image as /dev/vdb (files for the Debian guest, see guest/media.ts) */
+  media?: string;
 }
 
 /** The guest finds its command channel by this name under /sys/class/virtio-ports (guest.ts). */
@@ -47,6 +51,8 @@ export function qemuArgs(s: QemuSpec): string[] {
     args.push('-device', 'virtio-serial-pci,id=vser,romfile=');
     args.push('-device', `virtserialport,bus=vser.0,chardev=ctl,name=${CONTROL_PORT_NAME}`);
   }
+  if (s.disk) args.push('-drive', `file=${s.disk},if=virtio,format=qcow2,cache=unsafe`);
+  if (s.media) args.push('-drive', `file=${s.media},if=virtio,format=raw,readonly=on`);
   if (s.net) args.push('-netdev', 'user,id=n0', '-device', 'virtio-net-pci,netdev=n0,romfile=');
   args.push('-kernel', s.vmlinuz, '-initrd', s.initrd, '-append', kernelCommandLine(s.append));
   return args;

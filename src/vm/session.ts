@@ -119,15 +119,16 @@ export class VmSession {
     checkQemu();
     checkKernelImage(o.kernel.vmlinuz);
     // the command channel is a virtio-serial port (qemu.ts): its drivers load first
-    const modules = ['virtio_pci', 'virtio_console', ...(o.modules ?? [])];
-    if (o.net) modules.push('virtio_net');
+    const disk = o.disk;
+    const modules = ['virtio_pci', 'virtio_console', ...(disk ? ['virtio_blk'] : []), ...(o.modules ?? [])];
+    if (o.net && !disk) modules.push('virtio_net');
     this.initramfs = await assembleInitramfs({
       kernel: o.kernel,
-      guest: { nonce: this.nonce, mode: 'agent', net: o.net === true },
+      guest: { nonce: this.nonce, mode: disk ? 'disk' : 'agent', net: o.net === true && !disk },
       modules,
       ...(o.placeModules ? { placeModules: o.placeModules } : {}),
       ...(o.files ? { files: o.files } : {}),
-      withSuture: o.withSuture === true,
+      withSuture: o.withSuture === true && !disk,
       ...(o.nodeFlags ? { nodeFlags: o.nodeFlags } : {}),
       workDir: this.workDir,
     });
@@ -141,7 +142,15 @@ export class VmSession {
       vmlinuz: o.kernel.vmlinuz,
       initrd: this.initramfs.path,
       memoryMb: o.memoryMb ?? (o.withSuture ? 1024 : 512),
-      ...(o.append ? { append: o.append } : {}),
+      ...(disk
+        ? {
+            disk,
+            ...(o.media ? { media: o.media } : {}),
+            append: `root=/dev/vda suture.nonce=${this.nonce} ${o.append ?? ''}`.trim(),
+          }
+        : o.append
+          ? { append: o.append }
+          : {}),
       net: o.net === true,
       controlSocket: sock,
       interactive: false,
