@@ -12,7 +12,7 @@ export SUTURE_KERNEL
 APT_PACKAGES=(
   qemu-system-x86 busybox-static cpio gzip zstd xz-utils
   make gcc libc6-dev bc bison flex libelf-dev libssl-dev dwarves kmod patch binutils file python3
-  debootstrap
+  debootstrap qemu-utils e2fsprogs gpg debian-archive-keyring
   postgresql chromium openssl
 )
 missing=()
