@@ -28,7 +28,9 @@ import { structChanged } from '../check/source/struct-changed.js';
 import { type Diagnostic, fail, SutureError } from '../diagnostic.js';
 import { type ElfObject, readElfFile } from '../elf/index.js';
 import { ensureKernel } from '../kernel/fetch.js';
+import { kernelToolchain } from '../kernel/kernel-toolchain.js';
 import type { KernelTarget } from '../kernel/target.js';
+import type { Toolchain } from '../kernel/toolchain.js';
 import { buildLivepatchModule, type LivepatchModule } from '../klp/livepatch-module.js';
 import { ShippedSymbols } from '../klp/shipped-symbols.js';
 import { fileSympos } from '../klp/sympos.js';
@@ -150,6 +152,8 @@ interface Build {
   run: StageRunner;
   /** returned as is when the caller asked to stop after a stage */
   result: BuildResult;
+  /** the kernel's own compiler (host or build root), known after the kernel stage */
+  toolchain?: Toolchain;
 }
 
 /** Run every stage. Throws SutureError (BuildRefused for refusals) on the first stage that fails. */
@@ -236,6 +240,8 @@ const count =
 async function kernelStage(b: Build): Promise<KernelTarget> {
   const target = b.opts.target ?? (await fetchKernel(b.opts.release, b.run));
   b.result.release = target.release;
+  // every make, compile and objtool run below uses it; a host compiler not the kernel's is refused here
+  b.toolchain = await kernelToolchain(target.release);
   return target;
 }
 
@@ -250,7 +256,7 @@ function diffStage(b: Build, diff: SourceDiff, tree: string): AppliedFile[] {
 }
 
 function unitsStage(b: Build, applied: AppliedFile[], target: KernelTarget): UnitPlan {
-  const plan = planUnits(applied, target);
+  const plan = planUnits(applied, target, b.toolchain);
   b.result.plan = plan;
   for (const h of plan.headers)
     b.run.note('units', `header ${h.header} is included by: ${h.candidates.join(', ')}`);
@@ -304,6 +310,7 @@ async function compileStage(
     tree,
     overlay: b.overlay,
     workDir: b.workDir,
+    ...(b.toolchain ? { toolchain: b.toolchain } : {}),
     isShipped: async (u) => (await shipped.unit(u)).localsInFile(basename(u.source)).length > 0,
   });
   b.result.units = compiled.map((r) => ({ ...r, sympos: new Map() }));
@@ -321,7 +328,14 @@ async function verifyStage(
   for (const r of units) {
     const index = await shipped.unit(r.unit);
     const original = await readElfFile(r.original.object);
-    const { group, note } = await verifyUnit({ unit: r.unit, original, index, tree, workDir: b.workDir });
+    const { group, note } = await verifyUnit({
+      unit: r.unit,
+      original,
+      index,
+      tree,
+      workDir: b.workDir,
+      ...(b.toolchain ? { toolchain: b.toolchain } : {}),
+    });
     if (note) b.run.note('verify', note);
     r.sympos = fileSympos(index, r.unit.source, group);
     originals.set(r, original);
@@ -382,6 +396,7 @@ async function moduleStage(
     workDir: b.workDir,
     shipped: c.shipped,
     rulesOnly: b.opts.checkOnly === true,
+    ...(b.toolchain ? { toolchain: b.toolchain } : {}),
     units: c.units.map((u) => ({
       source: u.unit.source,
       object: u.unit.object,
