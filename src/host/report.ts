@@ -2,7 +2,9 @@
  * Reports: transition events and host status as text for people (the CLI prints these lines; the
  * agent and tests use the same words). Pure functions of the values, no I/O.
  */
+
 import { formatStalledTask } from './apply.js';
+import { attributesText } from './attributes.js';
 import type { SignalRound, TransitionEvent } from './events.js';
 import type { HostStatus, LivepatchStatus } from './status.js';
 import { KERNEL_SIGNAL_PERIOD_MS } from './transition.js';
@@ -87,7 +89,14 @@ function patchLine(p: LivepatchStatus): string {
     `  ${p.name}`,
     `    state: ${state}${p.version ? `, version ${p.version}` : ''}${p.replace ? ', cumulative (replace)' : ''}`,
     ...funcs.map((f) => `    patches ${f}`),
+    ...kernelSays(p),
   ].join('\n');
+}
+
+/** The patch's own sysfs attributes, those the running kernel has (attributes.ts). */
+function kernelSays(p: LivepatchStatus): string[] {
+  const t = attributesText(p);
+  return t ? [`    sysfs: ${t}`] : [];
 }
 
 export function statusText(s: HostStatus): string {
