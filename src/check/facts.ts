@@ -61,7 +61,7 @@ export interface FunctionDiff extends SymbolDiff {
   originalTraceable: boolean;
   /** functions of the patched object that call or reference this one */
   callers: string[];
-  /** a `.cold` part of `parent` (selected and compared with it, never on its own) */
+  /** a part of `parent`: its `.cold` part or its `__pfx_` prefix (selected and compared with it, never on its own) */
   parent?: string;
   /** position among same-named symbols of its object in the running kernel (klp_func.old_sympos), set by klp/ */
   sympos?: number;

@@ -10,11 +10,14 @@
  *      `counter`), then the same base name and the same kinds of suffix, matched by position among
  *      the symbols with that key;
  *   3. the same base name with different suffix kinds (`foo.isra.0` became `foo.constprop.0`), only
- *      when that leaves exactly one candidate on each side.
+ *      when that leaves exactly one candidate on each side;
+ *   4. a function prefix (`__pfx_foo`, prefix.ts) is the prefix of its function's twin: the two are one
+ *      unit, never correlated on their own.
  * Only defined functions and data objects take part; undefined symbols are compared by name.
  */
 import { STT } from '../elf/constants.js';
 import type { ElfObject, ElfSection, ElfSymbol } from '../elf/model.js';
+import { prefixesOf } from './prefix.js';
 
 const SUFFIX = /\.(isra|constprop|part|cold|localalias|lto_priv|llvm)(\.\d+)?|\.\d+/g;
 
@@ -64,8 +67,12 @@ export function correlate(original: ElfObject, patched: ElfObject): Correlation 
     toOriginal.set(p, o);
     toPatched.set(o, p);
   };
-  const orig = correlatable(original);
-  const pat = correlatable(patched);
+  const oPrefix = prefixesOf(original.symbols);
+  const pPrefix = prefixesOf(patched.symbols);
+  const oPrefixes = new Set(oPrefix.values());
+  const pPrefixes = new Set(pPrefix.values());
+  const orig = correlatable(original).filter((s) => !oPrefixes.has(s));
+  const pat = correlatable(patched).filter((s) => !pPrefixes.has(s));
 
   // 1. exact, unnumbered names (a name can occur twice among locals: then leave it to pass 2)
   const unique = (list: ElfSymbol[]) => {
@@ -130,6 +137,13 @@ export function correlate(original: ElfObject, patched: ElfObject): Correlation 
   for (const [key, ps] of byBase(pat, toOriginal)) {
     const os = origBased.get(key) ?? [];
     if (ps.length === 1 && os.length === 1) link(ps[0]!, os[0]!);
+  }
+
+  // 4. prefixes follow their functions
+  for (const [pf, pp] of pPrefix) {
+    const of = toOriginal.get(pf);
+    const op = of && oPrefix.get(of);
+    if (op) link(pp, op);
   }
   return { toOriginal, toPatched };
 }

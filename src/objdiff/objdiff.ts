@@ -16,6 +16,7 @@ import type { ElfObject } from '../elf/model.js';
 import type { CanonicalName, SymbolMap } from './compare.js';
 import { correlate } from './correlate.js';
 import { planSelection, type Selection } from './select.js';
+import { DEFAULT_TABLE_SIZES, type TableSizes } from './special-tables.js';
 import { diffSides, verdicts } from './verdicts.js';
 
 export { isDataSection } from './verdicts.js';
@@ -25,6 +26,8 @@ export interface DiffContext {
   source?: string;
   /** function prototypes of the original and patched unit (gcc -aux-info), for KLP-SIGNATURE-CHANGED */
   prototypes?: ObjectFacts['prototypes'];
+  /** entry sizes of the special tables: the target kernel's (kernel-tables.ts); x86-64 6.1's if absent */
+  tables?: TableSizes;
 }
 
 /** The comparison of one object pair: the records of check/facts.ts, their refusals, the selection. */
@@ -39,6 +42,8 @@ export interface ObjectDiff extends ObjectFacts {
   map: SymbolMap;
   /** how a patched symbol is called across both objects: its twin's name, `new:<name>` without one */
   pCanon: CanonicalName;
+  /** the special tables' entry sizes this diff was split with */
+  tables: TableSizes;
 }
 
 /** Compare two objects already in memory. */
@@ -51,7 +56,8 @@ export function diffLoaded(
 ): ObjectDiff {
   const sides = diffSides(original, patched, correlate(original, patched));
   const v = verdicts(sides);
-  const chosen = planSelection(sides, v);
+  const tables = ctx.tables ?? DEFAULT_TABLE_SIZES;
+  const chosen = planSelection(sides, v, tables);
   const facts: ObjectFacts = {
     originalPath,
     patchedPath,
@@ -66,7 +72,15 @@ export function diffLoaded(
     ...(ctx.prototypes ? { prototypes: ctx.prototypes } : {}),
   };
   const { refusals, warnings } = runRules(facts);
-  return { ...facts, refusals, warnings, selection: chosen.selection, map: sides.pMap, pCanon: sides.pCanon };
+  return {
+    ...facts,
+    refusals,
+    warnings,
+    selection: chosen.selection,
+    map: sides.pMap,
+    pCanon: sides.pCanon,
+    tables,
+  };
 }
 
 /** Read and compare an original and a patched object file. */

@@ -26,7 +26,7 @@ import type {
 import { SHF, SHN, SHT, STB, STT } from '../elf/constants.js';
 import type { ElfRelocation, ElfSection, ElfSymbol } from '../elf/model.js';
 import { isStringSection, relocationsIn, resolveTarget } from './compare.js';
-import { ORC_ENTRY, SPECIAL_TABLES } from './special-tables.js';
+import { isSplitTable, type TableSizes } from './special-tables.js';
 import type { DiffSides, Verdicts } from './verdicts.js';
 
 /** Tables whose entries may be dropped without harm: they only describe the old copy. */
@@ -51,6 +51,8 @@ export interface SelectionResult {
 /** The state of one selection walk over the patched object. */
 interface Walk extends SelectionResult {
   sides: DiffSides;
+  /** entry sizes of the special tables, the target kernel's */
+  tables: TableSizes;
   /** the record of each patched function and data object */
   records: Map<ElfSymbol, SymbolDiff>;
   /** carried functions (patched symbols) */
@@ -60,9 +62,10 @@ interface Walk extends SelectionResult {
   work: ElfSection[];
 }
 
-export function planSelection(sides: DiffSides, v: Verdicts): SelectionResult {
+export function planSelection(sides: DiffSides, v: Verdicts, tables: TableSizes): SelectionResult {
   const w: Walk = {
     sides,
+    tables,
     records: new Map<ElfSymbol, SymbolDiff>([...v.functions, ...v.data].map((r) => [r.symbol, r])),
     selected: new Set(),
     newData: new Set(v.data.filter((d) => d.change === 'new').map((d) => d.symbol)),
@@ -204,8 +207,8 @@ function inSelected(w: Walk, rel: ElfRelocation | undefined): ElfSymbol | undefi
 /** Entries of known special tables whose first field points into carried code. */
 function keepTableEntries(w: Walk): void {
   for (const table of w.sides.patched.sections) {
-    const size = SPECIAL_TABLES[table.name];
-    if (size === undefined) continue;
+    if (!isSplitTable(w.tables, table.name)) continue;
+    const size = w.tables[table.name]!;
     if (table.size % size !== 0) {
       w.tableLayouts.push({ kind: 'entry-size', table: table.name, size: table.size, entrySize: size });
       continue;
@@ -223,7 +226,7 @@ function keepTableEntries(w: Walk): void {
 /** Entries of kept tables may need more (the replacement code of an alternative, a jump label's key). */
 function followKeptEntries(w: Walk): void {
   for (const [table, kept] of w.selection.tables) {
-    const size = SPECIAL_TABLES[table.name]!;
+    const size = w.tables[table.name]!;
     for (const rel of relocationsIn(w.sides.patched, table)) {
       const off = Number(rel.offset);
       if (kept.includes(off - (off % size))) follow(w, rel);
@@ -236,7 +239,7 @@ function pairOrcEntries(w: Walk): void {
   const orcIp = w.sides.patched.section('.orc_unwind_ip');
   const orc = w.sides.patched.section('.orc_unwind');
   if (!orcIp || !w.selection.tables.has(orcIp)) return;
-  if (orc && orc.size / ORC_ENTRY === orcIp.size / SPECIAL_TABLES['.orc_unwind_ip']!) return;
+  if (orc && orc.size / w.tables['.orc_unwind']! === orcIp.size / w.tables['.orc_unwind_ip']!) return;
   w.selection.tables.delete(orcIp);
   w.tableLayouts.push({ kind: 'orc-pairs', orcSize: orc?.size ?? 0, orcIpSize: orcIp.size });
 }
@@ -246,7 +249,7 @@ function findUncarried(w: Walk): void {
   for (const s of w.sides.patched.sections) {
     if ((s.flags & SHF.ALLOC) === 0 || (s.flags & SHF.EXECINSTR) !== 0 || w.selection.sections.has(s))
       continue;
-    if (SPECIAL_TABLES[s.name] !== undefined || s.name === '.orc_unwind' || DROPPABLE.test(s.name)) continue;
+    if (w.tables[s.name] !== undefined || s.name === '.orc_unwind' || DROPPABLE.test(s.name)) continue;
     if (/^\.(data|bss|rodata|ref\.data|tdata|tbss)(\.|$)/.test(s.name)) continue; // program data: references to the old copy are redirected by ftrace
     if (s.type === SHT.RELA || s.type === SHT.REL) continue;
     for (const rel of relocationsIn(w.sides.patched, s)) {

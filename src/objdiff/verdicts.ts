@@ -4,6 +4,7 @@
  *
  * The twin comes from the correlation, the verdict from the relocation-aware comparison. A `.cold` part
  * is one function with its parent, split in two by the compiler: a changed cold part changes its parent.
+ * A function prefix (`__pfx_foo`, prefix.ts) is a part of its function the same way.
  * Who references whom (callers of a function, users of a datum) is read from the patched object once, and
  * whether a function has an ftrace hook from both objects.
  */
@@ -12,6 +13,7 @@ import { SHF, STT } from '../elf/constants.js';
 import type { ElfObject, ElfSection, ElfSymbol } from '../elf/model.js';
 import { type CanonicalName, compareSymbol, relocationsIn, resolveTarget, SymbolMap } from './compare.js';
 import type { Correlation } from './correlate.js';
+import { prefixedName, prefixesOf, prefixSet } from './prefix.js';
 
 const SKIP_DATA =
   /^(__UNIQUE_ID_|__initcall|__exitcall|__setup_|__ksymtab|__kstrtab|__kcrctab|__param|__mod_|__addressable_|__export_symbol)/;
@@ -59,6 +61,8 @@ function traceableSet(obj: ElfObject, map: SymbolMap): Set<ElfSymbol> {
       }
     }
   }
+  // an entry at a function's prefix (-fpatchable-function-entry=16,16 counts from the padding) is its hook
+  for (const [f, pfx] of prefixesOf(obj.symbols)) if (out.has(pfx)) out.add(f);
   for (const s of obj.symbols) {
     if (s.type !== STT.FUNC || !s.section || out.has(s)) continue;
     const start = Number(s.value);
@@ -116,9 +120,11 @@ export function verdicts(sides: DiffSides): Verdicts {
   const usersOf = referencesIn(sides, patchedFunctions);
   const oTrace = traceableSet(original, sides.oMap);
   const pTrace = traceableSet(patched, sides.pMap);
+  const prefixes = prefixSet(patched.symbols);
   const functions: FunctionDiff[] = patchedFunctions.map((p) => {
     const o = corr.toOriginal.get(p);
     const cold = /^(.*)\.cold(\.\d+)?$/.exec(p.name);
+    const parent = prefixes.has(p) ? prefixedName(p.name) : cold?.[1];
     const f = fate(sides, p);
     return {
       name: p.name,
@@ -131,7 +137,7 @@ export function verdicts(sides: DiffSides): Verdicts {
       traceable: pTrace.has(p),
       originalTraceable: o ? oTrace.has(o) : pTrace.has(p),
       callers: usersOf(p),
-      ...(cold ? { parent: cold[1]! } : {}),
+      ...(parent !== undefined ? { parent } : {}),
     };
   });
   coldChangesParent(functions);
@@ -154,13 +160,14 @@ export function verdicts(sides: DiffSides): Verdicts {
         users: usersOf(p),
       };
     });
+  const oPrefixes = prefixSet(original.symbols);
   const removedFunctions = original.symbols
-    .filter((s) => s.type === STT.FUNC && s.section !== null && !corr.toPatched.has(s))
+    .filter((s) => s.type === STT.FUNC && s.section !== null && !corr.toPatched.has(s) && !oPrefixes.has(s))
     .map((s) => s.name);
   return { functions, data, removedFunctions };
 }
 
-/** A changed cold part changes its parent: they are one function split in two. */
+/** A changed cold part (or prefix) changes its parent: they are one function split in two. */
 function coldChangesParent(functions: FunctionDiff[]): void {
   for (const f of functions) {
     if (!f.parent || f.change === 'same') continue;

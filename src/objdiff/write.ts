@@ -14,7 +14,7 @@ import { ElfObject, type ElfRelocation, type ElfSection, type ElfSymbol } from '
 import { writeElf } from '../elf/writer.js';
 import { relocationsIn, resolveTarget } from './compare.js';
 import type { ObjectDiff } from './objdiff.js';
-import { ORC_ENTRY, SPECIAL_TABLES } from './special-tables.js';
+import { prefixSet } from './prefix.js';
 
 export interface DiffObjectOptions {
   /** carried functions that must be reachable from other objects (klp_func.new_func): made global */
@@ -103,7 +103,9 @@ class DiffObjectBuilder {
 
   /** Copy the defined symbols of carried sections; replaced functions become global (klp_func.new_func). */
   defineSymbols(): void {
-    const carried = new Set(this.diff.functions.filter((f) => f.included).map((f) => f.symbol));
+    // parts (.cold, __pfx_ prefixes) are carried with their function but stay private to the diff object
+    const carried = new Set(this.diff.functions.filter((f) => f.included && !f.parent).map((f) => f.symbol));
+    const prefixes = prefixSet(this.diff.patched.symbols);
     for (const s of this.diff.patched.symbols) {
       if (!s.section || !this.copies.has(s.section) || s.type === STT.SECTION || s.type === STT.FILE)
         continue;
@@ -115,11 +117,14 @@ class DiffObjectBuilder {
         s.bind === STB.LOCAL &&
         !this.diff.pCanon(s).startsWith('new:') &&
         !/\.cold(\.\d+)?$/.test(s.name);
+      // nothing calls a prefix by name: it stays local even where objtool gave it its function's binding
+      const makeLocal = prefixes.has(s);
       const copy: ElfSymbol = {
         ...s,
         section: this.copies.get(s.section)!,
         shndx: 0,
         ...(makeGlobal ? { bind: STB.GLOBAL, visibility: STV.DEFAULT, other: 0 } : {}),
+        ...(makeLocal ? { bind: STB.LOCAL } : {}),
       };
       this.definedSyms.set(s, copy);
       (copy.bind === STB.LOCAL ? this.locals : this.globals).push(copy);
@@ -176,7 +181,8 @@ class DiffObjectBuilder {
   /** Kept entries of a special table, packed, with their relocations (and `.orc_unwind`'s parallel entries). */
   packTable(table: ElfSection, kept: number[]): void {
     const patched = this.diff.patched;
-    const size = SPECIAL_TABLES[table.name]!;
+    const size = this.diff.tables[table.name]!;
+    const orcSize = this.diff.tables['.orc_unwind']!;
     const data = new Uint8Array(kept.length * size);
     const rels: ElfRelocation[] = [];
     const all = relocationsIn(patched, table);
@@ -193,10 +199,10 @@ class DiffObjectBuilder {
     this.relaFor(c, rels);
     const orc = patched.section('.orc_unwind');
     if (table === patched.section('.orc_unwind_ip') && orc) {
-      const od = new Uint8Array(kept.length * ORC_ENTRY);
+      const od = new Uint8Array(kept.length * orcSize);
       kept.forEach((at, i) => {
         const idx = at / size;
-        od.set(orc.data.subarray(idx * ORC_ENTRY, (idx + 1) * ORC_ENTRY), i * ORC_ENTRY);
+        od.set(orc.data.subarray(idx * orcSize, (idx + 1) * orcSize), i * orcSize);
       });
       this.out.push({ ...copySection(orc), size: od.length, data: od });
     }

@@ -27,6 +27,7 @@ import { isRefusal, refuse } from '../check/refusal.js';
 import { structChanged } from '../check/source/struct-changed.js';
 import { type Diagnostic, fail, SutureError } from '../diagnostic.js';
 import { type ElfObject, readElfFile } from '../elf/index.js';
+import { cacheRoot } from '../kernel/cache.js';
 import { ensureKernel } from '../kernel/fetch.js';
 import { kernelToolchain } from '../kernel/kernel-toolchain.js';
 import type { KernelTarget } from '../kernel/target.js';
@@ -35,7 +36,9 @@ import { buildLivepatchModule, type LivepatchModule } from '../klp/livepatch-mod
 import { ShippedSymbols } from '../klp/shipped-symbols.js';
 import { fileSympos } from '../klp/sympos.js';
 import type { Manifest } from '../manifest/manifest.js';
+import { targetTableSizes } from '../objdiff/kernel-tables.js';
 import { diffLoaded, type ObjectDiff } from '../objdiff/objdiff.js';
+import type { TableSizes } from '../objdiff/special-tables.js';
 import {
   type CompiledUnit,
   compileUnits,
@@ -211,7 +214,7 @@ async function recipe(b: Build): Promise<BuildResult> {
   const originals = await run.run('verify', () => verifyStage(b, units, tree, shipped), describeVerified);
   await run.run(
     'objdiff',
-    () => objdiffStage(b, units, originals, diff, tree, applied),
+    () => objdiffStage(b, units, originals, diff, tree, applied, targetTableSizes(target, cacheRoot())),
     count('function', 'to carry'),
   );
   const outDir = resolve(b.opts.outDir ?? '.');
@@ -351,6 +354,7 @@ async function objdiffStage(
   diff: SourceDiff,
   tree: string,
   applied: AppliedFile[],
+  tables: TableSizes,
 ): Promise<string[]> {
   const { summary, warnings } = b.result;
   for (const r of units) {
@@ -358,6 +362,7 @@ async function objdiffStage(
     const prototypes = readPrototypes(r);
     r.diff = diffLoaded(originals.get(r)!, patched, r.original.object, r.patched.object, {
       source: r.unit.source,
+      tables,
       ...(prototypes ? { prototypes } : {}),
     });
     const obj = basename(r.unit.object);

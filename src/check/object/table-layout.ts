@@ -2,8 +2,8 @@
  * Rule OBJDIFF-TABLE-LAYOUT: a special table whose layout is not the one Suture knows.
  *
  * The diff object keeps the entries of special tables (`__ex_table`, `.altinstructions`, ...) that belong
- * to carried functions, which needs each table to be a whole number of entries of the size this kernel
- * uses, and `.orc_unwind` to hold one entry per `.orc_unwind_ip` entry. Otherwise the table cannot be split
+ * to carried functions, which needs each table to be a whole number of entries of the size the target
+ * kernel uses (read from its vmlinux's BTF: objdiff/kernel-tables.ts), and `.orc_unwind` to hold one entry per `.orc_unwind_ip` entry. Otherwise the table cannot be split
  * safely.
  */
 import type { Diagnostic } from '../../diagnostic.js';
@@ -20,8 +20,8 @@ export const tableLayout: Rule = {
             code: this.id,
             message: `${t.table} is ${t.size} bytes, not a whole number of ${t.entrySize}-byte entries`,
             location: { file: facts.patched.file, section: t.table },
-            why: 'the entry layout of this table differs from what Suture knows for this kernel',
-            hint: 'report the kernel version; the table cannot be split safely',
+            why: 'the entry size this table was split with is not the one the objects were built with',
+            hint: 'diff with the target kernel`s own sizes (`suture objdiff --kernel RELEASE`, read from its vmlinux) or set them (`--table-entry SECTION=BYTES`)',
           }
         : {
             severity: 'error' as const,

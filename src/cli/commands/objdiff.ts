@@ -1,5 +1,7 @@
 /*
- * `suture objdiff <orig.o> <patched.o> [-o diff.o] [--json]`: the core of `suture build`, on its own.
+ * `suture objdiff <orig.o> <patched.o> [-o diff.o] [--json] [--kernel R] [--table-entry SECTION=BYTES]...`:
+ * the core of `suture build`, on its own. The special tables are split with the entry sizes of kernel R
+ * (read from its debug vmlinux), or those set by hand, or else x86-64 6.1's.
  *
  * Classifies every function of the patched object as same, changed or new (with the reason a changed
  * one differs), runs the livepatch-safety rules, and writes the object holding only what a livepatch
@@ -7,9 +9,33 @@
  */
 import type { Command } from 'commander';
 import { renderDiagnostic } from '../../diagnostic.js';
+import { cacheRoot } from '../../kernel/cache.js';
+import { ensureKernel } from '../../kernel/fetch.js';
 import { objectDiffJson } from '../../objdiff/json.js';
+import { targetTableSizes } from '../../objdiff/kernel-tables.js';
 import { diffObjects } from '../../objdiff/objdiff.js';
+import { DEFAULT_TABLE_SIZES, type TableSizes, withTableEntries } from '../../objdiff/special-tables.js';
 import { writeDiffObject } from '../../objdiff/write.js';
+
+interface ObjdiffOptions {
+  output?: string;
+  json?: boolean;
+  kernel?: string;
+  tableEntry: string[];
+}
+
+/** The entry sizes of the target kernel's special tables (cached per build id), with hand settings on top. */
+export async function tableSizesFor(
+  kernel: string | undefined,
+  settings: readonly string[],
+): Promise<TableSizes> {
+  let base = DEFAULT_TABLE_SIZES;
+  if (kernel) {
+    const t = await ensureKernel(kernel);
+    base = targetTableSizes(t, cacheRoot());
+  }
+  return withTableEntries(base, settings);
+}
 
 export function register(program: Command): void {
   program
@@ -27,8 +53,19 @@ export function register(program: Command): void {
       'write the diff object (only the changed and new functions and what they need)',
     )
     .option('--json', 'print the result as JSON')
-    .action(async (orig: string, patched: string, opts: { output?: string; json?: boolean }) => {
-      const diff = await diffObjects(orig, patched);
+    .option(
+      '--kernel <release>',
+      'split special tables with the entry sizes of this kernel (from its vmlinux)',
+    )
+    .option(
+      '--table-entry <SECTION=BYTES>',
+      'entry size of one special table, for objects of another kernel (repeatable)',
+      (v: string, all: string[]) => [...all, v],
+      [] as string[],
+    )
+    .action(async (orig: string, patched: string, opts: ObjdiffOptions) => {
+      const tables = await tableSizesFor(opts.kernel, opts.tableEntry);
+      const diff = await diffObjects(orig, patched, { tables });
       let written: string | undefined;
       if (opts.output && diff.refusals.length === 0) {
         await writeDiffObject(diff, opts.output);
@@ -45,7 +82,7 @@ export function register(program: Command): void {
             `${unit}: ${f.change} function: ${f.name}${f.reason ? ` (${f.reason})` : ''}\n`,
           );
         }
-        const same = diff.functions.filter((f) => f.change === 'same').length;
+        const same = diff.functions.filter((f) => f.change === 'same' && !f.parent).length;
         process.stdout.write(`${unit}: ${same} function(s) unchanged\n`);
         for (const d of diff.data)
           if (d.change !== 'same')
