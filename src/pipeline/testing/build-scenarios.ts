@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createTwoFilesPatch } from 'diff';
 import type { KernelTarget } from '../../kernel/target.js';
@@ -102,6 +102,7 @@ export async function moduleScenario(
   order: 'before' | 'after',
   dir: string,
 ): Promise<void> {
+  mkdirSync(dir, { recursive: true });
   const patch = join(dir, `module-${order}.patch`);
   writeFileSync(
     patch,
