@@ -21,6 +21,18 @@ export interface DiffObjectOptions {
   exportFunctions?: boolean;
 }
 
+/**
+ * A SHF_LINK_ORDER table (6.12's `__patchable_function_entries`, one per function with
+ * -ffunction-sections) must name the text it orders in sh_link, else ld refuses to mix it with the
+ * ordered ones of klp.o. Packed entries of one function keep that link; entries of several cannot.
+ */
+function linkOrdered(c: ElfSection, rels: ElfRelocation[]): void {
+  if (!(c.flags & SHF.LINK_ORDER)) return;
+  const texts = new Set(rels.map((r) => r.symbol?.section).filter((x): x is ElfSection => !!x));
+  if (texts.size === 1) c.link = [...texts][0]!;
+  else c.flags &= ~SHF.LINK_ORDER;
+}
+
 function copySection(s: ElfSection): ElfSection {
   return {
     name: s.name,
@@ -195,6 +207,7 @@ class DiffObjectBuilder {
       }
     });
     const c: ElfSection = { ...copySection(table), size: data.length, data };
+    linkOrdered(c, rels);
     this.out.push(c);
     this.relaFor(c, rels);
     const orc = patched.section('.orc_unwind');
