@@ -24,7 +24,7 @@ export interface DiffObjectOptions {
 /**
  * A SHF_LINK_ORDER table (6.12's `__patchable_function_entries`, one per function with
  * -ffunction-sections) must name the text it orders in sh_link, else ld refuses to mix it with the
- * ordered ones of klp.o. Packed entries of one function keep that link; entries of several cannot.
+ * ordered ones of klp.o. packTable gives each function its own section, so each keeps its link.
  */
 function linkOrdered(c: ElfSection, rels: ElfRelocation[]): void {
   if (!(c.flags & SHF.LINK_ORDER)) return;
@@ -192,6 +192,25 @@ class DiffObjectBuilder {
 
   /** Kept entries of a special table, packed, with their relocations (and `.orc_unwind`'s parallel entries). */
   packTable(table: ElfSection, kept: number[]): void {
+    if (table.flags & SHF.LINK_ORDER) {
+      // one section per function it orders (as the compiler emits them), each linked to that text
+      const size = this.diff.tables[table.name]!;
+      const all = relocationsIn(this.diff.patched, table);
+      const groups = new Map<ElfSection | undefined, number[]>();
+      for (const at of kept) {
+        const r = all.find((x) => Number(x.offset) >= at && Number(x.offset) < at + size);
+        const text = r ? (this.mapRelocation(r).symbol?.section ?? undefined) : undefined;
+        groups.set(text, [...(groups.get(text) ?? []), at]);
+      }
+      if (groups.size > 1) {
+        for (const g of groups.values()) this.packEntries(table, g);
+        return;
+      }
+    }
+    this.packEntries(table, kept);
+  }
+
+  private packEntries(table: ElfSection, kept: number[]): void {
     const patched = this.diff.patched;
     const size = this.diff.tables[table.name]!;
     const orcSize = this.diff.tables['.orc_unwind']!;
