@@ -88,6 +88,16 @@ export type TableLayoutProblem =
   | { kind: 'entry-size'; table: string; size: number; entrySize: number }
   | { kind: 'orc-pairs'; orcSize: number; orcIpSize: number };
 
+/** What the target kernel's code must look like (from its config), for the rules that check carried code. */
+export interface TargetCode {
+  /** X86_KERNEL_IBT: indirect branches must land on `endbr64` */
+  ibt: boolean;
+  /** MITIGATION_RETHUNK: every return goes through the kernel's return thunk */
+  rethunk: boolean;
+  /** the return thunk's name (`__x86_return_thunk`) */
+  returnThunk: string;
+}
+
 export interface ObjectFacts {
   /** path of the original object, for locations */
   originalPath: string;
@@ -104,6 +114,8 @@ export interface ObjectFacts {
   uncarried: UncarriedEntry[];
   /** special tables that cannot be split */
   tableLayouts: TableLayoutProblem[];
+  /** the target kernel's code requirements, when the target is known */
+  target?: TargetCode;
   /** function prototypes of both units (gcc `-aux-info`), when the compile produced them */
   prototypes?: { original: Map<string, Prototype>; patched: Map<string, Prototype> };
 }

@@ -17,6 +17,7 @@ import { nothingToReplace } from './module/nothing-to-replace.js';
 import { reservedName } from './module/reserved-name.js';
 import { dataChanged } from './object/data-changed.js';
 import { dataNewGlobal } from './object/data-new-global.js';
+import { ibtEndbr } from './object/ibt-endbr.js';
 import { initChanged } from './object/init-changed.js';
 import { inlineSpread } from './object/inline-spread.js';
 import { newSpecialObject } from './object/new-special-object.js';
@@ -25,6 +26,7 @@ import { noDataSections } from './object/no-data-sections.js';
 import { noFunctionSections } from './object/no-function-sections.js';
 import { notrace } from './object/notrace.js';
 import { renamedSymbol } from './object/renamed-symbol.js';
+import { returnThunk } from './object/return-thunk.js';
 import { signatureChanged } from './object/signature-changed.js';
 import { specialEntry } from './object/special-entry.js';
 import { tableLayout } from './object/table-layout.js';
@@ -54,6 +56,8 @@ export const RULES: readonly Rule[] = [
   newSpecialObject,
   noDataSections,
   tableLayout,
+  ibtEndbr,
+  returnThunk,
 ];
 
 export const SOURCE_RULES: readonly RuleInfo[] = [

@@ -14,6 +14,7 @@ import { cacheRoot } from '../kernel/cache.js';
 import { ensureKernel } from '../kernel/fetch.js';
 import { targetTableSizes } from './kernel-tables.js';
 import { diffObjects, type ObjectDiff } from './objdiff.js';
+import { targetCode } from './target-code.js';
 import { compileKernelC, type KernelCompiler, kernelCompiler } from './testing/kernel-objects.js';
 import { writeDiffObject } from './write.js';
 
@@ -116,7 +117,7 @@ describe('objdiff on 6.12 (IBT, call padding, prefix symbols)', () => {
     );
     const tables = targetTableSizes(target, cacheRoot());
     assert.equal(tables['.altinstructions'], 14);
-    const d = await diffObjects(o, p, { tables });
+    const d = await diffObjects(o, p, { tables, target: targetCode(target.config) });
     assert.deepEqual(
       d.refusals.map((r) => r.code),
       [],
@@ -168,5 +169,58 @@ describe('objdiff on 6.12 (IBT, call padding, prefix symbols)', () => {
     const ds = symbols(out);
     assert.equal(ds.get('__pfx_meminfo_proc_show')?.bind, 'LOCAL');
     assert.equal(ds.get('meminfo_proc_show')?.bind, 'GLOBAL');
+  });
+});
+
+describe('static checks of carried code on an IBT, return-thunk target', () => {
+  test('an object built without -fcf-protection=branch or return thunks is refused: KLP-IBT-ENDBR, KLP-RETURN-THUNK', async () => {
+    const target612 = targetCode(target.config);
+    assert.deepEqual(target612, { ibt: true, rethunk: true, returnThunk: '__x86_return_thunk' });
+    const flags = ['-fcf-protection=none', '-mfunction-return=keep'];
+    const o = await compileKernelC(k, SOURCE(1), { extraFlags: flags });
+    const p = await compileKernelC(k, SOURCE(2), { extraFlags: flags });
+    const d = await diffObjects(o, p, { target: target612 });
+    const codes = d.refusals.map((r) => `${r.code} ${r.location?.symbol}`).sort();
+    assert.deepEqual(codes, ['KLP-IBT-ENDBR fix', 'KLP-RETURN-THUNK fix']);
+    // the same pair on a kernel without IBT or return thunks is fine
+    assert.deepEqual(
+      (await diffObjects(o, p, { target: { ...target612, ibt: false, rethunk: false } })).refusals,
+      [],
+    );
+  });
+
+  test('objects built with the kernel`s own flags pass both checks', async () => {
+    const o = await compileKernelC(k, SOURCE(1));
+    const p = await compileKernelC(k, SOURCE(2));
+    const d = await diffObjects(o, p, { target: targetCode(target.config) });
+    assert.deepEqual(d.refusals, []);
+  });
+});
+
+describe('objects built without our #line directives', () => {
+  const warn = (blank: string) => `#include <linux/bug.h>
+int keep(int x);
+${blank}int keep(int x) { WARN_ON(x > 100); return x * 7 + 3; }
+int fix(int x);
+int fix(int x) { BUG_ON(x < 0); return x + 1; }
+`;
+  test('a change that only moves WARN/BUG line numbers is no change: the bug table entries differ, the code not', async () => {
+    const o = await compileKernelC(k, warn(''));
+    const p = await compileKernelC(k, warn('\n\n\n'));
+    // the line numbers did move: the patched bug table says so (struct bug_entry.line, at byte 8)
+    const lines = async (obj: string) => {
+      const t = (await readElfFile(obj)).section('__bug_table')!.data;
+      return [0, 12].map((at) => t[at + 8]! | (t[at + 9]! << 8));
+    };
+    const [lo, lp] = [await lines(o), await lines(p)];
+    assert.deepEqual(
+      lp,
+      lo.map((l) => l + 3),
+    );
+    const d = await diffObjects(o, p, { tables: targetTableSizes(target, cacheRoot()) });
+    assert.deepEqual(
+      d.functions.filter((f) => f.change !== 'same').map((f) => f.name),
+      [],
+    );
   });
 });

@@ -28,6 +28,8 @@ export interface DiffContext {
   prototypes?: ObjectFacts['prototypes'];
   /** entry sizes of the special tables: the target kernel's (kernel-tables.ts); x86-64 6.1's if absent */
   tables?: TableSizes;
+  /** what the target kernel requires of carried code (IBT, return thunks): target-code.ts */
+  target?: ObjectFacts['target'];
 }
 
 /** The comparison of one object pair: the records of check/facts.ts, their refusals, the selection. */
@@ -70,6 +72,7 @@ export function diffLoaded(
     uncarried: chosen.uncarried,
     tableLayouts: chosen.tableLayouts,
     ...(ctx.prototypes ? { prototypes: ctx.prototypes } : {}),
+    ...(ctx.target ? { target: ctx.target } : {}),
   };
   const { refusals, warnings } = runRules(facts);
   return {

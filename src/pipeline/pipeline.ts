@@ -38,7 +38,7 @@ import { fileSympos } from '../klp/sympos.js';
 import type { Manifest } from '../manifest/manifest.js';
 import { targetTableSizes } from '../objdiff/kernel-tables.js';
 import { diffLoaded, type ObjectDiff } from '../objdiff/objdiff.js';
-import type { TableSizes } from '../objdiff/special-tables.js';
+import { targetCode } from '../objdiff/target-code.js';
 import {
   type CompiledUnit,
   compileUnits,
@@ -214,7 +214,7 @@ async function recipe(b: Build): Promise<BuildResult> {
   const originals = await run.run('verify', () => verifyStage(b, units, tree, shipped), describeVerified);
   await run.run(
     'objdiff',
-    () => objdiffStage(b, units, originals, diff, tree, applied, targetTableSizes(target, cacheRoot())),
+    () => objdiffStage(b, units, originals, diff, tree, applied, target),
     count('function', 'to carry'),
   );
   const outDir = resolve(b.opts.outDir ?? '.');
@@ -354,15 +354,19 @@ async function objdiffStage(
   diff: SourceDiff,
   tree: string,
   applied: AppliedFile[],
-  tables: TableSizes,
+  target: KernelTarget,
 ): Promise<string[]> {
   const { summary, warnings } = b.result;
+  // the target's own table entry sizes and code requirements (IBT, return thunks)
+  const tables = targetTableSizes(target, cacheRoot());
+  const code = targetCode(target.config);
   for (const r of units) {
     const patched = await readElfFile(r.patched.object);
     const prototypes = readPrototypes(r);
     r.diff = diffLoaded(originals.get(r)!, patched, r.original.object, r.patched.object, {
       source: r.unit.source,
       tables,
+      target: code,
       ...(prototypes ? { prototypes } : {}),
     });
     const obj = basename(r.unit.object);

@@ -8,6 +8,7 @@
  * needs. Exit status: 0 when the pair can be carried, 1 when anything was refused.
  */
 import type { Command } from 'commander';
+import type { TargetCode } from '../../check/facts.js';
 import { renderDiagnostic } from '../../diagnostic.js';
 import { cacheRoot } from '../../kernel/cache.js';
 import { ensureKernel } from '../../kernel/fetch.js';
@@ -15,6 +16,7 @@ import { objectDiffJson } from '../../objdiff/json.js';
 import { targetTableSizes } from '../../objdiff/kernel-tables.js';
 import { diffObjects } from '../../objdiff/objdiff.js';
 import { DEFAULT_TABLE_SIZES, type TableSizes, withTableEntries } from '../../objdiff/special-tables.js';
+import { targetCode } from '../../objdiff/target-code.js';
 import { writeDiffObject } from '../../objdiff/write.js';
 
 interface ObjdiffOptions {
@@ -24,17 +26,20 @@ interface ObjdiffOptions {
   tableEntry: string[];
 }
 
-/** The entry sizes of the target kernel's special tables (cached per build id), with hand settings on top. */
-export async function tableSizesFor(
+/**
+ * What the objects are diffed against: the target kernel's table entry sizes (cached per build id) with
+ * hand settings on top, and its code requirements (IBT, return thunks) when `--kernel` names it.
+ */
+export async function diffTarget(
   kernel: string | undefined,
   settings: readonly string[],
-): Promise<TableSizes> {
-  let base = DEFAULT_TABLE_SIZES;
-  if (kernel) {
-    const t = await ensureKernel(kernel);
-    base = targetTableSizes(t, cacheRoot());
-  }
-  return withTableEntries(base, settings);
+): Promise<{ tables: TableSizes; target?: TargetCode }> {
+  if (!kernel) return { tables: withTableEntries(DEFAULT_TABLE_SIZES, settings) };
+  const t = await ensureKernel(kernel);
+  return {
+    tables: withTableEntries(targetTableSizes(t, cacheRoot()), settings),
+    target: targetCode(t.config),
+  };
 }
 
 export function register(program: Command): void {
@@ -64,8 +69,7 @@ export function register(program: Command): void {
       [] as string[],
     )
     .action(async (orig: string, patched: string, opts: ObjdiffOptions) => {
-      const tables = await tableSizesFor(opts.kernel, opts.tableEntry);
-      const diff = await diffObjects(orig, patched, { tables });
+      const diff = await diffObjects(orig, patched, await diffTarget(opts.kernel, opts.tableEntry));
       let written: string | undefined;
       if (opts.output && diff.refusals.length === 0) {
         await writeDiffObject(diff, opts.output);
