@@ -345,7 +345,9 @@ export function missingDefinitions(stderr: string): string[] {
   ];
   for (const re of patterns) for (const m of stderr.matchAll(re)) names.add(m[1]!);
   // a function whose return type changed in a header: name the call on the quoted source line
-  for (const m of stderr.matchAll(/error: void value not ignored as it ought to be\n\s*\d+ \|(.*)/g)) {
+  for (const m of stderr.matchAll(
+    /error: (?:void value not ignored as it ought to be|invalid use of void expression)\n\s*\d+ \|(.*)/g,
+  )) {
     const call = [...m[1]!.matchAll(/([A-Za-z_]\w*)\s*\(/g)]
       .map((c) => c[1]!)
       .find((n) => !['if', 'while', 'for', 'switch', 'return', 'sizeof'].includes(n));
