@@ -15,6 +15,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { SutureError } from '../diagnostic.js';
+import { readStackOrder } from './attributes.js';
 import type { HostRoots } from './roots.js';
 
 export interface KlpFunc {
@@ -46,6 +47,8 @@ export interface Livepatch {
   transition: boolean;
   /** the kernel's `replace` attribute when it has one (newer kernels); undefined on 6.1 */
   replace: boolean | undefined;
+  /** the kernel's `stack_order` attribute when it has one (6.13+); undefined otherwise */
+  stackOrder: number | undefined;
   /** attribute files present in the patch directory, e.g. ['enabled','force','transition'] */
   attributes: string[];
   objects: KlpObject[];
@@ -155,6 +158,7 @@ export function readLivepatch(roots: HostRoots, name: string): Livepatch | undef
     enabled,
     transition,
     replace: attributes.includes('replace') ? flag('replace') : undefined,
+    stackOrder: readStackOrder(dir, attributes),
     attributes,
     objects,
     refcnt: refcnt(roots, name),
@@ -186,6 +190,7 @@ function inactiveLivepatchModules(roots: HostRoots, known: Set<string>): Livepat
       enabled: false,
       transition: false,
       replace: undefined,
+      stackOrder: undefined,
       attributes: [],
       objects: [],
       refcnt: refcnt(roots, m),

@@ -2,7 +2,9 @@
  * Reports: transition events and host status as text for people (the CLI prints these lines; the
  * agent and tests use the same words). Pure functions of the values, no I/O.
  */
+
 import { formatStalledTask } from './apply.js';
+import { attributesText } from './attributes.js';
 import type { SignalRound, TransitionEvent } from './events.js';
 import type { BadMark } from './guard.js';
 import type { ModeSetting } from './mode.js';
@@ -89,6 +91,7 @@ function patchLine(p: LivepatchStatus): string {
     `  ${p.name}`,
     `    state: ${state}${p.version ? `, version ${p.version}` : ''}${p.replace ? ', cumulative (replace)' : ''}`,
     ...funcs.map((f) => `    patches ${f}`),
+    ...kernelSays(p),
   ].join('\n');
 }
 
@@ -113,6 +116,12 @@ function badLines(b: BadMark): string[] {
       .slice(0, 20)
       .map((l) => `    kernel: ${l}`),
   ];
+}
+
+/** The patch's own sysfs attributes, those the running kernel has (attributes.ts). */
+function kernelSays(p: LivepatchStatus): string[] {
+  const t = attributesText(p);
+  return t ? [`    sysfs: ${t}`] : [];
 }
 
 export function statusText(s: HostStatus): string {

@@ -7,18 +7,26 @@
  * tree is only read. Compiler diagnostics are passed through unchanged, as a kernel engineer expects.
  * After the build, the module's vermagic is checked against the target: a module the kernel would
  * refuse is an error here, not a surprise at load time.
+ *
+ * Every make runs with the kernel's own compiler (`kernelToolchain(release)`, kernel/toolchain.ts): on the
+ * host for Debian 12 kernels, inside the suite's build root for trixie ones; a host compiler that is not
+ * the kernel's build is refused (KERNEL-COMPILER-MISMATCH) before make runs.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fail } from '../diagnostic.js';
+import { kernelToolchain } from '../kernel/kernel-toolchain.js';
 import type { KernelTarget } from '../kernel/target.js';
+import type { Toolchain } from '../kernel/toolchain.js';
 
 export interface BuildModuleOptions {
   /** each line of make/compiler output, as it comes */
   onOutput?: (line: string) => void;
   /** extra environment for make (e.g. KCFLAGS) */
   env?: Record<string, string>;
+  /** the kernel's toolchain (default: kernelToolchain(target.release)) */
+  toolchain?: Toolchain;
 }
 
 export interface MakeOptions {
@@ -27,6 +35,8 @@ export interface MakeOptions {
   env?: Record<string, string>;
   /** each line of make/compiler output, as it comes */
   onOutput?: (line: string) => void;
+  /** run make through this toolchain (its makeArgs added, inside its build root); default: the host's make */
+  toolchain?: Toolchain;
 }
 
 /**
@@ -39,10 +49,13 @@ export function runMake(
   args: string[],
   opts: MakeOptions = {},
 ): Promise<{ code: number; lines: string[]; argv: string[] }> {
-  const argv = ['-C', tree, `M=${dir}`, ...args];
+  const tc = opts.toolchain;
+  const argv = ['-C', tree, ...(tc?.makeArgs ?? []), `M=${dir}`, ...args];
+  const cwd = opts.cwd ?? dir;
+  const cmd = tc ? tc.command(['make', ...argv], { cwd, reach: [dir] }) : { file: 'make', args: argv };
   const lines: string[] = [];
   return new Promise((res, rej) => {
-    const p = spawn('make', argv, {
+    const p = spawn(cmd.file, cmd.args, {
       ...(opts.cwd ? { cwd: opts.cwd } : {}),
       env: { ...process.env, ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -74,9 +87,15 @@ export function runMake(
  * Link a livepatch module in `dir` (modpost warns instead of failing on the klp symbols it cannot
  * resolve); throws KBUILD-FAILED with the tail of make's output. Returns the whole output.
  */
-export async function runKbuild(tree: string, dir: string, verbose = false): Promise<string> {
+export async function runKbuild(
+  tree: string,
+  dir: string,
+  verbose = false,
+  toolchain?: Toolchain,
+): Promise<string> {
   const r = await runMake(tree, dir, ['KBUILD_MODPOST_WARN=1', '-j2', 'modules'], {
     ...(verbose ? { onOutput: (l: string) => process.stderr.write(`${l}\n`) } : {}),
+    ...(toolchain ? { toolchain } : {}),
   }).catch((e: Error) =>
     fail('KBUILD-FAILED', `linking the livepatch module failed: ${e.message}`, { location: { file: dir } }),
   );
@@ -141,10 +160,12 @@ export async function buildModule(
     });
   }
   const name = names[0] as string;
+  const toolchain = opts.toolchain ?? (await kernelToolchain(target.release));
   const { code, lines } = await runMake(target.sourceTree, mdir, ['-j2', 'modules'], {
     cwd: mdir,
     env: opts.env,
     onOutput: opts.onOutput,
+    toolchain,
   }).catch((e: Error) =>
     fail('MODULE-BUILD-FAILED', `cannot run make: ${e.message}`, { hint: 'install make and gcc' }),
   );

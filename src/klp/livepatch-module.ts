@@ -26,7 +26,9 @@ import { STB } from '../elf/constants.js';
 import type { ElfObject } from '../elf/model.js';
 import { readElf } from '../elf/reader.js';
 import { writeElf } from '../elf/writer.js';
+import { kernelToolchain } from '../kernel/kernel-toolchain.js';
 import type { KernelTarget } from '../kernel/target.js';
+import type { Toolchain } from '../kernel/toolchain.js';
 import type { PatchedObject } from '../manifest/manifest.js';
 import { diffObjectOf } from '../objdiff/write.js';
 import { livepatchCallbacks } from './callbacks.js';
@@ -68,6 +70,8 @@ export interface LivepatchModuleRequest {
   shipped?: ShippedSymbols;
   /** run every module rule, then stop before kbuild: nothing linked, nothing written to outDir (`ko` is '') */
   rulesOnly?: boolean;
+  /** the kernel's toolchain kbuild links with (default: kernelToolchain(target.release)) */
+  toolchain?: Toolchain;
 }
 
 export interface LivepatchModule {
@@ -188,7 +192,8 @@ export async function buildLivepatchModule(req: LivepatchModuleRequest): Promise
   writeFileSync(join(dir, 'klp.c'), source);
   writeFileSync(join(dir, 'Kbuild'), `obj-m := ${modName}.o\n${modName}-y := klp.o ${parts.join(' ')}\n`);
 
-  const log = await runKbuild(req.target.sourceTree, dir, req.verbose);
+  const toolchain = req.toolchain ?? (await kernelToolchain(req.target.release));
+  const log = await runKbuild(req.target.sourceTree, dir, req.verbose, toolchain);
   writeFileSync(join(dir, 'kbuild.log'), log);
   const built = join(dir, `${modName}.ko`);
   const ko = readElf(await readFile(built), built);

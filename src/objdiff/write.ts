@@ -21,6 +21,18 @@ export interface DiffObjectOptions {
   exportFunctions?: boolean;
 }
 
+/**
+ * A SHF_LINK_ORDER table (6.12's `__patchable_function_entries`, one per function with
+ * -ffunction-sections) must name the text it orders in sh_link, else ld refuses to mix it with the
+ * ordered ones of klp.o. packTable gives each function its own section, so each keeps its link.
+ */
+function linkOrdered(c: ElfSection, rels: ElfRelocation[]): void {
+  if (!(c.flags & SHF.LINK_ORDER)) return;
+  const texts = new Set(rels.map((r) => r.symbol?.section).filter((x): x is ElfSection => !!x));
+  if (texts.size === 1) c.link = [...texts][0]!;
+  else c.flags &= ~SHF.LINK_ORDER;
+}
+
 function copySection(s: ElfSection): ElfSection {
   return {
     name: s.name,
@@ -180,6 +192,25 @@ class DiffObjectBuilder {
 
   /** Kept entries of a special table, packed, with their relocations (and `.orc_unwind`'s parallel entries). */
   packTable(table: ElfSection, kept: number[]): void {
+    if (table.flags & SHF.LINK_ORDER) {
+      // one section per function it orders (as the compiler emits them), each linked to that text
+      const size = this.diff.tables[table.name]!;
+      const all = relocationsIn(this.diff.patched, table);
+      const groups = new Map<ElfSection | undefined, number[]>();
+      for (const at of kept) {
+        const r = all.find((x) => Number(x.offset) >= at && Number(x.offset) < at + size);
+        const text = r ? (this.mapRelocation(r).symbol?.section ?? undefined) : undefined;
+        groups.set(text, [...(groups.get(text) ?? []), at]);
+      }
+      if (groups.size > 1) {
+        for (const g of groups.values()) this.packEntries(table, g);
+        return;
+      }
+    }
+    this.packEntries(table, kept);
+  }
+
+  private packEntries(table: ElfSection, kept: number[]): void {
     const patched = this.diff.patched;
     const size = this.diff.tables[table.name]!;
     const orcSize = this.diff.tables['.orc_unwind']!;
@@ -195,6 +226,7 @@ class DiffObjectBuilder {
       }
     });
     const c: ElfSection = { ...copySection(table), size: data.length, data };
+    linkOrdered(c, rels);
     this.out.push(c);
     this.relaFor(c, rels);
     const orc = patched.section('.orc_unwind');

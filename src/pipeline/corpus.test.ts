@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { type CorpusEntry, formatTable } from './corpus.js';
+import { isSutureError } from '../diagnostic.js';
+import { CORPUS_DIR, CORPUS_ROOT, type CorpusEntry, corpusArgs, formatTable } from './corpus.js';
 
 const entry = (
   patch: string,
@@ -42,4 +45,30 @@ test('the corpus table shows each verdict with its rule or stage, times, and a s
   );
   assert.match(table, /mm_shmem\.patch\s+failed \(vm\)\s+.*kernel oops/);
   assert.equal(lines.at(-1), 'corpus: 3 patches: 1 built and loaded, 1 refused, 1 failed');
+});
+
+test('npm run corpus -- --corpus NAME picks the kernel that corpus fits; --kernel overrides it', (t) => {
+  if (!existsSync(join(CORPUS_ROOT, 'stable-6.12.117-to-118'))) {
+    t.skip('no ../shared/corpus beside the checkout');
+    return;
+  }
+  const d = corpusArgs(['--no-vm', 'meminfo'], {});
+  assert.deepEqual(d, {
+    dir: CORPUS_DIR,
+    release: '6.1.0-53-cloud-amd64',
+    noVm: true,
+    filters: ['meminfo'],
+    table: 'corpus.txt',
+  });
+  const c = corpusArgs(['--corpus', 'stable-6.12.117-to-118'], { SUTURE_KERNEL: '6.1.0-53-amd64' });
+  assert.equal(c.release, '6.12.117+deb12-cloud-amd64');
+  assert.equal(c.table, 'corpus-stable-6.12.117-to-118.txt');
+  const k = corpusArgs(['--corpus', 'stable-6.12.117-to-118', '--kernel', '6.12.117+deb13-cloud-amd64']);
+  assert.equal(k.release, '6.12.117+deb13-cloud-amd64');
+  for (const bad of [['--corpus'], ['--kernel', '--no-vm'], ['--corpuss', 'x'], ['--corpus', 'no-such']])
+    assert.throws(
+      () => corpusArgs(bad, {}),
+      (e: unknown) => isSutureError(e) && /^CORPUS-(BAD-ARGS|MISSING)$/.test(e.code),
+      bad.join(' '),
+    );
 });

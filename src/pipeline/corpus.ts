@@ -17,19 +17,68 @@
  * wait for the transition, smoke, disable, unload). If that VM dies or hangs, the patch it was working
  * on is marked failed with the VM's verdict and the rest are tried again in a fresh VM.
  *
- * Usage: node dist/pipeline/corpus.js [--no-vm] [FILTER...]   (FILTER: substrings of patch file names)
+ * Usage: node dist/pipeline/corpus.js [--no-vm] [--corpus NAME|DIR] [--kernel RELEASE] [FILTER...]
+ *   FILTER: substrings of patch file names; NAME: a folder of ../shared/corpus/ (default
+ *   stable-6.1.187-to-192); the kernel defaults to the one the corpus fits (CORPUS_KERNELS, as
+ *   ../shared/corpus/README.md says), else $SUTURE_KERNEL. The table goes to artifacts/corpus.txt
+ *   (artifacts/corpus-<NAME>.txt for another corpus).
  */
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { toDiagnostic } from '../diagnostic.js';
+import { basename, join, resolve } from 'node:path';
+import { fail, toDiagnostic } from '../diagnostic.js';
 import { ensureKernel } from '../kernel/fetch.js';
 import type { KernelTarget } from '../kernel/target.js';
 import { runInVm } from '../vm/index.js';
 import { BuildRefused, buildLivepatch, type Stage } from './pipeline.js';
 
-export const CORPUS_DIR = resolve(process.cwd(), '..', 'shared', 'corpus', 'stable-6.1.187-to-192');
+export const CORPUS_ROOT = resolve(process.cwd(), '..', 'shared', 'corpus');
+export const CORPUS_DIR = join(CORPUS_ROOT, 'stable-6.1.187-to-192');
 export const CORPUS_RELEASE = '6.1.0-53-cloud-amd64';
+/** The kernel each corpus of ../shared/corpus/ is run against by default (its README's table). */
+export const CORPUS_KERNELS: Record<string, string> = {
+  'stable-6.1.187-to-192': CORPUS_RELEASE,
+  'stable-6.12.117-to-118': '6.12.117+deb12-cloud-amd64',
+};
+
+export interface CorpusArgs {
+  dir: string;
+  release: string;
+  noVm: boolean;
+  filters: string[];
+  /** where the table is kept, relative to artifacts/ */
+  table: string;
+}
+
+/** `npm run corpus -- [--no-vm] [--corpus NAME|DIR] [--kernel R] [FILTER...]` into values. */
+export function corpusArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): CorpusArgs {
+  let corpus: string | undefined;
+  let kernel: string | undefined;
+  let noVm = false;
+  const filters: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined || v.startsWith('--'))
+        fail('CORPUS-BAD-ARGS', `${a} needs a value`, { hint: 'e.g. --corpus stable-6.12.117-to-118' });
+      return v;
+    };
+    if (a === '--no-vm') noVm = true;
+    else if (a === '--corpus') corpus = value();
+    else if (a === '--kernel') kernel = value();
+    else if (a.startsWith('--'))
+      fail('CORPUS-BAD-ARGS', `unknown option ${a}`, { hint: 'options: --no-vm, --corpus, --kernel' });
+    else filters.push(a);
+  }
+  const dir = corpus ? (corpus.includes('/') ? resolve(corpus) : join(CORPUS_ROOT, corpus)) : CORPUS_DIR;
+  if (!existsSync(dir))
+    fail('CORPUS-MISSING', `no corpus at ${dir}`, { hint: `corpora live in ${CORPUS_ROOT}` });
+  const name = basename(dir);
+  const release = kernel ?? CORPUS_KERNELS[name] ?? env.SUTURE_KERNEL ?? CORPUS_RELEASE;
+  const table = dir === CORPUS_DIR ? 'corpus.txt' : `corpus-${name}.txt`;
+  return { dir, release, noVm, filters, table };
+}
 
 export type Verdict =
   | { kind: 'loaded'; detail: string }
@@ -277,15 +326,16 @@ export function corpusFiles(dir: string, filters: string[] = []): string[] {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const noVm = argv.includes('--no-vm');
-  const filters = argv.filter((a) => !a.startsWith('--'));
-  const target = await ensureKernel(process.env.SUTURE_KERNEL ?? CORPUS_RELEASE);
-  const entries = await runCorpus(target, CORPUS_DIR, corpusFiles(CORPUS_DIR, filters), { noVm });
+  const args = corpusArgs(argv);
+  const target = await ensureKernel(args.release);
+  const entries = await runCorpus(target, args.dir, corpusFiles(args.dir, args.filters), {
+    noVm: args.noVm,
+  });
   const table = formatTable(entries);
   process.stdout.write(`${table}\n`);
   try {
     mkdirSync('artifacts', { recursive: true });
-    writeFileSync(resolve('artifacts', 'corpus.txt'), `${table}\n`);
+    writeFileSync(resolve('artifacts', args.table), `${table}\n`);
   } catch {
     // artifacts/ is optional
   }

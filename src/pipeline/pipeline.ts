@@ -30,7 +30,9 @@ import { type Diagnostic, fail, SutureError } from '../diagnostic.js';
 import { type ElfObject, readElfFile } from '../elf/index.js';
 import { cacheRoot } from '../kernel/cache.js';
 import { ensureKernel } from '../kernel/fetch.js';
+import { kernelToolchain } from '../kernel/kernel-toolchain.js';
 import type { KernelTarget } from '../kernel/target.js';
+import type { Toolchain } from '../kernel/toolchain.js';
 import { authorIncludeDir } from '../klp/author-include.js';
 import { ignoredByAuthor, readAuthorRecords } from '../klp/author-records.js';
 import { buildLivepatchModule, type LivepatchModule } from '../klp/livepatch-module.js';
@@ -156,6 +158,8 @@ interface Build {
   run: StageRunner;
   /** returned as is when the caller asked to stop after a stage */
   result: BuildResult;
+  /** the kernel's own compiler (host or build root), known after the kernel stage */
+  toolchain?: Toolchain;
 }
 
 /** Run every stage. Throws SutureError (BuildRefused for refusals) on the first stage that fails. */
@@ -242,6 +246,8 @@ const count =
 async function kernelStage(b: Build): Promise<KernelTarget> {
   const target = b.opts.target ?? (await fetchKernel(b.opts.release, b.run));
   b.result.release = target.release;
+  // every make, compile and objtool run below uses it; a host compiler not the kernel's is refused here
+  b.toolchain = await kernelToolchain(target.release);
   return target;
 }
 
@@ -256,7 +262,7 @@ function diffStage(b: Build, diff: SourceDiff, tree: string): AppliedFile[] {
 }
 
 function unitsStage(b: Build, applied: AppliedFile[], target: KernelTarget): UnitPlan {
-  const plan = planUnits(applied, target);
+  const plan = planUnits(applied, target, b.toolchain);
   b.result.plan = plan;
   for (const h of plan.headers)
     b.run.note('units', `header ${h.header} is included by: ${h.candidates.join(', ')}`);
@@ -311,6 +317,7 @@ async function compileStage(
     overlay: b.overlay,
     workDir: b.workDir,
     includeDirs: [authorIncludeDir()],
+    ...(b.toolchain ? { toolchain: b.toolchain } : {}),
     isShipped: async (u) => (await shipped.unit(u)).localsInFile(basename(u.source)).length > 0,
   });
   b.result.units = compiled.map((r) => ({ ...r, sympos: new Map() }));
@@ -328,7 +335,14 @@ async function verifyStage(
   for (const r of units) {
     const index = await shipped.unit(r.unit);
     const original = await readElfFile(r.original.object);
-    const { group, note } = await verifyUnit({ unit: r.unit, original, index, tree, workDir: b.workDir });
+    const { group, note } = await verifyUnit({
+      unit: r.unit,
+      original,
+      index,
+      tree,
+      workDir: b.workDir,
+      ...(b.toolchain ? { toolchain: b.toolchain } : {}),
+    });
     if (note) b.run.note('verify', note);
     r.sympos = fileSympos(index, r.unit.source, group);
     originals.set(r, original);
@@ -409,6 +423,7 @@ async function moduleStage(
     workDir: b.workDir,
     shipped: c.shipped,
     rulesOnly: b.opts.checkOnly === true,
+    ...(b.toolchain ? { toolchain: b.toolchain } : {}),
     units: c.units.map((u) => ({
       source: u.unit.source,
       object: u.unit.object,

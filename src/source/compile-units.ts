@@ -12,6 +12,7 @@ import { type Prototype, parseAuxInfo } from '../check/object/prototypes.js';
 import { refuse } from '../check/refusal.js';
 import { missingDefinitions } from '../check/source/missing-definitions.js';
 import { unitNotBuilt } from '../check/source/unit-not-built.js';
+import type { Toolchain } from '../kernel/toolchain.js';
 import {
   type CompiledObject,
   CompileFailure,
@@ -30,6 +31,8 @@ export interface CompileUnitsRequest {
   tree: string;
   overlay: string;
   workDir: string;
+  /** the kernel's toolchain (kernelToolchain(release)); default: the host */
+  toolchain?: Toolchain;
   /** whether the binary the unit belongs to has symbols from its file (asked only when the original fails) */
   isShipped: (u: Unit) => Promise<boolean>;
   /** searched after the kernel's include directories when the patched side compiles (author headers) */
@@ -64,6 +67,7 @@ async function compileOriginal(unit: Unit, req: CompileUnitsRequest): Promise<Co
     return await compileObject({
       tree: req.tree,
       recipe: unit.recipe,
+      ...(req.toolchain ? { toolchain: req.toolchain } : {}),
       outObject: join(req.workDir, 'original', unit.object),
     });
   } catch (e) {
@@ -79,6 +83,7 @@ async function compilePatched(unit: Unit, source: string, req: CompileUnitsReque
     return await compileObject({
       tree: req.tree,
       recipe: unit.recipe,
+      ...(req.toolchain ? { toolchain: req.toolchain } : {}),
       outObject: join(req.workDir, 'patched', unit.object),
       source,
       overlay: req.overlay,
@@ -110,6 +115,7 @@ async function explainFailure(
     await compileObject({
       tree: req.tree,
       recipe: unit.recipe,
+      ...(req.toolchain ? { toolchain: req.toolchain } : {}),
       outObject: join(req.workDir, 'raw-out', unit.object),
       source: raw,
       overlay: req.overlay,

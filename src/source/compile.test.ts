@@ -81,6 +81,9 @@ test('compiler errors name the missing definitions', () => {
     'fs/x.c:7:11: error: conflicting types for ‘free_area_init_core_hotplug’; have ‘int(struct pglist_data *)’',
     'fs/x.c:8:13: error: void value not ignored as it ought to be',
     ' 1188 |         if (free_area_init_core_hotplug(pgdat))',
+    // 6.12 corpus, net/mptcp: mptcp_token_accept() returns bool only after the header half of the fix
+    'net/x.c:3573:13: error: invalid use of void expression',
+    ' 3573 |         if (!mptcp_token_accept(subflow_req, msk)) {',
     'fs/x.c:9:20: error: passing argument 1 of ‘atomic_inc’ from incompatible pointer type [-Werror=incompatible-pointer-types]',
   ].join('\n');
   assert.deepEqual(missingDefinitions(stderr).sort(), [
@@ -89,6 +92,7 @@ test('compiler errors name the missing definitions', () => {
     'blk_opf_t',
     'free_area_init_core_hotplug',
     'free_area_init_core_hotplug (return type)',
+    'mptcp_token_accept (return type)',
     'rcu_head',
     'vmalloc_chunk_pages',
   ]);

@@ -14,6 +14,12 @@
  * scratch directory; a patched unit is compiled from its overlay copy, with the overlay's include
  * directories searched before the tree's (so patched headers win) and the original source directory
  * searched for quoted includes (so `#include "internal.h"` still finds the tree's file).
+ *
+ * Every command (the `make -n`, the compiler, objtool) runs through the kernel's toolchain when one is
+ * given (kernel/toolchain.ts): the host for Debian 12 kernels, a build root for trixie's gcc-14 ones, so
+ * the recorded `gcc` is the kernel's own compiler build and the tree's objtool runs against the libraries
+ * it was linked with. Without one, commands run on the host (the tree's compiler guard refuses a
+ * foreign gcc).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -23,6 +29,7 @@ import { parse as parseShell } from 'shell-quote';
 import { z } from 'zod';
 import { fail, SutureError } from '../diagnostic.js';
 import { cacheRoot } from '../kernel/cache.js';
+import type { Toolchain } from '../kernel/toolchain.js';
 
 export const SECTION_FLAGS = '-ffunction-sections -fdata-sections';
 
@@ -68,8 +75,19 @@ function recipeFile(tree: string, object: string): string {
   return join(cacheRoot(), 'recipes', `${key}.json`);
 }
 
+/** The argv that runs `argv` with the toolchain (in `cwd`, seeing `reach`), or as is without one. */
+export function toolchainArgv(
+  argv: string[],
+  toolchain: Toolchain | undefined,
+  cwd: string,
+  reach: string[] = [],
+): { file: string; args: string[] } {
+  if (!toolchain) return { file: argv[0]!, args: argv.slice(1) };
+  return toolchain.command(argv, { cwd, reach });
+}
+
 /** Ask kbuild (dry run, the tree is not touched) how it compiles `object`. */
-export function kbuildRecipe(tree: string, object: string): KbuildRecipe {
+export function kbuildRecipe(tree: string, object: string, toolchain?: Toolchain): KbuildRecipe {
   const key = `${tree}\0${object}`;
   const cached = recipeCache.get(key);
   if (cached) return cached;
@@ -86,7 +104,13 @@ export function kbuildRecipe(tree: string, object: string): KbuildRecipe {
       return parsed.data;
     }
   }
-  const r = spawnSync('make', ['-C', tree, '-n', 'V=1', `KCFLAGS=${SECTION_FLAGS}`, object], {
+  const make = toolchainArgv(
+    ['make', '-C', tree, ...(toolchain?.makeArgs ?? []), '-n', 'V=1', `KCFLAGS=${SECTION_FLAGS}`, object],
+    toolchain,
+    tree,
+  );
+  const r = spawnSync(make.file, make.args, {
+    cwd: tree,
     encoding: 'utf8',
     maxBuffer: 64 << 20,
   });
@@ -164,6 +188,8 @@ export interface CompileRequest {
   overlay?: string;
   /** directories searched after the kernel's own (`-I`, last): the patch author's headers */
   includeDirs?: readonly string[];
+  /** the kernel's toolchain the compiler and objtool run with (default: the host) */
+  toolchain?: Toolchain;
 }
 
 export interface CompiledObject {
@@ -193,9 +219,13 @@ export function withPrototypes(argv: readonly string[], object: string): string[
 function run(
   argv: string[],
   cwd: string,
+  req: CompileRequest,
 ): Promise<{ status: number | null; stderr: string; stdout: string }> {
+  const reach = [dirname(req.outObject), ...(req.overlay ? [req.overlay] : [])];
+  if (req.source) reach.push(dirname(req.source));
+  const cmd = toolchainArgv(argv, req.toolchain, cwd, reach);
   return new Promise((resolve, reject) => {
-    const p = spawn(argv[0]!, argv.slice(1), { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(cmd.file, cmd.args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d: Buffer) => {
@@ -248,7 +278,7 @@ export async function compileObject(req: CompileRequest): Promise<CompiledObject
   const t0 = performance.now();
   mkdirSync(dirname(req.outObject), { recursive: true });
   const argv = withPrototypes(compilerArgv(req), req.outObject);
-  const cc = await run(argv, req.tree);
+  const cc = await run(argv, req.tree, req);
   if (cc.status !== 0) {
     throw new CompileFailure(cc.stderr, {
       code: 'COMPILE-FAILED',
@@ -265,7 +295,7 @@ export async function compileObject(req: CompileRequest): Promise<CompiledObject
     const tool = req.recipe.objtool.map((a, i) =>
       i === req.recipe.objtool!.length - 1 ? req.outObject : i === 0 ? join(req.tree, a) : a,
     );
-    const ot = await run(tool, req.tree);
+    const ot = await run(tool, req.tree, req);
     if (ot.status !== 0) {
       fail('COMPILE-OBJTOOL-FAILED', `objtool rejected ${req.recipe.object}`, {
         location: { file: req.recipe.source },
@@ -318,7 +348,9 @@ export function missingDefinitions(stderr: string): string[] {
   ];
   for (const re of patterns) for (const m of stderr.matchAll(re)) names.add(m[1]!);
   // a function whose return type changed in a header: name the call on the quoted source line
-  for (const m of stderr.matchAll(/error: void value not ignored as it ought to be\n\s*\d+ \|(.*)/g)) {
+  for (const m of stderr.matchAll(
+    /error: (?:void value not ignored as it ought to be|invalid use of void expression)\n\s*\d+ \|(.*)/g,
+  )) {
     const call = [...m[1]!.matchAll(/([A-Za-z_]\w*)\s*\(/g)]
       .map((c) => c[1]!)
       .find((n) => !['if', 'while', 'for', 'switch', 'return', 'sizeof'].includes(n));

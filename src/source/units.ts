@@ -33,6 +33,7 @@ import { unitNotBuilt } from '../check/source/unit-not-built.js';
 import { type UnsupportedChange, unitUnsupported } from '../check/source/unit-unsupported.js';
 import { isSutureError } from '../diagnostic.js';
 import type { KernelTarget } from '../kernel/target.js';
+import type { Toolchain } from '../kernel/toolchain.js';
 import { type KbuildRecipe, kbuildRecipe } from './compile.js';
 import type { AppliedFile } from './diff.js';
 
@@ -96,9 +97,14 @@ export function unitTarget(
   return { target: name, modulePath };
 }
 
-function unitFor(tree: string, source: string, modules: Map<string, string>): Omit<Unit, 'viaHeaders'> {
+function unitFor(
+  tree: string,
+  source: string,
+  modules: Map<string, string>,
+  toolchain?: Toolchain,
+): Omit<Unit, 'viaHeaders'> {
   const object = source.replace(/\.c$/, '.o');
-  const recipe = kbuildRecipe(tree, object);
+  const recipe = kbuildRecipe(tree, object, toolchain);
   return { source, object, recipe, ...unitTarget(recipe, modules) };
 }
 
@@ -134,8 +140,11 @@ export function headerCandidates(tree: string, header: string): string[] {
   return [...out].sort();
 }
 
-/** Map the applied diff to the units to compile. Refuses (check/source/) what cannot be a unit. */
-export function planUnits(applied: AppliedFile[], target: KernelTarget): UnitPlan {
+/**
+ * Map the applied diff to the units to compile. Refuses (check/source/) what cannot be a unit. kbuild is
+ * asked for recipes through `toolchain` (the kernel's own compiler) when given.
+ */
+export function planUnits(applied: AppliedFile[], target: KernelTarget, toolchain?: Toolchain): UnitPlan {
   const tree = target.sourceTree;
   const modules = readModuleOrder(target.modulesDir);
   const units = new Map<string, Unit>();
@@ -160,8 +169,8 @@ export function planUnits(applied: AppliedFile[], target: KernelTarget): UnitPla
       continue;
     }
     if (f.kind === 'delete' && /\.[ch]$/.test(f.path)) {
-      const users = stillIncluded(applied, f.path, tree, modules);
-      if (users.length || (f.path.endsWith('.c') && isBuilt(tree, f.path, modules))) {
+      const users = stillIncluded(applied, f.path, tree, modules, toolchain);
+      if (users.length || (f.path.endsWith('.c') && isBuilt(tree, f.path, modules, toolchain))) {
         refuse(unitUnsupported.diagnose(f.path, 'delete', users));
       }
       ignored.push({ path: f.path, why: 'deleted; nothing built includes it' });
@@ -173,7 +182,7 @@ export function planUnits(applied: AppliedFile[], target: KernelTarget): UnitPla
       // unit of its own, followed to its includers like a header
       headers.push({ header: f.path, candidates: [] });
     } else if (f.path.endsWith('.c')) {
-      const u = unitFor(tree, f.path, modules);
+      const u = unitFor(tree, f.path, modules, toolchain);
       units.set(f.path, { ...u, patchedSource: f.patched, viaHeaders: [] });
     } else if (f.path.endsWith('.h')) {
       headers.push({ header: f.path, candidates: [] });
@@ -194,7 +203,7 @@ export function planUnits(applied: AppliedFile[], target: KernelTarget): UnitPla
         continue;
       }
       try {
-        units.set(c, { ...unitFor(tree, c, modules), viaHeaders: [h.header] });
+        units.set(c, { ...unitFor(tree, c, modules, toolchain), viaHeaders: [h.header] });
       } catch (e) {
         // a candidate this kernel does not build (module not shipped, no kbuild rule) is not a unit
         if (!(isSutureError(e) && (e.code === unitNotBuilt.id || e.code === 'KBUILD-NO-RECIPE'))) throw e;
@@ -236,9 +245,9 @@ function patchedIncluders(applied: AppliedFile[], file: string): string[] {
 }
 
 /** Whether kbuild builds `source` into this image (it has a recipe and its module is shipped). */
-function isBuilt(tree: string, source: string, modules: Map<string, string>): boolean {
+function isBuilt(tree: string, source: string, modules: Map<string, string>, toolchain?: Toolchain): boolean {
   try {
-    unitFor(tree, source, modules);
+    unitFor(tree, source, modules, toolchain);
     return true;
   } catch (e) {
     if (isSutureError(e) && (e.code === unitNotBuilt.id || e.code === 'KBUILD-NO-RECIPE')) return false;
@@ -252,6 +261,7 @@ function stillIncluded(
   file: string,
   tree: string,
   modules: Map<string, string>,
+  toolchain?: Toolchain,
 ): string[] {
   const byPath = new Map(applied.map((f) => [f.path, f]));
   const users: string[] = [];
@@ -260,7 +270,7 @@ function stillIncluded(
     const f = byPath.get(c);
     if (f?.kind === 'delete') continue;
     const text = readFileSync(f?.patched ?? join(tree, c), 'utf8');
-    if (includes(text, c, file) && isBuilt(tree, c, modules)) users.push(c);
+    if (includes(text, c, file) && isBuilt(tree, c, modules, toolchain)) users.push(c);
     if (users.length === 3) break;
   }
   return users;

@@ -19,6 +19,7 @@ import { refuse } from '../check/refusal.js';
 import { notShipped } from '../check/source/not-shipped.js';
 import { fail, SutureError } from '../diagnostic.js';
 import { type ElfObject, type ElfSymbol, readElfFile, STB, STT, type SymbolIndex } from '../elf/index.js';
+import type { Toolchain } from '../kernel/toolchain.js';
 import { compileObject, withoutSectionFlags } from './compile.js';
 import type { Unit } from './units.js';
 
@@ -180,6 +181,8 @@ export interface VerifyUnitRequest {
   index: SymbolIndex;
   tree: string;
   workDir: string;
+  /** the kernel's toolchain the exact recompile runs with (default: the host) */
+  toolchain?: Toolchain;
 }
 
 /**
@@ -201,6 +204,7 @@ export async function verifyUnit(
       tree: req.tree,
       recipe: { ...unit.recipe, cc: withoutSectionFlags(unit.recipe.cc) },
       outObject: join(req.workDir, 'exact', unit.object),
+      ...(req.toolchain ? { toolchain: req.toolchain } : {}),
     });
     const { group } = verifyAgainstShipped(
       objectFunctions(await readElfFile(exact.object)),

@@ -25,7 +25,7 @@ import {
   repoRoot,
   sutureFiles,
 } from './initramfs.js';
-import { parseModulesDep, resolveModules } from './modules.js';
+import { parseModulesBuiltin, parseModulesDep, resolveModules } from './modules.js';
 
 const RELEASE = '6.1.0-99-test-amd64';
 const DEP = [
@@ -111,6 +111,24 @@ describe('modules.dep resolution', () => {
         isSutureError(e) &&
         e.code === 'VM-MODULE-UNKNOWN' &&
         /virtio_net/.test(e.diagnostic.detail?.[0] ?? ''),
+    );
+  });
+
+  it('leaves out a driver built into the kernel (6.12 has virtio_pci =y), .ko.xz names as in modules.dep', () => {
+    const xz = parseModulesDep(
+      'kernel/fs/binfmt_misc.ko.xz:\nkernel/fs/xfs/xfs.ko.xz: kernel/lib/libcrc32c.ko.xz\nkernel/lib/libcrc32c.ko.xz:\n',
+    );
+    const builtin = parseModulesBuiltin(
+      'kernel/drivers/virtio/virtio_pci.ko\nkernel/drivers/char/virtio_console.ko\n',
+    );
+    assert.deepEqual(resolveModules(xz, ['virtio_pci', 'virtio_console', 'xfs'], builtin), [
+      'kernel/lib/libcrc32c.ko.xz',
+      'kernel/fs/xfs/xfs.ko.xz',
+    ]);
+    // built in elsewhere is no excuse: a name neither shipped nor built in is still unknown
+    assert.throws(
+      () => resolveModules(xz, ['virtio_net'], builtin),
+      (e: unknown) => isSutureError(e) && e.code === 'VM-MODULE-UNKNOWN',
     );
   });
 

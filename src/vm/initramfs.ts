@@ -27,7 +27,13 @@ import type { KernelTarget } from '../kernel/target.js';
 import { vmCacheDir } from './cache.js';
 import { CpioArchive } from './cpio.js';
 import { type GuestConfig, INIT_SCRIPT, renderGuestConfig, UDHCPC_SCRIPT } from './guest.js';
-import { type ModuleDeps, renderModulesDep, resolveModules, targetModuleDeps } from './modules.js';
+import {
+  builtinModules,
+  type ModuleDeps,
+  renderModulesDep,
+  resolveModules,
+  targetModuleDeps,
+} from './modules.js';
 
 /** Bump when the layout of a cached layer changes, so old cache entries are not reused. */
 const LAYOUT = 'suture-vm-layers-1';
@@ -378,8 +384,9 @@ export async function assembleInitramfs(spec: InitramfsSpec): Promise<Initramfs>
   let deps: ModuleDeps | undefined;
   if (wantLoad.length + wantPlace.length > 0) {
     deps = await targetModuleDeps(kernel);
-    load = resolveModules(deps, wantLoad);
-    placed = [...new Set([...load, ...resolveModules(deps, wantPlace)])];
+    const builtin = builtinModules(kernel);
+    load = resolveModules(deps, wantLoad, builtin);
+    placed = [...new Set([...load, ...resolveModules(deps, wantPlace, builtin)])];
   }
 
   const run = new CpioArchive();

@@ -6,6 +6,10 @@
  * (and compression suffix), with `-` and `_` interchangeable, as modprobe does. Debian's image package
  * ships no modules.dep (the postinst runs depmod), so when the target's modules directory lacks one we
  * run `depmod -n` against it once and keep the output in the VM cache.
+ *
+ * A driver one kernel builds as a module another builds in (virtio_pci and virtio_console are `=y` on
+ * 6.12 cloud kernels, `=m` on 6.1) is listed in the target's `modules.builtin`: such a name needs no
+ * file and is left out of the load order. Modules may be compressed (`.ko.xz` on both 6.12 lines).
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -47,7 +51,11 @@ export function parseModulesDep(text: string, source = 'modules.dep'): ModuleDep
  * Resolve module names to the paths to load, dependencies first, each once. Unknown names fail with
  * the closest candidates.
  */
-export function resolveModules(deps: ModuleDeps, names: readonly string[]): string[] {
+export function resolveModules(
+  deps: ModuleDeps,
+  names: readonly string[],
+  builtin: ReadonlySet<string> = new Set(),
+): string[] {
   const byName = new Map<string, string>();
   for (const p of deps.keys()) byName.set(moduleName(p), p);
   const order: string[] = [];
@@ -65,6 +73,7 @@ export function resolveModules(deps: ModuleDeps, names: readonly string[]): stri
   for (const raw of names) {
     const want = moduleName(raw);
     const path = byName.get(want);
+    if (!path && builtin.has(want)) continue; // built into this kernel: nothing to load
     if (!path) {
       const close = [...byName.keys()].filter((n) => n.includes(want) || want.includes(n)).slice(0, 8);
       fail('VM-MODULE-UNKNOWN', `no module named ${raw} in the target's modules`, {
@@ -75,6 +84,24 @@ export function resolveModules(deps: ModuleDeps, names: readonly string[]): stri
     visit(path, []);
   }
   return order;
+}
+
+/** Names of the drivers built into the target (its `modules.builtin`; empty when it has none). */
+export function builtinModules(kernel: KernelTarget): Set<string> {
+  const file = join(kernel.modulesDir, 'modules.builtin');
+  if (!existsSync(file)) return new Set();
+  return parseModulesBuiltin(readFileSync(file, 'utf8'));
+}
+
+/** `kernel/drivers/virtio/virtio_pci.ko` lines → module names. */
+export function parseModulesBuiltin(text: string): Set<string> {
+  return new Set(
+    text
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .map(moduleName),
+  );
 }
 
 /** The target's module dependencies: its modules.dep, or `depmod -n` output cached per target. */

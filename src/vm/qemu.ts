@@ -8,7 +8,9 @@
  * (a lost UART interrupt; empty lines sent as a wake-up did not revive it), while virtio's queues
  * have no such failure.
  * `panic=-1` with `-no-reboot` turns a kernel panic into QEMU exiting, so a dead kernel never looks
- * like a hang. Every QEMU we start is killed when this process exits, however it exits (spawnQemu).
+ * like a hang. `no_timer_check` skips the IO-APIC timer probe, which under TCG on a loaded host can
+ * miss its ticks and panic at boot ("IO-APIC + timer doesn't work", seen booting 6.12.117+deb13).
+ * Every QEMU we start is killed when this process exits, however it exits (spawnQemu).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -37,7 +39,14 @@ export interface QemuSpec {
 export const CONTROL_PORT_NAME = 'suture.ctl';
 
 export function kernelCommandLine(extra?: string): string {
-  return ['console=ttyS0,115200', 'panic=-1', 'random.trust_cpu=on', 'net.ifnames=0', extra ?? '']
+  return [
+    'console=ttyS0,115200',
+    'panic=-1',
+    'random.trust_cpu=on',
+    'net.ifnames=0',
+    'no_timer_check',
+    extra ?? '',
+  ]
     .filter(Boolean)
     .join(' ');
 }

@@ -3,6 +3,7 @@
  * modules it no longer uses (replaced or disabled).
  */
 import type { Command } from 'commander';
+import { attributesText } from '../../host/attributes.js';
 import { listLivepatches } from '../../host/index.js';
 
 export function register(program: Command): void {
@@ -24,7 +25,8 @@ export function register(program: Command): void {
         const state =
           p.state === 'inactive' ? `inactive${p.replacedBy ? `, replaced by ${p.replacedBy}` : ''}` : p.state;
         const funcs = p.objects.flatMap((ob) => ob.funcs.map((f) => `${ob.name}:${f.name}`)).join(' ');
-        console.log(`${p.name}\t${state}\t${p.version ?? '-'}\t${funcs || '-'}`);
+        // the kernel's own attributes last (replace, stack_order, patched: those it has)
+        console.log(`${p.name}\t${state}\t${p.version ?? '-'}\t${funcs || '-'}\t${attributesText(p) ?? '-'}`);
       }
     });
 }
