@@ -19,13 +19,11 @@
  * (DIFF-OFFSET, DIFF-FUZZ under `fuzz`, KLP-INLINE-SPREAD) do not stop the build: each is emitted as a
  * `warning` progress event and kept in the result (and in BuildRefused when something else refuses).
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { noChange } from '../check/object/no-change.js';
 import { isRefusal, refuse } from '../check/refusal.js';
-import { structChanged } from '../check/source/struct-changed.js';
-import { syscallNotInFile } from '../check/source/syscall-not-in-file.js';
 import { type Diagnostic, fail, SutureError } from '../diagnostic.js';
 import { type ElfObject, readElfFile } from '../elf/index.js';
 import { cacheRoot } from '../kernel/cache.js';
@@ -51,7 +49,6 @@ import {
 import {
   type AppliedFile,
   applyDiff,
-  changedSources,
   checkFuzz,
   parseDiff,
   readDiff,
@@ -61,7 +58,16 @@ import { writeLineDirectives } from '../source/line-numbers.js';
 import { planUnits, type UnitPlan } from '../source/units.js';
 import { verifyUnit } from '../source/verify.js';
 import { DEFAULT_PATCH_VERSION, makeManifest } from './manifest.js';
+import { sourceRefusals } from './source-rules.js';
 import { type BuildProgress, type Stage, StageRunner, StopAfter } from './stages.js';
+import {
+  count,
+  describeApplied,
+  describeCompiled,
+  describePlan,
+  describeTarget,
+  describeVerified,
+} from './summaries.js';
 
 export { DEFAULT_PATCH_VERSION, makeManifest } from './manifest.js';
 export { type BuildProgress, STAGES, type Stage } from './stages.js';
@@ -235,14 +241,6 @@ async function recipe(b: Build): Promise<BuildResult> {
   return result;
 }
 
-/** `3 #line directives`, `1 function to carry`: a summary counting a list or a number. */
-const count =
-  (what: string, tail = '') =>
-  (n: number | unknown[]) => {
-    const k = typeof n === 'number' ? n : n.length;
-    return `${k} ${what}${k === 1 ? '' : 's'}${tail ? ` ${tail}` : ''}`;
-  };
-
 async function kernelStage(b: Build): Promise<KernelTarget> {
   const target = b.opts.target ?? (await fetchKernel(b.opts.release, b.run));
   b.result.release = target.release;
@@ -279,31 +277,6 @@ function fetchKernel(release: string, run: StageRunner): Promise<KernelTarget> {
     },
   });
 }
-
-const describeTarget = (t: KernelTarget) =>
-  `${t.release} (Debian ${t.debianVersion}, build id ${t.buildId.slice(0, 12)}…)`;
-
-const describeApplied = (a: AppliedFile[], diff: SourceDiff) =>
-  `${a.length} file${a.length === 1 ? '' : 's'}, ${diff.files.reduce((n, f) => n + f.hunks.length, 0)} hunks, -p${diff.strip}` +
-  (a.some((f) => f.notes.length) ? ` (${a.flatMap((f) => f.notes).join('; ')})` : '');
-
-const describePlan = (p: UnitPlan) =>
-  [
-    p.units.map((u) => `${u.object} → ${u.target}`).join(', '),
-    ...p.headers.map((h) => `${h.header} → ${h.candidates.join(', ') || 'no unit'}`),
-    ...p.ignored.map((i) => `${i.path} ignored (${i.why})`),
-  ].join('; ');
-
-const describeVerified = (m: Map<UnitResult, ElfObject>) =>
-  `${m.size} object${m.size === 1 ? '' : 's'} match the shipped binary`;
-
-const describeCompiled = (r: UnitResult[]) =>
-  r
-    .map(
-      (u) =>
-        `${u.unit.object} ${(u.original.ms / 1000).toFixed(1)} s + ${(u.patched.ms / 1000).toFixed(1)} s`,
-    )
-    .join(', ');
 
 /** The compile stage: source/compile-units.ts, asking the shipped binary whether a unit is built at all. */
 async function compileStage(
@@ -384,23 +357,7 @@ async function objdiffStage(
     }
   }
   // refusals and "nothing changed" end the build here, even when asked to stop after this stage
-  const refusals = [
-    ...structChanged(changedSources(diff, tree, applied)),
-    ...syscallNotInFile.check(
-      applied.flatMap((a) =>
-        a.original && a.patched && a.path.endsWith('.c')
-          ? [
-              {
-                path: a.path,
-                original: readFileSync(a.original, 'utf8'),
-                patched: readFileSync(a.patched, 'utf8'),
-              },
-            ]
-          : [],
-      ),
-    ),
-    ...units.flatMap((r) => r.diff?.refusals ?? []),
-  ];
+  const refusals = [...sourceRefusals(diff, tree, applied), ...units.flatMap((r) => r.diff?.refusals ?? [])];
   if (refusals.length) throw new BuildRefused(refusals, { summary, warnings });
   const unchanged = noChange.check(
     units.map((r) => ({ object: basename(r.unit.object), functions: r.diff?.functions ?? [] })),
