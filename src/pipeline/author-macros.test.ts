@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import { createPatch } from 'diff';
 import { ensureKernel } from '../kernel/fetch.js';
+import { isCached } from '../kernel/releases.js';
 import { defaultRelease, type KernelTarget } from '../kernel/target.js';
 import { readAuthorRecords } from '../klp/author-records.js';
 import { livepatchCallbacks } from '../klp/callbacks.js';
@@ -208,5 +209,28 @@ test('KPATCH_IGNORE_SECTION leaves the functions of a section out; KPATCH_FORCE_
   );
   assert.ok(
     diff.functions.some((f) => f.name === 'meminfo_proc_show' && f.change === 'changed' && f.included),
+  );
+});
+
+// trixie kernels compile inside a gcc-14 build root, which sees only the directories bound into it:
+// the author headers live in the checkout, so they must be among them
+const TRIXIE = '6.12.117+deb13-cloud-amd64';
+test('the author headers reach the compiler inside the trixie build root', async (t) => {
+  if (!isCached(TRIXIE) && !process.env.SUTURE_FETCH_TESTS)
+    return t.skip(`${TRIXIE} is not cached and SUTURE_FETCH_TESTS is unset (scripts/test.sh sets it)`);
+  const trixie = await ensureKernel(TRIXIE);
+  const b = await buildLivepatch({
+    diffPath: join(examples, 'kpatch', 'meminfo-callbacks.patch'),
+    release: trixie.release,
+    target: trixie,
+    fuzz: 1, // the example is written against 6.1's meminfo.c
+    stopAfter: 'objdiff',
+  });
+  const u = b.units[0]!;
+  assert.deepEqual(
+    readAuthorRecords(u.diff!.patched).map((r) =>
+      r.kind === 'callback' ? `${r.callback} ${r.object}` : r.kind,
+    ),
+    ['pre_patch vmlinux', 'post_patch vmlinux', 'pre_unpatch vmlinux', 'post_unpatch vmlinux'],
   );
 });

@@ -221,7 +221,9 @@ function run(
   cwd: string,
   req: CompileRequest,
 ): Promise<{ status: number | null; stderr: string; stdout: string }> {
-  const reach = [dirname(req.outObject), ...(req.overlay ? [req.overlay] : [])];
+  // inside a build root the compiler sees only what is bound in: the outputs, the overlay, the patched
+  // source and the caller's include directories (the patch author's headers live in the checkout)
+  const reach = [dirname(req.outObject), ...(req.overlay ? [req.overlay] : []), ...(req.includeDirs ?? [])];
   if (req.source) reach.push(dirname(req.source));
   const cmd = toolchainArgv(argv, req.toolchain, cwd, reach);
   return new Promise((resolve, reject) => {
