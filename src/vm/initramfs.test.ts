@@ -166,6 +166,18 @@ describe('initramfs assembly', () => {
       assert.ok(base.includes(p), `base layer lacks ${p}: ${base.join(' ')}`);
     }
     assert.equal(readFileSync(img.path).length, img.bytes, 'the image is the layers concatenated');
+    // the kernel takes an uncompressed cpio (the node layer) only at a 4-aligned offset of the image:
+    // every layer starts at one, zero-padded after the one before
+    const image = readFileSync(img.path);
+    let at = 0;
+    for (const l of img.layers) {
+      assert.equal(at % 4, 0, `${l.name} layer starts at ${at}`);
+      assert.ok(
+        image.subarray(at, at + l.bytes).equals(readFileSync(l.path)),
+        `${l.name} layer is in the image`,
+      );
+      at += l.bytes + ((4 - (l.bytes % 4)) % 4);
+    }
     const run = cpioList(img.layers[1]!.path);
     const m = `lib/modules/${RELEASE}`;
     for (const p of [

@@ -409,7 +409,16 @@ export async function assembleInitramfs(spec: InitramfsSpec): Promise<Initramfs>
 
   const path = join(spec.workDir, 'initrd.img');
   const out = createWriteStream(path);
-  for (const l of layers) await pipeline(createReadStream(l.path), out, { end: false });
+  // the kernel takes an uncompressed cpio archive only at an offset that is a multiple of 4 in the
+  // image (init/initramfs.c), and skips zero bytes between archives: pad each layer to 4
+  let bytes = 0;
+  for (const l of layers) {
+    await pipeline(createReadStream(l.path), out, { end: false });
+    bytes += l.bytes;
+    const pad = (4 - (bytes % 4)) % 4;
+    if (pad) await new Promise<void>((res, rej) => out.write(Buffer.alloc(pad), (e) => (e ? rej(e) : res())));
+    bytes += pad;
+  }
   await new Promise<void>((res, rej) => out.end((e?: Error | null) => (e ? rej(e) : res())));
-  return { path, bytes: layers.reduce((n, l) => n + l.bytes, 0), layers, loaded: load };
+  return { path, bytes, layers, loaded: load };
 }
