@@ -14,6 +14,7 @@ import type { ObjectFacts, Rule } from './facts.js';
 import { callbackTwice } from './module/callback-twice.js';
 import { duplicateFunction } from './module/duplicate-function.js';
 import { moduleKey } from './module/module-key.js';
+import { moduleTracepointInert } from './module/module-tracepoint-inert.js';
 import { nothingToReplace } from './module/nothing-to-replace.js';
 import { reservedName } from './module/reserved-name.js';
 import { dataChanged } from './object/data-changed.js';
@@ -80,6 +81,7 @@ export const OBJECT_RULES: readonly RuleInfo[] = [...RULES, noChange];
 
 export const MODULE_RULES: readonly RuleInfo[] = [
   moduleKey,
+  moduleTracepointInert,
   duplicateFunction,
   reservedName,
   nothingToReplace,

@@ -17,13 +17,13 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { duplicateFunction } from '../check/module/duplicate-function.js';
-import { EARLY_TABLES, type EarlyTableReference, moduleKey } from '../check/module/module-key.js';
+import { moduleKey } from '../check/module/module-key.js';
+import { moduleTracepointInert } from '../check/module/module-tracepoint-inert.js';
 import { nothingToReplace } from '../check/module/nothing-to-replace.js';
 import { reservedName } from '../check/module/reserved-name.js';
 import { refuse } from '../check/refusal.js';
 import type { Diagnostic } from '../diagnostic.js';
 import { STB } from '../elf/constants.js';
-import type { ElfObject } from '../elf/model.js';
 import { readElf } from '../elf/reader.js';
 import { writeElf } from '../elf/writer.js';
 import { kernelToolchain } from '../kernel/kernel-toolchain.js';
@@ -33,6 +33,7 @@ import type { PatchedObject } from '../manifest/manifest.js';
 import { diffObjectOf } from '../objdiff/write.js';
 import { livepatchCallbacks } from './callbacks.js';
 import { runKbuild } from './kbuild.js';
+import { leaveTracepointsInert } from './module-keys.js';
 import {
   klpObjectName,
   type NamingContext,
@@ -42,7 +43,7 @@ import {
 } from './references.js';
 import { registrationSource } from './registration.js';
 import type { ObjectCallbacks } from './registration-callbacks.js';
-import { convertKlpRelocations, type KlpConversion, parseKlpSymbolName } from './relocations.js';
+import { convertKlpRelocations, type KlpConversion } from './relocations.js';
 import { ShippedSymbols } from './shipped-symbols.js';
 
 export { klpObjectName } from './references.js';
@@ -72,6 +73,8 @@ export interface LivepatchModuleRequest {
   rulesOnly?: boolean;
   /** the kernel's toolchain kbuild links with (default: kernelToolchain(target.release)) */
   toolchain?: Toolchain;
+  /** `--strict`: a module's tracepoint in patched code is refused (KLP-MODULE-KEY), not carried inert */
+  strict?: boolean;
 }
 
 export interface LivepatchModule {
@@ -82,6 +85,8 @@ export interface LivepatchModule {
   klp: KlpConversion;
   /** the generated registration source */
   source: string;
+  /** warnings of the module rules (KLP-MODULE-TRACEPOINT-INERT) */
+  warnings: Diagnostic[];
 }
 
 /** Exported symbols of the kernel and its modules (Module.symvers: crc, name, module, export type, namespace). */
@@ -90,22 +95,6 @@ export function readExports(symvers: string): Map<string, string> {
   for (const line of readFileSync(symvers, 'utf8').split('\n')) {
     const f = line.split('\t');
     if (f.length >= 3 && f[1]) out.set(f[1], f[2]!);
-  }
-  return out;
-}
-
-/** References of the early tables (jump labels, static calls, alternatives) to klp symbols. */
-function earlyTableReferences(obj: ElfObject): EarlyTableReference[] {
-  const out: EarlyTableReference[] = [];
-  for (const table of EARLY_TABLES) {
-    const sec = obj.section(table);
-    if (!sec) continue;
-    for (const rela of obj.relocationsFor(sec)) {
-      for (const r of rela.relocations ?? []) {
-        const k = r.symbol ? parseKlpSymbolName(r.symbol.name) : undefined;
-        if (k) out.push({ table, object: k.object, name: k.name });
-      }
-    }
   }
   return out;
 }
@@ -136,10 +125,21 @@ interface KlpObjectEntry {
   callbacks?: ObjectCallbacks;
 }
 
-/** Write one unit's diff object into the module directory, named for the module; returns its file name. */
-async function writePart(dir: string, i: number, u: LivepatchUnit): Promise<string> {
+/**
+ * Write one unit's diff object into the module directory, named for the module; returns its file name.
+ * A module's tracepoints in it are left inert first (a warning each), unless `strict`.
+ */
+async function writePart(
+  dir: string,
+  i: number,
+  u: LivepatchUnit,
+  strict: boolean,
+  warnings: Diagnostic[],
+): Promise<string> {
   const obj = diffObjectOf(u.diff, { exportFunctions: true });
-  refuseAny(moduleKey.check(u.source, earlyTableReferences(obj)));
+  const keys = leaveTracepointsInert(obj, u.diff.tables, strict);
+  refuseAny(moduleKey.check(u.source, keys.remaining, strict));
+  warnings.push(...moduleTracepointInert.check(u.source, keys.inert));
   const part = `part${i}-${basename(u.object).replace(/[^A-Za-z0-9_]/g, '_')}`;
   await writeFile(join(dir, `${part}.o`), writeElf(obj));
   // kbuild rebuilds an object only from a source it knows; a .cmd file keeps it from asking
@@ -160,11 +160,12 @@ export async function buildLivepatchModule(req: LivepatchModuleRequest): Promise
   /** carried sections of module-target units that reference other modules' exports: their klp object */
   const sectionObject = new Map<string, string>();
   const objects = new Map<string, KlpObjectEntry>();
+  const warnings: Diagnostic[] = [];
   for (const [i, u] of req.units.entries()) {
     if (u.target !== 'vmlinux')
       for (const sec of u.diff.selection.sections) sectionObject.set(sec.name, klpObjectName(u.target));
     await nameReferences(ctx, u);
-    parts.push(await writePart(dir, i, u));
+    parts.push(await writePart(dir, i, u, req.strict === true, warnings));
     const klpObject = klpObjectName(u.target);
     const entry = objects.get(klpObject) ?? { object: klpObject, functions: [] };
     objects.set(klpObject, entry);
@@ -188,7 +189,13 @@ export async function buildLivepatchModule(req: LivepatchModuleRequest): Promise
   const modName = `livepatch-${req.name}`;
   const source = registrationSource(req.name, req.replace, used);
   if (req.rulesOnly)
-    return { ko: '', manifestObjects: manifestObjects(used), klp: { sections: [], symbols: [] }, source };
+    return {
+      ko: '',
+      manifestObjects: manifestObjects(used),
+      klp: { sections: [], symbols: [] },
+      source,
+      warnings,
+    };
   writeFileSync(join(dir, 'klp.c'), source);
   writeFileSync(join(dir, 'Kbuild'), `obj-m := ${modName}.o\n${modName}-y := klp.o ${parts.join(' ')}\n`);
 
@@ -208,6 +215,7 @@ export async function buildLivepatchModule(req: LivepatchModuleRequest): Promise
     manifestObjects: manifestObjects(used),
     klp,
     source,
+    warnings,
   };
 }
 

@@ -16,7 +16,8 @@
  * A refusal (a rule of check/ says no) is not a crash: the pipeline throws BuildRefused carrying every
  * refusal diagnostic, so the CLI and the corpus runner can show each rule id. `checkOnly` (`suture
  * check`) runs the module stage's rules without linking and stops there. Warnings of the checks
- * (DIFF-OFFSET, DIFF-FUZZ under `fuzz`, KLP-INLINE-SPREAD) do not stop the build: each is emitted as a
+ * (DIFF-OFFSET, DIFF-FUZZ under `fuzz`, KLP-INLINE-SPREAD, KLP-MODULE-TRACEPOINT-INERT unless `strict`)
+ * do not stop the build: each is emitted as a
  * `warning` progress event and kept in the result (and in BuildRefused when something else refuses).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -90,6 +91,8 @@ export interface BuildOptions {
   stopAfter?: Stage;
   /** `suture check`: every stage and rule up to the module's, which links nothing; stops after `module` */
   checkOnly?: boolean;
+  /** `--strict`: warnings that carry a patch with a loss (KLP-MODULE-TRACEPOINT-INERT) refuse it instead */
+  strict?: boolean;
   /** use this target instead of ensureKernel(release) */
   target?: KernelTarget;
   onProgress?: (e: BuildProgress) => void;
@@ -380,6 +383,7 @@ async function moduleStage(
     workDir: b.workDir,
     shipped: c.shipped,
     rulesOnly: b.opts.checkOnly === true,
+    strict: b.opts.strict === true,
     ...(b.toolchain ? { toolchain: b.toolchain } : {}),
     units: c.units.map((u) => ({
       source: u.unit.source,
@@ -392,6 +396,10 @@ async function moduleStage(
       ...(u.unit.modulePath ? { modulePath: u.unit.modulePath } : {}),
     })),
   });
+  for (const w of mod.warnings) {
+    b.result.warnings.push(w);
+    b.run.emit({ kind: 'warning', stage: 'module', diagnostic: w });
+  }
   b.result.ko = mod.ko;
   return mod;
 }
