@@ -1,13 +1,13 @@
 /*
  * `suture build <patch.diff> --kernel <release> [--name NAME] [--patch-version V] [--replace] [-o DIR] [--fuzz N]
- *   [--json]`
+ *   [--strict] [--json]`
  *
  * Turns a source diff into `livepatch-NAME.ko` plus `livepatch-NAME.manifest.json` for one exact kernel.
  * Progress goes to stderr, one line per stage with its time; the summary (each changed and new function,
  * `meminfo.o: changed function: meminfo_proc_show`) goes to stdout, or the whole result as JSON with
  * --json. Refusals are printed as diagnostics (rule id, where, why, what to do) and exit with status 2;
  * other errors exit 1. Warnings (a hunk applied at an offset or with the fuzz `--fuzz N` allows,
- * KLP-INLINE-SPREAD) are printed compiler-style to stderr as soon as the diff and objdiff stages find
+ * KLP-INLINE-SPREAD, a module's tracepoint left inert — a refusal under `--strict`) are printed compiler-style to stderr as soon as the diff and objdiff stages find
  * them, and listed under `warnings` in --json (refused or not).
  */
 import type { Command } from 'commander';
@@ -32,6 +32,7 @@ interface BuildCliOptions {
   keepWork?: boolean;
   stopAfter?: string;
   fuzz?: string;
+  strict?: boolean;
 }
 
 /** `--fuzz N`: a whole number of context lines, 0 to 3 (the pipeline checks the range too). */
@@ -114,6 +115,7 @@ export function register(program: Command): void {
       '--fuzz <N>',
       'accept hunks that apply only ignoring up to N (≤ 3) context lines, as patch --fuzz',
     )
+    .option('--strict', "refuse what would be carried with a loss (a module's tracepoint left inert)")
     .action(async (diffPath: string, opts: BuildCliOptions) => {
       const fuzz = fuzzOption(opts.fuzz);
       if (opts.stopAfter && !STAGES.includes(opts.stopAfter as Stage)) {
@@ -137,6 +139,7 @@ export function register(program: Command): void {
           keepWork: opts.keepWork === true,
           stopAfter: opts.stopAfter as Stage | undefined,
           fuzz,
+          strict: opts.strict === true,
           onProgress: progress,
         });
       } catch (e) {

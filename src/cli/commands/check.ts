@@ -1,5 +1,5 @@
 /*
- * `suture check <patch.diff> [--kernel <release>] [--fuzz N] [--json]` — the pre-flight for review.
+ * `suture check <patch.diff> [--kernel <release>] [--fuzz N] [--strict] [--json]` — the pre-flight for review.
  *
  * Runs the build pipeline itself (buildLivepatch with `checkOnly`: every stage and every rule of check/,
  * source, object and module, up to the module stage, which links nothing and writes nothing), so its
@@ -20,6 +20,7 @@ interface CheckCliOptions {
   kernel?: string;
   fuzz?: string;
   json?: boolean;
+  strict?: boolean;
 }
 
 export interface CheckVerdict {
@@ -76,6 +77,7 @@ export function register(program: Command): void {
       'accept hunks that apply only ignoring up to N (≤ 3) context lines, as patch --fuzz',
     )
     .option('--json', 'print the verdict as JSON on stdout')
+    .option('--strict', "refuse what build would carry with a loss (a module's tracepoint left inert)")
     .action(async (diffPath: string, opts: CheckCliOptions) => {
       const fuzz = fuzzOption(opts.fuzz);
       const release = opts.kernel ?? defaultRelease();
@@ -87,6 +89,7 @@ export function register(program: Command): void {
           release,
           fuzz,
           checkOnly: true,
+          strict: opts.strict === true,
           onProgress: progressPrinter((s) => process.stderr.write(s), color),
         });
       } catch (e) {
