@@ -15,7 +15,9 @@ import type { ElfObject } from '../elf/model.js';
 import { readElf } from '../elf/reader.js';
 import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease, type KernelTarget } from '../kernel/target.js';
-import { BuildRefused, buildLivepatch } from '../pipeline/pipeline.js';
+import { diffObjectOf } from '../objdiff/write.js';
+import { BuildRefused, type BuildResult, buildLivepatch } from '../pipeline/pipeline.js';
+import { earlyTableReferences, inertTracepointEntries, leaveTracepointsInert } from './module-keys.js';
 import { type KeysPatch, writeKeysPatch } from './testing/module-keys.fixture.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'suture-module-keys-test-'));
@@ -55,8 +57,11 @@ function tableRelocations(ko: ElfObject, table: string): string[] {
   return out;
 }
 
+let kyber: BuildResult | undefined;
+
 test("a module's tracepoint in the patched function is left inert, with a warning naming it and the function", async () => {
   const r = await build('kyber');
+  kyber = r;
   assert.deepEqual(
     r.warnings.map((w) => [w.code, w.location?.symbol]),
     [['KLP-MODULE-TRACEPOINT-INERT', 'calculate_percentile']],
@@ -88,6 +93,62 @@ test("a module's tracepoint in the patched function is left inert, with a warnin
     text.some((x) => /__tracepoint_kyber_latency,0$/.test(x)),
     text.join('\n'),
   );
+});
+
+test('the inert entries are the jump entry on a no-op site and its static call; a site that is not a no-op stays a refusal', () => {
+  assert.ok(kyber, 'the kyber build ran');
+  const diff = kyber.units[0]!.diff!;
+  // the diff object as written before the tracepoint was left inert (its references are named already)
+  const obj = diffObjectOf(diff, { exportFunctions: true });
+  const refs = earlyTableReferences(obj, diff.tables);
+  const module = refs.filter((r) => r.object !== 'vmlinux');
+  assert.deepEqual(
+    module.map((r) => [r.table, r.kind, r.tracepoint, r.function, r.notInert]),
+    [
+      ['__jump_table', 'tracepoint', 'kyber_latency', 'calculate_percentile', undefined],
+      ['.static_call_sites', 'tracepoint', 'kyber_latency', 'calculate_percentile', undefined],
+    ],
+  );
+  assert.deepEqual(inertTracepointEntries(refs), module);
+  // the same entries on a site that jumps: nothing can be left out, KLP-MODULE-KEY sees both
+  const jump = refs.find((r) => r.table === '__jump_table')!;
+  const codeRel = obj
+    .relocationsFor(jump.section)
+    .flatMap((x) => x.relocations ?? [])
+    .find((x) => Number(x.offset) === jump.entry! * diff.tables.__jump_table!)!;
+  const text = codeRel.symbol!.section!;
+  const at = Number(codeRel.symbol!.value + codeRel.addend);
+  text.data = new Uint8Array(text.data);
+  text.data.set([0xeb, 0x00], at);
+  const jumping = earlyTableReferences(obj, diff.tables);
+  assert.match(jumping.find((r) => r.table === '__jump_table')!.notInert ?? '', /is not a no-op/);
+  assert.deepEqual(inertTracepointEntries(jumping), []);
+  const { inert, remaining } = leaveTracepointsInert(obj, diff.tables, false);
+  assert.deepEqual(inert, []);
+  assert.equal(remaining.filter((r) => r.object !== 'vmlinux').length, 2);
+});
+
+test('left inert, the two entries are gone and the vmlinux ones packed in their place', () => {
+  const diff = kyber!.units[0]!.diff!;
+  const obj = diffObjectOf(diff, { exportFunctions: true });
+  const before = obj.section('.static_call_sites')!.data.length;
+  const { inert, remaining } = leaveTracepointsInert(obj, diff.tables, false);
+  assert.equal(inert.length, 2);
+  assert.deepEqual(
+    remaining.filter((r) => r.object !== 'vmlinux'),
+    [],
+  );
+  // calculate_percentile's only jump entry was the tracepoint's: the table is gone
+  assert.equal(obj.section('__jump_table'), undefined);
+  const sites = obj.section('.static_call_sites')!;
+  assert.equal(sites.data.length, before - diff.tables['.static_call_sites']!);
+  const rels = obj.relocationsFor(sites).flatMap((x) => x.relocations ?? []);
+  assert.deepEqual(
+    rels.map((r) => Number(r.offset)),
+    [...Array(sites.data.length / 4).keys()].map((i) => i * 4),
+    'every field of the packed sites still has its relocation',
+  );
+  assert.ok(rels.every((r) => !/kyber/.test(r.symbol?.name ?? '')));
 });
 
 test('--strict refuses the tracepoint of a module with KLP-MODULE-KEY, naming it and the function', async () => {
