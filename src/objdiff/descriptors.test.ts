@@ -13,6 +13,7 @@ import { readElfFile } from '../elf/index.js';
 import type { ElfObject, ElfSection } from '../elf/model.js';
 import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease } from '../kernel/target.js';
+import { objectDiffJson } from './json.js';
 import { diffObjects } from './objdiff.js';
 import { compileKernelC, type KernelCompiler, kernelCompiler } from './testing/kernel-objects.js';
 import { writeDiffObject } from './write.js';
@@ -64,6 +65,9 @@ describe('new pr_debug descriptors (6.1 kbuild objects)', () => {
     assert.equal(carried?.length, 1, 'only the new descriptor is carried');
     const size = carried![0]!.size;
     assert.ok(size > 0 && table!.size === 3 * size, 'the patched unit has three descriptors of that size');
+    assert.deepEqual((objectDiffJson(d).carried as { descriptors: unknown }).descriptors, {
+      __dyndbg: [carried![0]!.name],
+    });
     const twinned = [...d.references].filter(([s]) => s.section?.name === '__dyndbg');
     assert.equal(twinned.length, 1, "the existing pr_debug of fix stays the running kernel's");
     assert.equal(twinned[0]![1].twinless, false);
