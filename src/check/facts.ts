@@ -128,6 +128,8 @@ export interface ObjectFacts {
   tableLayouts: TableLayoutProblem[];
   /** the target kernel's code requirements, when the target is known */
   target?: TargetCode;
+  /** whether the running kernel's object (vmlinux or the module) defines a global of that name, when known */
+  kernelGlobal?: (name: string) => boolean;
   /** function prototypes of both units (gcc `-aux-info`), when the compile produced them */
   prototypes?: { original: Map<string, Prototype>; patched: Map<string, Prototype> };
 }

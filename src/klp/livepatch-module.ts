@@ -104,14 +104,14 @@ function refuseAny(diagnostics: Diagnostic[]): void {
   if (diagnostics.length) refuse(diagnostics[0]!);
 }
 
-/** Global functions the diff objects define: references to them stay plain, bound by the linker. */
+/** Global functions and new global variables the diff objects define: references to them stay plain, bound by the linker. */
 function carriedGlobals(units: LivepatchUnit[]): Map<string, string> {
   const out = new Map<string, string>();
   for (const u of units)
-    for (const f of u.diff.functions) {
+    for (const f of [...u.diff.functions, ...u.diff.data]) {
       if (!f.included) continue;
-      // new static helpers and .cold parts stay local to their diff object
-      if (f.symbol.bind === STB.LOCAL && (f.change !== 'changed' || f.parent)) continue;
+      // new static helpers, static variables and .cold parts stay local to their diff object
+      if (f.symbol.bind === STB.LOCAL && (f.change !== 'changed' || ('parent' in f && f.parent))) continue;
       const other = out.get(f.name);
       if (other && other !== u.source) refuse(duplicateFunction.diagnose(f.name, other, u.source));
       out.set(f.name, u.source);

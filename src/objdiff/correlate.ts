@@ -11,12 +11,14 @@
  *      the symbols with that key;
  *   3. the same base name with different suffix kinds (`foo.isra.0` became `foo.constprop.0`), only
  *      when that leaves exactly one candidate on each side;
+ *   1b. pr_debug descriptors (`__UNIQUE_ID_ddebugN`, descriptors.ts) by their function and message;
  *   4. a function prefix (`__pfx_foo`, prefix.ts) is the prefix of its function's twin: the two are one
  *      unit, never correlated on their own.
  * Only defined functions and data objects take part; undefined symbols are compared by name.
  */
 import { STT } from '../elf/constants.js';
 import type { ElfObject, ElfSection, ElfSymbol } from '../elf/model.js';
+import { correlateDescriptors } from './descriptors.js';
 import { prefixesOf } from './prefix.js';
 
 const SUFFIX = /\.(isra|constprop|part|cold|localalias|lto_priv|llvm)(\.\d+)?|\.\d+/g;
@@ -86,6 +88,9 @@ export function correlate(original: ElfObject, patched: ElfObject): Correlation 
     if (!p || !o || /\.\d+$/.test(p.name)) continue;
     link(p, o);
   }
+
+  // 1b. pr_debug descriptors by what they say (descriptors.ts)
+  correlateDescriptors(original, patched, orig, pat, link);
 
   // 2a. numbered static locals (`n.0`, `__already_done.3`): by the functions that use them
   const oUsers = dataUsers(original);

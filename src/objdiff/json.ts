@@ -31,6 +31,9 @@ export function objectDiffJson(diff: ObjectDiff): Record<string, unknown> {
       functions: diff.functions.filter((f) => f.included).map((f) => f.name),
       sections: [...diff.selection.sections].map((s) => s.name),
       tables: Object.fromEntries([...diff.selection.tables].map(([s, k]) => [s.name, k.length])),
+      descriptors: Object.fromEntries(
+        [...diff.selection.descriptors].map(([s, ds]) => [s.name, ds.map((d) => d.name)]),
+      ),
       externals: [
         ...new Map(
           [...diff.references.values()].map((e) => [

@@ -202,10 +202,10 @@ describe('objdiff', () => {
     assert.match(r.stdout, /\.rela\.text\.show/);
   });
 
-  test('a new object of a kernel table (a new pr_debug site) is refused, a new static variable is carried', async () => {
+  test('a new object of a kernel table (a new tracepoint) is refused, a new static variable is carried', async () => {
     const table = await pair(
       'int foo(int x) { return x; }\n',
-      'struct d { const char *f; int l; };\nint foo(int x) { static struct d __attribute__((section("__dyndbg"))) desc = { "x", 1 }; return x + desc.l; }\n',
+      'struct d { const char *f; int l; };\nint foo(int x) { static struct d __attribute__((section("__tracepoints"))) tp = { "x", 1 }; return x + tp.l; }\n',
     );
     assert.deepEqual(codes(table), ['OBJDIFF-NEW-SPECIAL-OBJECT']);
     const data = await pair(
@@ -218,6 +218,33 @@ describe('objdiff', () => {
       [...data.selection.sections].some((sec) => sec.name.startsWith('.bss.calls')),
       'the new variable is carried',
     );
+  });
+
+  test('a new global variable is carried and defined in the diff object; one the kernel already has is refused', async () => {
+    const orig = 'int foo(int x) { return x; }\n';
+    const patched = 'long hits = 41;\nint foo(int x) { hits++; return x + (int)hits; }\n';
+    const d = await pair(orig, patched);
+    assert.deepEqual(codes(d), []);
+    const hits = d.data.find((v) => v.name === 'hits');
+    assert.equal(hits?.change, 'new');
+    assert.equal(hits?.included, true, 'the new global is carried');
+    assert.equal(d.references.has(hits!.symbol), false, 'no reference to the running kernel for it');
+    const obj = await writeDiffObject(d, join(dir, 'global-diff.o'));
+    const sym = obj.symbols.find((s) => s.name === 'hits');
+    assert.equal(sym?.bind, 1, 'defined global in the diff object');
+    assert.equal(sym?.section?.name, '.data.hits');
+    assert.deepEqual([...(sym?.section?.data ?? [])], [41, 0, 0, 0, 0, 0, 0, 0], 'with its initializer');
+    const rels = obj.relocationsFor(obj.section('.text.foo')!).flatMap((r) => r.relocations!);
+    assert.ok(
+      rels.some((r) => r.symbol === sym || r.symbol?.section === sym?.section),
+      'the carried function references the carried copy',
+    );
+    // the running kernel's object already defines a global of that name: two copies of one state
+    const known = await diffObjects(compile(orig), compile(patched), { kernelGlobal: (n) => n === 'hits' });
+    assert.deepEqual(codes(known), ['KLP-DATA-NEW-GLOBAL']);
+    assert.match(known.refusals[0]!.message, /`hits`/);
+    const other = await diffObjects(compile(orig), compile(patched), { kernelGlobal: (n) => n === 'other' });
+    assert.deepEqual(codes(other), []);
   });
 
   test('special tables keep the entries of carried functions only; an unknown table is refused', async () => {

@@ -33,6 +33,8 @@ export interface DiffContext {
   tables?: TableSizes;
   /** what the target kernel requires of carried code (IBT, return thunks): target-code.ts */
   target?: ObjectFacts['target'];
+  /** whether the running kernel's object defines a global of a name (its shipped symbols), for KLP-DATA-NEW-GLOBAL */
+  kernelGlobal?: ObjectFacts['kernelGlobal'];
 }
 
 /** The comparison of one object pair: the records of check/facts.ts, their refusals, the selection. */
@@ -82,6 +84,7 @@ export function diffLoaded(
     tableLayouts: chosen.tableLayouts,
     ...(ctx.prototypes ? { prototypes: ctx.prototypes } : {}),
     ...(ctx.target ? { target: ctx.target } : {}),
+    ...(ctx.kernelGlobal ? { kernelGlobal: ctx.kernelGlobal } : {}),
   };
   const { refusals, warnings } = runRules(facts);
   return {

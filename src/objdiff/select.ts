@@ -13,7 +13,9 @@
  * table that points into the body of a carried function is recorded as uncarried (the object rules of
  * check/ refuse it), never dropped. A pointer to a function's entry, in any data, is no such entry: calls
  * through it reach the old function, which ftrace redirects to the new one. Nothing here decides a
- * refusal: what cannot be carried is recorded on the model for the rules.
+ * refusal: what cannot be carried is recorded on the model for the rules. A new descriptor of a table the
+ * module loader registers from the livepatch module itself (a new pr_debug's `_ddebug`, descriptors.ts)
+ * is carried in the diff object's own copy of that table.
  */
 import type {
   DataDiff,
@@ -26,6 +28,7 @@ import type {
 import { SHF, SHN, SHT, STB, STT } from '../elf/constants.js';
 import type { ElfRelocation, ElfSection, ElfSymbol } from '../elf/model.js';
 import { isStringSection, relocationsIn, resolveTarget } from './compare.js';
+import { isDescriptorTable, isWholeDescriptor } from './descriptors.js';
 import { isSplitTable, type TableSizes } from './special-tables.js';
 import type { DiffSides, Verdicts } from './verdicts.js';
 
@@ -39,6 +42,8 @@ export interface Selection {
   sections: Set<ElfSection>;
   /** special tables: section → offsets of kept entries */
   tables: Map<ElfSection, number[]>;
+  /** descriptor tables (descriptors.ts): section → the new descriptors carried code uses, in order */
+  descriptors: Map<ElfSection, ElfSymbol[]>;
 }
 
 export interface SelectionResult {
@@ -70,7 +75,7 @@ export function planSelection(sides: DiffSides, v: Verdicts, tables: TableSizes)
     selected: new Set(),
     newData: new Set(v.data.filter((d) => d.change === 'new').map((d) => d.symbol)),
     work: [],
-    selection: { sections: new Set(), tables: new Map() },
+    selection: { sections: new Set(), tables: new Map(), descriptors: new Map() },
     references: new Map(),
     uncarried: [],
     tableLayouts: [],
@@ -153,6 +158,8 @@ function follow(w: Walk, rel: ElfRelocation) {
 function followSymbol(w: Walk, sym: ElfSymbol) {
   const sec = sym.section!;
   if (w.selected.has(sym) || w.selection.sections.has(sec)) return;
+  if (isDescriptorTable(sec) && !w.sides.corr.toOriginal.has(sym) && isWholeDescriptor(sym))
+    return carryDescriptor(w, sym);
   if (sym.type !== STT.FUNC && sym.type !== STT.OBJECT) {
     // an assembler label (`.LC0`) into strings or constants: anonymous, carried with its section
     if (sym.name === '' || sym.name.startsWith('.L')) return include(w, sec);
@@ -184,6 +191,17 @@ function followSymbol(w: Walk, sym: ElfSymbol) {
     return include(w, sec);
   }
   referTo(w, sym);
+}
+
+/** A new descriptor (a new pr_debug's `_ddebug`): carried in the diff object's own table, with what it points to. */
+function carryDescriptor(w: Walk, sym: ElfSymbol): void {
+  const sec = sym.section!;
+  const carried = w.selection.descriptors.get(sec) ?? [];
+  if (carried.includes(sym)) return;
+  carried.push(sym);
+  w.selection.descriptors.set(sec, carried);
+  const at = Number(sym.value);
+  for (const rel of relocationsIn(w.sides.patched, sec, at, at + sym.size)) follow(w, rel);
 }
 
 function drain(w: Walk): void {

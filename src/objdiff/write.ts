@@ -143,6 +143,36 @@ class DiffObjectBuilder {
     }
   }
 
+  /**
+   * The carried descriptors of each descriptor table (descriptors.ts), packed one after another into the
+   * diff object's own copy of the table, each keeping its symbol (at its new offset) so that the code
+   * and the jump-table entries using it point at the copy (so it runs before their relocations are mapped).
+   */
+  packDescriptors(): void {
+    for (const [table, descriptors] of this.diff.selection.descriptors) {
+      const size = descriptors.reduce((n, d) => n + d.size, 0);
+      const data = new Uint8Array(size);
+      const c: ElfSection = { ...copySection(table), size, data };
+      const rels: ElfRelocation[] = [];
+      let to = 0;
+      for (const d of descriptors) {
+        const at = Number(d.value);
+        data.set(table.data.subarray(at, at + d.size), to);
+        const copy: ElfSymbol = { ...d, section: c, shndx: 0, value: BigInt(to) };
+        this.definedSyms.set(d, copy);
+        (copy.bind === STB.LOCAL ? this.locals : this.globals).push(copy);
+        for (const r of relocationsIn(this.diff.patched, table, at, at + d.size))
+          rels.push({ ...r, offset: r.offset - BigInt(at) + BigInt(to) });
+        to += d.size;
+      }
+      this.out.push(c);
+      this.relaFor(
+        c,
+        rels.map((r) => this.mapRelocation(r)),
+      );
+    }
+  }
+
   /** The undefined symbol standing for what the running kernel provides, by the name the module gives it. */
   external(sym: ElfSymbol): ElfSymbol {
     const ref = this.diff.references.get(sym);
@@ -275,6 +305,7 @@ export function diffObjectOf(diff: ObjectDiff, opts: DiffObjectOptions = {}): El
   const ordered = diff.patched.sections.filter((s) => diff.selection.sections.has(s));
   for (const s of ordered) b.copy(s);
   b.defineSymbols();
+  b.packDescriptors();
   for (const s of ordered)
     b.relaFor(
       b.copies.get(s)!,

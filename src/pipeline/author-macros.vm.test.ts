@@ -12,6 +12,9 @@
  *   - examples/kpatch/binfmt-misc-shadow-field.patch: a new field of a struct as a shadow variable,
  *     attached to existing entries by a post-patch callback (and on first use to later ones), counted
  *     by the patched code, freed by the post-unpatch callback: a second load starts from scratch;
+ *   - examples/kpatch/version-new-global.patch and loadavg-pr-debug.patch in one session: a new global
+ *     variable counted from its initializer while patched; a new pr_debug listed in
+ *     /proc/dynamic_debug/control under the livepatch module, silent until enabled there, then in dmesg;
  *   - a pre_patch callback that fails: `suture apply` in the guest refuses the patch with the errno
  *     init_module returned and the kernel's line, and nothing stays patched.
  */
@@ -274,4 +277,51 @@ test('a new function and a new variable, with KPATCH_PRINTK', async () => {
   assert.match(r.output, /second: .* suture_reads=2\n/);
   assert.match(r.output, /after: (?!.*suture_reads)/);
   assert.equal([...r.kernelLog.matchAll(/suture-new: first read of \/proc\/cmdline/g)].length, 1);
+});
+
+test('a new function and a new global; a new pr_debug, off until enabled for the livepatch module', async () => {
+  const global = await build('kpatch/version-new-global.patch', 'kp-newglob');
+  const dyndbg = await build('kpatch/loadavg-pr-debug.patch', 'kp-dyndbg');
+  const r = await runInVm({
+    kernel: target,
+    files: [
+      { from: global, to: '/newglob.ko' },
+      { from: dyndbg, to: '/dyndbg.ko' },
+    ],
+    timeoutMs: 400_000,
+    script: [
+      ...SHELL,
+      'reads() { grep -o "kp_version_reads=[0-9]*" /proc/version || echo none; }',
+      'echo "global before: $(reads)"',
+      'insmod /newglob.ko',
+      'wait_transition /sys/kernel/livepatch/livepatch_kp_newglob',
+      'echo "global 1: $(reads)"',
+      'echo "global 2: $(reads)"',
+      'insmod /dyndbg.ko',
+      'wait_transition /sys/kernel/livepatch/livepatch_kp_dyndbg',
+      'echo "site: $(grep suture-dyndbg /proc/dynamic_debug/control)"',
+      // read by `head` while the site is off, by `cat` once it is enabled for the livepatch module
+      'head -c 1 /proc/loadavg >/dev/null',
+      'echo "module livepatch_kp_dyndbg +p" > /proc/dynamic_debug/control',
+      'cat /proc/loadavg >/dev/null',
+      'echo "site on: $(grep suture-dyndbg /proc/dynamic_debug/control)"',
+      'echo "logged off: $(dmesg | grep -c "suture-dyndbg: loadavg read by head" || true)"',
+      'echo "logged on: $(dmesg | grep -c "suture-dyndbg: loadavg read by cat" || true)"',
+      'echo 0 > /sys/kernel/livepatch/livepatch_kp_newglob/enabled',
+      'wait_transition /sys/kernel/livepatch/livepatch_kp_newglob',
+      'echo "global after: $(reads)"',
+      '',
+    ].join('\n'),
+  });
+  assertOk(r);
+  // the new global starts at its initializer (41) when the patch loads, and only the patch counts in it
+  assert.match(r.output, /global before: none\n/);
+  assert.match(r.output, /global 1: kp_version_reads=42\n/);
+  assert.match(r.output, /global 2: kp_version_reads=43\n/);
+  assert.match(r.output, /global after: none\n/);
+  // the carried descriptor is registered under the livepatch module, off (=_) until enabled (=p)
+  assert.match(r.output, /site: fs\/proc\/loadavg\.c:\d+ \[livepatch_kp_dyndbg\]loadavg_proc_show =_ /);
+  assert.match(r.output, /site on: .*\[livepatch_kp_dyndbg\]loadavg_proc_show =p /);
+  assert.match(r.output, /logged off: 0\n/);
+  assert.match(r.output, /logged on: 1\n/);
 });

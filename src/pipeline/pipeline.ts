@@ -226,7 +226,7 @@ async function recipe(b: Build): Promise<BuildResult> {
   const originals = await run.run('verify', () => verifyStage(b, units, tree, shipped), describeVerified);
   await run.run(
     'objdiff',
-    () => objdiffStage(b, units, originals, diff, tree, applied, target),
+    () => objdiffStage(b, units, originals, diff, tree, applied, target, shipped),
     count('function', 'to carry'),
   );
   const outDir = resolve(b.opts.outDir ?? '.');
@@ -335,6 +335,7 @@ async function objdiffStage(
   tree: string,
   applied: AppliedFile[],
   target: KernelTarget,
+  shipped: ShippedSymbols,
 ): Promise<string[]> {
   const { summary, warnings } = b.result;
   // the target's own table entry sizes and code requirements (IBT, return thunks)
@@ -343,11 +344,13 @@ async function objdiffStage(
   for (const r of units) {
     const patched = await readElfFile(r.patched.object);
     const prototypes = readPrototypes(r);
+    const index = await shipped.unit(r.unit);
     r.diff = diffLoaded(originals.get(r)!, patched, r.original.object, r.patched.object, {
       source: r.unit.source,
       ignore: ignoredByAuthor(readAuthorRecords(patched, r.patched.object)),
       tables,
       target: code,
+      kernelGlobal: (name) => index.global(name) !== undefined,
       ...(prototypes ? { prototypes } : {}),
     });
     const obj = basename(r.unit.object);

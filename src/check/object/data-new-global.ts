@@ -1,9 +1,12 @@
 /*
- * Rule KLP-DATA-NEW-GLOBAL: a patch may not introduce a new global variable.
+ * Rule KLP-DATA-NEW-GLOBAL: a new global variable whose name the running kernel already defines.
  *
- * A new static variable is private to the functions the patch carries, so it can live in the patch
- * module (it starts from its initializer when the patch loads). A new global variable is meant to be
- * shared with code outside the patch, which still runs the old version and cannot see it.
+ * A new variable, static or global, is carried in the livepatch module: it starts from its initializer
+ * when the patch loads, and references from carried code resolve to it (the linker binds them in the
+ * module), never to the running kernel. That is safe as long as the running kernel has no variable of
+ * that name: when it has one (the patch moved a definition into this file, or reuses a name defined in
+ * another unit), code outside the patch keeps using the kernel's copy while the patched code uses the
+ * module's — two notions of one state.
  */
 import type { Diagnostic } from '../../diagnostic.js';
 import { STB } from '../../elf/constants.js';
@@ -11,17 +14,20 @@ import type { ObjectFacts, Rule } from '../facts.js';
 
 export const dataNewGlobal: Rule = {
   id: 'KLP-DATA-NEW-GLOBAL',
-  title: 'new global data',
+  title: 'a new global variable whose name the running kernel already defines',
   check(facts: ObjectFacts): Diagnostic[] {
+    const kernelGlobal = facts.kernelGlobal;
+    if (!kernelGlobal) return [];
     return facts.data
-      .filter((d) => d.change === 'new' && d.symbol.bind !== STB.LOCAL)
+      .filter((d) => d.change === 'new' && d.symbol.bind !== STB.LOCAL && kernelGlobal(d.name))
       .map((d) => ({
         severity: 'error' as const,
         code: this.id,
-        message: `new global variable \`${d.name}\``,
+        message: `new global variable \`${d.name}\` has the name of a global the running kernel already defines`,
         location: { file: facts.patchedPath, symbol: d.name, section: d.symbol.section?.name },
-        why: 'code outside the livepatch runs unchanged and cannot see a variable the patch adds',
-        hint: 'make the variable static to the patched file, or keep the state in a shadow variable (klp_shadow_alloc)',
+        why: 'the livepatch carries its own copy of a new variable: the patched code would use it while the rest of the kernel keeps using the existing one',
+        hint: 'declare the existing variable `extern` instead of defining it again, or give the new variable a name of its own (static if only the patched file uses it)',
+        ...(d.users.length ? { detail: [`used by: ${d.users.join(', ')}`] } : {}),
       }));
   },
 };
