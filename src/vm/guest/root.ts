@@ -1,7 +1,8 @@
 /*
- * The root file system of a Debian guest: debootstrap's minbase of a suite plus systemd as PID 1,
- * udev, kmod and iproute2, configured to boot under the harness (fstab for /dev/vda, DHCP on eth0 by
- * systemd-networkd, the command channel service of channel.ts, no apt timers).
+ * The root file system of a Debian guest (12 bookworm or 13 trixie): debootstrap's minbase of the
+ * suite plus systemd as PID 1, udev, kmod and iproute2, configured to boot under the harness (fstab
+ * for /dev/vda, DHCP on eth0 by systemd-networkd, the command channel service of channel.ts, no apt
+ * timers).
  *
  * It reuses the kernel cache's machinery for build roots (kernel/build-root.ts: debootstrap in a
  * private mount namespace, the suite's signature checked; kernel/cache.ts: built in staging, renamed
@@ -25,7 +26,9 @@ export const GUEST_PACKAGES = ['systemd', 'systemd-sysv', 'udev', 'kmod', 'iprou
 
 export const GUEST_ROOT_MARKER = '.suture-guest-root.json';
 
-export type GuestSuite = 'bookworm';
+/** The Debian releases a guest can be: 12 and 13 (trixie's root comes from its own archive, main only). */
+export const GUEST_SUITES = { bookworm: '12', trixie: '13' } as const;
+export type GuestSuite = keyof typeof GUEST_SUITES;
 
 export function guestRootSpec(suite: GuestSuite = 'bookworm'): RootSpec {
   return { suite, packages: [...GUEST_PACKAGES], mirror: ROOT_MIRROR };
