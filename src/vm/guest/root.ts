@@ -1,8 +1,7 @@
 /*
- * The root file system of a Debian guest (12 bookworm or 13 trixie): debootstrap's minbase of the
- * suite plus systemd as PID 1, udev, kmod and iproute2, configured to boot under the harness (fstab
- * for /dev/vda, DHCP on eth0 by systemd-networkd, the command channel service of channel.ts, no apt
- * timers).
+ * The root file system of a Debian guest: debootstrap's minbase of a suite plus systemd as PID 1,
+ * udev, kmod and iproute2, configured to boot under the harness (fstab for /dev/vda, DHCP on eth0 by
+ * systemd-networkd, the command channel service of channel.ts, no apt timers).
  *
  * It reuses the kernel cache's machinery for build roots (kernel/build-root.ts: debootstrap in a
  * private mount namespace, the suite's signature checked; kernel/cache.ts: built in staging, renamed
