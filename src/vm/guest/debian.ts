@@ -17,9 +17,12 @@ import type { VmOptions } from '../options.js';
 import { bootVm, type VmSession } from '../session.js';
 import { createOverlay, ensureGuestImage } from './image.js';
 import { makeMedia } from './media.js';
+import { type GuestSuite, guestRootSpec } from './root.js';
 
 export interface DebianGuestOptions {
   kernel: KernelTarget;
+  /** the Debian release of the root: bookworm (12, the default) or trixie (13) */
+  suite?: GuestSuite;
   /** host files the guest finds on /dev/vdb (mount it with MOUNT_MEDIA) */
   media?: readonly string[];
   onLine?: (l: string) => void;
@@ -39,7 +42,8 @@ export class DebianGuest {
   ) {}
 
   static async create(o: DebianGuestOptions): Promise<DebianGuest> {
-    const base = await ensureGuestImage(o.kernel, o.onLine ? { onLine: o.onLine } : {});
+    const spec = guestRootSpec(o.suite ?? 'bookworm');
+    const base = await ensureGuestImage(o.kernel, { spec, ...(o.onLine ? { onLine: o.onLine } : {}) });
     const dir = mkdtempSync(join(tmpdir(), 'suture-guest-'));
     const media = o.media?.length ? makeMedia(o.media, dir) : undefined;
     const g = new DebianGuest(o.kernel, dir, createOverlay(base.path, dir), media);

@@ -1,6 +1,7 @@
 /*
- * The Debian guest's pure parts: content addresses of the root and the image, the channel script's
- * protocol markers, the qemu command line for a disk boot. Booting it is reboot.vm.test.ts's job.
+ * The Debian guest's pure parts: content addresses of the root and the image (per suite), the
+ * channel script's protocol markers, the qemu command line for a disk boot. Booting it is
+ * reboot.vm.test.ts's job.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -9,7 +10,7 @@ import type { KernelTarget } from '../../kernel/target.js';
 import { qemuArgs } from '../qemu.js';
 import { CTL_SCRIPT, CTL_UNIT_TEXT } from './channel.js';
 import { guestImageEntryName } from './image.js';
-import { GUEST_PACKAGES, guestRootEntryName, guestRootSpec } from './root.js';
+import { GUEST_PACKAGES, GUEST_SUITES, guestRootEntryName, guestRootSpec } from './root.js';
 
 test('the guest root is addressed by suite, packages and mirror; the image also by kernel build id', () => {
   const spec = guestRootSpec();
@@ -23,6 +24,21 @@ test('the guest root is addressed by suite, packages and mirror; the image also 
   const img = guestImageEntryName(k, spec);
   assert.match(img, /^guest-image-bookworm-[0-9a-f]{24}$/);
   assert.notEqual(guestImageEntryName({ ...k, buildId: 'b'.repeat(40) } as KernelTarget, spec), img);
+});
+
+test('a Debian 13 root has its own address, the same packages, and its own image per kernel', () => {
+  assert.deepEqual(GUEST_SUITES, { bookworm: '12', trixie: '13' });
+  const trixie = guestRootSpec('trixie');
+  assert.equal(trixie.suite, 'trixie');
+  assert.deepEqual(trixie.packages, GUEST_PACKAGES);
+  assert.equal(trixie.mirror, guestRootSpec().mirror);
+  const name = guestRootEntryName(trixie);
+  assert.match(name, /^guest-root-trixie-[0-9a-f]{24}$/);
+  assert.notEqual(name.slice(-24), guestRootEntryName(guestRootSpec()).slice(-24));
+  const k = { release: '6.12.117+deb13-cloud-amd64', buildId: 'c'.repeat(40) } as KernelTarget;
+  const img = guestImageEntryName(k, trixie);
+  assert.match(img, /^guest-image-trixie-[0-9a-f]{24}$/);
+  assert.notEqual(img.slice(-24), guestImageEntryName(k, guestRootSpec()).slice(-24));
 });
 
 test('the channel script is valid bash and speaks the harness protocol with the cmdline nonce', () => {

@@ -4,7 +4,7 @@
  * The base image is the guest root (root.ts) plus the kernel's modules (from the cached image
  * package's /lib/modules/<release>, with a modules.dep from the host's depmod), written into a raw
  * ext4 file by `mkfs.ext4 -d` (e2fsprogs: no loop mount, no root privileges beyond owning the tree).
- * It is a content-addressed cache entry `guest-image-<key>` (key: the root's entry name, the
+ * It is a content-addressed cache entry `guest-image-<suite>-<key>` (key: the root's entry name, the
  * release, its build id, the recipe), built in staging and renamed into place when finished.
  *
  * A test never writes the base: it boots a qcow2 overlay (`qemu-img create -b base`) in its own

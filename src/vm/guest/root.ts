@@ -25,7 +25,9 @@ export const GUEST_PACKAGES = ['systemd', 'systemd-sysv', 'udev', 'kmod', 'iprou
 
 export const GUEST_ROOT_MARKER = '.suture-guest-root.json';
 
-export type GuestSuite = 'bookworm';
+/** The Debian releases a guest can be: 12 and 13 (trixie's root comes from its own archive, main only). */
+export const GUEST_SUITES = { bookworm: '12', trixie: '13' } as const;
+export type GuestSuite = keyof typeof GUEST_SUITES;
 
 export function guestRootSpec(suite: GuestSuite = 'bookworm'): RootSpec {
   return { suite, packages: [...GUEST_PACKAGES], mirror: ROOT_MIRROR };
