@@ -1,14 +1,15 @@
 /*
  * The agent and the host's safety nets, on the fake kernel with the real server: a patch whose load is
  * followed by a WARN is recorded and reported `bad` (reason, kernel log) and never applied again
- * although the server keeps offering it; the kill switch (no-refresh: no check-in; no-apply: check-in
+ * although the server keeps offering it, and reverted when the server revokes it while it is still
+ * loaded; the kill switch (no-refresh: no check-in; no-apply: check-in
  * but nothing loaded; garbage: normal, with a warning in the log).
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { badPatches } from '../host/index.js';
+import { badPatches, listLivepatches } from '../host/index.js';
 import { patchStatusSchema } from '../manifest/protocol.js';
 import { checkInOnce } from './checkin.js';
 import { patchStatusOf } from './report.js';
@@ -55,6 +56,28 @@ describe('agent: bad patches', () => {
     assert.equal(r.insmods().length, 1);
     assert.deepEqual(r.hostApplies, ['warn']);
     assert.equal(loadState(r.ctx.stateDir).patches[id]?.outcome, 'bad');
+  });
+
+  test('revoked while still loaded (the guard leaves a WARNing patch in): the agent reverts it', async () => {
+    const r = await rig(cleanups);
+    const { file, manifest } = publishable(r, 'livepatch_warn');
+    r.k.warnAfterLoad.set('livepatch_warn', WARN);
+    const id = await r.backend.publish(file, manifest, 'canary');
+    await checkInOnce(r.ctx);
+    assert.equal(loadState(r.ctx.stateDir).patches[id]?.outcome, 'bad');
+    assert.deepEqual(
+      listLivepatches(r.k.roots).map((p) => p.name),
+      ['livepatch_warn'],
+      'the WARNing patch stays loaded',
+    );
+    await r.backend.revoke(id);
+    await checkInOnce(r.ctx);
+    assert.deepEqual(listLivepatches(r.k.roots), [], r.log.join('\n'));
+    assert.ok(r.k.calls.includes('rmmod livepatch_warn'), 'unloaded');
+    const s = loadState(r.ctx.stateDir);
+    assert.equal(s.patches[id]?.outcome, 'reverted');
+    assert.equal(await r.backend.machineState(s.enrollment?.machineId as string, id), 'reverted');
+    assert.equal(badPatches(r.k.roots)[0]?.patch, 'livepatch_warn', 'the mark stays on the host');
   });
 
   test('a bad mark the host wrote (e.g. at boot) is picked up for an offer never applied here', async () => {
