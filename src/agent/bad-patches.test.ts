@@ -1,15 +1,15 @@
 /*
  * The agent and the host's safety nets, on the fake kernel with the real server: a patch whose load is
  * followed by a WARN is recorded and reported `bad` (reason, kernel log) and never applied again
- * although the server keeps offering it, and reverted when the server revokes it while it is still
- * loaded; the kill switch (no-refresh: no check-in; no-apply: check-in
+ * although the server keeps offering it, and reverted (and dropped from the boot store) when the
+ * server revokes it; the kill switch (no-refresh: no check-in; no-apply: check-in
  * but nothing loaded; garbage: normal, with a warning in the log).
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { badPatches, listLivepatches } from '../host/index.js';
+import { badPatches, listLivepatches, storedPatches } from '../host/index.js';
 import { patchStatusSchema } from '../manifest/protocol.js';
 import { checkInOnce } from './checkin.js';
 import { patchStatusOf } from './report.js';
@@ -74,9 +74,31 @@ describe('agent: bad patches', () => {
     await checkInOnce(r.ctx);
     assert.deepEqual(listLivepatches(r.k.roots), [], r.log.join('\n'));
     assert.ok(r.k.calls.includes('rmmod livepatch_warn'), 'unloaded');
+    assert.deepEqual(storedPatches(r.k.roots), [], 'and no longer stored for boot');
     const s = loadState(r.ctx.stateDir);
     assert.equal(s.patches[id]?.outcome, 'reverted');
     assert.equal(await r.backend.machineState(s.enrollment?.machineId as string, id), 'reverted');
+    assert.equal(badPatches(r.k.roots)[0]?.patch, 'livepatch_warn', 'the mark stays on the host');
+  });
+
+  test('revoked after a reboot dropped it: the copy stored for boot goes too', async () => {
+    const r = await rig(cleanups);
+    const { file, manifest } = publishable(r, 'livepatch_warn');
+    r.k.warnAfterLoad.set('livepatch_warn', WARN);
+    const id = await r.backend.publish(file, manifest, 'canary');
+    await checkInOnce(r.ctx);
+    // stored as its transition completed, before the guard's verdict: the boot unit skips it
+    assert.deepEqual(
+      storedPatches(r.k.roots).map((p) => p.manifest.module.name),
+      ['livepatch_warn'],
+    );
+    // the reboot: the kernel forgets the module, the disk keeps the store and the mark
+    for (const d of ['kernel/livepatch/livepatch_warn', 'module/livepatch_warn'])
+      rmSync(join(r.k.roots.sys, d), { recursive: true, force: true });
+    await r.backend.revoke(id);
+    await checkInOnce(r.ctx);
+    assert.deepEqual(storedPatches(r.k.roots), [], 'a revoked patch never comes back at a boot');
+    assert.equal(loadState(r.ctx.stateDir).patches[id]?.outcome, 'reverted');
     assert.equal(badPatches(r.k.roots)[0]?.patch, 'livepatch_warn', 'the mark stays on the host');
   });
 

@@ -39,6 +39,9 @@ export async function revertRevoked(
   const lp = loaded.find((l) => l.name === rec.moduleName);
   if (!applied || !lp) {
     if (rec.outcome !== 'reverted' && rec.outcome !== 'refused') {
+      // not loaded now (skipped at boot: bad, or another kernel), maybe still stored for boot: a
+      // revoked patch must not come back at a later boot (say, once its bad mark is cleared)
+      if (applied) await ctx.kernel.forgetStored?.({ moduleName: rec.moduleName, sha256: rec.sha256 });
       updateState(ctx.stateDir, (s) => {
         const x = s.patches[r.patchId] as PatchRecord;
         x.outcome = 'reverted';
