@@ -14,7 +14,7 @@ import { patchStatusSchema } from '../manifest/protocol.js';
 import { checkInOnce } from './checkin.js';
 import { patchStatusOf } from './report.js';
 import { loadState } from './state.js';
-import { type Cleanups, publishable, rig } from './testing/agent-rig.js';
+import { type Cleanups, publishable, type Rig, rig } from './testing/agent-rig.js';
 
 const cleanups: Cleanups = [];
 after(async () => {
@@ -26,6 +26,17 @@ const WARN = [
   'WARNING: CPU: 1 PID: 90 at meminfo.c:12 livepatch_warn_init+0x1d/0x30 [livepatch_warn]',
   '---[ end trace 0000000000000000 ]---',
 ].join('\n');
+
+/** livepatch_warn published, applied at one check-in, WARNed: loaded, and marked and recorded bad. */
+async function warnedBad(): Promise<{ r: Rig; id: string }> {
+  const r = await rig(cleanups);
+  const { file, manifest } = publishable(r, 'livepatch_warn');
+  r.k.warnAfterLoad.set('livepatch_warn', WARN);
+  const id = await r.backend.publish(file, manifest, 'canary');
+  await checkInOnce(r.ctx);
+  assert.equal(loadState(r.ctx.stateDir).patches[id]?.outcome, 'bad');
+  return { r, id };
+}
 
 describe('agent: bad patches', () => {
   test('a WARN after the load: recorded and reported bad, never applied again', async () => {
@@ -59,12 +70,7 @@ describe('agent: bad patches', () => {
   });
 
   test('revoked while still loaded (the guard leaves a WARNing patch in): the agent reverts it', async () => {
-    const r = await rig(cleanups);
-    const { file, manifest } = publishable(r, 'livepatch_warn');
-    r.k.warnAfterLoad.set('livepatch_warn', WARN);
-    const id = await r.backend.publish(file, manifest, 'canary');
-    await checkInOnce(r.ctx);
-    assert.equal(loadState(r.ctx.stateDir).patches[id]?.outcome, 'bad');
+    const { r, id } = await warnedBad();
     assert.deepEqual(
       listLivepatches(r.k.roots).map((p) => p.name),
       ['livepatch_warn'],
@@ -82,11 +88,7 @@ describe('agent: bad patches', () => {
   });
 
   test('revoked after a reboot dropped it: the copy stored for boot goes too', async () => {
-    const r = await rig(cleanups);
-    const { file, manifest } = publishable(r, 'livepatch_warn');
-    r.k.warnAfterLoad.set('livepatch_warn', WARN);
-    const id = await r.backend.publish(file, manifest, 'canary');
-    await checkInOnce(r.ctx);
+    const { r, id } = await warnedBad();
     // stored as its transition completed, before the guard's verdict: the boot unit skips it
     assert.deepEqual(
       storedPatches(r.k.roots).map((p) => p.manifest.module.name),
