@@ -294,6 +294,9 @@ describe('crash-loop guard, halt and kill switch end to end (Debian guest + a se
       async () => (await server.machineState(guestId, warnId)) === 'reverted',
     );
     assert.equal((await sh(vm, 'ls /sys/kernel/livepatch')).trim(), 'livepatch_cmdline');
+    // nor kept for boot any longer: clearing its mark could not bring a revoked patch back
+    assert.doesNotMatch(await sh(vm, 'ls /var/lib/suture/patches'), /livepatch_warn/);
+    assert.match(await sh(vm, 'ls /var/lib/suture/guard'), /^bad-livepatch_warn\.json$/m);
   });
 
   test('suture.mode=no-apply on the kernel command line: nothing is loaded at boot, status says why', async () => {
