@@ -18,6 +18,7 @@ import {
   type StalledTask as HostStalledTask,
   listLivepatches,
   readMode,
+  removeStored,
   resolveRoots,
   revertLivepatch,
   runningKernel,
@@ -102,6 +103,9 @@ export function hostKernel(partial?: Partial<HostRoots>): KernelPort {
         reason: b.reason,
         kernelLog: b.kernelLog,
       }));
+    },
+    async forgetStored({ moduleName, sha256 }) {
+      removeStored(roots, moduleName, sha256);
     },
     async revert({ moduleName, timeoutMs }) {
       let stall: { elapsedMs: number; tasks: HostStalledTask[] } | undefined;

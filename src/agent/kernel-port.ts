@@ -77,4 +77,6 @@ export interface KernelPort {
   mode?(): Promise<ModeReading>;
   /** patches the host will never load again; absent means none */
   badPatches?(): Promise<BadLivepatch[]>;
+  /** drop this module from what the boot unit re-applies (host/store.ts); absent means no such store */
+  forgetStored?(args: { moduleName: string; sha256: string }): Promise<void>;
 }

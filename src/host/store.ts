@@ -64,9 +64,11 @@ export function storedPatches(roots: HostRoots, problems: string[] = []): Stored
   return out.sort((a, b) => a.seq - b.seq);
 }
 
-export function removeStored(roots: HostRoots, patch: string): void {
+/** Drop the stored entries of module `patch` (only the one whose module has `sha256`, when given). */
+export function removeStored(roots: HostRoots, patch: string, sha256?: string): void {
   for (const s of storedPatches(roots))
-    if (s.manifest.module.name === patch) rmSync(s.dir, { recursive: true, force: true });
+    if (s.manifest.module.name === patch && (sha256 === undefined || s.manifest.module.sha256 === sha256))
+      rmSync(s.dir, { recursive: true, force: true });
 }
 
 /** Copy a verified module and its manifest into the store (atomically: staged, then renamed). */
