@@ -5,11 +5,14 @@
  * Node start-up, reading .modinfo, the identity checks, the kernel-log cursor and the task scans.
  * Both are timed inside the guest (/proc/uptime around the command), alternating, with the patch
  * reverted (and unloaded) between runs; a last row gives Node's bare start-up in the same VM, the
- * part of the overhead that is the runtime rather than Suture.
+ * part of the overhead that is the runtime rather than Suture; `suture status` in the same VM against it.
+ * `status-startup-host`: the host commands on this machine against `node -e 0` (goal < 0.3 s).
  */
+import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease } from '../kernel/target.js';
@@ -31,7 +34,44 @@ async function guestMs(vm: Awaited<ReturnType<typeof bootVm>>, cmd: string): Pro
   return ((t1 as number) - (t0 as number)) * 1000;
 }
 
+/** wall time of one run of `node ARGS` on this machine, its exit status ignored (status exits 1–4) */
+function nodeMs(args: string[]): number {
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, args, { stdio: 'ignore' });
+  if (r.error) throw r.error;
+  return performance.now() - t0;
+}
+
 export const benchmarks: Benchmark[] = [
+  {
+    // the host commands on this machine: what a command adds to Node's own start-up
+    name: 'status-startup-host',
+    async run(ctx) {
+      const cli = fileURLToPath(new URL('../../bin/suture.js', import.meta.url));
+      const rows: Array<[string, string[]]> = [
+        ['suture status --format json', [cli, 'status', '--format', 'json']],
+        ['suture apply --help', [cli, 'apply', '--help']],
+        ['suture host boot-apply --help', [cli, 'host', 'boot-apply', '--help']],
+      ];
+      const runs = Math.max(9, ctx.runs);
+      for (const [name, args] of rows) {
+        const ours: number[] = [];
+        const base: number[] = [];
+        nodeMs(args); // warm the page cache
+        for (let i = 0; i < runs; i++) {
+          ours.push(nodeMs(args));
+          base.push(nodeMs(['-e', '0']));
+        }
+        ctx.report({
+          name: `${name}, on this machine`,
+          ours: median(ours),
+          baseline: { name: 'node -e 0', value: median(base) },
+          goal: { value: 300, text: '< 0.3 s' },
+          note: `${runs} runs each, alternating; adds ${(median(ours) - median(base)).toFixed(0)} ms to Node's start-up`,
+        });
+      }
+    },
+  },
   {
     name: 'apply-cmdline-vm',
     async run(ctx) {
@@ -80,6 +120,17 @@ export const benchmarks: Benchmark[] = [
           await guestMs(vm, `node -e "import('/opt/suture/dist/host/index.js')"`),
         ]);
         ctx.report({ name: 'of which: loading the host library alone', ours: lib });
+        const status = median([
+          await guestMs(vm, 'suture status || true'),
+          await guestMs(vm, 'suture status || true'),
+          await guestMs(vm, 'suture status || true'),
+        ]);
+        ctx.report({
+          name: 'suture status in the VM (no patch applied)',
+          ours: status,
+          baseline: { name: 'node -e 0', value: node },
+          goal: { value: 300, text: '< 0.3 s on a host; TCG is slower' },
+        });
       } finally {
         await vm.close();
         rmSync(work, { recursive: true, force: true });

@@ -13,6 +13,7 @@
  * PostgreSQL ≥ 10,000 check-ins/s at 100,000 machines.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -23,8 +24,9 @@ import { openStore } from '../server/store.js';
 import { BUILD_ID, RELEASE, writePatch } from '../server/testing/fleet-fixture.js';
 import { findPostgres, startPostgres } from '../server/testing/postgres-fixture.js';
 import type { BenchContext, Benchmark } from './harness.js';
+import { childrenOf, cpuMs } from './process-cpu.js';
 
-const MACHINES = 100_000;
+export const MACHINES = 100_000;
 const DURATION_S = Number(process.env.SUTURE_BENCH_SECONDS ?? '10');
 const CONNECTIONS = 16;
 const ADMIN = 'bench-admin-token-0123456789abcdef';
@@ -57,8 +59,11 @@ type Autocannon = (opts: {
 
 const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
 
+/** extra node flags for the server child, e.g. `--cpu-prof --cpu-prof-dir=DIR` to see where time goes */
+const serverNodeArgs = (process.env.SUTURE_BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+
 function spawnChild(script: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+  const child = spawn(process.execPath, [...serverNodeArgs, '--input-type=module', '-e', script], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   return new Promise((resolve, reject) => {
@@ -79,7 +84,7 @@ async function stopChild(child: ChildProcess): Promise<void> {
   await done;
 }
 
-const credential = (i: number) => `sut_machine_bench_${i.toString().padStart(6, '0')}`;
+export const credential = (i: number) => `sut_machine_bench_${i.toString().padStart(6, '0')}`;
 
 function checkinBody(patchId: string | undefined): string {
   return JSON.stringify({
@@ -122,13 +127,53 @@ async function load(
   };
 }
 
+/** the processes serving check-ins: the server child, and PostgreSQL's postmaster with its backends */
+interface Served {
+  server: number;
+  postmaster?: number;
+}
+
+/** CPU per check-in (µs) of the server, the database and this process (the load generator) */
+interface CpuShare {
+  server: number;
+  database: number;
+  load: number;
+}
+
+async function measured(
+  served: Served,
+  run: () => Promise<{ rate: number; seconds: number }>,
+): Promise<CpuShare> {
+  const db = () => (served.postmaster ? cpuMs([served.postmaster, ...childrenOf(served.postmaster)]) : 0);
+  const s0 = cpuMs([served.server]);
+  const d0 = db();
+  const l0 = process.cpuUsage();
+  const r = await run();
+  const l = process.cpuUsage(l0);
+  const n = r.rate * r.seconds;
+  return {
+    server: ((cpuMs([served.server]) - s0) * 1000) / n,
+    database: ((db() - d0) * 1000) / n,
+    load: (l.user + l.system) / n,
+  };
+}
+
+const cpuNote = (c: CpuShare) =>
+  `CPU per check-in: server ${c.server.toFixed(0)} µs, database ${c.database.toFixed(0)} µs, load generator ${c.load.toFixed(0)} µs`;
+
 async function recordedCheckins(url: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
   return Number(/^suture_machine_checkins_total (\d+)$/m.exec(text)?.[1] ?? Number.NaN);
 }
 
+/** the postmaster's pid, first line of its pid file in the cluster's data directory */
+export function postmasterPid(clusterDir: string): number | undefined {
+  const pid = Number(readFileSync(join(clusterDir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
 /** Seed MACHINES machines straight into the store (enrolling 100k over HTTP would measure enrollment). */
-async function seed(database: string): Promise<void> {
+export async function seed(database: string): Promise<void> {
   const store = await openStore(database);
   try {
     const now = new Date().toISOString();
@@ -158,11 +203,10 @@ async function seed(database: string): Promise<void> {
   }
 }
 
-async function runEngine(
-  ctx: BenchContext,
-  engine: 'SQLite' | 'PostgreSQL',
-  baseline: { rate: number; p99: number },
-) {
+/** each engine's check-in rate in this run, for the PostgreSQL-against-SQLite row */
+const rates = new Map<string, number>();
+
+async function runEngine(ctx: BenchContext, engine: 'SQLite' | 'PostgreSQL', baseline: Baseline) {
   const dir = await mkdtemp(join(tmpdir(), 'suture-bench-'));
   const cluster = engine === 'PostgreSQL' ? await startPostgres() : undefined;
   let child: ChildProcess | undefined;
@@ -187,11 +231,16 @@ async function runEngine(
     await admin.promote(p.id, 'stable');
     const body = checkinBody(p.id);
     await load(started.url, body, 2); // warm-up: caches, JIT, first patch-state rows
+    const served: Served = { server: child.pid ?? 0, postmaster: cluster && postmasterPid(cluster.dir) };
     const before = await recordedCheckins(started.url);
-    const r = await load(started.url, body, DURATION_S);
+    let r = { rate: 0, p99: 0, p50: 0, bad: 0 };
+    const cpu = await measured(served, async () => {
+      r = await load(started.url, body, DURATION_S);
+      return { rate: r.rate, seconds: DURATION_S };
+    });
     // the check-ins really reached the database: the server's own counter moved by as many
     const recorded = (await recordedCheckins(started.url)) - before;
-    const note = `${MACHINES.toLocaleString('en')} machines seeded in ${(seedMs / 1000).toFixed(1)} s, ${CONNECTIONS} connections, ${DURATION_S} s, p50 ${r.p50} ms, ${r.bad} non-2xx/errors, ${recorded} check-ins recorded in the database`;
+    const note = `${MACHINES.toLocaleString('en')} machines seeded in ${(seedMs / 1000).toFixed(1)} s, ${CONNECTIONS} connections, ${DURATION_S} s, p50 ${r.p50} ms, ${r.bad} non-2xx/errors, ${recorded} check-ins recorded in the database; ${cpuNote(cpu)}`;
     ctx.report({
       name: `check-ins/s on ${engine} (higher is better)`,
       ours: r.rate,
@@ -203,6 +252,23 @@ async function runEngine(
           : { value: 5000, lowerIsBetter: false, text: '≥ 5000 /s' },
       note,
     });
+    ctx.report({
+      name: `server CPU per check-in on ${engine}`,
+      ours: cpu.server,
+      unit: 'µs',
+      baseline: { name: 'bare fastify POST, per request', value: baseline.cpu },
+      note: 'user + system time of the server process over the measured load, by /proc (load-independent)',
+    });
+    rates.set(engine, r.rate);
+    const sqlite = rates.get('SQLite');
+    if (engine === 'PostgreSQL' && sqlite !== undefined) {
+      ctx.report({
+        name: 'check-ins/s on PostgreSQL against SQLite, same run (higher is better)',
+        ours: r.rate,
+        unit: '/s',
+        baseline: { name: 'SQLite', value: sqlite },
+      });
+    }
     ctx.report({
       name: `check-in p99 latency on ${engine}`,
       ours: r.p99,
@@ -219,7 +285,11 @@ async function runEngine(
       soakSeconds: 3600,
     });
     await load(started.url, body, 2);
-    const waved = await load(started.url, body, DURATION_S);
+    let waved = { rate: 0, p99: 0, p50: 0, bad: 0 };
+    const wavedCpu = await measured(served, async () => {
+      waved = await load(started.url, body, DURATION_S);
+      return { rate: waved.rate, seconds: DURATION_S };
+    });
     ctx.report({
       name: `check-ins/s on ${engine} with rollout waves in force (higher is better)`,
       ours: waved.rate,
@@ -230,7 +300,7 @@ async function runEngine(
         lowerIsBetter: false,
         text: engine === 'PostgreSQL' ? '≥ 10000 /s' : '≥ 5000 /s',
       },
-      note: `p50 ${waved.p50} ms, p99 ${waved.p99} ms, ${waved.bad} non-2xx/errors`,
+      note: `p50 ${waved.p50} ms, p99 ${waved.p99} ms, ${waved.bad} non-2xx/errors; ${cpuNote(wavedCpu)}`,
     });
   } finally {
     if (child) await stopChild(child);
@@ -239,8 +309,15 @@ async function runEngine(
   }
 }
 
-let baselineCache: { rate: number; p99: number } | undefined;
-async function baseline(): Promise<{ rate: number; p99: number }> {
+interface Baseline {
+  rate: number;
+  p99: number;
+  /** the bare server's CPU per request (µs) */
+  cpu: number;
+}
+
+let baselineCache: Baseline | undefined;
+async function baseline(): Promise<Baseline> {
   if (baselineCache) return baselineCache;
   const script = `
     const { default: Fastify } = await import('fastify');
@@ -254,7 +331,12 @@ async function baseline(): Promise<{ rate: number; p99: number }> {
   try {
     const body = checkinBody(undefined);
     await load(url, body, 2);
-    baselineCache = await load(url, body, DURATION_S);
+    let r = { rate: 0, p99: 0, p50: 0, bad: 0 };
+    const cpu = await measured({ server: child.pid ?? 0 }, async () => {
+      r = await load(url, body, DURATION_S);
+      return { rate: r.rate, seconds: DURATION_S };
+    });
+    baselineCache = { rate: r.rate, p99: r.p99, cpu: cpu.server };
     return baselineCache;
   } finally {
     await stopChild(child);

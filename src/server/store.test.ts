@@ -420,6 +420,80 @@ function storeSuite(name: string, open: () => Promise<Store | string>): void {
       assert.ok(machines.every((m) => m.checkins === 3 && m.state === 'applied'));
       assert.equal((await store.listTokens()).find((x) => x.id === 't-many')?.uses, 40);
     });
+
+    test('one reported patch is recorded only once offered; its later states too; in order', async (t) => {
+      if (skip) return t.skip(skip);
+      await store.createToken(
+        { id: 't-one', hash: hashSecret('tok-one'), tier: 'stable', note: '', uses: 0, createdAt: 'x' },
+        audit('token.create'),
+      );
+      assert.ok((await enroll(hashSecret('tok-one'), 'one1')).out.ok);
+      await store.publish(patch('0000000000000031', { at: '2026-03-01T00:00:00.000Z' }), audit('publish'));
+      const req = { kernel: { release: RELEASE, buildId: BUILD_ID }, hostname: 'one1', agentVersion: '1' };
+      const states = async () =>
+        (await store.getMachine('m-one1'))?.patches.map((p) => [p.patchId, p.state, p.reason]);
+      const say = (
+        state: 'applied' | 'failed' | 'transition',
+        reason?: string,
+        patchId = '0000000000000031',
+      ) => store.checkin(hashSecret('cred-one1'), { ...req, patches: [{ patchId, state, reason }] }, 'x');
+      await say('applied');
+      assert.deepEqual(await states(), [], 'offered to canary only: a stable machine may not report it');
+      await say('applied', undefined, 'ffffffffffffffff');
+      assert.deepEqual(await states(), [], 'a patch id this server does not know is ignored');
+      await store.promote('0000000000000031', 'stable', audit('promote'), '2026-03-01T00:01:00.000Z');
+      await say('transition');
+      assert.deepEqual(await states(), [['0000000000000031', 'transition', undefined]]);
+      // two check-ins of one machine in one batch: both count, the later one's state stands
+      const [a, b] = await Promise.all([say('failed', 'stalled'), say('applied')]);
+      assert.deepEqual([a?.sequence, b?.sequence], [4, 5]);
+      assert.deepEqual(await states(), [['0000000000000031', 'applied', undefined]]);
+      await say('applied');
+      assert.deepEqual(await states(), [['0000000000000031', 'applied', undefined]], 'the same state again');
+    });
+
+    test('check-ins arriving while a batch is written: each answered after its own write, in sequence', async (t) => {
+      if (skip) return t.skip(skip);
+      await store.createToken(
+        { id: 't-turns', hash: hashSecret('tok-turns'), tier: 'canary', note: '', uses: 0, createdAt: 'x' },
+        audit('token.create'),
+      );
+      const hosts = ['q0', 'q1', 'q2'];
+      for (const h of hosts) assert.ok((await enroll(hashSecret('tok-turns'), h)).out.ok);
+      const req = {
+        kernel: { release: RELEASE, buildId: BUILD_ID },
+        hostname: 'q',
+        agentVersion: '1',
+        patches: [],
+      };
+      const checkins = () => store.listMachines().then((ms) => new Map(ms.map((m) => [m.id, m.checkins])));
+      // 60 check-ins, one per event-loop turn, none awaited before the next: they meet batches in flight
+      const answers: Array<Promise<{ id: string; sequence: number; recorded: number }>> = [];
+      for (let i = 0; i < 60; i++) {
+        const host = hosts[i % hosts.length] as string;
+        answers.push(
+          store.checkin(hashSecret(`cred-${host}`), req, new Date().toISOString()).then(async (m) => {
+            assert.ok(m, `check-in ${i} authenticated`);
+            // answered only once written: a read made after the answer sees at least this check-in
+            return { id: m.id, sequence: m.sequence, recorded: (await checkins()).get(m.id) ?? 0 };
+          }),
+        );
+        await new Promise((r) => setImmediate(r));
+      }
+      const done = await Promise.all(answers);
+      for (const h of hosts) {
+        const mine = done.filter((d) => d.id === `m-${h}`);
+        assert.deepEqual(
+          mine.map((d) => d.sequence).sort((a, b) => a - b),
+          Array.from({ length: 20 }, (_, k) => k + 1),
+          `m-${h}: every check-in has its own sequence number, none lost or repeated`,
+        );
+        for (const d of mine)
+          assert.ok(d.recorded >= d.sequence, `m-${h} #${d.sequence} durable when answered`);
+      }
+      const final = await checkins();
+      for (const h of hosts) assert.equal(final.get(`m-${h}`), 20);
+    });
   });
 }
 

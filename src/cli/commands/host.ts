@@ -14,15 +14,11 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { SutureError } from '../../diagnostic.js';
-import {
-  badMarkOf,
-  bootApply,
-  clearBad,
-  installUnit,
-  liveRoots,
-  renderUnit,
-  UNIT_NAME,
-} from '../../host/index.js';
+// the modules these commands need, not host/index.js: the boot unit runs one of them at every boot
+import { bootApply } from '../../host/boot.js';
+import { badMarkOf, clearBad } from '../../host/guard.js';
+import { liveRoots } from '../../host/roots.js';
+import { installUnit, renderUnit, UNIT_NAME } from '../../host/service.js';
 import { eventPrinter, parseDuration } from './apply.js';
 
 function sutureScript(): string {

@@ -7,7 +7,10 @@
  */
 import type { Command } from 'commander';
 import { SutureError } from '../../diagnostic.js';
-import { hostStatus, statusExitCode, statusText, statusVerdict } from '../../host/index.js';
+// the modules status needs, not host/index.js: every import is start-up time, seconds under TCG
+import { statusExitCode, statusVerdict } from '../../host/exit-code.js';
+import { statusText } from '../../host/report.js';
+import { hostStatus } from '../../host/status.js';
 
 const FORMATS = ['text', 'json', 'yaml'] as const;
 

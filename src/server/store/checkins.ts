@@ -99,23 +99,39 @@ async function flushSqlite(db: Db, batch: PendingCheckin[]): Promise<void> {
   }
 }
 
+/**
+ * PostgreSQL batches in flight at once. While they are, new check-ins wait and join the next batch
+ * (group commit): a batch per event-loop turn would be one or two check-ins under load, a round trip
+ * and a statement each; two in flight overlap one batch's statement with the next one's gathering.
+ */
+const POSTGRES_IN_FLIGHT = 2;
+
 export function sqlCheckins(db: Db): CheckinStore {
   let pending: PendingCheckin[] = [];
   let flushScheduled = false;
+  let inFlight = 0;
+  const maxInFlight = db.kind === 'postgres' ? POSTGRES_IN_FLIGHT : Number.POSITIVE_INFINITY;
+
+  function schedule(): void {
+    if (flushScheduled || pending.length === 0 || inFlight >= maxInFlight) return;
+    flushScheduled = true;
+    setImmediate(() => void flush());
+  }
 
   async function flush(): Promise<void> {
     const batch = pending;
     pending = [];
     flushScheduled = false;
-    if (db.kind === 'postgres') {
-      try {
-        await flushPostgres(db, batch);
-      } catch (e) {
-        for (const b of batch) b.reject(e);
-      }
-      return;
+    inFlight++;
+    try {
+      if (db.kind === 'postgres') await flushPostgres(db, batch);
+      else await flushSqlite(db, batch);
+    } catch (e) {
+      for (const b of batch) b.reject(e);
+    } finally {
+      inFlight--;
+      schedule();
     }
-    await flushSqlite(db, batch);
   }
 
   return {
@@ -132,10 +148,7 @@ export function sqlCheckins(db: Db): CheckinStore {
     checkin(credentialHash: string, req: CheckinRequest, now: string): Promise<CheckedInMachine | undefined> {
       return new Promise((resolve, reject) => {
         pending.push({ credentialHash, req, now, resolve, reject });
-        if (!flushScheduled) {
-          flushScheduled = true;
-          setImmediate(() => void flush());
-        }
+        schedule();
       });
     },
 
