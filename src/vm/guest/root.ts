@@ -1,7 +1,8 @@
 /*
  * The root file system of a Debian guest: debootstrap's minbase of a suite plus systemd as PID 1,
- * udev, kmod and iproute2, configured to boot under the harness (fstab for /dev/vda, DHCP on eth0 by
- * systemd-networkd, the command channel service of channel.ts, no apt timers).
+ * udev, kmod, iproute2 and procps (sysctl: the livepatch selftests set kernel.ftrace_enabled),
+ * configured to boot under the harness (fstab for /dev/vda, DHCP on eth0 by systemd-networkd, the
+ * command channel service of channel.ts, no apt timers).
  *
  * It reuses the kernel cache's machinery for build roots (kernel/build-root.ts: debootstrap in a
  * private mount namespace, the suite's signature checked; kernel/cache.ts: built in staging, renamed
@@ -21,7 +22,7 @@ import { CTL_SCRIPT, CTL_SCRIPT_PATH, CTL_UNIT, CTL_UNIT_TEXT } from './channel.
 /** Bumped whenever what goes into a guest root changes. */
 export const GUEST_ROOT_RECIPE = 1;
 
-export const GUEST_PACKAGES = ['systemd', 'systemd-sysv', 'udev', 'kmod', 'iproute2'];
+export const GUEST_PACKAGES = ['systemd', 'systemd-sysv', 'udev', 'kmod', 'iproute2', 'procps'];
 
 export const GUEST_ROOT_MARKER = '.suture-guest-root.json';
 
