@@ -5,17 +5,16 @@
  * Screenshots go to artifacts/server/ (git-ignored).
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { AdminClient } from './admin-client.js';
 import { type RunningServer, startServer } from './server.js';
+import { CHROMIUM_MISSING, launchChromium } from './testing/chromium.js';
 import { FakeMachine, OTHER_BUILD_ID, RELEASE, writePatch } from './testing/fleet-fixture.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = join(process.cwd(), 'artifacts', 'server');
 
 let dir: string;
@@ -26,21 +25,7 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'suture-dash-'));
   server = await startServer({ dataDir: join(dir, 'data') });
   await mkdir(SHOTS, { recursive: true });
-  if (existsSync(CHROMIUM)) {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
-  }
+  browser = await launchChromium();
 });
 
 after(async () => {
@@ -53,7 +38,7 @@ const shot = (page: Page, name: string) =>
   page.screenshot({ path: join(SHOTS, `dashboard-${name}.png`), fullPage: true });
 
 test('the dashboard shows each step of a rollout', async (t) => {
-  if (!browser) return t.skip(`${CHROMIUM} is missing (apt-get install chromium); CI installs it`);
+  if (!browser) return t.skip(CHROMIUM_MISSING);
   const admin = new AdminClient({ server: server.url, adminToken: server.createdAdminToken ?? '' });
   const page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
 
