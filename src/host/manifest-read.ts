@@ -9,8 +9,8 @@
  * derives the same table from manifestSchema and holds the two to each other, field by field, so a
  * field one side gains and the other lacks fails the test.
  */
-import { SutureError } from '../diagnostic.js';
 import type { Manifest } from '../manifest/manifest.js';
+import { manifestRefused, manifestValue } from '../manifest/manifest-input.js';
 
 type Obj = Record<string, unknown>;
 
@@ -147,33 +147,10 @@ function check(c: Checker, v: unknown): Manifest {
   };
 }
 
-const HINT = 'use the manifest.json that `suture build` wrote next to the module';
-
 /** Parse untrusted manifest JSON (text or value) as parseManifest does, without zod. */
 export function readManifest(input: string | unknown, where = 'manifest'): Manifest {
-  let value: unknown = input;
-  if (typeof input === 'string') {
-    try {
-      value = JSON.parse(input);
-    } catch (e) {
-      throw new SutureError({
-        code: 'MANIFEST-INVALID',
-        message: `${where} is not JSON: ${(e as Error).message}`,
-        location: { file: where },
-        hint: HINT,
-      });
-    }
-  }
   const c = new Checker();
-  const manifest = check(c, value);
-  if (c.issues.length) {
-    throw new SutureError({
-      code: 'MANIFEST-INVALID',
-      message: `${where} does not describe a livepatch`,
-      location: { file: where },
-      detail: c.issues,
-      hint: HINT,
-    });
-  }
+  const manifest = check(c, manifestValue(input, where));
+  if (c.issues.length) throw manifestRefused(where, c.issues);
   return manifest;
 }
