@@ -6,37 +6,17 @@
  * Screenshots go to artifacts/server/ (git-ignored).
  */
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import type { Browser } from 'playwright-core';
+import { test } from 'node:test';
 import { AdminClient } from './admin-client.js';
-import { type RunningServer, startServer } from './server.js';
 import { rolloutBucket } from './store/rollouts.js';
-import { CHROMIUM_MISSING, launchChromium } from './testing/chromium.js';
+import { CHROMIUM_MISSING, DashboardRig, SHOTS } from './testing/chromium.js';
 import { FakeMachine, writePatch } from './testing/fleet-fixture.js';
 
-const SHOTS = join(process.cwd(), 'artifacts', 'server');
-
-let dir: string;
-let server: RunningServer;
-let browser: Browser | undefined;
-
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'suture-dash-waves-'));
-  server = await startServer({ dataDir: join(dir, 'data'), offerTtlMs: 0 });
-  await mkdir(SHOTS, { recursive: true });
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
-  await rm(dir, { recursive: true, force: true });
-});
+const rig = new DashboardRig('dash-waves', { offerTtlMs: 0 });
 
 test('the dashboard shows each wave of a rollout and its halt', async (t) => {
+  const { dir, server, browser } = rig;
   if (!browser) return t.skip(CHROMIUM_MISSING);
   const admin = new AdminClient({ server: server.url, adminToken: server.createdAdminToken ?? '' });
   const token = (await admin.createToken({ tier: 'canary' })).token;

@@ -5,39 +5,20 @@
  * Screenshots go to artifacts/server/ (git-ignored).
  */
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
+import { test } from 'node:test';
+import type { Page } from 'playwright-core';
 import { AdminClient } from './admin-client.js';
-import { type RunningServer, startServer } from './server.js';
-import { CHROMIUM_MISSING, launchChromium } from './testing/chromium.js';
+import { CHROMIUM_MISSING, DashboardRig, SHOTS } from './testing/chromium.js';
 import { FakeMachine, OTHER_BUILD_ID, RELEASE, writePatch } from './testing/fleet-fixture.js';
 
-const SHOTS = join(process.cwd(), 'artifacts', 'server');
-
-let dir: string;
-let server: RunningServer;
-let browser: Browser | undefined;
-
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'suture-dash-'));
-  server = await startServer({ dataDir: join(dir, 'data') });
-  await mkdir(SHOTS, { recursive: true });
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
-  await rm(dir, { recursive: true, force: true });
-});
+const rig = new DashboardRig('dash');
 
 const shot = (page: Page, name: string) =>
   page.screenshot({ path: join(SHOTS, `dashboard-${name}.png`), fullPage: true });
 
 test('the dashboard shows each step of a rollout', async (t) => {
+  const { dir, server, browser } = rig;
   if (!browser) return t.skip(CHROMIUM_MISSING);
   const admin = new AdminClient({ server: server.url, adminToken: server.createdAdminToken ?? '' });
   const page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
