@@ -24,6 +24,7 @@ import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease, type KernelTarget } from '../kernel/target.js';
 import { buildModule } from '../klp/kbuild.js';
 import type { Manifest } from '../manifest/manifest.js';
+import { CHROMIUM, CHROMIUM_ARGS } from '../server/testing/chromium.js';
 import { bootVm, type VmSession } from '../vm/index.js';
 import { type ServerBackend, startFleetBackend } from './testing/fleet-backend.js';
 
@@ -72,16 +73,6 @@ MODULE_INFO(livepatch, "Y");
 `;
 
 const ARTIFACTS = join(process.cwd(), 'artifacts', 'agent');
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 interface Machine {
   name: 'canary' | 'stable';
@@ -227,7 +218,7 @@ describe('fleet: server + two agents in VMs, canary → stable → revoke', { ti
       await eventually(m, 'the first check-in', async () => (await checkins(m)) >= 1);
       assert.ok(!(await cmdline(m)).includes(MARK));
     }
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
     page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
     await page.goto(`${server.url}/login`);
     await page.fill('input[name=token]', server.adminToken);

@@ -4,13 +4,13 @@
  * and the machine left as before, revert.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { FakeKernel } from '../host/testing/fake-kernel.js';
 import type { Manifest } from '../manifest/manifest.js';
 import { hostKernel } from './host-binding.js';
+import { manifestFor as rigManifest } from './testing/agent-rig.js';
 
 const kernels: FakeKernel[] = [];
 after(() => {
@@ -22,6 +22,7 @@ function fake(o: ConstructorParameters<typeof FakeKernel>[0] = {}): FakeKernel {
   return k;
 }
 
+/** The rig's manifest for a module replacing `fn` in `object`, without CVEs. */
 function manifestFor(
   k: FakeKernel,
   file: string,
@@ -29,22 +30,8 @@ function manifestFor(
   fn: string,
   object = 'vmlinux',
 ): Manifest {
-  return {
-    schema: 1,
-    name: moduleName.replace(/^livepatch_/, ''),
-    version: '1',
-    kernel: { release: k.release, buildId: k.buildId },
-    replace: false,
-    objects: [{ name: object, functions: [{ name: fn, sympos: 0, change: 'changed' }] }],
-    module: {
-      file: file.split('/').pop() as string,
-      sha256: createHash('sha256').update(readFileSync(file)).digest('hex'),
-      name: moduleName,
-    },
-    source: {},
-    cves: [],
-    tool: { name: 'suture', version: '0.1.0' },
-  };
+  const objects = [{ name: object, functions: [{ name: fn, sympos: 0, change: 'changed' as const }] }];
+  return rigManifest(k, file, moduleName, { objects, cves: [] });
 }
 
 test('running kernel identity and livepatch support come from the host layer', async () => {

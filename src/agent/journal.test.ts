@@ -22,6 +22,17 @@ const intent = {
   sha256: 'b'.repeat(64),
   startedAt: new Date().toISOString(),
 };
+/** The state's record of the cmdline patch, applied once just now. */
+const appliedRecord = (): PatchRecord => ({
+  patchId,
+  name: 'cmdline',
+  moduleName: 'livepatch_cmdline',
+  version: '1',
+  sha256: 'b'.repeat(64),
+  outcome: 'applied',
+  attempts: 1,
+  at: new Date().toISOString(),
+});
 const tmp = () => mkdtempSync(join(tmpdir(), 'suture-agent-journal-'));
 
 test('killed after the kernel loaded the patch: recorded as applied and reported, not applied again', () => {
@@ -71,16 +82,7 @@ test('killed while the kernel is still transitioning: recorded as in transition,
 });
 
 test('killed mid-revert: gone from the kernel → reverted; still loaded → intent dropped, record kept', () => {
-  const applied: PatchRecord = {
-    patchId,
-    name: 'cmdline',
-    moduleName: 'livepatch_cmdline',
-    version: '1',
-    sha256: 'b'.repeat(64),
-    outcome: 'applied',
-    attempts: 1,
-    at: new Date().toISOString(),
-  };
+  const applied = appliedRecord();
   const gone = tmp();
   updateState(gone, (s) => {
     s.patches[patchId] = applied;
@@ -103,16 +105,7 @@ test('killed mid-revert: gone from the kernel → reverted; still loaded → int
 test('a patch recorded as applied that the kernel no longer has (reboot) becomes reverted and is reported', () => {
   const dir = tmp();
   updateState(dir, (s) => {
-    s.patches[patchId] = {
-      patchId,
-      name: 'cmdline',
-      moduleName: 'livepatch_cmdline',
-      version: '1',
-      sha256: 'b'.repeat(64),
-      outcome: 'applied',
-      attempts: 1,
-      at: new Date().toISOString(),
-    };
+    s.patches[patchId] = appliedRecord();
   });
   reconcile(dir, kernel, []);
   const s = loadState(dir);
@@ -144,16 +137,7 @@ test('status: the words of canonical-livepatch status, from state and the kernel
   );
   s.offered = [{ patchId, name: 'cmdline', version: '1', replace: false }];
   assert.equal(computeStatus(s, running, []).patchState.text, 'pending: cmdline');
-  s.patches[patchId] = {
-    patchId,
-    name: 'cmdline',
-    moduleName: 'livepatch_cmdline',
-    version: '1',
-    sha256: 'b'.repeat(64),
-    outcome: 'applied',
-    attempts: 1,
-    at: new Date().toISOString(),
-  };
+  s.patches[patchId] = appliedRecord();
   const ok = computeStatus(s, running, [{ name: 'livepatch_cmdline', enabled: true, transition: false }]);
   assert.equal(ok.patchState.text, '✓ all applicable livepatch modules inserted');
   assert.equal(ok.patchVersion, 'cmdline 1');

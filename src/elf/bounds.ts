@@ -74,3 +74,15 @@ export function stringAt(table: Buffer, start: number, where: Where, tableName: 
     );
   return table.toString('latin1', start, end);
 }
+
+/** The file itself could not be opened or read (ELF-UNREADABLE), with the system's reason. */
+export function unreadableFile(path: string, action: 'open' | 'read', e: unknown): never {
+  const err = e as NodeJS.ErrnoException;
+  return elfFail(
+    'ELF-UNREADABLE',
+    `cannot ${action} ${path}: ${err.code ?? err.message}`,
+    { file: path, offset: 0, field: 'file' },
+    'the file is missing or not readable',
+    'check the path and permissions',
+  );
+}

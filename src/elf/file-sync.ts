@@ -5,7 +5,7 @@
  * The headers come from the same walk as ElfFile.open (headers.ts), driven with blocking reads.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { checkRange, elfFail } from './bounds.js';
+import { checkRange, unreadableFile } from './bounds.js';
 import { hasFileBytes, type ParsedElfHeader, type RawSectionHeader, readHeadersSync } from './headers.js';
 
 export interface SyncElfFile {
@@ -34,14 +34,7 @@ export function withElfFileSync<T>(path: string, fn: (f: SyncElfFile) => T): T {
   try {
     fd = openSync(path, 'r');
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    return elfFail(
-      'ELF-UNREADABLE',
-      `cannot open ${path}: ${err.code ?? err.message}`,
-      { file: path, offset: 0, field: 'file' },
-      'the file is missing or not readable',
-      'check the path and permissions',
-    );
+    return unreadableFile(path, 'open', e);
   }
   try {
     const size = fstatSync(fd).size;

@@ -7,7 +7,7 @@
  * come from headers.ts's walk, the same one the blocking reader (file-sync.ts) and readElf use.
  */
 import { type FileHandle, open } from 'node:fs/promises';
-import { checkRange, elfFail } from './bounds.js';
+import { checkRange, unreadableFile } from './bounds.js';
 import { hasFileBytes, type ParsedElfHeader, type RawSectionHeader, readHeadersAsync } from './headers.js';
 
 export class ElfFile {
@@ -24,14 +24,7 @@ export class ElfFile {
     try {
       fh = await open(path, 'r');
     } catch (e) {
-      const err = e as NodeJS.ErrnoException;
-      return elfFail(
-        'ELF-UNREADABLE',
-        `cannot open ${path}: ${err.code ?? err.message}`,
-        { file: path, offset: 0, field: 'file' },
-        'the file is missing or not readable',
-        'check the path and permissions',
-      );
+      return unreadableFile(path, 'open', e);
     }
     try {
       const size = (await fh.stat()).size;

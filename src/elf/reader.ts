@@ -10,7 +10,7 @@
  * naming the field and its byte offset, never a raw exception, an endless loop or a huge allocation.
  */
 import { readFile } from 'node:fs/promises';
-import { elfFail, safeNumber, stringAt, type Where } from './bounds.js';
+import { elfFail, safeNumber, stringAt, unreadableFile, type Where } from './bounds.js';
 import { PHDR_SIZE, REL_SIZE, RELA_SIZE, SHF, SHN, SHT, SYM_SIZE } from './constants.js';
 import {
   asBuffer,
@@ -54,14 +54,7 @@ export async function readElfFile(path: string): Promise<ElfObject> {
   try {
     bytes = await readFile(path);
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    return elfFail(
-      'ELF-UNREADABLE',
-      `cannot read ${path}: ${err.code ?? err.message}`,
-      { file: path, offset: 0, field: 'file' },
-      'the file is missing or not readable',
-      'check the path and permissions',
-    );
+    return unreadableFile(path, 'read', e);
   }
   return readElf(bytes, path);
 }

@@ -21,15 +21,11 @@ import {
   requireLivepatchSupport,
   requireRoot,
 } from './livepatch.js';
+import { followOptions, reverseAndRefuse } from './reversal.js';
 import { type HostRoots, resolveRoots } from './roots.js';
 import { storePatch } from './store.js';
 import type { PatchedSymbols, StalledTask } from './tasks.js';
-import {
-  type FollowOptions,
-  followTransition,
-  type TransitionOutcome,
-  writeAttribute,
-} from './transition.js';
+import { followTransition } from './transition.js';
 import { unloadModule } from './unload.js';
 import { verifyModule } from './verify.js';
 
@@ -189,69 +185,6 @@ async function requireRegistered(roots: HostRoots, patch: string, kernelSaid: st
   });
 }
 
-/** The options every followTransition of one apply shares; only the target and start differ. */
-type Follow = (target: 0 | 1, startedAt: number, escalate: boolean) => FollowOptions;
-
-function followOptions(
-  opts: ApplyOptions,
-  patch: string,
-  log: KernelLogCursor,
-  marks: PatchedSymbols,
-): Follow {
-  return (target, startedAt, escalate) => ({
-    patch,
-    target,
-    startedAt,
-    timeoutMs: opts.timeoutMs ?? 60_000,
-    signal: escalate && (opts.signal ?? false),
-    force: escalate && (opts.force ?? false),
-    log,
-    onEvent: opts.onEvent ?? (() => {}),
-    marks,
-    pollMs: opts.pollMs,
-    scanMs: opts.scanMs,
-    signalPeriodMs: opts.signalPeriodMs,
-  });
-}
-
-/**
- * A transition that did not complete: reverse it and unload the module, then refuse with the stalled
- * tasks (HOST-TRANSITION-TIMEOUT), or HOST-REVERSE-STALLED when the reversal does not complete either.
- */
-async function reverseAndRefuse(
-  roots: HostRoots,
-  patch: string,
-  outcome: TransitionOutcome,
-  follow: Follow,
-  emit: EventSink,
-): Promise<never> {
-  const reason =
-    outcome.interrupted ?? `transition not complete after ${Math.round(outcome.elapsedMs / 1000)} s`;
-  emit({ type: 'reversing', patch, reason });
-  const still = readLivepatch(roots, patch);
-  if (still?.transition && still.enabled) writeAttribute(roots, patch, 'enabled', '0');
-  const back = await followTransition(roots, follow(0, Date.now(), false));
-  const detail = outcome.stalled.flatMap(formatStalledTask);
-  if (!back.completed) {
-    throw new SutureError({
-      code: 'HOST-REVERSE-STALLED',
-      message: `${patch} did not complete, and reversing it has not completed either`,
-      detail,
-      why: 'the tasks above hold the patched functions; the kernel keeps retrying the reversal by itself',
-      hint: `watch \`suture status\`; once the reversal completes, \`suture revert ${patch}\` unloads the module`,
-    });
-  }
-  await unloadModule(roots, patch);
-  emit({ type: 'unloaded', module: patch });
-  throw new SutureError({
-    code: 'HOST-TRANSITION-TIMEOUT',
-    message: `${patch}: ${reason}; reversed and unloaded, the machine is as it was`,
-    detail,
-    why: 'these tasks sleep inside functions the patch replaces, so the kernel cannot switch them safely',
-    hint: 'retry later, with a longer --timeout, with --signal (user tasks), or with --force --i-understand-the-risk',
-  });
-}
-
 /** After success: which active patches this one replaced, in the journal, and (with persist) the store. */
 function recordApplied(
   roots: HostRoots,
@@ -321,7 +254,7 @@ async function loadAndFollow(
     await requireRegistered(roots, patch, kernelSaid);
     const follow = followOptions(opts, patch, log, patchedSymbols(roots, patch));
     const outcome = await followTransition(roots, follow(1, startedAt, true));
-    if (!outcome.completed) await reverseAndRefuse(roots, patch, outcome, follow, emit);
+    if (!outcome.completed) await reverseAndRefuse(roots, patch, 'patching', outcome, follow, emit);
     const replaced = recordApplied(roots, opts, patch, activeBefore, outcome.forced, emit);
     const { forced, rounds, stalled, signalled } = outcome;
     const transitionMs = outcome.elapsedMs;
@@ -342,13 +275,4 @@ async function loadAndFollow(
   } finally {
     log.close();
   }
-}
-
-/** A pending task as report lines: header, then its kernel stack with patched frames marked. */
-export function formatStalledTask(t: StalledTask): string[] {
-  const head = `${t.kthread ? 'kthread' : 'task'} ${t.comm} pid ${t.pid}${t.tid !== t.pid ? ` tid ${t.tid}` : ''} state ${t.state}${t.onStack.length ? ` — sleeping in ${t.onStack.join(', ')}` : ''}`;
-  const frames = t.stack.length
-    ? t.stack.map((f) => `  ${f.patched ? '>>' : '  '} ${f.raw.trim()}`)
-    : ['     (no kernel stack readable)'];
-  return [head, ...frames];
 }

@@ -5,8 +5,7 @@
  * insmod, the kernel's message on a failed load, revert, status, boot re-apply and the unit.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import { isSutureError } from '../diagnostic.js';
@@ -26,7 +25,7 @@ import {
   storePatch,
   type TransitionEvent,
 } from './index.js';
-import { FakeKernel } from './testing/fake-kernel.js';
+import { FakeKernel, fakeManifest } from './testing/fake-kernel.js';
 
 const kernels: FakeKernel[] = [];
 function fake(o: ConstructorParameters<typeof FakeKernel>[0] = {}): FakeKernel {
@@ -54,6 +53,7 @@ async function rejectsWith(
   assert.fail(`expected ${code}, but it succeeded`);
 }
 
+/** fakeManifest at version 3, for the cmdline patch the fake kernel's specs load. */
 function manifestFor(
   k: FakeKernel,
   file: string,
@@ -61,20 +61,9 @@ function manifestFor(
   over: Partial<Manifest['kernel']> = {},
 ): Manifest {
   return {
-    schema: 1,
-    name: name.replace(/^livepatch_/, ''),
+    ...fakeManifest(k, file, name, over),
     version: '3',
-    kernel: { release: k.release, buildId: k.buildId, ...over },
-    replace: false,
     objects: [{ name: 'vmlinux', functions: [{ name: 'cmdline_proc_show', sympos: 0, change: 'changed' }] }],
-    module: {
-      file: file.split('/').pop() as string,
-      sha256: createHash('sha256').update(readFileSync(file)).digest('hex'),
-      name,
-    },
-    source: {},
-    cves: [],
-    tool: { name: 'suture', version: '0.1.0' },
   };
 }
 

@@ -2,12 +2,7 @@
  * host/: the kernel's livepatch interface on a live machine — the library behind `suture apply`,
  * `revert`, `list`, `status`, `host install-service`, and the agent's apply step.
  */
-export {
-  type ApplyOptions,
-  type ApplyResult,
-  applyLivepatch,
-  formatStalledTask,
-} from './apply.js';
+export { type ApplyOptions, type ApplyResult, applyLivepatch } from './apply.js';
 export { type BootOutcome, bootApply } from './boot.js';
 export { type EventSink, FORCE_RISK, type SignalRound, type TransitionEvent } from './events.js';
 export { STATUS_EXIT, type StatusVerdict, statusExitCode, statusVerdict } from './exit-code.js';
@@ -48,6 +43,6 @@ export {
 } from './status.js';
 export { removeStored, type StoredPatch, storeDir, storedPatches, storePatch } from './store.js';
 export { decodeTaint, type Taint } from './taint.js';
-export type { StackFrame, StalledTask } from './tasks.js';
+export { formatStalledTask, type StackFrame, type StalledTask } from './tasks.js';
 export { KERNEL_SIGNAL_PERIOD_MS } from './transition.js';
 export { verifyModule } from './verify.js';

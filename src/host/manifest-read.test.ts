@@ -1,13 +1,16 @@
 /*
  * The host's zod-free manifest reader (manifest-read.ts) against manifest/manifest.ts's schema: the
  * same value for valid manifests (defaults filled in), a refusal (MANIFEST-INVALID) for each broken
- * one, and the field named.
+ * one, and the field named. Parity: the reader's MANIFEST_FIELDS is the table of objects and fields
+ * walked out of manifestSchema, the full fixture has every field of it, and each field left out or
+ * set to null is taken or refused alike by both.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { z } from 'zod';
 import { isSutureError } from '../diagnostic.js';
-import { parseManifest } from '../manifest/manifest.js';
-import { readManifest } from './manifest-read.js';
+import { manifestSchema, parseManifest } from '../manifest/manifest.js';
+import { MANIFEST_FIELDS, readManifest } from './manifest-read.js';
 
 const full = {
   schema: 1,
@@ -92,4 +95,90 @@ describe('readManifest agrees with manifestSchema', () => {
   test('not JSON', () => {
     refusal(() => readManifest('{', 'm.json'));
   });
+});
+
+/** The objects of a zod schema by path (`[]`: each element of an array) with their field names. */
+function fieldsOf(schema: z.ZodType, path: string, out: Record<string, string[]>): Record<string, string[]> {
+  if (schema instanceof z.ZodOptional || schema instanceof z.ZodDefault)
+    return fieldsOf(schema.unwrap() as z.ZodType, path, out);
+  if (schema instanceof z.ZodArray) return fieldsOf(schema.element as z.ZodType, `${path}[]`, out);
+  if (schema instanceof z.ZodObject) {
+    const shape = schema.shape as Record<string, z.ZodType>;
+    out[path] = Object.keys(shape);
+    for (const [k, v] of Object.entries(shape)) fieldsOf(v, path ? `${path}.${k}` : k, out);
+  }
+  return out;
+}
+
+/** The object at a MANIFEST_FIELDS path inside a manifest value (first element of each array). */
+function objectAt(m: Record<string, unknown>, path: string): Record<string, unknown> | undefined {
+  let at: unknown = m;
+  for (const part of path ? path.split('.') : []) {
+    const name = part.replace(/\[\]$/, '');
+    at = (at as Record<string, unknown> | undefined)?.[name];
+    if (part.endsWith('[]')) at = (at as unknown[] | undefined)?.[0];
+  }
+  return at as Record<string, unknown> | undefined;
+}
+
+/** The error path of a field (`objects[].functions[]` + `sympos` → `objects.0.functions.0.sympos`). */
+const issuePath = (path: string, field: string) =>
+  [path.replace(/\[\]/g, '.0'), field].filter(Boolean).join('.');
+
+/** What a reader makes of a value: the manifest, or the refusal's detail lines. */
+function outcome(read: (v: unknown) => unknown, v: unknown): { value?: unknown; refused?: string[] } {
+  try {
+    return { value: read(v) };
+  } catch (e) {
+    assert.ok(isSutureError(e), String(e));
+    assert.equal(e.code, 'MANIFEST-INVALID');
+    return { refused: e.diagnostic.detail ?? [] };
+  }
+}
+
+describe('readManifest has the fields of manifestSchema, no more, no fewer', () => {
+  const schemaFields = fieldsOf(manifestSchema, '', {});
+  test('the same objects with the same fields', () => {
+    const sorted = (t: Record<string, readonly string[]>) =>
+      Object.fromEntries(
+        Object.entries(t)
+          .map(([k, v]) => [k, [...v].sort()] as const)
+          .sort(([a], [b]) => a.localeCompare(b)),
+      );
+    assert.deepEqual(sorted(MANIFEST_FIELDS), sorted(schemaFields));
+  });
+  test('the full fixture has every field, so the value comparison sees them all', () => {
+    for (const [path, fields] of Object.entries(schemaFields)) {
+      const o = objectAt(full, path);
+      assert.ok(o, `full has no ${path}`);
+      for (const f of fields) assert.ok(f in o, `full has no ${issuePath(path, f)}`);
+    }
+  });
+  for (const [path, fields] of Object.entries(schemaFields)) {
+    for (const field of fields) {
+      const where = issuePath(path, field);
+      for (const [how, change] of [
+        ['left out', (o: Record<string, unknown>) => delete o[field]],
+        ['null', (o: Record<string, unknown>) => (o[field] = null)],
+      ] as const) {
+        test(`${where} ${how}: taken or refused alike`, () => {
+          const m = structuredClone(full) as Record<string, unknown>;
+          const o = objectAt(m, path);
+          assert.ok(o);
+          change(o);
+          const zodSays = outcome(parseManifest, m);
+          const hostSays = outcome(readManifest, m);
+          if (zodSays.value !== undefined) assert.deepEqual(hostSays.value, zodSays.value);
+          else {
+            assert.ok(hostSays.refused, `readManifest took ${where} ${how}; manifestSchema refuses it`);
+            for (const said of [zodSays.refused ?? [], hostSays.refused])
+              assert.ok(
+                said.some((d) => d.startsWith(where)),
+                `the refusal names ${where}: ${said.join('; ')}`,
+              );
+          }
+        });
+      }
+    }
+  }
 });

@@ -5,12 +5,38 @@
  * about a second under TCG, most of the host commands' start-up. This reader applies the same rules
  * as manifest/manifest.ts's manifestSchema — the same fields, bounds, defaults and strictness (an
  * unknown field is refused) — with explicit checks, and throws the same MANIFEST-INVALID naming each
- * bad field. manifest-read.test.ts holds it to manifestSchema on valid and broken inputs.
+ * bad field. MANIFEST_FIELDS lists every object of a manifest with its fields; manifest-read.test.ts
+ * derives the same table from manifestSchema and holds the two to each other, field by field, so a
+ * field one side gains and the other lacks fails the test.
  */
-import { SutureError } from '../diagnostic.js';
 import type { Manifest } from '../manifest/manifest.js';
+import { manifestRefused, manifestValue } from '../manifest/manifest-input.js';
 
 type Obj = Record<string, unknown>;
+
+/** Every object of a manifest by its path (`[]`: each element of an array) with the fields it may have. */
+export const MANIFEST_FIELDS = {
+  '': [
+    'schema',
+    'name',
+    'version',
+    'kernel',
+    'replace',
+    'objects',
+    'module',
+    'source',
+    'cves',
+    'tool',
+    'createdAt',
+  ],
+  kernel: ['release', 'buildId', 'debianVersion'],
+  'objects[]': ['name', 'functions'],
+  'objects[].functions[]': ['name', 'sympos', 'file', 'change'],
+  module: ['file', 'sha256', 'name'],
+  source: ['diffSha256', 'description'],
+  tool: ['name', 'version'],
+} as const satisfies Record<string, readonly string[]>;
+const F = MANIFEST_FIELDS;
 
 class Checker {
   readonly issues: string[] = [];
@@ -18,7 +44,7 @@ class Checker {
     this.issues.push(`${path || '(root)'}: ${message}`);
     return undefined;
   }
-  object(v: unknown, path: string, keys: string[]): Obj | undefined {
+  object(v: unknown, path: string, keys: readonly string[]): Obj | undefined {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) return this.fail(path, 'object expected');
     const o = v as Obj;
     const extra = Object.keys(o).filter((k) => !keys.includes(k));
@@ -51,10 +77,10 @@ const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 function functionsOf(c: Checker, v: unknown, path: string): Manifest['objects'][number]['functions'] {
   return (c.array(v, path) ?? []).map((f, i) => {
     const p = `${path}.${i}`;
-    const o = c.object(f, p, ['name', 'sympos', 'file', 'change']) ?? {};
+    const o = c.object(f, p, F['objects[].functions[]']) ?? {};
     if (typeof o.sympos !== 'number' || !Number.isInteger(o.sympos) || o.sympos < 0)
       c.fail(`${p}.sympos`, 'integer >= 0 expected');
-    const change = o.change ?? 'changed';
+    const change = o.change === undefined ? 'changed' : o.change;
     if (change !== 'changed' && change !== 'new') c.fail(`${p}.change`, "'changed' or 'new' expected");
     const file = c.optString(o.file, `${p}.file`);
     return {
@@ -67,45 +93,32 @@ function functionsOf(c: Checker, v: unknown, path: string): Manifest['objects'][
 }
 
 function check(c: Checker, v: unknown): Manifest {
-  const keys = [
-    'schema',
-    'name',
-    'version',
-    'kernel',
-    'replace',
-    'objects',
-    'module',
-    'source',
-    'cves',
-    'tool',
-    'createdAt',
-  ];
-  const o = c.object(v, '', keys) ?? {};
+  const o = c.object(v, '', F['']) ?? {};
   if (o.schema !== 1) c.fail('schema', 'must be 1');
   const name = c.string(o.name, 'name', {
     re: /^[a-z0-9_-]{1,48}$/,
     what: 'lowercase letters, digits, - and _ only',
   });
   const version = o.version === undefined ? '1' : c.string(o.version, 'version', { min: 1 });
-  const k = c.object(o.kernel, 'kernel', ['release', 'buildId', 'debianVersion']) ?? {};
+  const k = c.object(o.kernel, 'kernel', F.kernel) ?? {};
   const debianVersion = c.optString(k.debianVersion, 'kernel.debianVersion');
-  const replace = o.replace ?? false;
+  const replace = o.replace === undefined ? false : o.replace;
   if (typeof replace !== 'boolean') c.fail('replace', 'boolean expected');
   const objects = (c.array(o.objects, 'objects', 1) ?? []).map((x, i) => {
-    const ob = c.object(x, `objects.${i}`, ['name', 'functions']) ?? {};
+    const ob = c.object(x, `objects.${i}`, F['objects[]']) ?? {};
     return {
       name: c.string(ob.name, `objects.${i}.name`, { min: 1 }) as string,
       functions: functionsOf(c, ob.functions, `objects.${i}.functions`),
     };
   });
-  const m = c.object(o.module, 'module', ['file', 'sha256', 'name']) ?? {};
-  const s = o.source === undefined ? {} : (c.object(o.source, 'source', ['diffSha256', 'description']) ?? {});
+  const m = c.object(o.module, 'module', F.module) ?? {};
+  const s = o.source === undefined ? {} : (c.object(o.source, 'source', F.source) ?? {});
   const diffSha256 = c.optString(s.diffSha256, 'source.diffSha256', hex(64));
   const description = c.optString(s.description, 'source.description');
   const cves = (o.cves === undefined ? [] : (c.array(o.cves, 'cves') ?? [])).map((x, i) =>
     c.string(x, `cves.${i}`, { re: /^CVE-\d{4}-\d{4,}$/, what: 'CVE-YYYY-NNNN expected' }),
   );
-  const t = c.object(o.tool, 'tool', ['name', 'version']) ?? {};
+  const t = c.object(o.tool, 'tool', F.tool) ?? {};
   if (t.name !== 'suture') c.fail('tool.name', "must be 'suture'");
   const createdAt = c.optString(o.createdAt, 'createdAt', { re: ISO, what: 'ISO date-time expected' });
   return {
@@ -134,33 +147,10 @@ function check(c: Checker, v: unknown): Manifest {
   };
 }
 
-const HINT = 'use the manifest.json that `suture build` wrote next to the module';
-
 /** Parse untrusted manifest JSON (text or value) as parseManifest does, without zod. */
 export function readManifest(input: string | unknown, where = 'manifest'): Manifest {
-  let value: unknown = input;
-  if (typeof input === 'string') {
-    try {
-      value = JSON.parse(input);
-    } catch (e) {
-      throw new SutureError({
-        code: 'MANIFEST-INVALID',
-        message: `${where} is not JSON: ${(e as Error).message}`,
-        location: { file: where },
-        hint: HINT,
-      });
-    }
-  }
   const c = new Checker();
-  const manifest = check(c, value);
-  if (c.issues.length) {
-    throw new SutureError({
-      code: 'MANIFEST-INVALID',
-      message: `${where} does not describe a livepatch`,
-      location: { file: where },
-      detail: c.issues,
-      hint: HINT,
-    });
-  }
+  const manifest = check(c, manifestValue(input, where));
+  if (c.issues.length) throw manifestRefused(where, c.issues);
   return manifest;
 }

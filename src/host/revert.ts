@@ -9,7 +9,7 @@
  * patch, or disabled) only needs its module removed.
  */
 import { SutureError } from '../diagnostic.js';
-import { formatStalledTask, patchedSymbols } from './apply.js';
+import { patchedSymbols } from './apply.js';
 import type { EventSink, SignalRound } from './events.js';
 import { readJournal, record, replacedBy } from './journal.js';
 import { KernelLogCursor } from './kmsg.js';
@@ -21,10 +21,11 @@ import {
   requireLivepatchSupport,
   requireRoot,
 } from './livepatch.js';
+import { followOptions, reverseAndRefuse } from './reversal.js';
 import { type HostRoots, resolveRoots } from './roots.js';
 import { removeStored } from './store.js';
 import type { StalledTask } from './tasks.js';
-import { followTransition, type TransitionOutcome, writeAttribute } from './transition.js';
+import { followTransition, writeAttribute } from './transition.js';
 import { unloadModule } from './unload.js';
 
 export interface RevertOptions {
@@ -87,8 +88,6 @@ function requireInactiveModule(roots: HostRoots, patch: string, emit: EventSink)
   });
 }
 
-type Follow = (target: 0 | 1, force: boolean, signal: boolean) => Promise<TransitionOutcome>;
-
 /** Disable the patch (unless its removal is already under way) and follow the unpatching transition. */
 async function unpatch(
   roots: HostRoots,
@@ -106,57 +105,17 @@ async function unpatch(
       emit({ type: 'disabling', patch });
       writeAttribute(roots, patch, 'enabled', '0');
     }
-    const marks = patchedSymbols(roots, patch);
-    const follow: Follow = (target, force, signal) =>
-      followTransition(roots, {
-        patch,
-        target,
-        startedAt: Date.now(),
-        timeoutMs: opts.timeoutMs ?? 60_000,
-        signal,
-        force,
-        log,
-        onEvent: emit,
-        marks,
-        pollMs: opts.pollMs,
-        scanMs: opts.scanMs,
-        signalPeriodMs: opts.signalPeriodMs,
-      });
-    const outcome = await follow(0, opts.force ?? false, opts.signal ?? false);
+    const follow = followOptions(opts, patch, log, patchedSymbols(roots, patch));
+    const outcome = await followTransition(roots, follow(0, Date.now(), true));
     result.transitioned = true;
     result.transitionMs = outcome.elapsedMs;
     result.forced = outcome.forced;
     result.rounds = outcome.rounds;
     result.stalled = outcome.stalled;
-    if (!outcome.completed) await reenableAndRefuse(roots, patch, outcome, follow, emit);
+    if (!outcome.completed) await reverseAndRefuse(roots, patch, 'unpatching', outcome, follow, emit);
   } finally {
     log.close();
   }
-}
-
-/** An unpatching that did not complete: re-enable the patch, then refuse with the stalled tasks. */
-async function reenableAndRefuse(
-  roots: HostRoots,
-  patch: string,
-  outcome: TransitionOutcome,
-  follow: Follow,
-  emit: EventSink,
-): Promise<never> {
-  const reason =
-    outcome.interrupted ?? `unpatching not complete after ${Math.round(outcome.elapsedMs / 1000)} s`;
-  emit({ type: 'reversing', patch, reason });
-  const still = readLivepatch(roots, patch);
-  if (still?.transition && !still.enabled) writeAttribute(roots, patch, 'enabled', '1');
-  const back = await follow(1, false, false);
-  throw new SutureError({
-    code: back.completed ? 'HOST-TRANSITION-TIMEOUT' : 'HOST-REVERSE-STALLED',
-    message: back.completed
-      ? `${patch}: ${reason}; re-enabled, the patch stays applied as before`
-      : `${patch}: ${reason}, and re-enabling it has not completed either`,
-    detail: outcome.stalled.flatMap(formatStalledTask),
-    why: "these tasks sleep inside the patch's replacement functions, so the kernel cannot switch them back safely",
-    hint: 'retry later, with a longer --timeout, or --signal for user tasks',
-  });
 }
 
 /**

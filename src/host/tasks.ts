@@ -152,3 +152,12 @@ export function describeTask(roots: HostRoots, t: TaskPatchState, marks?: Patche
     onStack,
   };
 }
+
+/** A pending task as report lines: header, then its kernel stack with patched frames marked. */
+export function formatStalledTask(t: StalledTask): string[] {
+  const head = `${t.kthread ? 'kthread' : 'task'} ${t.comm} pid ${t.pid}${t.tid !== t.pid ? ` tid ${t.tid}` : ''} state ${t.state}${t.onStack.length ? ` — sleeping in ${t.onStack.join(', ')}` : ''}`;
+  const frames = t.stack.length
+    ? t.stack.map((f) => `  ${f.patched ? '>>' : '  '} ${f.raw.trim()}`)
+    : ['     (no kernel stack readable)'];
+  return [head, ...frames];
+}

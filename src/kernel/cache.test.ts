@@ -4,7 +4,6 @@
  * Everything runs against a throw-away SUTURE_CACHE and a local HTTP server serving fake packages.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
   existsSync,
@@ -24,6 +23,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { blobPath, ensureBlob, ensureEntry, entryPath, writeFileAtomic } from './cache.js';
+import { nodeScript } from './testing/node-script.js';
 
 const CACHE_JS = fileURLToPath(new URL('./cache.js', import.meta.url));
 
@@ -104,27 +104,7 @@ function serve(
   };
 }
 
-/** Run a small ESM script in a separate node process; resolves with its exit code and output. */
-function child(
-  script: string,
-  env: Record<string, string> = {},
-): { done: Promise<{ code: number | null; out: string }>; kill: () => void } {
-  const p = spawn(process.execPath, ['--input-type=module', '-e', script], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  p.stdout.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  p.stderr.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  const done = new Promise<{ code: number | null; out: string }>((r) =>
-    p.on('close', (code) => r({ code, out })),
-  );
-  return { done, kill: () => p.kill('SIGKILL') };
-}
+const child = nodeScript;
 
 describe('blobs', () => {
   test('a download is verified, renamed into place, and reused without the network', async () => {

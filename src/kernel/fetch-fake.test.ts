@@ -5,7 +5,7 @@
  * package, and a source whose version is not the image's.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   existsSync,
@@ -26,6 +26,7 @@ import type { SutureError } from '../diagnostic.js';
 import type { DebLocation } from './apt.js';
 import { ensureKernelFrom } from './fetch.js';
 import type { ResolvedRelease } from './releases.js';
+import { nodeScript } from './testing/node-script.js';
 
 const FETCH_JS = fileURLToPath(new URL('./fetch.js', import.meta.url));
 const R = '6.1.0-53-cloud-amd64';
@@ -196,18 +197,7 @@ function child(
       onProgress: (e) => { ${extra} },
     });
     console.log(JSON.stringify(t));`;
-  const p = spawn(process.execPath, ['--input-type=module', '-e', script], {
-    env: { ...process.env, SUTURE_CACHE: cache, SUTURE_LOCK_STALE_MS: '2000' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  p.stdout.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  p.stderr.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  return new Promise((r) => p.on('close', (code) => r({ code, out })));
+  return nodeScript(script, { SUTURE_CACHE: cache, SUTURE_LOCK_STALE_MS: '2000' }).done;
 }
 
 async function inCache<T>(cache: string, fn: () => Promise<T>): Promise<T> {

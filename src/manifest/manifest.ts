@@ -7,7 +7,7 @@
  * `parseManifest`, which returns a typed value or throws a SutureError naming the bad field.
  */
 import { z } from 'zod';
-import { SutureError } from '../diagnostic.js';
+import { manifestRefused, manifestValue } from './manifest-input.js';
 
 const hex = (len?: number) =>
   (len ? z.string().length(len) : z.string().min(2)).regex(/^[0-9a-f]+$/, 'lowercase hex expected');
@@ -76,29 +76,12 @@ export type PatchedFunction = z.infer<typeof patchedFunctionSchema>;
 
 /** Parse untrusted JSON (text or value) into a Manifest, or throw MANIFEST-INVALID naming the field. */
 export function parseManifest(input: string | unknown, where = 'manifest'): Manifest {
-  let value: unknown = input;
-  if (typeof input === 'string') {
-    try {
-      value = JSON.parse(input);
-    } catch (e) {
-      throw new SutureError({
-        code: 'MANIFEST-INVALID',
-        message: `${where} is not JSON: ${(e as Error).message}`,
-        location: { file: where },
-        hint: 'use the manifest.json that `suture build` wrote next to the module',
-      });
-    }
-  }
-  const r = manifestSchema.safeParse(value);
-  if (!r.success) {
-    throw new SutureError({
-      code: 'MANIFEST-INVALID',
-      message: `${where} does not describe a livepatch`,
-      location: { file: where },
-      detail: r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`),
-      hint: 'use the manifest.json that `suture build` wrote next to the module',
-    });
-  }
+  const r = manifestSchema.safeParse(manifestValue(input, where));
+  if (!r.success)
+    throw manifestRefused(
+      where,
+      r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`),
+    );
   return r.data;
 }
 

@@ -3,37 +3,15 @@
  * (objdiff/clones.ts), refused naming the caller that breaks the proof (KLP-RENAMED-SYMBOL).
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { cloneKind, shippedCloneName } from './clones.js';
 import { diffObjects, type ObjectDiff } from './objdiff.js';
+import { ScratchGcc } from './testing/gcc-pair.js';
 import { writeDiffObject } from './write.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'suture-clones-test-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
-
-const FLAGS = [
-  '-O2',
-  '-fno-pic',
-  '-mcmodel=kernel',
-  '-mno-red-zone',
-  '-fno-asynchronous-unwind-tables',
-  '-pg',
-  '-mfentry',
-  '-mrecord-mcount',
-  '-ffunction-sections',
-  '-fdata-sections',
-];
-let n = 0;
-function compile(source: string): string {
-  const base = join(dir, `u${n++}`);
-  writeFileSync(`${base}.c`, source);
-  execFileSync('gcc', [...FLAGS, '-c', `${base}.c`, '-o', `${base}.o`]);
-  return `${base}.o`;
-}
+const gcc = new ScratchGcc('clones');
+const compile = (source: string) => gcc.compile(source);
 const pair = (o: string, p: string): Promise<ObjectDiff> => diffObjects(compile(o), compile(p));
 const fn = (d: ObjectDiff, name: RegExp) => d.functions.find((f) => name.test(f.name));
 
@@ -55,7 +33,7 @@ describe('compiler clones', () => {
     assert.deepEqual(clone.clone, { kind: 'isra' });
     assert.deepEqual(d.refusals, []);
     assert.equal(clone.included, true);
-    const obj = await writeDiffObject(d, join(dir, 'same-callers.o'));
+    const obj = await writeDiffObject(d, join(gcc.dir, 'same-callers.o'));
     assert.ok(obj.symbols.some((s) => s.name === clone.name && s.section));
   });
 

@@ -3,37 +3,17 @@
  * ftrace flags (-mcmodel=kernel -pg -mfentry -mrecord-mcount) and one section per function and datum.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { readElfFile } from '../elf/index.js';
 import { diffObjects, type ObjectDiff } from './objdiff.js';
+import { ScratchGcc } from './testing/gcc-pair.js';
 import { writeDiffObject } from './write.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'suture-objdiff-test-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
-
-const KERNEL_FLAGS = [
-  '-O2',
-  '-fno-pic',
-  '-mcmodel=kernel',
-  '-mno-red-zone',
-  '-fno-asynchronous-unwind-tables',
-  '-pg',
-  '-mfentry',
-  '-mrecord-mcount',
-];
-const SECTIONS = ['-ffunction-sections', '-fdata-sections'];
-let n = 0;
-
-function compile(source: string, flags: string[] = SECTIONS): string {
-  const base = join(dir, `u${n++}`);
-  writeFileSync(`${base}.c`, source);
-  execFileSync('gcc', [...KERNEL_FLAGS, ...flags, '-c', `${base}.c`, '-o', `${base}.o`]);
-  return `${base}.o`;
-}
+const gcc = new ScratchGcc('objdiff');
+const dir = gcc.dir;
+const compile = (source: string, flags?: string[]) => gcc.compile(source, { flags });
 
 async function pair(orig: string, patched: string, flags?: string[]): Promise<ObjectDiff> {
   return diffObjects(compile(orig, flags), compile(patched, flags));

@@ -3,36 +3,17 @@
  * -aux-info parser on its own.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { readFileSync } from 'node:fs';
+import { describe, test } from 'node:test';
 import { parseAuxInfo } from '../check/object/prototypes.js';
 import { diffObjects, type ObjectDiff } from './objdiff.js';
+import { ScratchGcc } from './testing/gcc-pair.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'suture-signature-test-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
-
-const FLAGS = [
-  '-O2',
-  '-fno-pic',
-  '-mcmodel=kernel',
-  '-mno-red-zone',
-  '-fno-asynchronous-unwind-tables',
-  '-pg',
-  '-mfentry',
-  '-mrecord-mcount',
-  '-ffunction-sections',
-  '-fdata-sections',
-];
-let n = 0;
+const gcc = new ScratchGcc('signature');
 
 function compile(source: string): { object: string; aux: string } {
-  const base = join(dir, `u${n++}`);
-  writeFileSync(`${base}.c`, source);
-  execFileSync('gcc', [...FLAGS, '-aux-info', `${base}.o.aux`, '-c', `${base}.c`, '-o', `${base}.o`]);
-  return { object: `${base}.o`, aux: `${base}.o.aux` };
+  const object = gcc.compile(source, { auxInfo: true });
+  return { object, aux: `${object}.aux` };
 }
 
 async function pair(orig: string, patched: string): Promise<ObjectDiff> {

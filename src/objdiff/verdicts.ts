@@ -8,7 +8,7 @@
  * Who references whom (callers of a function, users of a datum) is read from the patched object once, and
  * whether a function has an ftrace hook from both objects.
  */
-import type { Change, DataDiff, FunctionDiff } from '../check/facts.js';
+import type { DataDiff, FunctionDiff, SymbolDiff } from '../check/facts.js';
 import { SHF, STT } from '../elf/constants.js';
 import type { ElfObject, ElfSection, ElfSymbol } from '../elf/model.js';
 import { type CanonicalName, compareSymbol, relocationsIn, resolveTarget, SymbolMap } from './compare.js';
@@ -88,22 +88,23 @@ function referencesIn(sides: DiffSides, functions: ElfSymbol[]): (s: ElfSymbol) 
   return (s) => [...(refs.get(s) ?? [])].sort();
 }
 
-/** Twin, change and reason of one patched symbol. */
-function fate(
-  sides: DiffSides,
-  p: ElfSymbol,
-): { twin?: ElfSymbol; originalName?: string; change: Change; reason?: string } {
+/** What every record of a patched symbol says: its twin, its change and why; not yet included. */
+function symbolRecord(sides: DiffSides, p: ElfSymbol): SymbolDiff {
   const o = sides.corr.toOriginal.get(p);
-  if (!o) return { change: 'new', reason: 'not in the original object' };
+  if (!o)
+    return { name: p.name, symbol: p, change: 'new', reason: 'not in the original object', included: false };
   const d = compareSymbol(
     { obj: sides.original, map: sides.oMap, symbol: o, canon: (s) => s.name },
     { obj: sides.patched, map: sides.pMap, symbol: p, canon: sides.pCanon },
   );
   return {
+    name: p.name,
+    symbol: p,
     twin: o,
     ...(o.name !== p.name ? { originalName: o.name } : {}),
     change: d.same ? 'same' : 'changed',
     ...(d.reason ? { reason: d.reason } : {}),
+    included: false,
   };
 }
 
@@ -122,20 +123,13 @@ export function verdicts(sides: DiffSides): Verdicts {
   const pTrace = traceableSet(patched, sides.pMap);
   const prefixes = prefixSet(patched.symbols);
   const functions: FunctionDiff[] = patchedFunctions.map((p) => {
-    const o = corr.toOriginal.get(p);
+    const record = symbolRecord(sides, p);
     const cold = /^(.*)\.cold(\.\d+)?$/.exec(p.name);
     const parent = prefixes.has(p) ? prefixedName(p.name) : cold?.[1];
-    const f = fate(sides, p);
     return {
-      name: p.name,
-      symbol: p,
-      ...(f.twin ? { twin: f.twin } : {}),
-      ...(f.originalName ? { originalName: f.originalName } : {}),
-      change: f.change,
-      ...(f.reason ? { reason: f.reason } : {}),
-      included: false,
+      ...record,
       traceable: pTrace.has(p),
-      originalTraceable: o ? oTrace.has(o) : pTrace.has(p),
+      originalTraceable: record.twin ? oTrace.has(record.twin) : pTrace.has(p),
       callers: usersOf(p),
       ...(parent !== undefined ? { parent } : {}),
     };
@@ -146,20 +140,11 @@ export function verdicts(sides: DiffSides): Verdicts {
       (s) =>
         s.type === STT.OBJECT && s.section !== null && isDataSection(s.section) && !SKIP_DATA.test(s.name),
     )
-    .map((p) => {
-      const f = fate(sides, p);
-      return {
-        name: p.name,
-        symbol: p,
-        ...(f.twin ? { twin: f.twin } : {}),
-        ...(f.originalName ? { originalName: f.originalName } : {}),
-        change: f.change,
-        ...(f.reason ? { reason: f.reason } : {}),
-        included: false,
-        writable: (p.section!.flags & SHF.WRITE) !== 0,
-        users: usersOf(p),
-      };
-    });
+    .map((p) => ({
+      ...symbolRecord(sides, p),
+      writable: (p.section!.flags & SHF.WRITE) !== 0,
+      users: usersOf(p),
+    }));
   const oPrefixes = prefixSet(original.symbols);
   const removedFunctions = original.symbols
     .filter((s) => s.type === STT.FUNC && s.section !== null && !corr.toPatched.has(s) && !oPrefixes.has(s))

@@ -6,15 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { errorResponseSchema } from '../manifest/protocol.js';
-import { AdminClient } from './admin-client.js';
-import { type RunningServer, startServer } from './server.js';
-import { FakeMachine, writePatch } from './testing/fleet-fixture.js';
-import { findPostgres, type PostgresCluster, startPostgres } from './testing/postgres-fixture.js';
+import type { RunningServer } from './server.js';
+import { type FakeMachine, writePatch } from './testing/fleet-fixture.js';
+import { type EngineDatabase, onEachEngine, startRefusalServer } from './testing/refusal-rig.js';
 
 async function listTree(dir: string): Promise<string[]> {
   const out: string[] = [];
@@ -24,11 +22,10 @@ async function listTree(dir: string): Promise<string[]> {
   return out.sort();
 }
 
-function suite(engine: string, database: () => Promise<string | undefined | { skip: string }>): void {
+function suite(engine: string, database: EngineDatabase): void {
   describe(`bad input on ${engine}`, () => {
     let dir: string;
     let server: RunningServer;
-    let admin: AdminClient;
     let machine: FakeMachine;
     let patchId: string;
     let skip: string | undefined;
@@ -39,18 +36,10 @@ function suite(engine: string, database: () => Promise<string | undefined | { sk
         skip = db.skip;
         return;
       }
-      dir = await mkdtemp(join(tmpdir(), 'suture-bad-'));
-      server = await startServer({
-        dataDir: join(dir, 'data'),
-        ...(db ? { database: db } : {}),
-        limits: { enrollPerMinute: 10, upload: 64 * 1024 },
-      });
-      admin = new AdminClient({ server: server.url, adminToken: server.createdAdminToken ?? '' });
-      const t = await admin.createToken({ tier: 'canary' });
-      machine = new FakeMachine(server.url, 'm1');
-      await machine.enroll(t.token);
-      const w = await writePatch(dir, { name: 'cmdline' });
-      patchId = (await admin.publish({ module: w.module, manifest: w.manifestPath, tier: 'canary' })).id;
+      ({ dir, server, machine, patchId } = await startRefusalServer('bad', db, {
+        enrollPerMinute: 10,
+        upload: 64 * 1024,
+      }));
       await machine.checkin();
     });
     after(async () => {
@@ -277,12 +266,4 @@ function suite(engine: string, database: () => Promise<string | undefined | { sk
   });
 }
 
-let cluster: PostgresCluster | undefined;
-suite('SQLite', async () => undefined);
-suite('PostgreSQL', async () => {
-  if (!findPostgres())
-    return { skip: 'PostgreSQL is not installed (apt-get install postgresql); CI installs it' };
-  cluster = await startPostgres();
-  return cluster.createDatabase('bad_input');
-});
-after(() => cluster?.stop());
+onEachEngine('bad_input', suite);

@@ -7,18 +7,16 @@
  * still works; the dashboard cannot be framed; and its stylesheet passes the CSP.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { AdminClient } from './admin-client.js';
 import { type RunningServer, startServer } from './server.js';
+import { CHROMIUM_MISSING, launchChromium } from './testing/chromium.js';
 import { writePatch } from './testing/fleet-fixture.js';
-
-const CHROMIUM = '/usr/bin/chromium';
 
 let dir: string;
 let server: RunningServer;
@@ -49,18 +47,7 @@ before(async () => {
   await new Promise<void>((r) => attacker.listen(0, '127.0.0.1', r));
   const addr = attacker.address();
   attackerUrl = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
-  if (existsSync(CHROMIUM)) {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--no-first-run',
-        '--disable-background-networking',
-      ],
-    });
-  }
+  browser = await launchChromium();
 });
 
 after(async () => {
@@ -73,7 +60,7 @@ after(async () => {
 const field = (name: string, value: string) => `<input type="hidden" name="${name}" value='${value}'>`;
 
 test('a page on another origin cannot act with the session cookie', async (t) => {
-  if (!browser) return t.skip(`${CHROMIUM} is missing (apt-get install chromium); CI installs it`);
+  if (!browser) return t.skip(CHROMIUM_MISSING);
   const context = await browser.newContext();
   const page = await context.newPage();
   const cspViolations: string[] = [];

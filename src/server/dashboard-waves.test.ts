@@ -6,50 +6,18 @@
  * Screenshots go to artifacts/server/ (git-ignored).
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { type Browser, chromium } from 'playwright-core';
+import { test } from 'node:test';
 import { AdminClient } from './admin-client.js';
-import { type RunningServer, startServer } from './server.js';
 import { rolloutBucket } from './store/rollouts.js';
+import { CHROMIUM_MISSING, DashboardRig, SHOTS } from './testing/chromium.js';
 import { FakeMachine, writePatch } from './testing/fleet-fixture.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const SHOTS = join(process.cwd(), 'artifacts', 'server');
-
-let dir: string;
-let server: RunningServer;
-let browser: Browser | undefined;
-
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'suture-dash-waves-'));
-  server = await startServer({ dataDir: join(dir, 'data'), offerTtlMs: 0 });
-  await mkdir(SHOTS, { recursive: true });
-  if (existsSync(CHROMIUM)) {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--no-first-run',
-        '--disable-background-networking',
-      ],
-    });
-  }
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
-  await rm(dir, { recursive: true, force: true });
-});
+const rig = new DashboardRig('dash-waves', { offerTtlMs: 0 });
 
 test('the dashboard shows each wave of a rollout and its halt', async (t) => {
-  if (!browser) return t.skip(`${CHROMIUM} is missing (apt-get install chromium); CI installs it`);
+  const { dir, server, browser } = rig;
+  if (!browser) return t.skip(CHROMIUM_MISSING);
   const admin = new AdminClient({ server: server.url, adminToken: server.createdAdminToken ?? '' });
   const token = (await admin.createToken({ tier: 'canary' })).token;
   const fleet = Array.from({ length: 40 }, (_, i) => new FakeMachine(server.url, `web-${i}`));

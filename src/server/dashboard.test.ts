@@ -5,55 +5,21 @@
  * Screenshots go to artifacts/server/ (git-ignored).
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import { test } from 'node:test';
+import type { Page } from 'playwright-core';
 import { AdminClient } from './admin-client.js';
-import { type RunningServer, startServer } from './server.js';
+import { CHROMIUM_MISSING, DashboardRig, SHOTS } from './testing/chromium.js';
 import { FakeMachine, OTHER_BUILD_ID, RELEASE, writePatch } from './testing/fleet-fixture.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const SHOTS = join(process.cwd(), 'artifacts', 'server');
-
-let dir: string;
-let server: RunningServer;
-let browser: Browser | undefined;
-
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'suture-dash-'));
-  server = await startServer({ dataDir: join(dir, 'data') });
-  await mkdir(SHOTS, { recursive: true });
-  if (existsSync(CHROMIUM)) {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
-  }
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
-  await rm(dir, { recursive: true, force: true });
-});
+const rig = new DashboardRig('dash');
 
 const shot = (page: Page, name: string) =>
   page.screenshot({ path: join(SHOTS, `dashboard-${name}.png`), fullPage: true });
 
 test('the dashboard shows each step of a rollout', async (t) => {
-  if (!browser) return t.skip(`${CHROMIUM} is missing (apt-get install chromium); CI installs it`);
+  const { dir, server, browser } = rig;
+  if (!browser) return t.skip(CHROMIUM_MISSING);
   const admin = new AdminClient({ server: server.url, adminToken: server.createdAdminToken ?? '' });
   const page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
 

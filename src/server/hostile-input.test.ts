@@ -18,15 +18,13 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { errorResponseSchema } from '../manifest/protocol.js';
 import { AdminClient } from './admin-client.js';
-import { type RunningServer, startServer } from './server.js';
+import type { RunningServer } from './server.js';
 import { FakeMachine, fakeModule, OTHER_BUILD_ID, RELEASE, writePatch } from './testing/fleet-fixture.js';
-import { findPostgres, type PostgresCluster, startPostgres } from './testing/postgres-fixture.js';
+import { type EngineDatabase, onEachEngine, startRefusalServer } from './testing/refusal-rig.js';
 
 interface Row {
   name: string;
@@ -63,7 +61,7 @@ async function dashboardSession(url: string, token: string): Promise<{ cookie: s
   return { cookie, csrf };
 }
 
-function suite(engine: string, database: () => Promise<string | undefined | { skip: string }>): void {
+function suite(engine: string, database: EngineDatabase): void {
   describe(`hostile input on ${engine}`, () => {
     let dir: string;
     let server: RunningServer;
@@ -80,18 +78,12 @@ function suite(engine: string, database: () => Promise<string | undefined | { sk
         skip = db.skip;
         return;
       }
-      dir = await mkdtemp(join(tmpdir(), 'suture-hostile-'));
-      server = await startServer({
-        dataDir: join(dir, 'data'),
-        ...(db ? { database: db } : {}),
+      ({ dir, server, admin, machine, patchId } = await startRefusalServer('hostile', db, {
         // the table sends many refused credentials from one address: the failure budget is tested below
-        limits: { authFailuresPerMinute: 10_000, moduleBytes: 40_000, moduleText: 20_000 },
-      });
-      admin = new AdminClient({ server: server.url, adminToken: server.createdAdminToken ?? '' });
-      machine = new FakeMachine(server.url, 'm1');
-      await machine.enroll((await admin.createToken({ tier: 'canary' })).token);
-      const w = await writePatch(dir, { name: 'cmdline' });
-      patchId = (await admin.publish({ module: w.module, manifest: w.manifestPath, tier: 'canary' })).id;
+        authFailuresPerMinute: 10_000,
+        moduleBytes: 40_000,
+        moduleText: 20_000,
+      }));
       // a patch this machine is never offered: another build of the kernel
       const other = await writePatch(dir, { name: 'other', buildId: OTHER_BUILD_ID });
       foreignPatchId = (
@@ -599,12 +591,4 @@ function suite(engine: string, database: () => Promise<string | undefined | { sk
   });
 }
 
-let cluster: PostgresCluster | undefined;
-suite('SQLite', async () => undefined);
-suite('PostgreSQL', async () => {
-  if (!findPostgres())
-    return { skip: 'PostgreSQL is not installed (apt-get install postgresql); CI installs it' };
-  cluster = await startPostgres();
-  return cluster.createDatabase('hostile_input');
-});
-after(() => cluster?.stop());
+onEachEngine('hostile_input', suite);

@@ -4,11 +4,10 @@
  * apply is counted. `publishable` makes a module the fake kernel accepts, with its manifest.
  * Test support only.
  */
-import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FakeKernel, writeFakeModule } from '../../host/testing/fake-kernel.js';
+import { FakeKernel, fakeManifest, writeFakeModule } from '../../host/testing/fake-kernel.js';
 import type { Manifest } from '../../manifest/manifest.js';
 import type { AgentContext } from '../context.js';
 import { enroll } from '../enroll.js';
@@ -18,6 +17,7 @@ import { TamperProxy } from './tamper-proxy.js';
 
 export type Cleanups = (() => Promise<void> | void)[];
 
+/** The host's fakeManifest for the cmdline patch, with a CVE; `over` replaces whole fields. */
 export function manifestFor(
   k: FakeKernel,
   file: string,
@@ -25,20 +25,9 @@ export function manifestFor(
   over: Partial<Manifest> = {},
 ): Manifest {
   return {
-    schema: 1,
-    name: moduleName.replace(/^livepatch_/, ''),
-    version: '1',
-    kernel: { release: k.release, buildId: k.buildId },
-    replace: false,
+    ...fakeManifest(k, file, moduleName),
     objects: [{ name: 'vmlinux', functions: [{ name: 'cmdline_proc_show', sympos: 0, change: 'changed' }] }],
-    module: {
-      file: file.split('/').pop() as string,
-      sha256: createHash('sha256').update(readFileSync(file)).digest('hex'),
-      name: moduleName,
-    },
-    source: {},
     cves: ['CVE-2026-0001'],
-    tool: { name: 'suture', version: '0.1.0' },
     ...over,
   };
 }

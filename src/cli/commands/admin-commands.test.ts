@@ -4,14 +4,10 @@
  * test does not depend on other stages), against a real server on loopback.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { Command } from 'commander';
-import { type RunningServer, startServer } from '../../server/server.js';
+import { test } from 'node:test';
 import type { KernelSummary, MachineRecord, PatchRecord } from '../../server/store.js';
 import { FakeMachine, writePatch } from '../../server/testing/fleet-fixture.js';
+import { AdminCliRig } from '../testing/admin-cli.js';
 import { register as registerAdmin } from './admin.js';
 import { register as registerAudit } from './audit.js';
 import { register as registerKernels } from './kernels.js';
@@ -23,75 +19,27 @@ import { register as registerRevoke } from './revoke.js';
 import { register as registerRollout } from './rollout.js';
 import { register as registerToken } from './token.js';
 
-let dir: string;
-let server: RunningServer;
-
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'suture-cli-'));
-  server = await startServer({ dataDir: join(dir, 'data') });
-});
-after(async () => {
-  await server?.close();
-  await rm(dir, { recursive: true, force: true });
-});
-
-/** what the last `suture` call printed on stderr */
-let lastStderr = '';
-
-/** Run `suture ARGS…` with only the admin commands; returns what it printed on stdout. */
-async function suture(...args: string[]): Promise<string> {
-  const program = new Command('suture').exitOverride();
-  for (const r of [
-    registerToken,
-    registerPublish,
-    registerPromote,
-    registerRevoke,
-    registerMachines,
-    registerKernels,
-    registerAudit,
-    registerAdmin,
-    registerRollout,
-    registerResume,
-  ]) {
-    r(program);
-  }
-  const out: string[] = [];
-  const write = process.stdout.write.bind(process.stdout);
-  const err = process.stderr.write.bind(process.stderr);
-  // the commands write strings; the test runner writes its own events as bytes: let those through,
-  // or the result of a test that ends while another one captures is lost
-  process.stdout.write = ((s: string | Uint8Array, ...rest: never[]) =>
-    typeof s === 'string' ? out.push(s) > 0 : write(s, ...rest)) as typeof process.stdout.write;
-  lastStderr = '';
-  process.stderr.write = ((s: string | Uint8Array, ...rest: never[]) => {
-    if (typeof s !== 'string') return err(s, ...rest);
-    lastStderr += s;
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    await program.parseAsync([
-      'node',
-      'suture',
-      ...args,
-      '--server',
-      server.url,
-      '--admin-token',
-      server.createdAdminToken ?? '',
-    ]);
-  } finally {
-    process.stdout.write = write;
-    process.stderr.write = err;
-  }
-  return out.join('');
-}
+const rig = new AdminCliRig('cli', [
+  registerToken,
+  registerPublish,
+  registerPromote,
+  registerRevoke,
+  registerMachines,
+  registerKernels,
+  registerAudit,
+  registerAdmin,
+  registerRollout,
+  registerResume,
+]);
+const suture = rig.suture;
 
 test('token, publish, promote, machines, kernels, revoke from the command line', async () => {
   const token = (await suture('token', 'create', '--tier', 'canary', '--max-uses', '2')).trim();
   assert.match(token, /^sut_enroll_[A-Za-z0-9_-]{43}$/);
-  const m = new FakeMachine(server.url, 'cli-host');
+  const m = new FakeMachine(rig.server.url, 'cli-host');
   await m.enroll(token);
 
-  const w = await writePatch(dir, { name: 'meminfo' });
+  const w = await writePatch(rig.dir, { name: 'meminfo' });
   const published = JSON.parse(
     await suture(
       'publish',
@@ -170,16 +118,16 @@ test('incident response from the command line: token revoke, machines --disable,
   const token =
     /sut_enroll_[A-Za-z0-9_-]{43}/.exec(await suture('token', 'create', '--tier', 'canary'))?.[0] ?? '';
   assert.match(
-    lastStderr,
+    rig.lastStderr,
     /unlimited uses \(default; --max-uses N\), never expires \(default; --expires-in-hours H\)/,
   );
   const id =
     (JSON.parse(await suture('token', 'list', '--json')) as Array<{ id: string; revokedAt?: string }>).at(-1)
       ?.id ?? '';
-  const m = new FakeMachine(server.url, 'incident-host');
+  const m = new FakeMachine(rig.server.url, 'incident-host');
   await m.enroll(token);
   assert.match(await suture('token', 'revoke', id), new RegExp(`token ${id} \\(tier canary\\) revoked`));
-  await assert.rejects(new FakeMachine(server.url, 'late').enroll(token), /403/);
+  await assert.rejects(new FakeMachine(rig.server.url, 'late').enroll(token), /403/);
 
   assert.match(
     await suture('machines', m.id, '--disable', '--reason', 'stolen'),
@@ -193,12 +141,12 @@ test('incident response from the command line: token revoke, machines --disable,
     (e: Error & { code?: string }) => e.code === 'CLI-USAGE',
   );
 
-  const old = server.createdAdminToken ?? '';
+  const old = rig.server.createdAdminToken ?? '';
   const fresh = /sut_admin_[A-Za-z0-9_-]{43}/.exec(await suture('admin', 'rotate-token'))?.[0] ?? '';
   assert.ok(fresh, 'the new admin token is printed');
   await new Promise((r) => setTimeout(r, 1100)); // the server caches the admin token hash for a second
   await assert.rejects(suture('kernels'), (e: Error & { code?: string }) => e.code === 'AUTH-INVALID');
-  server.createdAdminToken = fresh;
+  rig.server.createdAdminToken = fresh;
   const auditText = await suture('audit');
   for (const a of ['token.revoke', 'machine.disable', 'machine.enable', 'admin.rotate-token'])
     assert.ok(auditText.includes(a), a);
@@ -206,7 +154,7 @@ test('incident response from the command line: token revoke, machines --disable,
 });
 
 test('publish --waves, rollout status, rollout halt, resume from the command line', async () => {
-  const w = await writePatch(dir, { name: 'uptime' });
+  const w = await writePatch(rig.dir, { name: 'uptime' });
   const args = ['publish', w.module, '--manifest', w.manifestPath, '--tier', 'canary'];
   await assert.rejects(suture(...args, '--waves', '10,x,100'), { code: 'CLI-ROLLOUT-OPTION' });
   await assert.rejects(suture(...args, '--waves', '10,50', '--soak', 'soon'), { code: 'CLI-ROLLOUT-OPTION' });

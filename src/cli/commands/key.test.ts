@@ -4,64 +4,28 @@
  * answers, which are then signed with the new key.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { Command } from 'commander';
+import { test } from 'node:test';
 import { verifyCheckinAnswer } from '../../manifest/answer-signature.js';
 import { followKeyChain } from '../../manifest/key-rotation.js';
-import { type RunningServer, startServer } from '../../server/server.js';
 import { FakeMachine } from '../../server/testing/fleet-fixture.js';
+import { AdminCliRig } from '../testing/admin-cli.js';
 import { register as registerKey } from './key.js';
 import { register as registerToken } from './token.js';
 
-let dir: string;
-let server: RunningServer;
-
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'suture-cli-key-'));
-  server = await startServer({ dataDir: join(dir, 'data') });
-});
-after(async () => {
-  await server?.close();
-  await rm(dir, { recursive: true, force: true });
-});
-
-async function suture(...args: string[]): Promise<string> {
-  const program = new Command('suture').exitOverride();
-  registerKey(program);
-  registerToken(program);
-  const out: string[] = [];
-  const write = process.stdout.write.bind(process.stdout);
-  process.stdout.write = ((s: string) => out.push(String(s)) > 0) as typeof process.stdout.write;
-  try {
-    await program.parseAsync([
-      'node',
-      'suture',
-      ...args,
-      '--server',
-      server.url,
-      '--admin-token',
-      server.createdAdminToken ?? '',
-    ]);
-  } finally {
-    process.stdout.write = write;
-  }
-  return out.join('');
-}
+const rig = new AdminCliRig('cli-key', [registerKey, registerToken]);
+const suture = rig.suture;
 
 test('suture key rotate: a new key announced under the old one, audited, followed by the answers', async () => {
   const before = JSON.parse(await suture('key', '--json')) as { publicKey: string; custody: string };
-  assert.equal(before.publicKey, server.publicKey);
+  assert.equal(before.publicKey, rig.server.publicKey);
   assert.equal(before.custody, 'the database');
-  const m = new FakeMachine(server.url, 'key-host');
+  const m = new FakeMachine(rig.server.url, 'key-host');
   await m.enroll((await suture('token', 'create', '--tier', 'canary')).trim());
   assert.deepEqual((await m.checkin()).keys, []);
 
   const r = JSON.parse(await suture('key', 'rotate', '--json')) as { previous: string; publicKey: string };
   assert.equal(r.previous, before.publicKey);
-  assert.equal(server.publicKey, r.publicKey);
+  assert.equal(rig.server.publicKey, r.publicKey);
   assert.match(await suture('key'), /kept in the database; 1 rotation\(s\)/);
 
   const answer = await m.checkin();
@@ -70,6 +34,6 @@ test('suture key rotate: a new key announced under the old one, audited, followe
   assert.equal(verifyCheckinAnswer(raw, r.publicKey), true, 'answers are signed with the new key');
   assert.equal(verifyCheckinAnswer(raw, before.publicKey), false, 'and no longer with the old one');
   assert.equal(followKeyChain(before.publicKey, answer.keys).key, r.publicKey, 'announced by the old key');
-  const audit = await server.store.listAudit();
+  const audit = await rig.server.store.listAudit();
   assert.equal(audit.filter((a) => a.action === 'key-rotate').length, 1);
 });
