@@ -19,8 +19,7 @@
  *     wave-3 VM is never offered it.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -32,6 +31,7 @@ import type { TierRollout } from '../server/store/rollouts.js';
 import { rolloutBucket } from '../server/store/rollouts.js';
 import { FakeMachine } from '../server/testing/fleet-fixture.js';
 import { bootVm, type VmSession } from '../vm/index.js';
+import { markerLivepatch, markerManifest } from '../vm/testing/fixtures.js';
 import { type ServerBackend, startFleetBackend } from './testing/fleet-backend.js';
 
 const FLEET = 1000;
@@ -40,82 +40,19 @@ const TIER = 'prod';
 const MARK = 'suture-waves-livepatch';
 const ALL_HEALTHY = 1_000_000; // gate above any wave's size: the whole wave must be healthy
 
-const livepatchSource = (name: string, oldName: string, body: string) => `// SPDX-License-Identifier: GPL-2.0
-/* Suture waves test: ${name} replaces ${oldName}. */
-#include <linux/kernel.h>
-#include <linux/livepatch.h>
-#include <linux/module.h>
-#include <linux/seq_file.h>
-
-static int waves_new(struct seq_file *m, void *v)
-{
-	${body}
-	return 0;
-}
-
-static struct klp_func waves_funcs[] = {
-	{ .old_name = "${oldName}", .new_func = waves_new },
-	{}
-};
-
-static struct klp_object waves_objs[] = {
-	{ .funcs = waves_funcs }, /* .name NULL: vmlinux */
-	{}
-};
-
-static struct klp_patch waves_patch = {
-	.mod = THIS_MODULE,
-	.objs = waves_objs,
-};
-
-static int __init waves_init(void)
-{
-	return klp_enable_patch(&waves_patch);
-}
-
-static void __exit waves_exit(void)
-{
-}
-
-module_init(waves_init);
-module_exit(waves_exit);
-MODULE_LICENSE("GPL");
-MODULE_INFO(livepatch, "Y");
-`;
-
 interface Built {
   ko: string;
   manifest: Manifest;
 }
 
-async function buildPatch(work: string, name: string, oldName: string, body: string): Promise<Built> {
+/** A livepatch of vmlinux's `oldName` printing `mark` (vm/testing/fixtures.ts), built with kbuild. */
+async function buildPatch(name: string, mark: string, oldName?: string): Promise<Built> {
   const dir = join(work, `livepatch-${name}`);
   mkdirSync(dir);
-  writeFileSync(join(dir, `livepatch-${name}.c`), livepatchSource(name, oldName, body));
+  writeFileSync(join(dir, `livepatch-${name}.c`), markerLivepatch(mark, oldName));
   writeFileSync(join(dir, 'Kbuild'), `obj-m := livepatch-${name}.o\n`);
   const ko = (await buildModule(dir, kernel)).ko;
-  const manifest: Manifest = {
-    schema: 1,
-    name,
-    version: '1',
-    kernel: { release: kernel.release, buildId: kernel.buildId, debianVersion: kernel.debianVersion },
-    replace: false,
-    objects: [
-      {
-        name: 'vmlinux',
-        functions: [{ name: oldName, sympos: 0, file: 'fs/proc/cmdline.c', change: 'changed' }],
-      },
-    ],
-    module: {
-      file: `livepatch-${name}.ko`,
-      sha256: createHash('sha256').update(readFileSync(ko)).digest('hex'),
-      name: `livepatch_${name.replaceAll('-', '_')}`,
-    },
-    source: { description: `waves test: ${name}` },
-    cves: [],
-    tool: { name: 'suture', version: '0.1.0' },
-  };
-  return { ko, manifest };
+  return { ko, manifest: markerManifest(kernel, ko, name, oldName) };
 }
 
 interface VmAgent {
@@ -246,13 +183,8 @@ describe('waves: 1,000 in-process agents and two VM agents, three waves', { time
         ),
       ),
     );
-    cmdlinePatch = await buildPatch(work, 'waves', 'cmdline_proc_show', `seq_puts(m, "${MARK}\\n");`);
-    brokenPatch = await buildPatch(
-      work,
-      'waves-missing',
-      'suture_waves_no_such_function',
-      'seq_puts(m, "never\\n");',
-    );
+    cmdlinePatch = await buildPatch('waves', MARK);
+    brokenPatch = await buildPatch('waves-missing', 'never', 'suture_waves_no_such_function');
     server = await startFleetBackend({ host: '127.0.0.1', checkinIntervalSeconds: 2 });
     const token = await server.createToken(TIER);
     fleet = Array.from(
