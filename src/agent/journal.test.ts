@@ -159,6 +159,18 @@ test('after a boot into another kernel: reverted as kernel-upgrade-required, rep
   reconcile(same, kernel, []);
   assert.match(loadState(same).patches[patchId]?.reason ?? '', /^no longer loaded/);
   assert.equal(loadState(same).patches[patchId]?.code, undefined);
+  // booted back into the patch's kernel, the boot unit loaded it again: applied, reported, not refused
+  reconcile(dir, kernel, [{ name: 'livepatch_cmdline', enabled: true, transition: false }]);
+  const back = loadState(dir);
+  assert.equal(back.patches[patchId]?.outcome, 'applied');
+  assert.equal(back.patches[patchId]?.code, undefined);
+  assert.deepEqual(back.outbox.map((o) => [o.action, o.status.state, o.kernel.release]).at(-1), [
+    'apply',
+    'applied',
+    kernel.release,
+  ]);
+  reconcile(dir, booted, []); // and away again
+  assert.equal(loadState(dir).patches[patchId]?.code, 'AGENT-KERNEL-UPGRADE-REQUIRED');
   // once the server offers a patch for the booted kernel, the offer is what status speaks of
   updateState(dir, (x) => {
     x.offered = [{ patchId: 'fedcba9876543210', name: 'cmdline', version: '2', replace: true }];

@@ -19,7 +19,8 @@
  * recorded as reverted with that reason, and a finished transition becomes `applied`. When the machine
  * booted another kernel than the one the patch was applied on (its boot unit does not load it there),
  * the reason says `kernel-upgrade-required: built for …, this machine booted …` (code
- * AGENT-KERNEL-UPGRADE-REQUIRED). Each such change is queued as a report, so the server's view
+ * AGENT-KERNEL-UPGRADE-REQUIRED); booted back into that kernel, with the patch loaded again by the boot
+ * unit, the record is `applied` again. Each such change is queued as a report, so the server's view
  * converges too.
  */
 import type { KernelIdentity } from '../manifest/protocol.js';
@@ -124,6 +125,17 @@ export function upgradeRequiredReason(built: KernelIdentity, running: KernelIden
   return `kernel-upgrade-required: built for ${built.release} (${built.buildId.slice(0, 12)}), this machine booted ${running.release} (${running.buildId.slice(0, 12)}): not loaded`;
 }
 
+/** Left behind by a kernel change, and now the machine runs its kernel again with it loaded (boot unit). */
+function backOnItsKernel(
+  rec: PatchRecord,
+  kernel: KernelIdentity,
+  byName: Map<string, LoadedLivepatch>,
+): boolean {
+  if (rec.outcome !== 'reverted' || rec.code !== KERNEL_UPGRADE_REQUIRED || !rec.kernel) return false;
+  const lp = byName.get(rec.moduleName);
+  return sameKernel(rec.kernel, kernel) && lp?.enabled === true && !lp.transition;
+}
+
 /** Re-align `applied`/`transition` records with what the kernel has loaded (no save). */
 export function syncRecords(
   state: AgentState,
@@ -133,6 +145,15 @@ export function syncRecords(
 ): void {
   for (const rec of Object.values(state.patches)) {
     if (state.intent?.patchId === rec.patchId) continue;
+    if (backOnItsKernel(rec, kernel, byName)) {
+      rec.outcome = 'applied';
+      delete rec.code;
+      delete rec.reason;
+      rec.at = now();
+      queueReport(state, kernel, rec, 'apply');
+      notes.push(`${rec.name}: back on ${kernel.release}, the boot unit loaded it again; applied`);
+      continue;
+    }
     if (rec.outcome !== 'applied' && rec.outcome !== 'transition') continue;
     const lp = byName.get(rec.moduleName);
     if (!lp?.enabled) {
