@@ -35,6 +35,18 @@ const appliedRecord = (): PatchRecord => ({
 });
 const tmp = () => mkdtempSync(join(tmpdir(), 'suture-agent-journal-'));
 
+/** the record of the cmdline patch, applied (no kernel recorded: as an older agent wrote it) */
+const appliedRecord = (): PatchRecord => ({
+  patchId,
+  name: 'cmdline',
+  moduleName: 'livepatch_cmdline',
+  version: '1',
+  sha256: 'b'.repeat(64),
+  outcome: 'applied',
+  attempts: 1,
+  at: new Date().toISOString(),
+});
+
 test('killed after the kernel loaded the patch: recorded as applied and reported, not applied again', () => {
   const dir = tmp();
   updateState(dir, (s) => {
@@ -112,6 +124,69 @@ test('a patch recorded as applied that the kernel no longer has (reboot) becomes
   assert.equal(s.patches[patchId]?.outcome, 'reverted');
   assert.match(s.patches[patchId]?.reason ?? '', /no longer loaded/);
   assert.equal(s.outbox[0]?.action, 'revert');
+});
+
+test('after a boot into another kernel: reverted as kernel-upgrade-required, reported, and status says so', () => {
+  const dir = tmp();
+  updateState(dir, (s) => {
+    s.enrollment = {
+      server: 'http://127.0.0.1:1',
+      machineId: 'm-0123456789abcdef',
+      credential: 'c'.repeat(40),
+      serverPublicKey: 'k'.repeat(44),
+      tier: 'stable',
+      enrolledAt: new Date().toISOString(),
+    };
+    s.lastSuccessAt = new Date().toISOString();
+    s.patches[patchId] = { ...appliedRecord(), kernel };
+  });
+  const booted = { release: '6.1.0-53-amd64', buildId: 'c'.repeat(40) };
+  reconcile(dir, booted, []);
+  const s = loadState(dir);
+  const rec = s.patches[patchId];
+  assert.equal(rec?.outcome, 'reverted');
+  assert.equal(rec?.code, 'AGENT-KERNEL-UPGRADE-REQUIRED');
+  assert.equal(
+    rec?.reason,
+    'kernel-upgrade-required: built for 6.1.0-53-cloud-amd64 (aaaaaaaaaaaa), this machine booted 6.1.0-53-amd64 (cccccccccccc): not loaded',
+  );
+  assert.deepEqual(
+    s.outbox.map((o) => [o.action, o.status.state, o.status.reason, o.kernel.release]),
+    [['revert', 'reverted', rec?.reason, '6.1.0-53-amd64']],
+  );
+  const running = { ...booted, livepatchSupported: true };
+  const st = computeStatus(s, running, []);
+  assert.equal(st.patchState.code, 'kernel-upgrade-required');
+  assert.equal(
+    st.patchState.text,
+    'kernel upgrade required: cmdline 1 (6.1.0-53-cloud-amd64) built for another kernel, none offered for 6.1.0-53-amd64',
+  );
+  // back on the patch's own kernel, or a record without a kernel (older agents): the plain reboot words
+  const same = tmp();
+  updateState(same, (x) => {
+    x.patches[patchId] = { ...(rec as PatchRecord), outcome: 'applied', kernel };
+    delete x.patches[patchId]?.code;
+  });
+  reconcile(same, kernel, []);
+  assert.match(loadState(same).patches[patchId]?.reason ?? '', /^no longer loaded/);
+  assert.equal(loadState(same).patches[patchId]?.code, undefined);
+  // booted back into the patch's kernel, the boot unit loaded it again: applied, reported, not refused
+  reconcile(dir, kernel, [{ name: 'livepatch_cmdline', enabled: true, transition: false }]);
+  const back = loadState(dir);
+  assert.equal(back.patches[patchId]?.outcome, 'applied');
+  assert.equal(back.patches[patchId]?.code, undefined);
+  assert.deepEqual(back.outbox.map((o) => [o.action, o.status.state, o.kernel.release]).at(-1), [
+    'apply',
+    'applied',
+    kernel.release,
+  ]);
+  reconcile(dir, booted, []); // and away again
+  assert.equal(loadState(dir).patches[patchId]?.code, 'AGENT-KERNEL-UPGRADE-REQUIRED');
+  // once the server offers a patch for the booted kernel, the offer is what status speaks of
+  updateState(dir, (x) => {
+    x.offered = [{ patchId: 'fedcba9876543210', name: 'cmdline', version: '2', replace: true }];
+  });
+  assert.equal(computeStatus(loadState(dir), running, []).patchState.code, 'pending');
 });
 
 test('status: the words of canonical-livepatch status, from state and the kernel', () => {

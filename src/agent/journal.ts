@@ -16,8 +16,12 @@
  *
  * It also keeps each patch record in step with the kernel: a patch recorded as applied that the kernel
  * no longer has (the machine rebooted, a cumulative patch replaced it, someone removed it by hand) is
- * recorded as reverted with that reason, and a finished transition becomes `applied`. Each such change
- * is queued as a report, so the server's view converges too.
+ * recorded as reverted with that reason, and a finished transition becomes `applied`. When the machine
+ * booted another kernel than the one the patch was applied on (its boot unit does not load it there),
+ * the reason says `kernel-upgrade-required: built for …, this machine booted …` (code
+ * AGENT-KERNEL-UPGRADE-REQUIRED); booted back into that kernel, with the patch loaded again by the boot
+ * unit, the record is `applied` again. Each such change is queued as a report, so the server's view
+ * converges too.
  */
 import type { KernelIdentity } from '../manifest/protocol.js';
 import type { LoadedLivepatch } from './kernel-port.js';
@@ -110,6 +114,28 @@ export function reconcile(
   return { notes };
 }
 
+/** The record's code when the machine booted another kernel than the one its patch was applied on. */
+export const KERNEL_UPGRADE_REQUIRED = 'AGENT-KERNEL-UPGRADE-REQUIRED';
+
+const sameKernel = (a: KernelIdentity, b: KernelIdentity) =>
+  a.release === b.release && a.buildId === b.buildId;
+
+/** In the words the server's machine view and `suture agent status` show (stable prefix). */
+export function upgradeRequiredReason(built: KernelIdentity, running: KernelIdentity): string {
+  return `kernel-upgrade-required: built for ${built.release} (${built.buildId.slice(0, 12)}), this machine booted ${running.release} (${running.buildId.slice(0, 12)}): not loaded`;
+}
+
+/** Left behind by a kernel change, and now the machine runs its kernel again with it loaded (boot unit). */
+function backOnItsKernel(
+  rec: PatchRecord,
+  kernel: KernelIdentity,
+  byName: Map<string, LoadedLivepatch>,
+): boolean {
+  if (rec.outcome !== 'reverted' || rec.code !== KERNEL_UPGRADE_REQUIRED || !rec.kernel) return false;
+  const lp = byName.get(rec.moduleName);
+  return sameKernel(rec.kernel, kernel) && lp?.enabled === true && !lp.transition;
+}
+
 /** Re-align `applied`/`transition` records with what the kernel has loaded (no save). */
 export function syncRecords(
   state: AgentState,
@@ -119,13 +145,28 @@ export function syncRecords(
 ): void {
   for (const rec of Object.values(state.patches)) {
     if (state.intent?.patchId === rec.patchId) continue;
+    if (backOnItsKernel(rec, kernel, byName)) {
+      rec.outcome = 'applied';
+      delete rec.code;
+      delete rec.reason;
+      rec.at = now();
+      queueReport(state, kernel, rec, 'apply');
+      notes.push(`${rec.name}: back on ${kernel.release}, the boot unit loaded it again; applied`);
+      continue;
+    }
     if (rec.outcome !== 'applied' && rec.outcome !== 'transition') continue;
     const lp = byName.get(rec.moduleName);
     if (!lp?.enabled) {
       if (lp?.transition) continue; // being disabled right now: look again later
       rec.outcome = 'reverted';
-      rec.reason =
-        'no longer loaded in the kernel (rebooted, replaced by a cumulative patch, or removed by hand)';
+      const other = rec.kernel && !sameKernel(rec.kernel, kernel) ? rec.kernel : undefined;
+      if (other) {
+        rec.code = KERNEL_UPGRADE_REQUIRED;
+        rec.reason = upgradeRequiredReason(other, kernel);
+      } else {
+        rec.reason =
+          'no longer loaded in the kernel (rebooted, replaced by a cumulative patch, or removed by hand)';
+      }
       delete rec.transition;
       rec.at = now();
       queueReport(state, kernel, rec, 'revert');

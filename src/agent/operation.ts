@@ -82,6 +82,7 @@ export async function applyJournaled(
     sha256: t.sha256,
     outcome: 'applied',
     attempts: t.attempts + 1,
+    kernel: { release: m.kernel.release, buildId: m.kernel.buildId },
     at: now(),
   };
   if (!result.ok) {

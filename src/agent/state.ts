@@ -25,7 +25,12 @@ import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, wr
 import { join } from 'node:path';
 import { z } from 'zod';
 import { SutureError } from '../diagnostic.js';
-import { patchIdSchema, reportRequestSchema, transitionSchema } from '../manifest/protocol.js';
+import {
+  kernelIdentitySchema,
+  patchIdSchema,
+  reportRequestSchema,
+  transitionSchema,
+} from '../manifest/protocol.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/suture/agent';
 
@@ -87,6 +92,8 @@ export const patchRecordSchema = z
     kernelLog: z.string().max(8192).optional(),
     /** how many times the agent handed this patch to the kernel */
     attempts: z.number().int().min(0),
+    /** the kernel it was handed to (the manifest's, verified to be the running one); absent in old records */
+    kernel: kernelIdentitySchema.optional(),
     at: z.string(),
   })
   .strict();

@@ -9,9 +9,12 @@
  *
  * Computed from the persisted state and, when readable, the kernel's own list of loaded livepatches
  * (the kernel's truth wins over the record). Patch state is one of: `✓ all applicable livepatch modules
- * inserted`, `nothing to apply`, `kernel not supported`, `apply failed: NAME: why`, `applying NAME`,
+ * inserted`, `nothing to apply`, `kernel not supported`, `kernel upgrade required: NAME VERSION (RELEASE)
+ * built for another kernel, none offered for RELEASE` (the machine booted another kernel than the one
+ * its patches were applied on, and the server offers none for this one), `apply failed: NAME: why`, `applying NAME`,
  * `transition in progress: NAME`, `pending: NAME`, `check-in pending`, `not enrolled`.
  */
+import { KERNEL_UPGRADE_REQUIRED } from './journal.js';
 import type { LoadedLivepatch, RunningKernel } from './kernel-port.js';
 import type { AgentState } from './state.js';
 
@@ -19,6 +22,7 @@ export type PatchStateCode =
   | 'applied'
   | 'nothing-to-apply'
   | 'kernel-not-supported'
+  | 'kernel-upgrade-required'
   | 'apply-failed'
   | 'applying'
   | 'transition'
@@ -111,7 +115,19 @@ export function computeStatus(
       };
     }
     if (!state.lastSuccessAt) return { code: 'check-in-pending', text: 'check-in pending' };
-    if (state.offered.length === 0) return { code: 'nothing-to-apply', text: 'nothing to apply' };
+    if (state.offered.length === 0) {
+      const elsewhere = Object.values(state.patches).filter(
+        (r) => r.code === KERNEL_UPGRADE_REQUIRED && r.outcome === 'reverted',
+      );
+      if (elsewhere.length && kernel) {
+        const what = elsewhere.map((r) => `${r.name} ${r.version} (${r.kernel?.release ?? '?'})`).join(', ');
+        return {
+          code: 'kernel-upgrade-required',
+          text: `kernel upgrade required: ${what} built for another kernel, none offered for ${kernel.release}`,
+        };
+      }
+      return { code: 'nothing-to-apply', text: 'nothing to apply' };
+    }
     // Applicable: offers newest first, down to and including the first cumulative one that is in.
     const applicable: AgentStatusPatch[] = [];
     for (let i = 0; i < state.offered.length; i++) {

@@ -56,7 +56,7 @@ describe('suture status exit codes', () => {
     const k = fake();
     const file = k.writeModule('livepatch_old');
     storePatch(k.roots, file, fakeManifest(k, file, 'livepatch_old', { buildId: 'b'.repeat(40) }));
-    assert.deepEqual(verdict(k), ['unsupported', 3]);
+    assert.deepEqual(verdict(k), ['kernel-upgrade-required', 3]);
   });
   test('4: a patch marked bad wins over an applied one', async () => {
     const k = fake();

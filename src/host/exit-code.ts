@@ -5,8 +5,9 @@
  *   1  no patch applied, and none available for this kernel
  *   2  a patch is available for this kernel but not applied (stored for boot but not active, or in
  *      transition)
- *   3  unsupported kernel (no livepatch support), or patches exist only for another kernel
- *      (upgrade required) and none is active
+ *   3  unsupported kernel (no livepatch support: verdict `unsupported`), or patches exist only for
+ *      another kernel and none is active (verdict `kernel-upgrade-required`: boot the kernel they are
+ *      for, or get patches built for this one)
  *   4  a patch is marked bad by the crash-loop guard (wins over everything else)
  *
  * "Available" is what this host holds for the running kernel: its boot store (`suture apply
@@ -19,6 +20,7 @@ export const STATUS_EXIT = {
   none: 1,
   available: 2,
   unsupported: 3,
+  'kernel-upgrade-required': 3,
   bad: 4,
 } as const;
 export type StatusVerdict = keyof typeof STATUS_EXIT;
@@ -32,7 +34,7 @@ export function statusVerdict(s: HostStatus): StatusVerdict {
   if (applicable.some((p) => !active.has(p.patch))) return 'available';
   if (s.patches.some((p) => p.transition)) return 'available';
   if (active.size) return 'applied';
-  if (s.stored.length && !applicable.length) return 'unsupported';
+  if (s.stored.length && !applicable.length) return 'kernel-upgrade-required';
   return 'none';
 }
 

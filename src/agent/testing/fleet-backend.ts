@@ -14,13 +14,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Manifest } from '../../manifest/manifest.js';
 import type { KernelIdentity, OfferedPatch, PatchStatus } from '../../manifest/protocol.js';
+import type { WavePlanRequest } from '../../server/admin-protocol.js';
 import { startServer } from '../../server/server.js';
 import { ServerClient } from '../server-client.js';
 
 export interface FleetBackend {
   url: string;
   createToken(tier: string): Promise<string>;
-  publish(module: string, manifest: Manifest, tier: string): Promise<string>;
+  /** upload and publish; `rollout` rolls the tier out in waves (admin-protocol.ts's wave plan) */
+  publish(module: string, manifest: Manifest, tier: string, rollout?: WavePlanRequest): Promise<string>;
   promote(patchId: string, tier: string): Promise<void>;
   revoke(patchId: string): Promise<void>;
   /** the patch state the server holds for a machine (from its check-ins and reports) */
@@ -60,6 +62,8 @@ export interface ServerBackend extends FleetBackend {
   port: number;
   dataDir: string;
   admin<T>(method: string, path: string, body?: unknown): Promise<T>;
+  /** run the rollout gate once as if at `now` (what the server's own timer does every 5 s) */
+  advanceRollouts(now: string): Promise<Array<{ patchId: string; tier: string; wave: number }>>;
 }
 
 interface MachineDetailJson {
@@ -107,11 +111,18 @@ export async function startFleetBackend(
     dataDir,
     admin,
     createToken: async (tier) => (await admin<{ token: string }>('POST', '/admin/v1/tokens', { tier })).token,
-    publish: async (module, manifest, tier) => {
+    advanceRollouts: (now) => server.store.advanceRollouts(now),
+    publish: async (module, manifest, tier, rollout) => {
       const bytes = readFileSync(module);
       const sha = createHash('sha256').update(bytes).digest('hex');
       await admin('PUT', `/admin/v1/artifacts/${sha}`, bytes);
-      return (await admin<{ id: string }>('POST', '/admin/v1/patches', { manifest, tier })).id;
+      return (
+        await admin<{ id: string }>('POST', '/admin/v1/patches', {
+          manifest,
+          tier,
+          ...(rollout ? { rollout } : {}),
+        })
+      ).id;
     },
     promote: async (id, tier) => {
       await admin('POST', `/admin/v1/patches/${id}/promote`, { tier });

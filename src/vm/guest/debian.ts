@@ -28,8 +28,14 @@ export interface DebianGuestOptions {
   onLine?: (l: string) => void;
 }
 
+/**
+ * `kernel`: boot the same disk with another kernel than the guest's (a kernel change on the host);
+ * `modules`: what that kernel needs before its disk is mounted (e.g. ext4 where it is a module), and
+ * drivers the disk has no modules for (the image holds the guest kernel's modules only)
+ */
 export interface BootOptions
-  extends Pick<VmOptions, 'net' | 'append' | 'onConsole' | 'timeoutMs' | 'memoryMb'> {}
+  extends Pick<VmOptions, 'net' | 'append' | 'onConsole' | 'timeoutMs' | 'memoryMb' | 'modules'>,
+    Partial<Pick<VmOptions, 'kernel'>> {}
 
 export class DebianGuest {
   /** ms spent making the base image now (0 when it was cached) */

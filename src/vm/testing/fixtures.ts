@@ -7,9 +7,11 @@
  * blog's sample to be disguised as another kernel's) with kbuild directly, since vm/ may not import klp/.
  */
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { KernelTarget } from '../../kernel/target.js';
+import type { Manifest } from '../../manifest/manifest.js';
 
 /** Build `<name>.ko` from one C file in `dir` with kbuild; returns the .ko path. Throws with make's output. */
 export function buildTestModule(kernel: KernelTarget, dir: string, name: string, source: string): string {
@@ -56,6 +58,74 @@ module_exit(livepatch_exit);
 MODULE_LICENSE("GPL");
 MODULE_INFO(livepatch, "Y");
 `;
+
+/**
+ * A livepatch replacing `oldName` (a seq_file show function of vmlinux, by default /proc/cmdline's)
+ * with one that prints `mark`; an `oldName` the kernel does not have makes a livepatch whose load
+ * fails (klp_enable_patch cannot find the symbol).
+ */
+export function markerLivepatch(mark: string, oldName = 'cmdline_proc_show'): string {
+  return `// SPDX-License-Identifier: GPL-2.0
+#include <linux/kernel.h>
+#include <linux/livepatch.h>
+#include <linux/module.h>
+#include <linux/seq_file.h>
+
+static int marker_show(struct seq_file *m, void *v)
+{
+	seq_puts(m, "${mark}\\n");
+	return 0;
+}
+
+static struct klp_func marker_funcs[] = { { .old_name = "${oldName}", .new_func = marker_show }, {} };
+static struct klp_object marker_objs[] = { { .funcs = marker_funcs }, {} }; /* .name NULL: vmlinux */
+static struct klp_patch marker_patch = { .mod = THIS_MODULE, .objs = marker_objs };
+
+static int __init marker_init(void)
+{
+	return klp_enable_patch(&marker_patch);
+}
+
+static void __exit marker_exit(void)
+{
+}
+
+module_init(marker_init);
+module_exit(marker_exit);
+MODULE_LICENSE("GPL");
+MODULE_INFO(livepatch, "Y");
+`;
+}
+
+/** The manifest `suture build` would write for a hand-built livepatch of one vmlinux function. */
+export function markerManifest(
+  kernel: KernelTarget,
+  ko: string,
+  name: string,
+  oldName = 'cmdline_proc_show',
+): Manifest {
+  return {
+    schema: 1,
+    name,
+    version: '1',
+    kernel: { release: kernel.release, buildId: kernel.buildId, debianVersion: kernel.debianVersion },
+    replace: false,
+    objects: [
+      {
+        name: 'vmlinux',
+        functions: [{ name: oldName, sympos: 0, file: 'fs/proc/cmdline.c', change: 'changed' }],
+      },
+    ],
+    module: {
+      file: basename(ko),
+      sha256: createHash('sha256').update(readFileSync(ko)).digest('hex'),
+      name: basename(ko, '.ko').replaceAll('-', '_'),
+    },
+    source: { description: `test livepatch ${name}: replaces ${oldName}` },
+    cves: [],
+    tool: { name: 'suture', version: '0.1.0' },
+  };
+}
 
 /** A module whose init writes through a NULL pointer: a real oops (the kernel survives, insmod dies). */
 export const OOPS_MODULE = `#include <linux/module.h>
