@@ -22,7 +22,7 @@ const intent = {
   sha256: 'b'.repeat(64),
   startedAt: new Date().toISOString(),
 };
-/** The state's record of the cmdline patch, applied once just now. */
+/** The state's record of the cmdline patch, applied once just now (no kernel recorded: as an older agent wrote it). */
 const appliedRecord = (): PatchRecord => ({
   patchId,
   name: 'cmdline',
@@ -34,18 +34,6 @@ const appliedRecord = (): PatchRecord => ({
   at: new Date().toISOString(),
 });
 const tmp = () => mkdtempSync(join(tmpdir(), 'suture-agent-journal-'));
-
-/** the record of the cmdline patch, applied (no kernel recorded: as an older agent wrote it) */
-const appliedRecord = (): PatchRecord => ({
-  patchId,
-  name: 'cmdline',
-  moduleName: 'livepatch_cmdline',
-  version: '1',
-  sha256: 'b'.repeat(64),
-  outcome: 'applied',
-  attempts: 1,
-  at: new Date().toISOString(),
-});
 
 test('killed after the kernel loaded the patch: recorded as applied and reported, not applied again', () => {
   const dir = tmp();
