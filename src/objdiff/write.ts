@@ -10,7 +10,13 @@
 import { writeFile } from 'node:fs/promises';
 import { fail } from '../diagnostic.js';
 import { RELA_SIZE, SHF, SHN, SHT, STB, STT, STV, SYM_SIZE } from '../elf/constants.js';
-import { ElfObject, type ElfRelocation, type ElfSection, type ElfSymbol } from '../elf/model.js';
+import {
+  createSection,
+  ElfObject,
+  type ElfRelocation,
+  type ElfSection,
+  type ElfSymbol,
+} from '../elf/model.js';
 import { writeElf } from '../elf/writer.js';
 import { relocationsIn, resolveTarget } from './compare.js';
 import type { ObjectDiff } from './objdiff.js';
@@ -50,24 +56,10 @@ function copySection(s: ElfSection): ElfSection {
   };
 }
 
-/** An empty section of the output, shaped like the patched object's first section. */
+/** An empty section of the output (no flags, no data), made as the ELF model makes every new section. */
 function emptySection(name: string, type: number, addralign: number, entsize: number): ElfSection {
-  return { ...copySection({ ...emptyTemplate, name, type }), addralign, entsize };
+  return createSection({ name, type, addralign, entsize });
 }
-const emptyTemplate: ElfSection = {
-  name: '',
-  type: SHT.NULL,
-  flags: 0,
-  addr: 0n,
-  offset: 0,
-  size: 0,
-  link: null,
-  info: 0,
-  infoSection: null,
-  addralign: 1,
-  entsize: 0,
-  data: new Uint8Array(0),
-};
 
 function newSymbol(fields: Pick<ElfSymbol, 'name' | 'bind' | 'type' | 'section' | 'shndx'>): ElfSymbol {
   return { value: 0n, size: 0, visibility: STV.DEFAULT, other: 0, ...fields };
