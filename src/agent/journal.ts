@@ -24,7 +24,7 @@
  * converges too.
  */
 import type { KernelIdentity } from '../manifest/protocol.js';
-import type { LoadedLivepatch } from './kernel-port.js';
+import { type LoadedLivepatch, sameKernel } from './kernel-port.js';
 import { queueReport } from './report.js';
 import { type AgentState, loadState, type PatchRecord, saveState } from './state.js';
 
@@ -116,9 +116,6 @@ export function reconcile(
 
 /** The record's code when the machine booted another kernel than the one its patch was applied on. */
 export const KERNEL_UPGRADE_REQUIRED = 'AGENT-KERNEL-UPGRADE-REQUIRED';
-
-const sameKernel = (a: KernelIdentity, b: KernelIdentity) =>
-  a.release === b.release && a.buildId === b.buildId;
 
 /** In the words the server's machine view and `suture agent status` show (stable prefix). */
 export function upgradeRequiredReason(built: KernelIdentity, running: KernelIdentity): string {

@@ -9,6 +9,14 @@
  */
 import type { Manifest } from '../manifest/manifest.js';
 
+/** The same kernel build (release and build id): what a patch is for against what a machine runs. */
+export function sameKernel(
+  a: { release: string; buildId: string },
+  b: { release: string; buildId: string },
+): boolean {
+  return a.release === b.release && a.buildId === b.buildId;
+}
+
 export interface RunningKernel {
   release: string;
   /** GNU build id of the running vmlinux, 40 lowercase hex digits */

@@ -12,7 +12,7 @@
 import { SutureError } from '../diagnostic.js';
 import type { OfferedPatch } from '../manifest/protocol.js';
 import { assertManifestSignature } from '../manifest/signature.js';
-import type { RunningKernel } from './kernel-port.js';
+import { type RunningKernel, sameKernel } from './kernel-port.js';
 import { MAX_MODULE_BYTES } from './server-client.js';
 
 /** sha256 of zero bytes: a manifest naming it describes an empty module */
@@ -43,7 +43,7 @@ export function verifyOffer(offer: OfferedPatch, pinnedKey: string, kernel: Runn
       hint: 'nothing was loaded; the signed manifest is what counts — re-publish the patch on the server',
     });
   }
-  if (m.kernel.release !== kernel.release || m.kernel.buildId !== kernel.buildId) {
+  if (!sameKernel(m.kernel, kernel)) {
     throw new SutureError({
       code: 'AGENT-WRONG-KERNEL',
       message: `patch ${m.name} was built for ${m.kernel.release} (build id ${m.kernel.buildId}), this machine runs ${kernel.release} (build id ${kernel.buildId})`,

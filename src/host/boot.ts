@@ -15,7 +15,7 @@ import { SutureError, toDiagnostic } from '../diagnostic.js';
 import { type ApplyResult, applyLivepatch } from './apply.js';
 import type { EventSink } from './events.js';
 import { badPatches, settleEarlierBoots } from './guard.js';
-import { runningKernel } from './identity.js';
+import { builtFor, runningKernel } from './identity.js';
 import { readLivepatches, requireLivepatchSupport, requireRoot } from './livepatch.js';
 import { modeAllowsApply, readMode } from './mode.js';
 import { type HostRoots, resolveRoots } from './roots.js';
@@ -53,7 +53,7 @@ export async function bootApply(
   }));
   for (const s of stored) {
     const patch = s.manifest.module.name;
-    if (s.manifest.kernel.release !== kernel.release || s.manifest.kernel.buildId !== kernel.buildId) {
+    if (!builtFor(s.manifest.kernel, kernel)) {
       out.push({
         patch,
         seq: s.seq,

@@ -21,6 +21,11 @@ const NT_GNU_BUILD_ID = 3;
 const align4 = (n: number) => (n + 3) & ~3;
 
 /** Parse an ELF note blob (as in /sys/kernel/notes) and return the GNU build id, if any. */
+/** Whether a patch built for `built` (a manifest's kernel) is for this running kernel: release and build id. */
+export function builtFor(built: { release: string; buildId: string }, kernel: RunningKernel): boolean {
+  return built.release === kernel.release && built.buildId === kernel.buildId;
+}
+
 export function parseBuildIdNote(notes: Uint8Array, where = '/sys/kernel/notes'): string | undefined {
   const view = new DataView(notes.buffer, notes.byteOffset, notes.byteLength);
   let off = 0;

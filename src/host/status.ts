@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { type BadMark, badPatches } from './guard.js';
-import { runningKernel } from './identity.js';
+import { builtFor, runningKernel } from './identity.js';
 import { readJournal, replacedBy } from './journal.js';
 import { type Livepatch, livepatchRoot, readLivepatches } from './livepatch.js';
 import { type ModeSetting, readMode } from './mode.js';
@@ -79,8 +79,7 @@ export function hostStatus(partial?: Partial<HostRoots>): HostStatus {
     patch: p.manifest.module.name,
     version: p.manifest.version,
     release: p.manifest.kernel.release,
-    forRunningKernel:
-      p.manifest.kernel.release === kernel.release && p.manifest.kernel.buildId === kernel.buildId,
+    forRunningKernel: builtFor(p.manifest.kernel, kernel),
   }));
   return {
     kernel,
