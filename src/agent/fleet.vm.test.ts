@@ -26,51 +26,12 @@ import { buildModule } from '../klp/kbuild.js';
 import type { Manifest } from '../manifest/manifest.js';
 import { CHROMIUM, CHROMIUM_ARGS } from '../server/testing/chromium.js';
 import { bootVm, type VmSession } from '../vm/index.js';
+import { markerLivepatch } from '../vm/testing/fixtures.js';
 import { type ServerBackend, startFleetBackend } from './testing/fleet-backend.js';
 
 const MARK = 'suture-fleet-livepatch';
-const SOURCE = `// SPDX-License-Identifier: GPL-2.0
-/* Suture fleet test: /proc/cmdline shows a marker while this livepatch is applied. */
-#include <linux/kernel.h>
-#include <linux/livepatch.h>
-#include <linux/module.h>
-#include <linux/seq_file.h>
-
-static int fleet_cmdline_proc_show(struct seq_file *m, void *v)
-{
-	seq_puts(m, "${MARK}\\n");
-	return 0;
-}
-
-static struct klp_func fleet_funcs[] = {
-	{ .old_name = "cmdline_proc_show", .new_func = fleet_cmdline_proc_show },
-	{}
-};
-
-static struct klp_object fleet_objs[] = {
-	{ .funcs = fleet_funcs }, /* .name NULL: vmlinux */
-	{}
-};
-
-static struct klp_patch fleet_patch = {
-	.mod = THIS_MODULE,
-	.objs = fleet_objs,
-};
-
-static int __init fleet_init(void)
-{
-	return klp_enable_patch(&fleet_patch);
-}
-
-static void __exit fleet_exit(void)
-{
-}
-
-module_init(fleet_init);
-module_exit(fleet_exit);
-MODULE_LICENSE("GPL");
-MODULE_INFO(livepatch, "Y");
-`;
+/** /proc/cmdline shows MARK while the fleet's livepatch is applied. */
+const SOURCE = markerLivepatch(MARK);
 
 const ARTIFACTS = join(process.cwd(), 'artifacts', 'agent');
 

@@ -17,50 +17,8 @@ import { defaultRelease, type KernelTarget } from '../kernel/target.js';
 import { buildModule } from '../klp/kbuild.js';
 import type { Manifest } from '../manifest/manifest.js';
 import { bootVm, type VmSession } from '../vm/index.js';
+import { markerLivepatch } from '../vm/testing/fixtures.js';
 import { type ServerBackend, startFleetBackend } from './testing/fleet-backend.js';
-
-const source = (mark: string) => `// SPDX-License-Identifier: GPL-2.0
-/* Suture upgrade test: /proc/cmdline shows which version of this livepatch is applied. */
-#include <linux/kernel.h>
-#include <linux/livepatch.h>
-#include <linux/module.h>
-#include <linux/seq_file.h>
-
-static int upgrade_cmdline_proc_show(struct seq_file *m, void *v)
-{
-	seq_puts(m, "${mark}\\n");
-	return 0;
-}
-
-static struct klp_func upgrade_funcs[] = {
-	{ .old_name = "cmdline_proc_show", .new_func = upgrade_cmdline_proc_show },
-	{}
-};
-
-static struct klp_object upgrade_objs[] = {
-	{ .funcs = upgrade_funcs },
-	{}
-};
-
-static struct klp_patch upgrade_patch = {
-	.mod = THIS_MODULE,
-	.objs = upgrade_objs,
-};
-
-static int __init upgrade_init(void)
-{
-	return klp_enable_patch(&upgrade_patch);
-}
-
-static void __exit upgrade_exit(void)
-{
-}
-
-module_init(upgrade_init);
-module_exit(upgrade_exit);
-MODULE_LICENSE("GPL");
-MODULE_INFO(livepatch, "Y");
-`;
 
 let kernel: KernelTarget;
 let work: string;
@@ -78,7 +36,7 @@ async function sh(cmd: string, timeoutMs = 120_000): Promise<string> {
 async function build(version: string): Promise<{ ko: string; manifest: Manifest }> {
   const dir = join(work, `v${version}`, 'livepatch-fleet');
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'livepatch-fleet.c'), source(`suture-upgrade-v${version}`));
+  writeFileSync(join(dir, 'livepatch-fleet.c'), markerLivepatch(`suture-upgrade-v${version}`));
   writeFileSync(join(dir, 'Kbuild'), 'obj-m := livepatch-fleet.o\n');
   const ko = (await buildModule(dir, kernel)).ko;
   return {
