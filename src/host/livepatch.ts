@@ -132,8 +132,10 @@ export function readLivepatch(roots: HostRoots, name: string): Livepatch | undef
       else attributes.push(e);
     }
   } catch (err) {
-    // the kernel frees the patch's objects at the end of an unpatching transition, under our feet
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    // the kernel frees the patch's objects at the end of an unpatching transition, under our feet: a
+    // file gone (ENOENT), or one opened just before its kobject was removed (ENODEV on read)
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENODEV') return undefined;
     throw err;
   }
   const flag = (attr: string) => {
