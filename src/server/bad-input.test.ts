@@ -11,8 +11,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { errorResponseSchema } from '../manifest/protocol.js';
 import type { RunningServer } from './server.js';
+import { type EngineDatabase, onEachEngine } from './testing/engines.js';
 import { type FakeMachine, writePatch } from './testing/fleet-fixture.js';
-import { type EngineDatabase, onEachEngine, startRefusalServer } from './testing/refusal-rig.js';
+import { startRefusalServer } from './testing/refusal-rig.js';
 
 async function listTree(dir: string): Promise<string[]> {
   const out: string[] = [];

@@ -23,8 +23,9 @@ import { after, before, describe, test } from 'node:test';
 import { errorResponseSchema } from '../manifest/protocol.js';
 import { AdminClient } from './admin-client.js';
 import type { RunningServer } from './server.js';
+import { type EngineDatabase, onEachEngine } from './testing/engines.js';
 import { FakeMachine, fakeModule, OTHER_BUILD_ID, RELEASE, writePatch } from './testing/fleet-fixture.js';
-import { type EngineDatabase, onEachEngine, startRefusalServer } from './testing/refusal-rig.js';
+import { startRefusalServer } from './testing/refusal-rig.js';
 
 interface Row {
   name: string;

@@ -1,6 +1,6 @@
 /*
- * The store contract, run against both engines: SQLite in a temp dir, and PostgreSQL in a throwaway
- * cluster started by postgres-fixture.ts (skipped, saying why, only when PostgreSQL is not installed).
+ * The store contract, run against both engines (engines.ts): SQLite in a temp dir, and PostgreSQL in
+ * a throwaway cluster (skipped, saying why, only when PostgreSQL is not installed).
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -12,8 +12,8 @@ import pg from 'pg';
 import { parseManifest } from '../manifest/manifest.js';
 import { hashSecret } from './credentials.js';
 import { openStore, type PatchRecord, type Store } from './store.js';
+import { type EngineDatabase, onEachEngine, openEngineStore } from './testing/engines.js';
 import { BUILD_ID, OTHER_BUILD_ID, RELEASE } from './testing/fleet-fixture.js';
-import { findPostgres, type PostgresCluster, startPostgres } from './testing/postgres-fixture.js';
 
 const audit = (action: string) => ({
   at: new Date().toISOString(),
@@ -53,18 +53,17 @@ function patch(
   };
 }
 
-function storeSuite(name: string, open: () => Promise<Store | string>): void {
-  describe(`store on ${name}`, () => {
+function storeSuite(engine: string, database: EngineDatabase): void {
+  describe(`store on ${engine}`, () => {
     let store: Store;
     let skip: string | undefined;
+    let close: (() => Promise<void>) | undefined;
     before(async () => {
-      const s = await open();
-      if (typeof s === 'string') skip = s;
-      else store = s;
+      const db = await database();
+      if (db && typeof db === 'object') skip = db.skip;
+      else ({ store, close } = await openEngineStore(db, 'store'));
     });
-    after(async () => {
-      await store?.close();
-    });
+    after(async () => close?.());
 
     const enroll = async (tokenHash: string, host: string, buildId = BUILD_ID) => {
       const cred = `cred-${host}`;
@@ -497,48 +496,47 @@ function storeSuite(name: string, open: () => Promise<Store | string>): void {
   });
 }
 
-let dir: string;
-let cluster: PostgresCluster | undefined;
-
-storeSuite('SQLite', async () => {
-  dir = await mkdtemp(join(tmpdir(), 'suture-store-'));
-  return openStore(join(dir, 'suture.db'));
-});
-
-storeSuite('PostgreSQL', async () => {
-  if (!findPostgres()) return 'PostgreSQL is not installed (apt-get install postgresql); CI installs it';
-  cluster = await startPostgres();
-  return openStore(await cluster.createDatabase('store_test'));
-});
-
-test('a database from before a column was added gets it at open', async () => {
-  const reopened = async (database: string) => {
-    const store = await openStore(database);
-    try {
-      assert.equal(await store.setMachineDisabled('m-none', true, audit('machine.disable'), 'x'), 'unknown');
-      assert.deepEqual(await store.listMachines(), []);
-    } finally {
-      await store.close();
+/** A database made before a column was added (dropped here by hand) gets the column at open. */
+function columnMigrationTest(engine: string, database: EngineDatabase): void {
+  test(`a database from before a column was added gets it at open, on ${engine}`, async (t) => {
+    const db = await database('store_migrate');
+    if (db && typeof db === 'object') return t.skip(db.skip);
+    const reopened = async (database: string) => {
+      const store = await openStore(database);
+      try {
+        assert.equal(
+          await store.setMachineDisabled('m-none', true, audit('machine.disable'), 'x'),
+          'unknown',
+        );
+        assert.deepEqual(await store.listMachines(), []);
+      } finally {
+        await store.close();
+      }
+    };
+    if (db) {
+      await (await openStore(db)).close();
+      const client = new pg.Client({ connectionString: db });
+      await client.connect();
+      await client.query('ALTER TABLE machines DROP COLUMN disabled_at');
+      await client.end();
+      await reopened(db);
+      return;
     }
-  };
-  const file = join(dir, 'old.db');
-  await (await openStore(file)).close();
-  const raw = new Database(file);
-  raw.exec('ALTER TABLE machines DROP COLUMN disabled_at');
-  raw.close();
-  await reopened(file);
-  if (cluster) {
-    const url = await cluster.createDatabase('store_migrate');
-    await (await openStore(url)).close();
-    const client = new pg.Client({ connectionString: url });
-    await client.connect();
-    await client.query('ALTER TABLE machines DROP COLUMN disabled_at');
-    await client.end();
-    await reopened(url);
-  }
-});
+    const dir = await mkdtemp(join(tmpdir(), 'suture-store-'));
+    try {
+      const file = join(dir, 'old.db');
+      await (await openStore(file)).close();
+      const raw = new Database(file);
+      raw.exec('ALTER TABLE machines DROP COLUMN disabled_at');
+      raw.close();
+      await reopened(file);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+}
 
-after(async () => {
-  cluster?.stop();
-  if (dir) await rm(dir, { recursive: true, force: true });
+onEachEngine('store_test', (engine, database) => {
+  storeSuite(engine, database);
+  columnMigrationTest(engine, database);
 });

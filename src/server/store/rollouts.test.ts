@@ -4,16 +4,13 @@
  * halting a waved tier, a `bad` report halting any tier, resume, and the audit trail of each.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parseManifest } from '../../manifest/manifest.js';
 import type { CheckinRequest } from '../../manifest/protocol.js';
 import { hashSecret } from '../credentials.js';
-import { openStore, type PatchRecord, type Store } from '../store.js';
+import type { PatchRecord, Store } from '../store.js';
+import { type EngineDatabase, onEachEngine, openEngineStore } from '../testing/engines.js';
 import { BUILD_ID, RELEASE } from '../testing/fleet-fixture.js';
-import { findPostgres, type PostgresCluster, startPostgres } from '../testing/postgres-fixture.js';
 import { rolloutBucket } from './rollouts.js';
 
 const T0 = Date.parse('2026-06-01T00:00:00.000Z');
@@ -61,18 +58,17 @@ const checkin = (patchId: string, state: 'applied' | 'failed' | 'bad'): CheckinR
   patches: [{ patchId, state, ...(state === 'applied' ? {} : { reason: 'boom' }) }],
 });
 
-function suite(name: string, open: () => Promise<Store | string>): void {
-  describe(`rollouts on ${name}`, () => {
+function suite(engine: string, database: EngineDatabase): void {
+  describe(`rollouts on ${engine}`, () => {
     let store: Store;
     let skip: string | undefined;
+    let close: (() => Promise<void>) | undefined;
     before(async () => {
-      const s = await open();
-      if (typeof s === 'string') skip = s;
-      else store = s;
+      const db = await database();
+      if (db && typeof db === 'object') skip = db.skip;
+      else ({ store, close } = await openEngineStore(db, 'rollouts'));
     });
-    after(async () => {
-      await store?.close();
-    });
+    after(async () => close?.());
 
     const machines = (tier: string, n: number) =>
       Array.from({ length: n }, (_, i) => ({
@@ -194,21 +190,4 @@ function suite(name: string, open: () => Promise<Store | string>): void {
   });
 }
 
-let dir: string;
-let cluster: PostgresCluster | undefined;
-
-suite('SQLite', async () => {
-  dir = await mkdtemp(join(tmpdir(), 'suture-rollouts-'));
-  return openStore(join(dir, 'suture.db'));
-});
-
-suite('PostgreSQL', async () => {
-  if (!findPostgres()) return 'PostgreSQL is not installed (apt-get install postgresql); CI installs it';
-  cluster = await startPostgres();
-  return openStore(await cluster.createDatabase('rollouts_test'));
-});
-
-after(async () => {
-  cluster?.stop();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+onEachEngine('rollouts_test', suite);
