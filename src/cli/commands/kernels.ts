@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import { AdminClient, type AdminCliOptions, adminTarget, renderTable } from '../../server/admin-client.js';
+import { renderPatchTable } from '../patch-table.js';
 
 export function register(program: Command): void {
   program
@@ -34,21 +35,7 @@ export function register(program: Command): void {
         )}\n`,
       );
       if (o.patches) {
-        process.stdout.write(
-          `\n${renderTable(
-            ['patch', 'name', 'version', 'kernel', 'build id', 'tiers', 'state', 'CVEs'],
-            patches.map((p) => [
-              p.id,
-              p.name,
-              p.version,
-              p.kernelRelease,
-              p.buildId.slice(0, 12),
-              p.tiers.join(','),
-              p.revokedAt ? 'revoked' : 'active',
-              p.cves.join(',') || '-',
-            ]),
-          )}\n`,
-        );
+        process.stdout.write(`\n${renderPatchTable(patches, { state: true })}\n`);
       }
     });
 }

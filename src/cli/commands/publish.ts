@@ -6,8 +6,9 @@
  * `--waves 10,50,100 [--gate-checkins N] [--soak 10m]` the tier gets it in waves (phased rollout).
  */
 import type { Command } from 'commander';
-import { AdminClient, type AdminCliOptions, adminTarget, renderTable } from '../../server/admin-client.js';
+import { AdminClient, type AdminCliOptions, adminTarget } from '../../server/admin-client.js';
 import { addWaveOptions, type WaveCliOptions, wavePlanFrom } from '../../server/wave-options.js';
+import { renderPatchTable } from '../patch-table.js';
 
 export function register(program: Command): void {
   const cmd = program
@@ -40,22 +41,7 @@ export function register(program: Command): void {
         process.stdout.write(`${JSON.stringify(p, null, 2)}\n`);
         return;
       }
-      process.stdout.write(
-        `${renderTable(
-          ['patch', 'name', 'version', 'kernel', 'build id', 'tiers', 'CVEs'],
-          [
-            [
-              p.id,
-              p.name,
-              p.version,
-              p.kernelRelease,
-              p.buildId.slice(0, 12),
-              p.tiers.join(','),
-              p.cves.join(',') || '-',
-            ],
-          ],
-        )}\n`,
-      );
+      process.stdout.write(`${renderPatchTable([p])}\n`);
     },
   );
 }
