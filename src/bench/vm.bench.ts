@@ -17,15 +17,9 @@ import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease, type KernelTarget } from '../kernel/target.js';
 import { CpioArchive } from '../vm/cpio.js';
 import { bootVm } from '../vm/index.js';
-import {
-  assembleInitramfs,
-  BUSYBOX,
-  nodeRuntimeFiles,
-  sutureFiles,
-  VM_NODE_FLAGS,
-  VM_SUTURE_DIR,
-} from '../vm/initramfs.js';
+import { assembleInitramfs, BUSYBOX, nodeRuntimeFiles, VM_NODE_FLAGS } from '../vm/initramfs.js';
 import { qemuArgs, spawnQemu } from '../vm/qemu.js';
+import { sutureFiles, VM_SUTURE_DIR } from '../vm/suture-files.js';
 import { type Benchmark, median, timeRuns } from './harness.js';
 
 const MB = 1024 * 1024;

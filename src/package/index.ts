@@ -4,7 +4,7 @@
  */
 import { join } from 'node:path';
 import { SutureError } from '../diagnostic.js';
-import { repoRoot } from '../vm/initramfs.js';
+import { repoRoot } from '../vm/suture-files.js';
 import { buildTarball } from './tarball.js';
 
 try {

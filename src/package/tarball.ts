@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fail } from '../diagnostic.js';
 import { VERSION } from '../version.js';
-import { repoRoot, sutureFiles, VM_SUTURE_DIR } from '../vm/initramfs.js';
+import { repoRoot, sutureFiles, VM_SUTURE_DIR } from '../vm/suture-files.js';
 
 export const INSTALL_DIR = VM_SUTURE_DIR;
 export const NODE_PATH = `${INSTALL_DIR}/node/bin/node`;

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, it } from 'node:test';
 import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease } from '../kernel/target.js';
-import { repoRoot } from './initramfs.js';
+import { repoRoot } from './suture-files.js';
 
 let work: string;
 const cli = join(repoRoot(), 'bin', 'suture.js');

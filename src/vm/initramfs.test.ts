@@ -17,15 +17,10 @@ import { after, before, describe, it } from 'node:test';
 import { isSutureError } from '../diagnostic.js';
 import type { KernelTarget } from '../kernel/target.js';
 import { CpioArchive } from './cpio.js';
-import {
-  assembleInitramfs,
-  nodeWrapper,
-  productionPackages,
-  pruneLayers,
-  repoRoot,
-  sutureFiles,
-} from './initramfs.js';
+import { assembleInitramfs, nodeWrapper } from './initramfs.js';
+import { pruneLayers } from './layer-cache.js';
 import { parseModulesBuiltin, parseModulesDep, resolveModules } from './modules.js';
+import { productionPackages, repoRoot, sutureFiles } from './suture-files.js';
 
 const RELEASE = '6.1.0-99-test-amd64';
 const DEP = [

@@ -13,20 +13,19 @@
  * later entries winning. A cached layer is named by the SHA-256 of what went into it (file paths,
  * sizes, mtimes and our own layout version), so a rebuilt `dist/` or an upgraded Node makes a new
  * layer and an unchanged one is reused: a boot with Node costs a file copy, not a 100 MB compression.
- * Superseded layers are pruned (see pruneLayers), so rebuilding dist/ all day does not fill the disk.
+ * Superseded layers are pruned, so rebuilding dist/ all day does not fill the disk (layer-cache.ts).
+ * What the suture layer carries is suture-files.ts's file set.
  */
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, readFileSync, realpathSync } from 'node:fs';
-import { mkdir, readdir, rm, stat, utimes } from 'node:fs/promises';
-import { basename, dirname, join, posix, relative, resolve } from 'node:path';
+import { createReadStream, createWriteStream, existsSync, realpathSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { basename, join, posix, relative } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { fileURLToPath } from 'node:url';
 import { fail } from '../diagnostic.js';
 import type { KernelTarget } from '../kernel/target.js';
-import { vmCacheDir } from './cache.js';
 import { CpioArchive } from './cpio.js';
 import { type GuestConfig, INIT_SCRIPT, renderGuestConfig, UDHCPC_SCRIPT } from './guest.js';
+import { cachedLayer, type Layer, sha, statKey } from './layer-cache.js';
 import {
   builtinModules,
   type ModuleDeps,
@@ -34,17 +33,7 @@ import {
   resolveModules,
   targetModuleDeps,
 } from './modules.js';
-
-/** Bump when the layout of a cached layer changes, so old cache entries are not reused. */
-const LAYOUT = 'suture-vm-layers-1';
-
-export interface Layer {
-  name: 'base' | 'node' | 'suture' | 'run';
-  path: string;
-  bytes: number;
-  /** true when this layer came from the cache rather than being built now */
-  cached: boolean;
-}
+import { repoRoot, sutureFiles, VM_SUTURE_DIR, walkFiles } from './suture-files.js';
 
 export interface FileSpec {
   /** a file or directory on the host */
@@ -80,88 +69,6 @@ export interface Initramfs {
 }
 
 export const BUSYBOX = '/bin/busybox';
-
-function sha(...parts: string[]): string {
-  const h = createHash('sha256');
-  for (const p of parts) h.update(p).update('\0');
-  return h.digest('hex');
-}
-
-/** A cheap identity for host files: path, size, mtime (content hashing 100 MB per boot is not cheap). */
-async function statKey(files: readonly string[]): Promise<string> {
-  const rows: string[] = [];
-  for (const f of files) {
-    const st = await stat(f);
-    rows.push(`${f}:${st.size}:${st.mtimeMs}`);
-  }
-  return rows.join('\n');
-}
-
-/**
- * The Node layer is stored uncompressed: inflating 100 MB inside a TCG guest is slower than copying it
- * (measured, boot with Node to `node -e 0`, alternating: median 8.2 s raw vs 8.9 s gzip'd at moderate
- * host load, 10-35% apart under heavy load), at the price of a 104 MB cache file instead of 43 MB.
- * The kernel accepts plain and compressed archives in one image.
- */
-/** layers being built by this process, so sessions booting at once compress a layer only once */
-const building = new Map<string, Promise<Layer>>();
-
-async function cachedLayer(
-  name: Layer['name'],
-  key: string,
-  build: () => Promise<CpioArchive>,
-): Promise<Layer> {
-  const dir = join(vmCacheDir(), 'layers');
-  const gzip = name !== 'node';
-  const path = join(dir, `${name}-${sha(LAYOUT, name, key).slice(0, 32)}.cpio${gzip ? '.gz' : ''}`);
-  if (existsSync(path)) {
-    const now = new Date();
-    await utimes(path, now, now).catch(() => {}); // mark as in use, for pruneLayers
-    return { name, path, bytes: (await stat(path)).size, cached: true };
-  }
-  const inflight = building.get(path);
-  if (inflight) return inflight;
-  const p = (async (): Promise<Layer> => {
-    await mkdir(dir, { recursive: true });
-    const archive = await build();
-    await archive.write(path, gzip);
-    await pruneLayers(dir, name, path);
-    return { name, path, bytes: (await stat(path)).size, cached: false };
-  })();
-  building.set(path, p);
-  try {
-    return await p;
-  } finally {
-    building.delete(path);
-  }
-}
-
-const KEEP_LAYERS = 3;
-const KEEP_RECENT_MS = 30 * 60_000;
-
-/**
- * Delete superseded layers of one kind: keep the newest KEEP_LAYERS and any used in the last half hour
- * (a session may be about to copy it); drop temporaries a killed builder left over an hour ago.
- */
-export async function pruneLayers(dir: string, name: string, keep: string): Promise<void> {
-  const now = Date.now();
-  const mine = [];
-  for (const f of await readdir(dir)) {
-    if (!f.startsWith(`${name}-`)) continue;
-    const p = join(dir, f);
-    const st = await stat(p).catch(() => undefined);
-    if (!st) continue;
-    if (f.endsWith('.tmp')) {
-      if (now - st.mtimeMs > 3_600_000) await rm(p, { force: true });
-    } else if (p !== keep) {
-      mine.push({ p, t: st.mtimeMs });
-    }
-  }
-  mine.sort((a, b) => b.t - a.t);
-  for (const [i, l] of mine.entries()) {
-    if (i >= KEEP_LAYERS - 1 && now - l.t > KEEP_RECENT_MS) await rm(l.p, { force: true });
-  }
-}
 
 /** Static busybox + /init. */
 export async function baseLayer(): Promise<Layer> {
@@ -232,119 +139,6 @@ export function nodeWrapper(flags: readonly string[]): string {
       fail('VM-NODE-FLAG', `not a node flag: ${JSON.stringify(f)}`);
   }
   return `#!/bin/sh\nexec /usr/bin/node ${flags.join(' ')} "$@"\n`;
-}
-
-/** The checkout this code runs from (dist/vm/initramfs.js → ../..). */
-export function repoRoot(): string {
-  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-}
-
-/** Packages the `suture` command needs at run time: only needed by tests, builds or editors otherwise. */
-const DEV_ONLY = [/^typescript$/, /^@biomejs\//, /^@types\//, /^@typescript\//, /^playwright(-core)?$/];
-const SKIP_DIRS = new Set(['node_modules', '.deps', 'obj', 'obj.target', '.github']);
-/** top-level folders of a package that its code never loads */
-const SKIP_TOP = new Set([
-  'test',
-  'tests',
-  '__tests__',
-  'bench',
-  'benchmark',
-  'benchmarks',
-  'example',
-  'examples',
-  'docs',
-  'coverage',
-]);
-const SKIP_FILE = /(\.md|\.d\.[mc]?ts|\.map|\.a|\.o|\.c|\.cc|\.cpp|\.h|\.gyp|\.gypi|\.mk|Makefile)$/;
-/** native packages whose sources and build intermediates are not needed to run */
-const NATIVE_SKIP: Record<string, string[]> = { 'better-sqlite3': ['deps', 'src', 'build/Release/obj'] };
-
-interface PackageJson {
-  name?: string;
-  dependencies?: Record<string, string>;
-  optionalDependencies?: Record<string, string>;
-}
-
-function readPkg(dir: string): PackageJson {
-  return JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as PackageJson;
-}
-
-/** Production dependency closure as package directories, resolved as Node does (nearest node_modules). */
-export function productionPackages(root: string): string[] {
-  const found = new Set<string>();
-  const visit = (fromDir: string, name: string, optional: boolean) => {
-    if (DEV_ONLY.some((r) => r.test(name))) return;
-    let d = fromDir;
-    for (;;) {
-      const cand = join(d, 'node_modules', name);
-      if (existsSync(join(cand, 'package.json'))) {
-        if (found.has(cand)) return;
-        found.add(cand);
-        const pkg = readPkg(cand);
-        for (const dep of Object.keys(pkg.dependencies ?? {})) visit(cand, dep, false);
-        for (const dep of Object.keys(pkg.optionalDependencies ?? {})) visit(cand, dep, true);
-        return;
-      }
-      if (resolve(d) === resolve(root) || dirname(d) === d) break;
-      d = dirname(d);
-    }
-    if (!optional) {
-      fail(
-        'VM-SUTURE-DEPS',
-        `dependency ${name} (needed from ${relative(root, fromDir) || '.'}) is not installed`,
-        {
-          hint: 'run npm install in the checkout',
-        },
-      );
-    }
-  };
-  const pkg = readPkg(root);
-  for (const dep of Object.keys(pkg.dependencies ?? {})) visit(root, dep, false);
-  for (const dep of Object.keys(pkg.optionalDependencies ?? {})) visit(root, dep, true);
-  return [...found].sort();
-}
-
-async function walkFiles(
-  dir: string,
-  skip: (rel: string, isDir: boolean) => boolean,
-  base = dir,
-): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    const rel = relative(base, p);
-    if (e.isDirectory()) {
-      if (!skip(rel, true)) out.push(...(await walkFiles(p, skip, base)));
-    } else if (e.isFile() && !skip(rel, false)) {
-      out.push(p);
-    }
-  }
-  return out.sort();
-}
-
-/** Where Suture lives in the VM. */
-export const VM_SUTURE_DIR = '/opt/suture';
-
-export async function sutureFiles(root = repoRoot()): Promise<string[]> {
-  if (!existsSync(join(root, 'dist', 'cli', 'main.js'))) {
-    fail('VM-SUTURE-UNBUILT', `${root}/dist has no cli/main.js`, { hint: 'run npm run build first' });
-  }
-  const files = [join(root, 'package.json')];
-  files.push(...(await walkFiles(join(root, 'bin'), () => false)));
-  files.push(
-    ...(await walkFiles(join(root, 'dist'), (rel, isDir) => !isDir && /\.(test\.js|map)$/.test(rel))),
-  );
-  for (const pkg of productionPackages(root)) {
-    const native = NATIVE_SKIP[readPkg(pkg).name ?? ''] ?? [];
-    files.push(
-      ...(await walkFiles(pkg, (rel, isDir) =>
-        isDir
-          ? SKIP_DIRS.has(basename(rel)) || SKIP_TOP.has(rel) || native.includes(rel)
-          : SKIP_FILE.test(rel) && rel !== 'package.json',
-      )),
-    );
-  }
-  return files;
 }
 
 export async function sutureLayer(root = repoRoot()): Promise<Layer> {

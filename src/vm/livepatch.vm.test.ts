@@ -9,8 +9,8 @@ import { basename, join } from 'node:path';
 import { after, before, it } from 'node:test';
 import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease, type KernelTarget } from '../kernel/target.js';
-import { repoRoot } from './initramfs.js';
 import { runInVm } from './run.js';
+import { repoRoot } from './suture-files.js';
 
 let kernel: KernelTarget;
 let work: string;

@@ -6,7 +6,8 @@
  * `bootVm` returns a VmSession that runs commands until closed.
  */
 import type { KernelTarget } from '../kernel/target.js';
-import type { FileSpec, Layer } from './initramfs.js';
+import type { FileSpec } from './initramfs.js';
+import type { Layer } from './layer-cache.js';
 import type { KernelProblem, ModuleRefusal } from './problems.js';
 
 export interface VmOptions {

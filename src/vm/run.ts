@@ -12,9 +12,10 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { isSutureError, type SutureError } from '../diagnostic.js';
+import { VmBootError } from './end.js';
 import type { VmOptions, VmOutcome, VmResult } from './options.js';
 import { findModuleRefusals, type KernelProblem, type ModuleRefusal, worstProblem } from './problems.js';
-import { kernelLines, VmBootError, VmSession } from './session.js';
+import { kernelLines, VmSession } from './session.js';
 
 const DEFAULT_RUN_TIMEOUT = 300_000;
 const SCRIPT_PATH = '/suture/script';

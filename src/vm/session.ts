@@ -3,9 +3,10 @@
  *
  * Lifecycle: assemble the initramfs in a private work directory, listen on a Unix socket, start QEMU
  * (which connects to the socket as the virtio-serial port suture.ctl), wait for the guest's READY
- * marker, then serve `exec` calls one at a time. The session ends when the caller closes it, when the hard timeout kills QEMU, or when
- * the kernel dies (panic → QEMU exits); pending commands then fail with the reason and the trace.
- * Sessions share nothing but the cache, so several run side by side.
+ * marker, then serve `exec` calls one at a time. The session ends when the caller closes it, when the
+ * hard timeout kills QEMU, or when the kernel dies (panic → QEMU exits); pending commands then fail
+ * with the reason and the trace (end.ts). Sessions share nothing but the cache, so several run side
+ * by side.
  */
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -16,10 +17,11 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { StringDecoder } from 'node:string_decoder';
 import { SutureError } from '../diagnostic.js';
+import { endError, tail, VmBootError, type VmEnd } from './end.js';
 import { MARK } from './guest.js';
 import { assembleInitramfs, type Initramfs } from './initramfs.js';
 import type { ExecOptions, ExecResult, VmOptions } from './options.js';
-import { findProblems, type KernelProblem, worstProblem } from './problems.js';
+import { findProblems, type KernelProblem } from './problems.js';
 import { checkKernelImage, checkQemu, qemuArgs, spawnQemu } from './qemu.js';
 
 const DEFAULT_SESSION_TIMEOUT = 600_000;
@@ -28,36 +30,10 @@ const DEFAULT_EXEC_TIMEOUT = 120_000;
 /** how long after the guest should have killed a command the host gives up on it */
 const EXEC_GRACE = 10_000;
 
-export type VmEnd =
-  | { kind: 'running' }
-  | { kind: 'closed' }
-  | { kind: 'timeout'; afterMs: number }
-  | { kind: 'exited'; code: number | null; signal: string | null };
-
-/** A boot that did not reach a usable guest. Carries what the console showed. */
-export class VmBootError extends SutureError {
-  constructor(
-    code: string,
-    message: string,
-    readonly console: string,
-    readonly problems: KernelProblem[],
-    readonly bootMs: number,
-    extra: { why?: string; hint?: string; detail?: string[] } = {},
-    /** what the running command had printed when the VM went away */
-    readonly output = '',
-  ) {
-    super({ code, message, ...extra });
-  }
-}
-
 interface Pending {
   id: string;
   resolve: (r: { exitCode: number; output: string }) => void;
   reject: (e: Error) => void;
-}
-
-function tail(text: string, lines: number): string[] {
-  return text.replace(/\r/g, '').trimEnd().split('\n').slice(-lines);
 }
 
 /** Everything QEMU printed on the console that the kernel wrote (timestamped lines). */
@@ -261,56 +237,14 @@ export class VmSession {
     });
   }
 
-  private deathError(during: string, output = ''): SutureError {
-    const worst = worstProblem(this.problems);
-    const e = this.end;
-    const elapsed = Math.round(performance.now() - this.startedAt);
-    if (e.kind === 'timeout') {
-      return new VmBootError(
-        'VM-TIMEOUT',
-        `the VM hit its ${e.afterMs} ms time limit ${during}; QEMU was killed`,
-        this.consoleText,
-        this.problems,
-        elapsed,
-        {
-          detail: tail(this.consoleText, 15),
-          hint: 'raise timeoutMs or look at the console tail for a hang',
-        },
-        output,
-      );
-    }
-    if (e.kind === 'closed') {
-      return new VmBootError(
-        'VM-CLOSED',
-        `the VM was closed ${during}`,
-        this.consoleText,
-        this.problems,
-        elapsed,
-        {},
-        output,
-      );
-    }
-    const code = e.kind === 'exited' ? e.code : null;
-    if (worst) {
-      return new VmBootError(
-        worst.kind === 'panic' ? 'VM-KERNEL-PANIC' : 'VM-KERNEL-DIED',
-        `the kernel died ${during}: ${worst.title}`,
-        this.consoleText,
-        this.problems,
-        elapsed,
-        { detail: worst.trace.split('\n').slice(0, 40) },
-        output,
-      );
-    }
-    return new VmBootError(
-      'VM-EXITED',
-      `QEMU exited (status ${code}) ${during}`,
-      this.consoleText,
-      this.problems,
-      elapsed,
-      { detail: [...tail(this.qemuStderr, 10), ...tail(this.consoleText, 15)] },
-      output,
-    );
+  private deathError(during: string, output = ''): VmBootError {
+    const seen = {
+      console: this.consoleText,
+      problems: this.problems,
+      qemuStderr: this.qemuStderr,
+      elapsedMs: Math.round(performance.now() - this.startedAt),
+    };
+    return endError(this.end, during, seen, output);
   }
 
   private finish(end: VmEnd): void {

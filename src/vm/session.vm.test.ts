@@ -7,9 +7,10 @@ import { before, it } from 'node:test';
 import { isSutureError } from '../diagnostic.js';
 import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease, type KernelTarget } from '../kernel/target.js';
+import { VmBootError } from './end.js';
 import { VM_NODE_FLAGS } from './initramfs.js';
 import { runInVm } from './run.js';
-import { bootVm, VmBootError } from './session.js';
+import { bootVm } from './session.js';
 
 let kernel: KernelTarget;
 
