@@ -4,37 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseManifest } from '../manifest/manifest.js';
 import type { PatchRecord } from '../server/store.js';
+import { patchRecord, RELEASE } from '../server/testing/fleet-fixture.js';
 import { renderPatchTable } from './patch-table.js';
 
-function patch(id: string, extra: Partial<PatchRecord>): PatchRecord {
-  const manifest = parseManifest({
-    schema: 1,
-    name: 'cmdline',
-    kernel: { release: '6.1.0-53-cloud-amd64', buildId: 'ab'.repeat(20) },
-    objects: [{ name: 'vmlinux', functions: [{ name: 'cmdline_proc_show', sympos: 0 }] }],
-    module: { file: 'livepatch-cmdline.ko', sha256: 'a'.repeat(64), name: 'livepatch_cmdline' },
-    tool: { name: 'suture', version: '0.1.0' },
-  });
-  return {
-    id,
-    name: manifest.name,
-    version: '1',
-    kernelRelease: manifest.kernel.release,
-    buildId: manifest.kernel.buildId,
-    moduleName: manifest.module.name,
-    manifest,
-    signature: 's',
-    sha256: manifest.module.sha256,
-    size: 1,
-    cves: [],
-    description: '',
-    publishedAt: '2026-06-01T00:00:00.000Z',
-    tiers: ['canary'],
-    ...extra,
-  };
-}
+const patch = (id: string, extra: Partial<PatchRecord>): PatchRecord => ({ ...patchRecord(id), ...extra });
 
 test('a row a patch: short build id, tiers and CVEs joined, "-" for none', () => {
   const lines = renderPatchTable([
@@ -44,7 +18,7 @@ test('a row a patch: short build id, tiers and CVEs joined, "-" for none', () =>
     .map((l) => l.split(/\s{2,}/));
   assert.deepEqual(lines, [
     ['patch', 'name', 'version', 'kernel', 'build id', 'tiers', 'CVEs'],
-    ['p1', 'cmdline', '1', '6.1.0-53-cloud-amd64', 'abababababab', 'canary,stable', 'CVE-2026-1,CVE-2026-2'],
+    ['p1', 'cmdline', '1', RELEASE, '1f2e3d4c5b6a', 'canary,stable', 'CVE-2026-1,CVE-2026-2'],
   ]);
 });
 

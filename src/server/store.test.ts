@@ -9,11 +9,10 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { parseManifest } from '../manifest/manifest.js';
 import { hashSecret } from './credentials.js';
-import { openStore, type PatchRecord, type Store } from './store.js';
+import { openStore, type Store } from './store.js';
 import { type EngineDatabase, onEachEngine, openEngineStore } from './testing/engines.js';
-import { BUILD_ID, OTHER_BUILD_ID, RELEASE } from './testing/fleet-fixture.js';
+import { BUILD_ID, OTHER_BUILD_ID, patchRecord, RELEASE } from './testing/fleet-fixture.js';
 
 const audit = (action: string) => ({
   at: new Date().toISOString(),
@@ -23,35 +22,9 @@ const audit = (action: string) => ({
   detail: {},
 });
 
-function patch(
-  id: string,
-  opts: { buildId?: string; tiers?: string[]; at: string; name?: string },
-): PatchRecord {
-  const manifest = parseManifest({
-    schema: 1,
-    name: opts.name ?? 'cmdline',
-    kernel: { release: RELEASE, buildId: opts.buildId ?? BUILD_ID },
-    objects: [{ name: 'vmlinux', functions: [{ name: 'cmdline_proc_show', sympos: 0 }] }],
-    module: { file: 'livepatch-cmdline.ko', sha256: 'a'.repeat(64), name: 'livepatch_cmdline' },
-    tool: { name: 'suture', version: '0.1.0' },
-  });
-  return {
-    id,
-    name: manifest.name,
-    version: manifest.version,
-    kernelRelease: RELEASE,
-    buildId: opts.buildId ?? BUILD_ID,
-    moduleName: manifest.module.name,
-    manifest,
-    signature: 's'.repeat(88),
-    sha256: 'a'.repeat(64),
-    size: 10,
-    cves: ['CVE-2026-1234'],
-    description: '',
-    publishedAt: opts.at,
-    tiers: opts.tiers ?? ['canary'],
-  };
-}
+/** The store tests' patch: the fixture's record, fixing CVE-2026-1234. */
+const patch = (id: string, opts: { buildId?: string; tiers?: string[]; at: string; name?: string }) =>
+  patchRecord(id, { ...opts, cves: ['CVE-2026-1234'] });
 
 function storeSuite(engine: string, database: EngineDatabase): void {
   describe(`store on ${engine}`, () => {

@@ -5,12 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { parseManifest } from '../../manifest/manifest.js';
 import type { CheckinRequest } from '../../manifest/protocol.js';
 import { hashSecret } from '../credentials.js';
-import type { PatchRecord, Store } from '../store.js';
+import type { Store } from '../store.js';
 import { type EngineDatabase, onEachEngine, openEngineStore } from '../testing/engines.js';
-import { BUILD_ID, RELEASE } from '../testing/fleet-fixture.js';
+import { BUILD_ID, patchRecord, RELEASE } from '../testing/fleet-fixture.js';
 import { rolloutBucket } from './rollouts.js';
 
 const T0 = Date.parse('2026-06-01T00:00:00.000Z');
@@ -24,32 +23,7 @@ const audit = (action: string, seconds = 0) => ({
 });
 const P = '00000000000000a1';
 
-function patch(id: string, tiers: string[]): PatchRecord {
-  const manifest = parseManifest({
-    schema: 1,
-    name: 'meminfo',
-    kernel: { release: RELEASE, buildId: BUILD_ID },
-    objects: [{ name: 'vmlinux', functions: [{ name: 'meminfo_proc_show', sympos: 0 }] }],
-    module: { file: 'livepatch-meminfo.ko', sha256: 'b'.repeat(64), name: 'livepatch_meminfo' },
-    tool: { name: 'suture', version: '0.1.0' },
-  });
-  return {
-    id,
-    name: manifest.name,
-    version: manifest.version,
-    kernelRelease: RELEASE,
-    buildId: BUILD_ID,
-    moduleName: manifest.module.name,
-    manifest,
-    signature: 's'.repeat(88),
-    sha256: 'b'.repeat(64),
-    size: 10,
-    cves: [],
-    description: '',
-    publishedAt: at(0),
-    tiers,
-  };
-}
+const patch = (id: string, tiers: string[]) => patchRecord(id, { name: 'meminfo', tiers, at: at(0) });
 
 const checkin = (patchId: string, state: 'applied' | 'failed' | 'bad'): CheckinRequest => ({
   kernel: { release: RELEASE, buildId: BUILD_ID },

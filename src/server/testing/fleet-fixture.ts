@@ -5,8 +5,9 @@
  * report, download — with every response parsed through protocol.ts, so the tests also prove the
  * server answers what the agent will parse. `writePatch` makes a module file and its manifest: a small
  * ELF relocatable with random code and the .modinfo publish inspects (livepatch=Y, name, vermagic), or
- * given bytes for tests of what publish refuses; the server never loads it. Used by the server's tests
- * and benchmark.
+ * given bytes for tests of what publish refuses; the server never loads it. `patchRecord` is a
+ * published patch as the store keeps it, for tests that write the store directly or print patches.
+ * Used by the server's tests and benchmark, and the CLI's.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
@@ -23,10 +24,44 @@ import {
   type PatchStatus,
   type ReportRequest,
 } from '../../manifest/protocol.js';
+import type { PatchRecord } from '../store.js';
 
 export const RELEASE = '6.1.0-53-cloud-amd64';
 export const BUILD_ID = '1f2e3d4c5b6a79880123456789abcdef01234567';
 export const OTHER_BUILD_ID = 'ffffffffffffffffffffffffffffffffffffffff';
+
+/** A published patch as the store keeps it (no module behind it): `NAME_proc_show` replaced in vmlinux. */
+export function patchRecord(
+  id: string,
+  opts: { name?: string; buildId?: string; tiers?: string[]; at?: string; cves?: string[] } = {},
+): PatchRecord {
+  const name = opts.name ?? 'cmdline';
+  const buildId = opts.buildId ?? BUILD_ID;
+  const manifest = parseManifest({
+    schema: 1,
+    name,
+    kernel: { release: RELEASE, buildId },
+    objects: [{ name: 'vmlinux', functions: [{ name: `${name}_proc_show`, sympos: 0 }] }],
+    module: { file: `livepatch-${name}.ko`, sha256: 'a'.repeat(64), name: `livepatch_${name}` },
+    tool: { name: 'suture', version: '0.1.0' },
+  });
+  return {
+    id,
+    name,
+    version: manifest.version,
+    kernelRelease: RELEASE,
+    buildId,
+    moduleName: manifest.module.name,
+    manifest,
+    signature: 's'.repeat(88),
+    sha256: manifest.module.sha256,
+    size: 10,
+    cves: opts.cves ?? [],
+    description: '',
+    publishedAt: opts.at ?? '2026-01-01T00:00:00.000Z',
+    tiers: opts.tiers ?? ['canary'],
+  };
+}
 
 export interface WrittenPatch {
   module: string;
