@@ -11,11 +11,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
-import { createPatch } from 'diff';
 import { readElf } from '../elf/reader.js';
 import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease, type KernelTarget } from '../kernel/target.js';
 import { BuildRefused, buildLivepatch } from './pipeline.js';
+import { fileDiff } from './testing/file-diff.js';
 
 const examples = resolve(process.cwd(), 'examples');
 const dir = mkdtempSync(join(tmpdir(), 'suture-author-data-test-'));
@@ -56,13 +56,7 @@ test('a new global with the name of a variable vmlinux already defines is refuse
     );
   assert.notEqual(changed, text);
   const patch = join(dir, 'clash.patch');
-  writeFileSync(
-    patch,
-    createPatch(file, text, changed)
-      .replace(/^Index: .*\n=+\n/, '')
-      .replace(/^--- (.*)$/m, '--- a/$1')
-      .replace(/^\+\+\+ (.*)$/m, '+++ b/$1'),
-  );
+  writeFileSync(patch, fileDiff(file, text, changed));
   const e = await buildLivepatch({ diffPath: patch, release: target.release, target, checkOnly: true }).then(
     () => assert.fail('the build was not refused'),
     (err: unknown) => err,
@@ -83,10 +77,7 @@ test('a new global defined in one patched file and used by another binds inside 
       .replace('#include "internal.h"\n', `#include "internal.h"\n\n${declaration}\n`)
       .replace(end, `\t${use}\n${end}`);
     assert.equal(changed.length, text.length + declaration.length + use.length + 4, `${file} edited`);
-    return createPatch(file, text, changed)
-      .replace(/^Index: .*\n=+\n/, '')
-      .replace(/^--- (.*)$/m, '--- a/$1')
-      .replace(/^\+\+\+ (.*)$/m, '+++ b/$1');
+    return fileDiff(file, text, changed);
   };
   const patch = join(dir, 'shared.patch');
   writeFileSync(

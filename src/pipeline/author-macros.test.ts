@@ -10,7 +10,6 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
-import { createPatch } from 'diff';
 import { ensureKernel } from '../kernel/fetch.js';
 import { isCached } from '../kernel/releases.js';
 import { defaultRelease, type KernelTarget } from '../kernel/target.js';
@@ -18,6 +17,7 @@ import { readAuthorRecords } from '../klp/author-records.js';
 import { livepatchCallbacks } from '../klp/callbacks.js';
 import { registrationSource } from '../klp/registration.js';
 import { BuildRefused, buildLivepatch } from './pipeline.js';
+import { fileDiff } from './testing/file-diff.js';
 
 const examples = resolve(process.cwd(), 'examples');
 const dir = mkdtempSync(join(tmpdir(), 'suture-author-macros-test-'));
@@ -32,13 +32,7 @@ function makePatch(name: string, file: string, edit: (text: string) => string): 
   const changed = edit(text);
   assert.notEqual(changed, text, `the edit of ${file} applies`);
   const p = join(dir, `${name}.patch`);
-  writeFileSync(
-    p,
-    createPatch(file, text, changed)
-      .replace(/^Index: .*\n=+\n/, '')
-      .replace(/^--- (.*)$/m, '--- a/$1')
-      .replace(/^\+\+\+ (.*)$/m, '+++ b/$1'),
-  );
+  writeFileSync(p, fileDiff(file, text, changed));
   return p;
 }
 

@@ -24,12 +24,12 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
-import { createPatch } from 'diff';
 import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease, type KernelTarget } from '../kernel/target.js';
 import { runInVm } from '../vm/index.js';
 import type { VmResult } from '../vm/options.js';
 import { buildLivepatch } from './pipeline.js';
+import { fileDiff } from './testing/file-diff.js';
 
 const examples = resolve(process.cwd(), 'examples');
 let target: KernelTarget;
@@ -169,13 +169,7 @@ test("a failing pre_patch callback: `suture apply` shows the errno and the kerne
     )
     .replace('"VmallocChunk:   "', '"RefusedChunk:   "');
   const patch = join(dir, 'refused.patch');
-  writeFileSync(
-    patch,
-    createPatch(file, text, changed)
-      .replace(/^Index: .*\n=+\n/, '')
-      .replace(/^--- (.*)$/m, '--- a/$1')
-      .replace(/^\+\+\+ (.*)$/m, '+++ b/$1'),
-  );
+  writeFileSync(patch, fileDiff(file, text, changed));
   const b = await buildLivepatch({
     diffPath: patch,
     release: target.release,

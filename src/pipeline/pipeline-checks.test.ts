@@ -10,11 +10,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { createPatch } from 'diff';
 import { ensureKernel } from '../kernel/fetch.js';
 import { defaultRelease, type KernelTarget } from '../kernel/target.js';
 import { compileObject, compilerArgv, kbuildRecipe, prototypesPath } from '../source/compile.js';
 import { BuildRefused, buildLivepatch } from './pipeline.js';
+import { fileDiff } from './testing/file-diff.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'suture-pipeline-checks-test-'));
 let target: KernelTarget;
@@ -29,10 +29,7 @@ function makePatch(name: string, edits: Record<string, (text: string) => string>
     const text = readFileSync(join(target.sourceTree, file), 'utf8');
     const changed = edit(text);
     assert.notEqual(changed, text, `the edit of ${file} applies`);
-    return createPatch(file, text, changed)
-      .replace(/^Index: .*\n=+\n/, '')
-      .replace(/^--- (.*)$/m, '--- a/$1')
-      .replace(/^\+\+\+ (.*)$/m, '+++ b/$1');
+    return fileDiff(file, text, changed);
   });
   const p = join(dir, `${name}.patch`);
   writeFileSync(p, parts.join(''));
