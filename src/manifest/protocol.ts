@@ -12,6 +12,8 @@
  * The check-in answer is signed as a whole by the server's key (answer-signature.ts), bound to the
  * machine id, a per-machine sequence number that only grows, and the time it was issued: the agent
  * refuses an answer for another machine, one not newer than the last it accepted, or an old one.
+ * The answer also says, signed, what the server knows of the machine's kernel (`kernelSupport`:
+ * patched, upgrade-required with the kernels of its flavour that are, or unsupported).
  * When the server's key was rotated, `keys` carries the chain of announcements (key-rotation.ts).
  *
  *   POST /v1/enroll           EnrollRequest  → EnrollResponse              (no auth; token in body)
