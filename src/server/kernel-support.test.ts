@@ -207,5 +207,18 @@ onEachEngine('kernel_support', (engine, database) => {
       assert.equal(verifyCheckinAnswer(dropped, key), false, 'removed');
       assert.equal(verifyCheckinAnswer({ ...raw, patchedKernels: [GENERIC] }, key), false, 'renamed');
     });
+
+    test('/metrics counts the machines by what their answer says of their kernel', async (t) => {
+      if (skip) return t.skip(skip);
+      const text = await (await fetch(`${server.url}/metrics`)).text();
+      const count = (support: string) =>
+        Number(
+          new RegExp(`^suture_machines_kernel_support\\{support="${support}"\\} (\\d+)$`, 'm').exec(
+            text,
+          )?.[1],
+        );
+      // a, b patched; c, d, g upgrade-required; e, and f since the revoke, unsupported
+      assert.deepEqual(['patched', 'upgrade-required', 'unsupported'].map(count), [2, 3, 2], text);
+    });
   });
 });
