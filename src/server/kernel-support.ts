@@ -32,6 +32,17 @@ export function kernelFlavour(release: string): string {
   return i < 0 ? '' : words.slice(i).join('-');
 }
 
+/** Newest publish first; ties by release, then build id, descending (the store's order). */
+function newestFirst(a: PatchedKernel, b: PatchedKernel): number {
+  const key = (k: PatchedKernel) => [k.newest, k.release, k.buildId];
+  const [x, y] = [key(a), key(b)];
+  for (let i = 0; i < x.length; i++) {
+    const [p = '', q = ''] = [x[i], y[i]];
+    if (p !== q) return p > q ? -1 : 1;
+  }
+  return 0;
+}
+
 export function kernelSupportOf(
   kernel: KernelIdentity,
   patched: readonly PatchedKernel[],
@@ -41,7 +52,7 @@ export function kernelSupportOf(
   const flavour = kernelFlavour(kernel.release);
   const same = patched
     .filter((k) => kernelFlavour(k.release) === flavour)
-    .sort((a, b) => (a.newest > b.newest ? -1 : a.newest < b.newest ? 1 : a.release < b.release ? 1 : -1))
+    .sort((a, b) => newestFirst(a, b))
     .slice(0, MAX_PATCHED_KERNELS)
     .map((k) => ({ release: k.release, buildId: k.buildId }));
   return same.length
