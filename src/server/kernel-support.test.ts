@@ -13,6 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import { verifyCheckinAnswer } from '../manifest/answer-signature.js';
 import { type KernelIdentity, machineApi } from '../manifest/protocol.js';
 import { AdminClient } from './admin-client.js';
+import { fleetPage } from './dashboard-pages.js';
 import { kernelFlavour, kernelSupportOf } from './kernel-support.js';
 import { OfferCache } from './offer-cache.js';
 import { type RunningServer, startServer } from './server.js';
@@ -206,6 +207,39 @@ onEachEngine('kernel_support', (engine, database) => {
       const { kernelSupport: _, ...dropped } = raw;
       assert.equal(verifyCheckinAnswer(dropped, key), false, 'removed');
       assert.equal(verifyCheckinAnswer({ ...raw, patchedKernels: [GENERIC] }, key), false, 'renamed');
+    });
+
+    test("the dashboard's machines by kernel say what the server knows of each kernel", async (t) => {
+      if (skip) return t.skip(skip);
+      const html = fleetPage(
+        {
+          fleet: await server.store.fleet(),
+          rollout: [],
+          failures: [],
+          patches: await server.store.listPatches(),
+          machines: [],
+          audit: [],
+          halts: [],
+        },
+        'csrf',
+      );
+      const rows = [
+        ...html.matchAll(
+          /<tr><td class="mono">([^<]+)<\/td><td>.*?<\/td><td data-support="([a-z-]+)">(.*?)<\/td>/g,
+        ),
+      ].map((m) => [m[1], m[2]]);
+      assert.deepEqual(rows.sort(), [
+        ['6.1.0-50-amd64', 'unsupported'],
+        ['6.1.0-53-cloud-amd64', 'patched'],
+        ['6.1.0-53-cloud-amd64', 'upgrade-required'],
+        ['6.1.0-53-rt-amd64', 'unsupported'],
+        ['6.1.0-54-cloud-amd64', 'patched'],
+        ['6.1.0-55-cloud-amd64', 'upgrade-required'],
+      ]);
+      assert.match(
+        html,
+        /upgrade required<\/span> <span class="muted mono">6\.1\.0-54-cloud-amd64, 6\.1\.0-53-cloud-amd64<\/span>/,
+      );
     });
 
     test('/metrics counts the machines by what their answer says of their kernel', async (t) => {

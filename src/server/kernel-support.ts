@@ -16,6 +16,21 @@ export interface PatchedKernel {
   newest: string;
 }
 
+/** The same list from patch records already at hand (the dashboard's), without a query. */
+export function patchedKernelsOf(
+  patches: readonly { kernelRelease: string; buildId: string; publishedAt: string; revokedAt?: string }[],
+): PatchedKernel[] {
+  const by = new Map<string, PatchedKernel>();
+  for (const p of patches) {
+    if (p.revokedAt) continue;
+    const key = `${p.kernelRelease}\0${p.buildId}`;
+    const k = by.get(key);
+    if (!k || k.newest < p.publishedAt)
+      by.set(key, { release: p.kernelRelease, buildId: p.buildId, newest: p.publishedAt });
+  }
+  return [...by.values()];
+}
+
 export interface KernelSupportAnswer {
   kernelSupport: KernelSupport;
   /** with `upgrade-required`: same-flavour kernels with patches, newest first */
