@@ -23,7 +23,11 @@ describe('agent against a server', () => {
     const r = await rig(cleanups);
     const st0 = await checkInOnce(r.ctx);
     assert.equal(st0.ok, true);
-    assert.equal(computeStatus(loadState(r.ctx.stateDir), null, []).patchState.text, 'nothing to apply');
+    // an empty server has no patch for this kernel nor its flavour (issue #13: `unsupported`)
+    assert.deepEqual(computeStatus(loadState(r.ctx.stateDir), null, []).patchState, {
+      code: 'unsupported',
+      text: `unsupported: the server has no patch for ${r.k.release} nor any kernel of its flavour`,
+    });
 
     const { file, manifest } = publishable(r, 'livepatch_cmdline');
     const id = await r.backend.publish(file, manifest, 'canary');

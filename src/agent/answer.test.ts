@@ -1,9 +1,9 @@
 /*
  * The check-in answer under attack (issue #12, defect 2), through the tampering proxy: a replayed
  * answer, a downgrade to a revoked v1 by relabelling, a hidden revocation, a forged revoke of a
- * livepatch applied by hand, a 0-byte module, and key rotation. Each attack is tried as a man in the
- * middle without the key (the answer's signature fails) and, where it matters, as a server holding
- * the key (the checks behind the signature hold). Every refusal happens before the kernel: nothing is
+ * livepatch applied by hand, a 0-byte module, a forged word on the kernel (`kernelSupport`), and key
+ * rotation. Each attack is tried as a man in the middle without the key (the answer's signature
+ * fails) and, where it matters, as a server holding the key (the checks behind the signature hold). Every refusal happens before the kernel: nothing is
  * loaded or unloaded. On the host layer's fake kernel, with the real server.
  */
 import assert from 'node:assert/strict';
@@ -104,6 +104,42 @@ describe('signed check-in answers', () => {
     delete r.proxy.hooks.rewriteCheckin;
     const res = await checkInOnce(r.ctx);
     assert.deepEqual(res.ok && res.reverted, ['cmdline']);
+  });
+
+  test("a forged word on the kernel is refused; an older server's answer without one is taken as before", async () => {
+    const r = await rig(cleanups);
+    await checkInOnce(r.ctx);
+    const kernel = { release: r.k.release, buildId: r.k.buildId };
+    assert.equal(r.proxy.answers.at(-1)?.kernelSupport, 'unsupported', 'no patch at all on the server');
+    const { file, manifest } = publishable(r, 'livepatch_cmdline', {
+      kernel: { release: r.k.release, buildId: 'e'.repeat(40) },
+    });
+    await r.backend.publish(file, manifest, 'canary');
+    await checkInOnce(r.ctx);
+    const real = loadState(r.ctx.stateDir).kernelSupport;
+    assert.equal(real?.support, 'upgrade-required');
+    // the man in the middle says there is nothing for this kernel, hiding the upgrade path
+    r.proxy.hooks.rewriteCheckin = (c) => {
+      const { patchedKernels: _, ...rest } = c;
+      return { ...rest, kernelSupport: 'unsupported' };
+    };
+    await refusedAs(r, 'AGENT-ANSWER-SIGNATURE');
+    assert.deepEqual(loadState(r.ctx.stateDir).kernelSupport, real, 'the last accepted word stays');
+    // an older server (signed, no such field): accepted, the agent keeps no word on the kernel
+    r.proxy.hooks.rewriteCheckin = (c) => {
+      const { kernelSupport: _, patchedKernels: __, ...rest } = c;
+      return rest;
+    };
+    r.proxy.hooks.resignWith = r.backend.signingKey();
+    assert.equal((await checkInOnce(r.ctx)).ok, true, r.log.join('\n'));
+    assert.equal(loadState(r.ctx.stateDir).kernelSupport, null);
+    r.proxy.hooks = {};
+    await checkInOnce(r.ctx);
+    assert.deepEqual(loadState(r.ctx.stateDir).kernelSupport, {
+      kernel,
+      support: 'upgrade-required',
+      patchedKernels: [{ release: r.k.release, buildId: 'e'.repeat(40) }],
+    });
   });
 
   test('a downgrade to a revoked v1 by relabelling is refused, with the key or without', async () => {

@@ -6,7 +6,8 @@
  *      it) and let the daemon back off; applied patches stay as they are;
  *   3. accept the answer only when it is signed as a whole by the trusted key (following an announced
  *      key rotation), is for this machine and is newer than the last one accepted (answer.ts) — a
- *      refused answer is a failed check-in and touches nothing;
+ *      refused answer is a failed check-in and touches nothing; what it says of the kernel is kept, and
+ *      patches left behind by a kernel change are re-worded by it (kernel-change.ts);
  *   4. revert what the server revoked, among the patches this agent applied (revocation.ts);
  *   5. for each offered patch, newest first: converge on it (converge.ts: verify, download, replace an
  *      older version of its lineage, apply, record, report). Once a cumulative patch is applied the
@@ -23,6 +24,7 @@ import { syncBadPatches } from './bad-patches.js';
 import type { AgentContext } from './context.js';
 import { converge } from './converge.js';
 import { reconcile, syncRecords } from './journal.js';
+import { rewordKernelChange } from './kernel-change.js';
 import type { LoadedLivepatch, RunningKernel } from './kernel-port.js';
 import { neededModules, pruneModules } from './module-cache.js';
 import { flushOutbox, patchStatusOf } from './report.js';
@@ -126,6 +128,7 @@ export async function checkInOnce(ctx: AgentContext): Promise<CheckinOutcome> {
   const got = await fetchAnswer(ctx, client, kernelId, before, enrollment);
   if (!got.ok) return got;
   const resp = got.answer;
+  const reworded: string[] = [];
   const trusted = updateState(ctx.stateDir, (s) => {
     s.lastCheck = { at: now(), ok: true };
     s.lastSuccessAt = s.lastCheck.at;
@@ -142,7 +145,12 @@ export async function checkInOnce(ctx: AgentContext): Promise<CheckinOutcome> {
       version: o.manifest.version,
       replace: o.manifest.replace,
     }));
+    s.kernelSupport = resp.kernelSupport
+      ? { kernel: kernelId, support: resp.kernelSupport, patchedKernels: resp.patchedKernels ?? [] }
+      : null;
+    reworded.push(...rewordKernelChange(s, kernelId));
   }).enrollment as Enrollment;
+  for (const n of reworded) ctx.log(n);
 
   const result = {
     applied: [] as string[],

@@ -196,11 +196,14 @@ describe('fleet: server + two agents in VMs, canary → stable → revoke', { ti
   const canary = () => machines.find((m) => m.name === 'canary') as Machine;
   const stable = () => machines.find((m) => m.name === 'stable') as Machine;
 
-  test('before any patch: both agents check in, nothing to apply', async () => {
+  test('before any patch: both agents check in, the server has nothing for their kernel', async () => {
     for (const m of machines) {
       const s = await agentStatus(m);
       assert.equal(s.serverCheckin.state, 'succeeded');
-      assert.equal(s.patchState.text, 'nothing to apply');
+      assert.equal(
+        s.patchState.text,
+        `unsupported: the server has no patch for ${kernel.release} nor any kernel of its flavour`,
+      );
     }
     await dashboard('0-enrolled');
     assert.equal(await text('#card-machines b'), '2');
@@ -229,7 +232,10 @@ describe('fleet: server + two agents in VMs, canary → stable → revoke', { ti
     await checksInAgain(stable());
     assert.ok(!(await cmdline(stable())).includes(MARK));
     assert.equal(await livepatches(stable()), '');
-    assert.equal((await agentStatus(stable())).patchState.text, 'nothing to apply');
+    assert.equal(
+      (await agentStatus(stable())).patchState.text,
+      `nothing to apply: the server has patches for ${kernel.release}, none offered to this machine (tier stable)`,
+    );
     await eventually(
       canary(),
       'the server has the report',

@@ -19,11 +19,13 @@
  * recorded as reverted with that reason, and a finished transition becomes `applied`. When the machine
  * booted another kernel than the one the patch was applied on (its boot unit does not load it there),
  * the reason says `kernel-upgrade-required: built for …, this machine booted …` (code
- * AGENT-KERNEL-UPGRADE-REQUIRED); booted back into that kernel, with the patch loaded again by the boot
+ * AGENT-KERNEL-UPGRADE-REQUIRED), or `kernel-unsupported: …` when the server said it has no patch for
+ * the booted kernel nor its flavour (kernel-change.ts); booted back into that kernel, with the patch loaded again by the boot
  * unit, the record is `applied` again. Each such change is queued as a report, so the server's view
  * converges too.
  */
 import type { KernelIdentity } from '../manifest/protocol.js';
+import { kernelChangeVerdict, leftByKernelChange } from './kernel-change.js';
 import { type LoadedLivepatch, sameKernel } from './kernel-port.js';
 import { queueReport } from './report.js';
 import { type AgentState, loadState, type PatchRecord, saveState } from './state.js';
@@ -114,13 +116,7 @@ export function reconcile(
   return { notes };
 }
 
-/** The record's code when the machine booted another kernel than the one its patch was applied on. */
-export const KERNEL_UPGRADE_REQUIRED = 'AGENT-KERNEL-UPGRADE-REQUIRED';
-
-/** In the words the server's machine view and `suture agent status` show (stable prefix). */
-export function upgradeRequiredReason(built: KernelIdentity, running: KernelIdentity): string {
-  return `kernel-upgrade-required: built for ${built.release} (${built.buildId.slice(0, 12)}), this machine booted ${running.release} (${running.buildId.slice(0, 12)}): not loaded`;
-}
+export { KERNEL_UPGRADE_REQUIRED, upgradeRequiredReason } from './kernel-change.js';
 
 /** Left behind by a kernel change, and now the machine runs its kernel again with it loaded (boot unit). */
 function backOnItsKernel(
@@ -128,7 +124,7 @@ function backOnItsKernel(
   kernel: KernelIdentity,
   byName: Map<string, LoadedLivepatch>,
 ): boolean {
-  if (rec.outcome !== 'reverted' || rec.code !== KERNEL_UPGRADE_REQUIRED || !rec.kernel) return false;
+  if (!leftByKernelChange(rec) || !rec.kernel) return false;
   const lp = byName.get(rec.moduleName);
   return sameKernel(rec.kernel, kernel) && lp?.enabled === true && !lp.transition;
 }
@@ -158,8 +154,9 @@ export function syncRecords(
       rec.outcome = 'reverted';
       const other = rec.kernel && !sameKernel(rec.kernel, kernel) ? rec.kernel : undefined;
       if (other) {
-        rec.code = KERNEL_UPGRADE_REQUIRED;
-        rec.reason = upgradeRequiredReason(other, kernel);
+        const v = kernelChangeVerdict(state, other, kernel);
+        rec.code = v.code;
+        rec.reason = v.reason;
       } else {
         rec.reason =
           'no longer loaded in the kernel (rebooted, replaced by a cumulative patch, or removed by hand)';

@@ -39,6 +39,31 @@ test('a corrupt or foreign state file is an error naming the field, never silent
   assert.equal(readFileSync(statePath(dir), 'utf8').includes('"failures":-1'), true);
 });
 
+test("the server's word on the kernel: an older state file without it loads, a bad one is refused", () => {
+  const dir = tmp();
+  const { kernelSupport: _, ...old } = emptyState();
+  writeFileSync(statePath(dir), JSON.stringify({ ...old, failures: 2 }));
+  const loaded = loadState(dir);
+  assert.equal(loaded.kernelSupport, null);
+  assert.equal(loaded.failures, 2);
+  const kernel = { release: '6.1.0-53-cloud-amd64', buildId: 'a'.repeat(40) };
+  const s = updateState(dir, (x) => {
+    x.kernelSupport = { kernel, support: 'upgrade-required', patchedKernels: [kernel] };
+  });
+  assert.deepEqual(loadState(dir).kernelSupport, s.kernelSupport);
+  writeFileSync(
+    statePath(dir),
+    JSON.stringify({ ...emptyState(), kernelSupport: { kernel, support: 'maybe', patchedKernels: [] } }),
+  );
+  assert.throws(
+    () => loadState(dir),
+    (e) =>
+      isSutureError(e) &&
+      e.code === 'AGENT-STATE-CORRUPT' &&
+      (e.diagnostic.detail ?? []).some((l) => l.startsWith('kernelSupport.support')),
+  );
+});
+
 test('saveState refuses to write a state that does not match the schema', () => {
   const dir = tmp();
   const bad = { ...emptyState(), intervalSeconds: 0 };

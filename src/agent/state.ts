@@ -16,7 +16,8 @@
  *  - the patches offered at the last successful check-in;
  *  - the outbox: results not yet delivered to the server (sent again when it comes back);
  *  - the last check-in answer accepted (sequence number and time: an older one is refused) and, per
- *    patch lineage (manifest name on this kernel), the highest version applied (never installed lower).
+ *    patch lineage (manifest name on this kernel), the highest version applied (never installed lower);
+ *  - what that answer said of the kernel it was for (patched, upgrade-required, unsupported).
  *
  * Parse, don't validate: a state file that does not match the schema is an error naming the field,
  * never silently replaced (an operator must decide whether to re-enroll).
@@ -27,6 +28,8 @@ import { z } from 'zod';
 import { SutureError } from '../diagnostic.js';
 import {
   kernelIdentitySchema,
+  kernelSupportSchema,
+  MAX_PATCHED_KERNELS,
   patchIdSchema,
   reportRequestSchema,
   transitionSchema,
@@ -133,6 +136,20 @@ export const lastAnswerSchema = z
   .strict();
 export type LastAnswer = z.infer<typeof lastAnswerSchema>;
 
+/**
+ * What the server said of the kernel at the last accepted answer (`kernelSupport`, protocol.ts), and
+ * for which kernel: it speaks of that kernel only, not of one booted since.
+ */
+export const kernelSupportRecordSchema = z
+  .object({
+    kernel: kernelIdentitySchema,
+    support: kernelSupportSchema,
+    /** with `upgrade-required`: kernels of the same flavour the server has patches for, newest first */
+    patchedKernels: z.array(kernelIdentitySchema).max(MAX_PATCHED_KERNELS).default([]),
+  })
+  .strict();
+export type KernelSupportRecord = z.infer<typeof kernelSupportRecordSchema>;
+
 export const agentStateSchema = z
   .object({
     schema: z.literal(1),
@@ -156,6 +173,8 @@ export const agentStateSchema = z
     lastAnswer: lastAnswerSchema.nullable().default(null),
     /** highest version applied per lineage (manifest/lineage.ts lineageKey → version) */
     lineage: z.record(z.string(), z.string()).default({}),
+    /** the last accepted answer's word on the kernel; null before, or from a server that sends none */
+    kernelSupport: kernelSupportRecordSchema.nullable().default(null),
   })
   .strict();
 export type AgentState = z.infer<typeof agentStateSchema>;
@@ -176,6 +195,7 @@ export function emptyState(): AgentState {
     outbox: [],
     lastAnswer: null,
     lineage: {},
+    kernelSupport: null,
   };
 }
 

@@ -9,12 +9,16 @@
  *
  * Computed from the persisted state and, when readable, the kernel's own list of loaded livepatches
  * (the kernel's truth wins over the record). Patch state is one of: `✓ all applicable livepatch modules
- * inserted`, `nothing to apply`, `kernel not supported`, `kernel upgrade required: NAME VERSION (RELEASE)
- * built for another kernel, none offered for RELEASE` (the machine booted another kernel than the one
- * its patches were applied on, and the server offers none for this one), `apply failed: NAME: why`, `applying NAME`,
- * `transition in progress: NAME`, `pending: NAME`, `check-in pending`, `not enrolled`.
+ * inserted`, `nothing to apply` (`: the server has patches for RELEASE, none offered to this machine
+ * (tier T)` when it said so), `kernel not supported` (no livepatch support), `kernel upgrade required:
+ * NAME VERSION (RELEASE) built for another kernel, none offered for RELEASE` (the machine booted
+ * another kernel than the one its patches were applied on, and the server offers none for this one;
+ * `; the server has patches for R1, R2` when its answer named the kernels of this flavour it patches),
+ * `unsupported: the server has no patch for RELEASE nor any kernel of its flavour` (its answer said
+ * so), `apply failed: NAME: why`, `applying NAME`, `transition in progress: NAME`, `pending: NAME`,
+ * `check-in pending`, `not enrolled`.
  */
-import { KERNEL_UPGRADE_REQUIRED } from './journal.js';
+import { leftByKernelChange, supportOf } from './kernel-change.js';
 import type { LoadedLivepatch, RunningKernel } from './kernel-port.js';
 import type { AgentState } from './state.js';
 
@@ -23,6 +27,7 @@ export type PatchStateCode =
   | 'nothing-to-apply'
   | 'kernel-not-supported'
   | 'kernel-upgrade-required'
+  | 'unsupported'
   | 'apply-failed'
   | 'applying'
   | 'transition'
@@ -65,6 +70,45 @@ export function agoText(iso: string, now = Date.now()): string {
   if (h < 48) return `${h} hour${h === 1 ? '' : 's'} ago`;
   const d = Math.round(h / 24);
   return `${d} days ago`;
+}
+
+/**
+ * The patch state when nothing is offered: by what the last answer said of this kernel when it said
+ * anything (an older server does not), else by the patches left behind by a kernel change.
+ */
+function nothingOffered(
+  state: AgentState,
+  kernel: { release: string; buildId: string } | null,
+): { code: PatchStateCode; text: string } {
+  const elsewhere = Object.values(state.patches).filter(leftByKernelChange);
+  const left = elsewhere.map((r) => `${r.name} ${r.version} (${r.kernel?.release ?? '?'})`).join(', ');
+  const support = kernel ? supportOf(state, kernel) : undefined;
+  if (kernel && support?.support === 'unsupported') {
+    return {
+      code: 'unsupported',
+      text: `unsupported: the server has no patch for ${kernel.release} nor any kernel of its flavour${left ? `; ${left} built for another kernel, not loaded` : ''}`,
+    };
+  }
+  if (kernel && support?.support === 'upgrade-required') {
+    const to = support.patchedKernels.map((k) => k.release).join(', ');
+    return {
+      code: 'kernel-upgrade-required',
+      text: `kernel upgrade required: ${left ? `${left} built for another kernel, ` : ''}none offered for ${kernel.release}; the server has patches for ${to}`,
+    };
+  }
+  if (kernel && support?.support === 'patched') {
+    return {
+      code: 'nothing-to-apply',
+      text: `nothing to apply: the server has patches for ${kernel.release}, none offered to this machine (tier ${state.enrollment?.tier ?? '?'})`,
+    };
+  }
+  if (elsewhere.length && kernel) {
+    return {
+      code: 'kernel-upgrade-required',
+      text: `kernel upgrade required: ${left} built for another kernel, none offered for ${kernel.release}`,
+    };
+  }
+  return { code: 'nothing-to-apply', text: 'nothing to apply' };
 }
 
 export function computeStatus(
@@ -115,19 +159,7 @@ export function computeStatus(
       };
     }
     if (!state.lastSuccessAt) return { code: 'check-in-pending', text: 'check-in pending' };
-    if (state.offered.length === 0) {
-      const elsewhere = Object.values(state.patches).filter(
-        (r) => r.code === KERNEL_UPGRADE_REQUIRED && r.outcome === 'reverted',
-      );
-      if (elsewhere.length && kernel) {
-        const what = elsewhere.map((r) => `${r.name} ${r.version} (${r.kernel?.release ?? '?'})`).join(', ');
-        return {
-          code: 'kernel-upgrade-required',
-          text: `kernel upgrade required: ${what} built for another kernel, none offered for ${kernel.release}`,
-        };
-      }
-      return { code: 'nothing-to-apply', text: 'nothing to apply' };
-    }
+    if (state.offered.length === 0) return nothingOffered(state, kernel);
     // Applicable: offers newest first, down to and including the first cumulative one that is in.
     const applicable: AgentStatusPatch[] = [];
     for (let i = 0; i < state.offered.length; i++) {

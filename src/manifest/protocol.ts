@@ -12,6 +12,8 @@
  * The check-in answer is signed as a whole by the server's key (answer-signature.ts), bound to the
  * machine id, a per-machine sequence number that only grows, and the time it was issued: the agent
  * refuses an answer for another machine, one not newer than the last it accepted, or an old one.
+ * The answer also says, signed, what the server knows of the machine's kernel (`kernelSupport`:
+ * patched, upgrade-required with the kernels of its flavour that are, or unsupported).
  * When the server's key was rotated, `keys` carries the chain of announcements (key-rotation.ts).
  *
  *   POST /v1/enroll           EnrollRequest  → EnrollResponse              (no auth; token in body)
@@ -190,6 +192,20 @@ export const keyAnnouncementSchema = z
   .strict();
 export type KeyAnnouncement = z.infer<typeof keyAnnouncementSchema>;
 
+/**
+ * What the server knows of the machine's booted kernel (the check-in's release + build id):
+ * - `patched`: it holds a non-revoked patch for this exact kernel, in some tier (offered to this
+ *   machine or not yet: another tier, a wave not open, a halt);
+ * - `upgrade-required`: none for this build, but patches for another build or release of the same
+ *   flavour (`cloud-amd64` in `6.1.0-53-cloud-amd64`): booting one of those would get it patched;
+ * - `unsupported`: no patch for this kernel nor for any kernel of its flavour.
+ */
+export const kernelSupportSchema = z.enum(['patched', 'upgrade-required', 'unsupported']);
+export type KernelSupport = z.infer<typeof kernelSupportSchema>;
+
+/** At most this many kernels are named in `patchedKernels`. */
+export const MAX_PATCHED_KERNELS = 4;
+
 export const checkinResponseSchema = z
   .object({
     /** the machine this answer is for: an agent refuses an answer for any other */
@@ -204,6 +220,10 @@ export const checkinResponseSchema = z
     /** patches this machine reported (or might have) that were revoked: revert them */
     revoked: z.array(revokedPatchSchema),
     nextCheckinSeconds: z.number().int().min(1),
+    /** what the server knows of this kernel (signed; absent from an older server's answer) */
+    kernelSupport: kernelSupportSchema.optional(),
+    /** with `upgrade-required`: kernels of the same flavour the server has patches for, newest first */
+    patchedKernels: z.array(kernelIdentitySchema).max(MAX_PATCHED_KERNELS).optional(),
     /** ed25519 signature (base64) by the server's current key over checkinSignedBytes(every other field but keys) */
     signature: z.string().min(80).max(100),
     /** key rotations, oldest first; each new key signed by the one before (not covered by `signature`) */

@@ -1,6 +1,7 @@
 /*
- * The dashboard's pages as HTML: the fleet overview, one machine, one patch (with its promote and
- * revoke forms), the login form. Every value is escaped with `h`; every form carries the session's
+ * The dashboard's pages as HTML: the fleet overview (machines by kernel, with what the server knows of
+ * each kernel: kernel-support.ts), one machine, one patch (with its promote and revoke forms), the
+ * login form. Every value is escaped with `h`; every form carries the session's
  * CSRF token (session.ts).
  */
 import {
@@ -16,6 +17,7 @@ import {
   when,
 } from './dashboard-html.js';
 import { type HaltRow, haltSection, wavesSection } from './dashboard-rollout.js';
+import { type KernelSupportAnswer, kernelSupportOf, patchedKernelsOf } from './kernel-support.js';
 import type {
   AuditEntry,
   FailureRow,
@@ -58,15 +60,25 @@ type KernelRows = Map<
   Record<MachineState, number> & { release: string; buildId: string; tier: string }
 >;
 
-function kernelSection(kernels: KernelRows): string {
+/** The kernel's support as a badge (existing badge colours: no new style, the CSP hash stays). */
+function supportCell(s: KernelSupportAnswer): string {
+  const cell = (inner: string) => `<td data-support="${h(s.kernelSupport)}">${inner}</td>`;
+  if (s.kernelSupport === 'patched') return cell(badge('applied', 'patched'));
+  if (s.kernelSupport === 'unsupported') return cell(badge('failed', 'unsupported'));
+  const to = (s.patchedKernels ?? []).map((k) => k.release).join(', ');
+  return cell(`${badge('transition', 'upgrade required')} <span class="muted mono">${h(to)}</span>`);
+}
+
+function kernelSection(kernels: KernelRows, patches: PatchRecord[]): string {
+  const patched = patchedKernelsOf(patches);
   return `<h2>Machines by kernel and state</h2>
 ${
   kernels.size
-    ? `<table id="fleet"><tr><th>kernel</th><th>build id</th><th>tier</th>${STATES.map((s) => `<th class="num">${s === 'none' ? 'no patch' : s}</th>`).join('')}</tr>
+    ? `<table id="fleet"><tr><th>kernel</th><th>build id</th><th>server</th><th>tier</th>${STATES.map((s) => `<th class="num">${s === 'none' ? 'no patch' : s}</th>`).join('')}</tr>
 ${[...kernels.values()]
   .map(
     (k) =>
-      `<tr><td class="mono">${h(k.release)}</td><td>${shortId(k.buildId)}</td><td>${badge('tier', k.tier)}</td>${STATES.map((s) => `<td class="num" data-state="${s}">${k[s] ? badge(s, String(k[s])) : '<span class="muted">0</span>'}</td>`).join('')}</tr>`,
+      `<tr><td class="mono">${h(k.release)}</td><td>${shortId(k.buildId)}</td>${supportCell(kernelSupportOf(k, patched))}<td>${badge('tier', k.tier)}</td>${STATES.map((s) => `<td class="num" data-state="${s}">${k[s] ? badge(s, String(k[s])) : '<span class="muted">0</span>'}</td>`).join('')}</tr>`,
   )
   .join('\n')}</table>`
     : '<div class="empty">No machine has enrolled yet. Create a token with <code>suture token create --tier canary</code>.</div>'
@@ -176,7 +188,7 @@ export function fleetPage(d: FleetData, csrf: string): string {
  <div class="card" id="card-kernels"><b>${new Set(fleet.map((f) => `${f.release} ${f.buildId}`)).size}</b><span>kernels</span></div>
  <div class="card" id="card-patches"><b>${active}</b><span>active patches</span></div>
 </div>
-${kernelSection(kernels)}
+${kernelSection(kernels, patches)}
 ${haltSection(halts)}
 ${patchSection(patches, rollout)}
 ${failureSection(failures)}

@@ -4,7 +4,8 @@
  * A machine authenticates with its own credential (Bearer); it can only ever read its own offer list
  * and download modules offered to it — a patch for another kernel build or another tier is a 404 to it.
  * Every check-in answer is signed as a whole with the server's key (signing.ts), bound to the machine
- * id, its check-in count as the sequence number and the time; the key rotation chain rides along.
+ * id, its check-in count as the sequence number and the time, and says what the server knows of the
+ * machine's kernel (`kernelSupport`, from the offer cache); the key rotation chain rides along.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import {
@@ -123,6 +124,7 @@ export function registerMachineApi(app: FastifyInstance, ctx: ServerContext): vo
         offered: o.partial ? offeredFor(o, m.id, runningPatches(r.data)) : o.offeredJson,
         revoked: o.revokedJson,
         nextCheckinSeconds: String(ctx.checkinIntervalSeconds),
+        ...o.support,
       };
       const signed = ctx.signer.signAnswer(parts);
       const body = `${signed.text.slice(0, -1)},"signature":${JSON.stringify(signed.signature)},"keys":${ctx.signer.keysJson}}`;

@@ -9,6 +9,8 @@
  *   suture_patch_rollout_ratio{patch,name,tier}      applied / eligible machines (exact kernel, tier)
  *   suture_patches{state}                            published patches, active or revoked
  *   suture_patch_halted{patch,name,tier}             1 for each halted (patch, tier): a bad/failure report or an admin
+ *   suture_machines_kernel_support{support}          machines by what their check-in answer says of their kernel
+ *                                                    (patched, upgrade-required, unsupported: kernel-support.ts)
  *
  * No secrets, hostnames or machine ids appear here: only counts, tiers and patch ids. With
  * `--metrics-token` the endpoint needs that token as Bearer (the numbers still say how big the fleet is
@@ -18,6 +20,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ServerContext } from './context.js';
 import { bearer, hashSecret } from './credentials.js';
 import { unauthorized } from './http-error.js';
+import { kernelSupportOf } from './kernel-support.js';
 import type { Store } from './store.js';
 
 function esc(v: string): string {
@@ -30,12 +33,14 @@ function labels(l: Record<string, string>): string {
 }
 
 export async function renderMetrics(store: Store): Promise<string> {
-  const [fleet, rollout, counters, patches, halts] = await Promise.all([
+  const [fleet, rollout, counters, patches, halts, kernels, patched] = await Promise.all([
     store.fleet(),
     store.rollout(),
     store.counters(),
     store.listPatches(),
     store.listHalts(),
+    store.listKernels(),
+    store.patchedKernels(),
   ]);
   const names = new Map(patches.map((p) => [p.id, p.name]));
   const out: string[] = [];
@@ -103,6 +108,18 @@ export async function renderMetrics(store: Store): Promise<string> {
       `suture_patch_halted${labels({ patch: x.patchId, name: names.get(x.patchId) ?? '', tier: x.tier })} 1`,
     );
   }
+
+  family(
+    'suture_machines_kernel_support',
+    'gauge',
+    'Machines by what the server knows of their kernel: patched, upgrade-required (only other kernels of its flavour are), unsupported.',
+  );
+  const bySupport = { patched: 0, 'upgrade-required': 0, unsupported: 0 };
+  for (const k of kernels) {
+    if (k.machines) bySupport[kernelSupportOf(k, patched).kernelSupport] += k.machines;
+  }
+  for (const [support, n] of Object.entries(bySupport))
+    out.push(`suture_machines_kernel_support${labels({ support })} ${n}`);
   return `${out.join('\n')}\n`;
 }
 

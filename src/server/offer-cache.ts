@@ -8,10 +8,13 @@
  * rotation needs no re-publishing. Any publish, promote, revoke or key rotation on this instance
  * clears the cache; entries also expire after `ttlMs` so that other instances sharing a PostgreSQL
  * database pick up changes within that time. With rollout waves or a halt in force, the list depends
- * on the machine's bucket (`offeredFor`).
+ * on the machine's bucket (`offeredFor`). Each entry also carries what the server knows of its kernel
+ * (`kernelSupport`, kernel-support.ts), from the list of patched kernels, itself read once per expiry
+ * and shared by every entry built meanwhile.
  */
 import { canonicalJson } from '../manifest/manifest.js';
 import { machineApi, type OfferedPatch, type RevokedPatch } from '../manifest/protocol.js';
+import { kernelSupportOf, type PatchedKernel } from './kernel-support.js';
 import type { ServerSigner } from './signing.js';
 import { rolloutBucket } from './store/rollouts.js';
 import type { PatchRecord, Store } from './store.js';
@@ -21,6 +24,8 @@ interface Entry {
   offeredJson: string;
   revokedJson: string;
   offered: number;
+  /** the answer's `kernelSupport` and `patchedKernels` as canonical JSON (the latter may be absent) */
+  support: { kernelSupport: string; patchedKernels?: string };
   expires: number;
   /** each offer's JSON and reach, when some offer reaches less than the whole tier */
   partial?: Array<{ id: string; json: string; reach: number }>;
@@ -64,6 +69,7 @@ export class OfferCache {
   private readonly entries = new Map<string, Entry>();
   private readonly pending = new Map<string, Promise<Entry>>();
   private generation = 0;
+  private kernels: { list: Promise<PatchedKernel[]>; expires: number; generation: number } | undefined;
 
   constructor(
     private readonly store: Store,
@@ -75,6 +81,20 @@ export class OfferCache {
     this.generation++;
     this.entries.clear();
     this.pending.clear();
+    this.kernels = undefined;
+  }
+
+  /** The kernels with patches, read at most once per expiry (and again after `clear`). */
+  private patchedKernels(): Promise<PatchedKernel[]> {
+    const k = this.kernels;
+    if (k && k.generation === this.generation && k.expires > Date.now()) return k.list;
+    const list = this.store.patchedKernels();
+    const entry = { list, expires: Date.now() + this.ttlMs, generation: this.generation };
+    this.kernels = entry;
+    list.catch(() => {
+      if (this.kernels === entry) this.kernels = undefined;
+    });
+    return list;
   }
 
   async get(release: string, buildId: string, tier: string): Promise<Entry> {
@@ -85,15 +105,21 @@ export class OfferCache {
     if (!p) {
       const gen = this.generation;
       p = (async () => {
-        const [offered, revoked] = await Promise.all([
+        const [offered, revoked, kernels] = await Promise.all([
           this.store.offers(release, buildId, tier),
           this.store.revokedFor(release, buildId, tier),
+          this.patchedKernels(),
         ]);
         const offers = offered.map((o) => toOffer(o, this.signer));
+        const support = kernelSupportOf({ release, buildId }, kernels);
         const e: Entry = {
           offeredJson: canonicalJson(offers),
           revokedJson: canonicalJson(revoked.map(toRevoked)),
           offered: offered.length,
+          support: {
+            kernelSupport: canonicalJson(support.kernelSupport),
+            ...(support.patchedKernels ? { patchedKernels: canonicalJson(support.patchedKernels) } : {}),
+          },
           expires: Date.now() + this.ttlMs,
         };
         if (offered.some((o) => o.reach < 100)) {

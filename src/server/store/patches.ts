@@ -2,11 +2,13 @@
  * Patches and their tiers: publish (patch, tiers and audit entry in one transaction), promote (add a
  * tier), revoke (out of every offer, into every revoke list), and the lists a check-in is answered
  * from — non-revoked patches for an exact kernel (release and vmlinux build id) and tier, and the
- * revoked ones that tier could have received. A publish or promote may roll the tier out in waves
- * (rollouts.ts); each offer carries how far its tier's rollout reaches.
+ * revoked ones that tier could have received, and every kernel that has a patch (kernel-support.ts).
+ * A publish or promote may roll the tier out in waves (rollouts.ts); each offer carries how far its
+ * tier's rollout reaches.
  */
 import type { Manifest } from '../../manifest/manifest.js';
 import type { Db } from '../db.js';
+import type { PatchedKernel } from '../kernel-support.js';
 import { type AuditEntry, insertAudit } from './audit.js';
 import { planWaves, reachOf, type WavePlan } from './rollouts.js';
 
@@ -41,6 +43,8 @@ export interface PatchStore {
   offers(release: string, buildId: string, tier: string): Promise<OfferRecord[]>;
   /** Revoked patches of this exact kernel the machine's tier could have received. */
   revokedFor(release: string, buildId: string, tier: string): Promise<PatchRecord[]>;
+  /** Every kernel (release, build id) with a non-revoked patch in any tier, newest publish first. */
+  patchedKernels(): Promise<PatchedKernel[]>;
   /** `plan`: roll the tier out in waves (rollouts.ts) instead of all at once */
   publish(p: PatchRecord, audit: AuditEntry, plan?: WavePlan): Promise<'ok' | 'exists'>;
   promote(
@@ -133,6 +137,15 @@ export function sqlPatches(db: Db): PatchStore {
         [release, buildId, tier],
       );
       return rows.map((r) => toPatch(r));
+    },
+
+    async patchedKernels(): Promise<PatchedKernel[]> {
+      const rows = await db.all<{ kernel_release: string; build_id: string; newest: string }>(
+        `SELECT kernel_release, build_id, MAX(published_at) AS newest FROM patches
+         WHERE revoked_at IS NULL GROUP BY kernel_release, build_id
+         ORDER BY newest DESC, kernel_release DESC, build_id DESC`,
+      );
+      return rows.map((r) => ({ release: r.kernel_release, buildId: r.build_id, newest: r.newest }));
     },
 
     publish(p: PatchRecord, audit: AuditEntry, plan?: WavePlan): Promise<'ok' | 'exists'> {

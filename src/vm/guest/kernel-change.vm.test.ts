@@ -6,8 +6,10 @@
  *
  *   the boot unit skips the stored patch (built for the other build id): nothing is loaded;
  *   `suture status` exits 3, verdict kernel-upgrade-required, and names the kernel the patch is for;
- *   the agent records the patch as not loaded, `kernel-upgrade-required: built for …`, says so in
- *   `suture agent status`, and the server's machine view shows that report and the booted kernel.
+ *   the agent records the patch as not loaded; the server, which has no patch for the booted kernel's
+ *   flavour (`amd64`), answers `kernelSupport: unsupported`, so the record says `kernel-unsupported:
+ *   built for …`, `suture agent status` says `unsupported: …` naming the patch left behind, and the
+ *   server's machine view shows that report and the booted kernel.
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -126,7 +128,7 @@ describe('Debian guest: a stored patch after booting another kernel', { timeout:
     assert.equal((await run('suture status')).exitCode, 0);
   });
 
-  test('booted with another kernel: nothing loaded, status exits 3, the agent reports kernel-upgrade-required', async () => {
+  test('booted with another kernel: nothing loaded, status exits 3, the agent reports it unsupported', async () => {
     await guest.shutdown(vm, 'reboot');
     vm = await guest.boot({ net: true, kernel: other, modules: OTHER_MODULES });
     await sh('systemctl is-system-running --wait || true', 240_000);
@@ -146,7 +148,9 @@ describe('Debian guest: a stored patch after booting another kernel', { timeout:
     );
     assert.match(status.output, /^verdict: kernel-upgrade-required \(exit 3\)$/m);
 
-    const why = `kernel-upgrade-required: built for ${kernel.release} (${kernel.buildId.slice(0, 12)}), this machine booted ${OTHER} (${other.buildId.slice(0, 12)})`;
+    // first reported as kernel-upgrade-required (the last answer spoke of the other kernel), then in the
+    // words of the server's answer for this one
+    const why = `kernel-unsupported: built for ${kernel.release} (${kernel.buildId.slice(0, 12)}), this machine booted ${OTHER} (${other.buildId.slice(0, 12)}): not loaded, the server has no patch for this kernel nor its flavour`;
     await eventually('the server has the agent report', async () => {
       const m = await machine();
       return (
@@ -160,7 +164,7 @@ describe('Debian guest: a stored patch after booting another kernel', { timeout:
     assert.match(
       agent,
       new RegExp(
-        `^patch state: kernel upgrade required: kc 1 \\(${kernel.release}\\) built for another kernel, none offered for ${OTHER}$`,
+        `^patch state: unsupported: the server has no patch for ${OTHER} nor any kernel of its flavour; kc 1 \\(${kernel.release}\\) built for another kernel, not loaded$`,
         'm',
       ),
     );
