@@ -10,13 +10,14 @@
  * Goal (issue #4): ≥ 5,000 check-ins/s with p99 < 20 ms on SQLite on the 2-core machine.
  * Issue #13: the same load again with rollout waves in force (a newer patch promoted to `stable` in
  * waves 10/50/100, so every check-in is answered per machine bucket), against the run without; and on
- * PostgreSQL ≥ 10,000 check-ins/s at 100,000 machines.
+ * PostgreSQL ≥ 10,000 check-ins/s at 100,000 machines, and `suture server --workers N` (one process per
+ * core, server/workers.ts) against one process on the same database.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AdminClient } from '../server/admin-client.js';
 import { hashSecret } from '../server/credentials.js';
@@ -62,7 +63,8 @@ const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
 /** extra node flags for the server child, e.g. `--cpu-prof --cpu-prof-dir=DIR` to see where time goes */
 const serverNodeArgs = (process.env.SUTURE_BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
 
-function spawnChild(script: string): Promise<{ child: ChildProcess; url: string }> {
+/** the server child prints `URL [PID,PID…]` (the worker pids with --workers) when it listens */
+function spawnChild(script: string): Promise<{ child: ChildProcess; url: string; pids: number[] }> {
   const child = spawn(process.execPath, [...serverNodeArgs, '--input-type=module', '-e', script], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -70,8 +72,9 @@ function spawnChild(script: string): Promise<{ child: ChildProcess; url: string 
     let out = '';
     child.stdout?.on('data', (d: Buffer) => {
       out += d.toString();
-      const m = /^(http:\/\/\S+)\n/m.exec(out);
-      if (m?.[1]) resolve({ child, url: m[1] });
+      const m = /^(http:\/\/\S+)(?: ([\d,]+))?\n/m.exec(out);
+      const pids = m?.[2] ? m[2].split(',').map(Number) : [child.pid ?? 0];
+      if (m?.[1]) resolve({ child, url: m[1], pids });
     });
     child.once('exit', (code) => reject(new Error(`server child exited (${code})`)));
   });
@@ -129,7 +132,8 @@ async function load(
 
 /** the processes serving check-ins: the server child, and PostgreSQL's postmaster with its backends */
 interface Served {
-  server: number;
+  /** the server process, or its workers */
+  server: number[];
   postmaster?: number;
 }
 
@@ -145,14 +149,14 @@ async function measured(
   run: () => Promise<{ rate: number; seconds: number }>,
 ): Promise<CpuShare> {
   const db = () => (served.postmaster ? cpuMs([served.postmaster, ...childrenOf(served.postmaster)]) : 0);
-  const s0 = cpuMs([served.server]);
+  const s0 = cpuMs(served.server);
   const d0 = db();
   const l0 = process.cpuUsage();
   const r = await run();
   const l = process.cpuUsage(l0);
   const n = r.rate * r.seconds;
   return {
-    server: ((cpuMs([served.server]) - s0) * 1000) / n,
+    server: ((cpuMs(served.server) - s0) * 1000) / n,
     database: ((db() - d0) * 1000) / n,
     load: (l.user + l.system) / n,
   };
@@ -206,9 +210,14 @@ export async function seed(database: string): Promise<void> {
 /** each engine's check-in rate in this run, for the PostgreSQL-against-SQLite row */
 const rates = new Map<string, number>();
 
-async function runEngine(ctx: BenchContext, engine: 'SQLite' | 'PostgreSQL', baseline: Baseline) {
+/**
+ * One engine's rows. `workers` > 1 (PostgreSQL only) runs `suture server --workers N` (server/workers.ts)
+ * and names the rows `PostgreSQL, N workers`, with the one-process run of this bench as their baseline.
+ */
+async function runEngine(ctx: BenchContext, kind: 'SQLite' | 'PostgreSQL', baseline: Baseline, workers = 1) {
+  const engine = workers > 1 ? `${kind}, ${workers} workers` : kind;
   const dir = await mkdtemp(join(tmpdir(), 'suture-bench-'));
-  const cluster = engine === 'PostgreSQL' ? await startPostgres() : undefined;
+  const cluster = kind === 'PostgreSQL' ? await startPostgres() : undefined;
   let child: ChildProcess | undefined;
   try {
     const data = join(dir, 'data');
@@ -217,10 +226,22 @@ async function runEngine(ctx: BenchContext, engine: 'SQLite' | 'PostgreSQL', bas
     const t0 = Date.now();
     await seed(database);
     const seedMs = Date.now() - t0;
-    const script = `
+    const options = JSON.stringify({
+      dataDir: data,
+      database,
+      adminToken: ADMIN,
+      checkinIntervalSeconds: 600,
+    });
+    const script =
+      workers > 1
+        ? `
+      const { startWorkers } = await import(${JSON.stringify(new URL('../server/workers.js', import.meta.url).href)});
+      const s = await startWorkers(${options}, ${workers});
+      process.stdout.write(s.url + ' ' + s.pids.join(',') + '\\n');
+      process.on('SIGTERM', () => s.close().then(() => process.exit(0)));`
+        : `
       const { startServer } = await import(${JSON.stringify(new URL('../server/server.js', import.meta.url).href)});
-      const s = await startServer({ dataDir: ${JSON.stringify(data)}, database: ${JSON.stringify(database)},
-        adminToken: ${JSON.stringify(ADMIN)}, checkinIntervalSeconds: 600 });
+      const s = await startServer(${options});
       process.stdout.write(s.url + '\\n');
       process.on('SIGTERM', () => s.close().then(() => process.exit(0)));`;
     const started = await spawnChild(script);
@@ -231,7 +252,7 @@ async function runEngine(ctx: BenchContext, engine: 'SQLite' | 'PostgreSQL', bas
     await admin.promote(p.id, 'stable');
     const body = checkinBody(p.id);
     await load(started.url, body, 2); // warm-up: caches, JIT, first patch-state rows
-    const served: Served = { server: child.pid ?? 0, postmaster: cluster && postmasterPid(cluster.dir) };
+    const served: Served = { server: started.pids, postmaster: cluster && postmasterPid(cluster.dir) };
     const before = await recordedCheckins(started.url);
     let r = { rate: 0, p99: 0, p50: 0, bad: 0 };
     const cpu = await measured(served, async () => {
@@ -247,7 +268,7 @@ async function runEngine(ctx: BenchContext, engine: 'SQLite' | 'PostgreSQL', bas
       unit: '/s',
       baseline: { name: 'bare fastify POST', value: baseline.rate },
       goal:
-        engine === 'PostgreSQL'
+        kind === 'PostgreSQL'
           ? { value: 10_000, lowerIsBetter: false, text: '≥ 10000 /s' }
           : { value: 5000, lowerIsBetter: false, text: '≥ 5000 /s' },
       note,
@@ -257,10 +278,20 @@ async function runEngine(ctx: BenchContext, engine: 'SQLite' | 'PostgreSQL', bas
       ours: cpu.server,
       unit: 'µs',
       baseline: { name: 'bare fastify POST, per request', value: baseline.cpu },
-      note: 'user + system time of the server process over the measured load, by /proc (load-independent)',
+      note: 'user + system time of the server process (or its workers) over the measured load, by /proc (load-independent)',
     });
     rates.set(engine, r.rate);
     const sqlite = rates.get('SQLite');
+    const oneProcess = rates.get(kind);
+    if (workers > 1 && oneProcess !== undefined) {
+      ctx.report({
+        name: `check-ins/s on ${engine} against one process, same run (higher is better)`,
+        ours: r.rate,
+        unit: '/s',
+        baseline: { name: `${kind}, one process`, value: oneProcess },
+        note: `${availableParallelism()} cores here, shared with PostgreSQL and the load generator`,
+      });
+    }
     if (engine === 'PostgreSQL' && sqlite !== undefined) {
       ctx.report({
         name: 'check-ins/s on PostgreSQL against SQLite, same run (higher is better)',
@@ -296,9 +327,9 @@ async function runEngine(ctx: BenchContext, engine: 'SQLite' | 'PostgreSQL', bas
       unit: '/s',
       baseline: { name: 'the same server without waves', value: r.rate },
       goal: {
-        value: engine === 'PostgreSQL' ? 10_000 : 5000,
+        value: kind === 'PostgreSQL' ? 10_000 : 5000,
         lowerIsBetter: false,
-        text: engine === 'PostgreSQL' ? '≥ 10000 /s' : '≥ 5000 /s',
+        text: kind === 'PostgreSQL' ? '≥ 10000 /s' : '≥ 5000 /s',
       },
       note: `p50 ${waved.p50} ms, p99 ${waved.p99} ms, ${waved.bad} non-2xx/errors; ${cpuNote(wavedCpu)}`,
     });
@@ -332,7 +363,7 @@ async function baseline(): Promise<Baseline> {
     const body = checkinBody(undefined);
     await load(url, body, 2);
     let r = { rate: 0, p99: 0, p50: 0, bad: 0 };
-    const cpu = await measured({ server: child.pid ?? 0 }, async () => {
+    const cpu = await measured({ server: [child.pid ?? 0] }, async () => {
       r = await load(url, body, DURATION_S);
       return { rate: r.rate, seconds: DURATION_S };
     });
@@ -355,6 +386,14 @@ export const benchmarks: Benchmark[] = [
     async run(ctx) {
       if (!findPostgres()) return ctx.skip('PostgreSQL is not installed (apt-get install postgresql)');
       await runEngine(ctx, 'PostgreSQL', await baseline());
+    },
+  },
+  {
+    // `suture server --workers N` on one PostgreSQL: one worker per core (at least two)
+    name: 'checkin-postgres-workers',
+    async run(ctx) {
+      if (!findPostgres()) return ctx.skip('PostgreSQL is not installed (apt-get install postgresql)');
+      await runEngine(ctx, 'PostgreSQL', await baseline(), Math.max(2, availableParallelism()));
     },
   },
 ];

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { SutureError } from '../../diagnostic.js';
 import { keyFingerprint } from '../../manifest/signature.js';
-import { parseListen, startServer } from '../../server/server.js';
+import { parseListen, type ServerOptions, startServer } from '../../server/server.js';
+import { checkWorkers, startWorkers } from '../../server/workers.js';
 
 function defaultDataDir(): string {
   if (process.env.SUTURE_DATA) return process.env.SUTURE_DATA;
@@ -72,6 +73,12 @@ export function register(program: Command): void {
       '--signing-key <file>',
       'keep the signing key in this file (0600, created if missing) instead of the database',
     )
+    .option(
+      '--workers <n>',
+      'server processes sharing the port (PostgreSQL only): one per core it may use',
+      positiveInt('--workers'),
+      1,
+    )
     .option('--quiet', 'no request log')
     .action(
       async (o: {
@@ -87,8 +94,11 @@ export function register(program: Command): void {
         trustProxy?: string;
         metricsToken?: string;
         signingKey?: string;
+        workers: number;
         quiet?: boolean;
       }) => {
+        const database = o.database ?? process.env.SUTURE_DATABASE;
+        checkWorkers(o.workers, database);
         const { host, port } = parseListen(o.listen);
         const metricsToken = o.metricsToken ?? process.env.SUTURE_METRICS_TOKEN;
         if (metricsToken !== undefined && metricsToken.length < 16) {
@@ -105,9 +115,9 @@ export function register(program: Command): void {
             hint: 'give both PEM files, or neither to serve plain HTTP behind a TLS proxy',
           });
         }
-        const s = await startServer({
+        const options: ServerOptions = {
           dataDir: o.data,
-          database: o.database ?? process.env.SUTURE_DATABASE,
+          database,
           host,
           port,
           adminToken: o.adminToken ?? process.env.SUTURE_ADMIN_TOKEN,
@@ -118,11 +128,16 @@ export function register(program: Command): void {
           ...(o.trustProxy ? { trustProxy: o.trustProxy.split(',').map((a) => a.trim()) } : {}),
           ...(metricsToken ? { metricsToken } : {}),
           ...(o.signingKey ? { signingKeyFile: o.signingKey } : {}),
-        });
-        const db = o.database ? 'PostgreSQL' : `SQLite ${join(o.data, 'suture.db')}`;
-        process.stderr.write(`suture server listening on ${s.url} (${db}, data ${o.data})\n`);
+        };
+        const s =
+          o.workers > 1
+            ? await startWorkers(options, o.workers)
+            : await startServer(options).then((r) => ({ ...r, custody: r.signer.custody }));
+        const db = database ? 'PostgreSQL' : `SQLite ${join(o.data, 'suture.db')}`;
+        const workers = o.workers > 1 ? `, ${o.workers} workers` : '';
+        process.stderr.write(`suture server listening on ${s.url} (${db}, data ${o.data}${workers})\n`);
         process.stderr.write(
-          `  signing key ed25519 ${keyFingerprint(s.publicKey)} (public: ${s.publicKey}), kept in ${s.signer.custody}\n`,
+          `  signing key ed25519 ${keyFingerprint(s.publicKey)} (public: ${s.publicKey}), kept in ${s.custody}\n`,
         );
         process.stderr.write(`  dashboard ${s.url}/   metrics ${s.url}/metrics\n`);
         if (s.createdAdminToken) {
