@@ -16,6 +16,7 @@ import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'n
 import type { z } from 'zod';
 import { SutureError } from '../diagnostic.js';
 import {
+  ANSWER_FIELDS_HEADER,
   type CheckinRequest,
   type CheckinResponse,
   checkinResponseSchema,
@@ -23,6 +24,7 @@ import {
   type EnrollResponse,
   enrollResponseSchema,
   errorResponseSchema,
+  KERNEL_SUPPORT_FIELD,
   machineApi,
   type OfferedPatch,
   type ReportRequest,
@@ -58,9 +60,14 @@ export class ServerClient {
     this.base = server.replace(/\/+$/, '');
   }
 
-  private async request(method: 'GET' | 'POST', path: string, body?: unknown): Promise<Response> {
+  private async request(
+    method: 'GET' | 'POST',
+    path: string,
+    body?: unknown,
+    extra: Record<string, string> = {},
+  ): Promise<Response> {
     const url = `${this.base}${path}`;
-    const headers: Record<string, string> = {};
+    const headers: Record<string, string> = { ...extra };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.credential) headers.authorization = `Bearer ${this.credential}`;
     let res: Response;
@@ -138,7 +145,10 @@ export class ServerClient {
 
   /** The answer parsed, and as received (plain JSON): its signature is checked on the latter (answer.ts). */
   async checkin(req: CheckinRequest): Promise<{ answer: CheckinResponse; raw: Record<string, unknown> }> {
-    const res = await this.request('POST', machineApi.checkin, req);
+    // this agent understands kernelSupport/patchedKernels: the server adds them when asked
+    const res = await this.request('POST', machineApi.checkin, req, {
+      [ANSWER_FIELDS_HEADER]: KERNEL_SUPPORT_FIELD,
+    });
     const { parsed, raw } = await this.jsonWithRaw(res, checkinResponseSchema, 'check-in');
     return { answer: parsed, raw: raw as Record<string, unknown> };
   }

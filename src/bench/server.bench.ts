@@ -19,6 +19,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ANSWER_FIELDS_HEADER, KERNEL_SUPPORT_FIELD } from '../manifest/protocol.js';
 import { AdminClient } from '../server/admin-client.js';
 import { hashSecret } from '../server/credentials.js';
 import { openStore } from '../server/store.js';
@@ -112,7 +113,8 @@ async function load(
       {
         method: 'POST',
         path: '/v1/checkin',
-        headers: { 'content-type': 'application/json' },
+        // as today's agent asks: the answer says what the server knows of the kernel
+        headers: { 'content-type': 'application/json', [ANSWER_FIELDS_HEADER]: KERNEL_SUPPORT_FIELD },
         body,
         setupRequest: (req) => {
           i = (i + 1) % MACHINES;

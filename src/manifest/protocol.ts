@@ -206,6 +206,22 @@ export type KernelSupport = z.infer<typeof kernelSupportSchema>;
 /** At most this many kernels are named in `patchedKernels`. */
 export const MAX_PATCHED_KERNELS = 4;
 
+/**
+ * The request header by which an agent names the optional answer fields it understands, comma-separated.
+ * A server adds such a field only for an agent that names it: an agent from before the field parses
+ * answers strictly and would refuse every one that carried it (so a server upgraded before its fleet
+ * keeps serving it). An older server ignores the header.
+ */
+export const ANSWER_FIELDS_HEADER = 'suture-answer-fields';
+/** `kernelSupport` and `patchedKernels` */
+export const KERNEL_SUPPORT_FIELD = 'kernel-support';
+
+/** Whether a check-in's `suture-answer-fields` header names `field`. */
+export function asksFor(header: string | string[] | undefined, field: string): boolean {
+  const text = Array.isArray(header) ? header.join(',') : (header ?? '');
+  return text.split(',').some((f) => f.trim().toLowerCase() === field);
+}
+
 export const checkinResponseSchema = z
   .object({
     /** the machine this answer is for: an agent refuses an answer for any other */

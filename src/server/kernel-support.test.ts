@@ -11,7 +11,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { verifyCheckinAnswer } from '../manifest/answer-signature.js';
-import { type KernelIdentity, machineApi } from '../manifest/protocol.js';
+import {
+  ANSWER_FIELDS_HEADER,
+  checkinResponseSchema,
+  KERNEL_SUPPORT_FIELD,
+  type KernelIdentity,
+  machineApi,
+} from '../manifest/protocol.js';
 import { AdminClient } from './admin-client.js';
 import { fleetPage } from './dashboard-pages.js';
 import { kernelFlavour, kernelSupportOf } from './kernel-support.js';
@@ -19,8 +25,8 @@ import { OfferCache } from './offer-cache.js';
 import { type RunningServer, startServer } from './server.js';
 import { ServerSigner } from './signing.js';
 import { openStore, type Store } from './store.js';
+import { onEachEngine } from './testing/engines.js';
 import { BUILD_ID, FakeMachine, OTHER_BUILD_ID, RELEASE, writePatch } from './testing/fleet-fixture.js';
-import { onEachEngine } from './testing/refusal-rig.js';
 
 const id = (c: string) => c.repeat(40);
 
@@ -100,13 +106,14 @@ test('the offer cache reads the patched kernels once per expiry, not per check-i
   }
 });
 
-/** A check-in as raw JSON (what the agent verifies) and the key to verify it with. */
-async function rawCheckin(m: FakeMachine): Promise<Record<string, unknown>> {
+/** A check-in as raw JSON (what the agent verifies); `asks` = the agent names kernel-support. */
+async function rawCheckin(m: FakeMachine, asks = true): Promise<Record<string, unknown>> {
   const res = await fetch(m.server + machineApi.checkin, {
     method: 'POST',
     headers: {
       authorization: `Bearer ${m.enrollment?.credential ?? ''}`,
       'content-type': 'application/json',
+      ...(asks ? { [ANSWER_FIELDS_HEADER]: `other, ${KERNEL_SUPPORT_FIELD}` } : {}),
     },
     body: JSON.stringify({ kernel: m.kernel, hostname: m.hostname, agentVersion: 'fake-1', patches: [] }),
   });
@@ -209,6 +216,18 @@ onEachEngine('kernel_support', (engine, database) => {
       assert.equal(verifyCheckinAnswer({ ...raw, patchedKernels: [GENERIC] }, key), false, 'renamed');
     });
 
+    test('an agent that does not ask gets the answer of before: no field its strict schema refuses', async (t) => {
+      if (skip) return t.skip(skip);
+      const m = await machine('h', { release: RELEASE, buildId: OTHER_BUILD_ID });
+      const raw = await rawCheckin(m, false);
+      assert.equal('kernelSupport' in raw, false);
+      assert.equal('patchedKernels' in raw, false);
+      assert.equal(verifyCheckinAnswer(raw, m.enrollment?.serverPublicKey ?? ''), true);
+      const before = checkinResponseSchema.omit({ kernelSupport: true, patchedKernels: true });
+      assert.equal(before.safeParse(raw).success, true, 'the schema from before the field accepts it');
+      assert.equal(before.safeParse(await rawCheckin(m)).success, false, 'and would refuse the field');
+    });
+
     test("the dashboard's machines by kernel say what the server knows of each kernel", async (t) => {
       if (skip) return t.skip(skip);
       const html = fleetPage(
@@ -251,8 +270,8 @@ onEachEngine('kernel_support', (engine, database) => {
             text,
           )?.[1],
         );
-      // a, b patched; c, d, g upgrade-required; e, and f since the revoke, unsupported
-      assert.deepEqual(['patched', 'upgrade-required', 'unsupported'].map(count), [2, 3, 2], text);
+      // a, b patched; c, d, g, h upgrade-required; e, and f since the revoke, unsupported
+      assert.deepEqual(['patched', 'upgrade-required', 'unsupported'].map(count), [2, 4, 2], text);
     });
   });
 });

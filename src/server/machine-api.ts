@@ -9,10 +9,13 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import {
+  ANSWER_FIELDS_HEADER,
+  asksFor,
   type CheckinRequest,
   checkinRequestSchema,
   type EnrollResponse,
   enrollRequestSchema,
+  KERNEL_SUPPORT_FIELD,
   machineApi,
   patchIdSchema,
   reportRequestSchema,
@@ -124,7 +127,8 @@ export function registerMachineApi(app: FastifyInstance, ctx: ServerContext): vo
         offered: o.partial ? offeredFor(o, m.id, runningPatches(r.data)) : o.offeredJson,
         revoked: o.revokedJson,
         nextCheckinSeconds: String(ctx.checkinIntervalSeconds),
-        ...o.support,
+        // only for an agent that understands it (protocol.ts ANSWER_FIELDS_HEADER)
+        ...(asksFor(req.headers[ANSWER_FIELDS_HEADER], KERNEL_SUPPORT_FIELD) ? o.support : {}),
       };
       const signed = ctx.signer.signAnswer(parts);
       const body = `${signed.text.slice(0, -1)},"signature":${JSON.stringify(signed.signature)},"keys":${ctx.signer.keysJson}}`;

@@ -16,7 +16,7 @@ import { type KeyObject, sign } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { checkinSignedBytes } from '../../manifest/answer-signature.js';
-import type { CheckinResponse } from '../../manifest/protocol.js';
+import { ANSWER_FIELDS_HEADER, type CheckinResponse } from '../../manifest/protocol.js';
 
 export interface ProxyHooks {
   rewriteCheckin?: (r: CheckinResponse) => CheckinResponse;
@@ -77,7 +77,8 @@ export class TamperProxy {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const headers: Record<string, string> = {};
-    for (const h of ['authorization', 'content-type']) {
+    // end-to-end headers, forwarded as any proxy does
+    for (const h of ['authorization', 'content-type', ANSWER_FIELDS_HEADER]) {
       const v = req.headers[h];
       if (typeof v === 'string') headers[h] = v;
     }

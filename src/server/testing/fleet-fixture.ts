@@ -15,10 +15,12 @@ import { join } from 'node:path';
 import { createSection, ElfObject, EM_X86_64, ET, SHF, SHT, writeElf } from '../../elf/index.js';
 import { type Manifest, parseManifest } from '../../manifest/manifest.js';
 import {
+  ANSWER_FIELDS_HEADER,
   type CheckinResponse,
   checkinResponseSchema,
   type EnrollResponse,
   enrollResponseSchema,
+  KERNEL_SUPPORT_FIELD,
   type KernelIdentity,
   machineApi,
   type PatchStatus,
@@ -191,7 +193,8 @@ export class FakeMachine {
   async checkin(): Promise<CheckinResponse> {
     const res = await fetch(this.server + machineApi.checkin, {
       method: 'POST',
-      headers: this.headers(),
+      // the fake speaks today's protocol, as the agent does
+      headers: { ...this.headers(), [ANSWER_FIELDS_HEADER]: KERNEL_SUPPORT_FIELD },
       body: JSON.stringify({
         kernel: this.kernel,
         hostname: this.hostname,
