@@ -14,7 +14,6 @@
 import { existsSync, readdirSync } from 'node:fs';
 import type { Command } from 'commander';
 import { isSutureError, renderDiagnostic, toDiagnostic } from '../diagnostic.js';
-import { VERSION } from '../version.js';
 import type { CommandSpec } from './command-spec.js';
 import { selectFast } from './fast-path.js';
 
@@ -30,7 +29,7 @@ export interface CommandModule {
  * engine and the rest — it matters inside a TCG VM, where each import costs real seconds.
  */
 export async function buildProgram(only?: string): Promise<Command> {
-  const { Command } = await import('commander');
+  const [{ Command }, { VERSION }] = await Promise.all([import('commander'), import('../version.js')]);
   const program = new Command('suture')
     .description('Build, check, test, apply and deliver Linux kernel livepatches')
     .version(VERSION)
@@ -65,6 +64,7 @@ function commandToLoad(argv: string[]): string | undefined {
 async function runFast(argv: string[], only: string | undefined): Promise<boolean> {
   if (only === '') {
     if (argv.length !== 3) return false;
+    const { VERSION } = await import('../version.js'); // it reads package.json: only when asked
     process.stdout.write(`${VERSION}\n`); // what commander's .version() prints
     return true;
   }
