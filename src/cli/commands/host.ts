@@ -9,7 +9,6 @@
  * `suture apply --persist`; boot-apply re-applies only the stored patches whose build id matches the
  * running kernel.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
@@ -65,7 +64,7 @@ export function register(program: Command): void {
     .option('--unit-dir <dir>', 'where to write the unit', '/etc/systemd/system')
     .option('--no-enable', 'only write the unit, do not run systemctl enable')
     .option('--print', 'print the unit instead of installing it')
-    .action((o: { unitDir: string; enable: boolean; print?: boolean }) => {
+    .action(async (o: { unitDir: string; enable: boolean; print?: boolean }) => {
       const roots = liveRoots();
       const unit = { node: process.execPath, suture: sutureScript(), state: roots.state };
       if (o.print) {
@@ -88,6 +87,8 @@ export function register(program: Command): void {
           );
           return;
         }
+        // loaded here: child_process is start-up time the boot unit's boot-apply does not need
+        const { spawnSync } = await import('node:child_process');
         for (const args of [['daemon-reload'], ['enable', UNIT_NAME]]) {
           const r = spawnSync('systemctl', args, { encoding: 'utf8' });
           if (r.status !== 0) {
