@@ -94,8 +94,8 @@ function requireForceConfirmed(opts: ApplyOptions): void {
 }
 
 /** verifyModule, told as events (and a note when there is no manifest to check the build id against). */
-function checkModule(roots: HostRoots, file: string, manifest: Manifest | undefined, emit: EventSink) {
-  const checked = verifyModule(roots, file, manifest);
+async function checkModule(roots: HostRoots, file: string, manifest: Manifest | undefined, emit: EventSink) {
+  const checked = await verifyModule(roots, file, manifest);
   const { patch, release, buildId, verified } = checked;
   emit({ type: 'checked', module: file, patch, release, buildId, verified });
   if (!manifest)
@@ -226,7 +226,7 @@ export async function applyLivepatch(opts: ApplyOptions): Promise<ApplyResult> {
   requireRoot(roots, 'applying a livepatch');
   requireLivepatchSupport(roots);
   const file = opts.module;
-  const { patch, release, buildId, verified } = checkModule(roots, file, opts.manifest, emit);
+  const { patch, release, buildId, verified } = await checkModule(roots, file, opts.manifest, emit);
   const activeBefore = requireFreeToLoad(roots, patch, file);
   return guardedLoad(roots, patch, opts.settleMs ?? DEFAULT_SETTLE_MS, () =>
     loadAndFollow(roots, opts, { patch, file, release, buildId, verified, activeBefore }),

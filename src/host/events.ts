@@ -7,6 +7,10 @@
  */
 import type { StalledTask } from './tasks.js';
 
+/** The kernel's round period: SIGNALS_TIMEOUT (15) retries of about one second each. Here, not in
+ * transition.ts, so the report (and `suture status`) can name it without loading the follower. */
+export const KERNEL_SIGNAL_PERIOD_MS = 15_000;
+
 /** One round of the kernel's own fake signals (klp_send_signals, every 15 s of an unfinished transition). */
 export interface SignalRound {
   round: number;

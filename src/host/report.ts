@@ -4,12 +4,11 @@
  */
 
 import { attributesText } from './attributes.js';
-import type { SignalRound, TransitionEvent } from './events.js';
+import { KERNEL_SIGNAL_PERIOD_MS, type SignalRound, type TransitionEvent } from './events.js';
 import type { BadMark } from './guard.js';
 import type { ModeSetting } from './mode.js';
 import type { HostStatus, LivepatchStatus } from './status.js';
 import { formatStalledTask } from './tasks.js';
-import { KERNEL_SIGNAL_PERIOD_MS } from './transition.js';
 
 const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 

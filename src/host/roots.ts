@@ -7,7 +7,6 @@
  * `liveRoots()`: /sys, /proc, /dev/kmsg, the process's effective uid, /var/lib/suture (or
  * SUTURE_HOST_STATE), /etc/suture (or SUTURE_CONFIG_DIR) and `insmod`/`rmmod` (kmod's or busybox's, whichever is on PATH).
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
@@ -54,7 +53,10 @@ function findOnPath(name: string): string | undefined {
   return undefined;
 }
 
-function run(argv: string[]): Promise<LoaderOutcome> {
+async function run(argv: string[]): Promise<LoaderOutcome> {
+  // loaded here, not at the top: child_process pulls in net and streams, ~0.1 s of start-up under
+  // TCG, and status, list or a boot with nothing to apply never load a module
+  const { spawn } = await import('node:child_process');
   return new Promise((resolve) => {
     const [cmd, ...args] = argv as [string, ...string[]];
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -18,7 +18,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SutureError } from '../diagnostic.js';
-import { type EventSink, FORCE_RISK, type SignalRound } from './events.js';
+import { type EventSink, FORCE_RISK, KERNEL_SIGNAL_PERIOD_MS, type SignalRound } from './events.js';
 import type { KernelLogCursor } from './kmsg.js';
 import { livepatchRoot, readLivepatch } from './livepatch.js';
 import type { HostRoots } from './roots.js';
@@ -31,8 +31,7 @@ import {
   type TaskPatchState,
 } from './tasks.js';
 
-/** The kernel's round period: SIGNALS_TIMEOUT (15) retries of about one second each. */
-export const KERNEL_SIGNAL_PERIOD_MS = 15_000;
+export { KERNEL_SIGNAL_PERIOD_MS };
 
 export interface FollowOptions {
   patch: string;

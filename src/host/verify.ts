@@ -4,7 +4,6 @@
  * manifest's release and vmlinux build id must match the running kernel (build id from
  * /sys/kernel/notes), its sha256 must match the file and its module name the module's.
  */
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { SutureError } from '../diagnostic.js';
 import type { Manifest } from '../manifest/manifest.js';
@@ -16,12 +15,18 @@ function refuse(code: string, message: string, why: string, hint: string, file: 
   throw new SutureError({ code, message, location: { file }, why, hint });
 }
 
+/** The file's sha256; node:crypto is loaded only when a manifest asks (start-up time under TCG). */
+async function sha256(file: string): Promise<string> {
+  const { createHash } = await import('node:crypto');
+  return createHash('sha256').update(readFileSync(file)).digest('hex');
+}
+
 /** Everything checked before the kernel is touched; returns the module name and what was verified. */
-export function verifyModule(
+export async function verifyModule(
   roots: HostRoots,
   file: string,
   manifest: Manifest | undefined,
-): { patch: string; release: string; buildId: string | undefined; verified: string[] } {
+): Promise<{ patch: string; release: string; buildId: string | undefined; verified: string[] }> {
   const info = readModinfo(file);
   if (!info.livepatch) {
     refuse(
@@ -75,7 +80,7 @@ export function verifyModule(
       );
     }
     verified.push(`vmlinux build id ${kernel.buildId}`);
-    const sha = createHash('sha256').update(readFileSync(file)).digest('hex');
+    const sha = await sha256(file);
     if (sha !== manifest.module.sha256) {
       refuse(
         'HOST-MODULE-SHA256',

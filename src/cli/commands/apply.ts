@@ -8,13 +8,12 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { SutureError } from '../../diagnostic.js';
-import {
-  applyLivepatch,
-  eventLines,
-  FORCE_RISK,
-  readManifest,
-  type TransitionEvent,
-} from '../../host/index.js';
+// the modules apply needs, not host/index.js: every import is start-up time, seconds under TCG
+import { applyLivepatch } from '../../host/apply.js';
+import { FORCE_RISK, type TransitionEvent } from '../../host/events.js';
+import { readManifest } from '../../host/manifest-read.js';
+import { eventLines } from '../../host/report.js';
+import { addCommand, type CommandSpec } from '../command-spec.js';
 
 /** `60`, `60s`, `5m`, `500ms` → milliseconds */
 export function parseDuration(flag: string, value: string): number {
@@ -65,85 +64,98 @@ export function eventPrinter(): (e: TransitionEvent) => void {
   };
 }
 
+interface ApplyOptions {
+  manifest?: string;
+  timeout: string;
+  settle: string;
+  signal?: boolean;
+  force?: boolean;
+  iUnderstandTheRisk?: boolean;
+  persist?: boolean;
+  json?: boolean;
+}
+
+function manifestOf(file: string): ReturnType<typeof readManifest> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new SutureError({
+      code: 'MANIFEST-UNREADABLE',
+      message: `cannot read ${file}: ${(e as Error).message}`,
+      location: { file },
+      hint: 'pass the manifest.json written next to the module',
+    });
+  }
+  return readManifest(text, file);
+}
+
+const apply: CommandSpec<ApplyOptions> = {
+  path: ['apply'],
+  description: 'verify a livepatch against the running kernel, load it and follow its transition',
+  args: [{ name: 'module', description: 'livepatch .ko built by `suture build`' }],
+  options: [
+    {
+      flags: '--manifest <file>',
+      description: 'manifest.json written by `suture build` (verifies release, build id, sha256)',
+    },
+    {
+      flags: '--timeout <duration>',
+      description: 'wait this long for the transition before reporting stalled tasks',
+      default: '60s',
+    },
+    {
+      flags: '--settle <duration>',
+      description: 'after the transition, watch the kernel log this long for an oops/WARN (crash-loop guard)',
+      default: '200ms',
+    },
+    {
+      flags: '--signal',
+      description: 'at the timeout, SIGSTOP+SIGCONT the stalled user tasks and wait once more',
+    },
+    { flags: '--force', description: 'at the timeout, force the transition (needs --i-understand-the-risk)' },
+    { flags: '--i-understand-the-risk', description: 'confirm --force' },
+    {
+      flags: '--persist',
+      description:
+        'store the patch (with its manifest) so `suture host boot-apply` re-applies it after a reboot',
+    },
+    { flags: '--json', description: 'print the result as JSON' },
+  ],
+  async action([module], o) {
+    const timeoutMs = parseDuration('--timeout', o.timeout);
+    const manifest = o.manifest ? manifestOf(o.manifest) : undefined;
+    if (o.force && !o.iUnderstandTheRisk) {
+      throw new SutureError({
+        code: 'HOST-FORCE-UNCONFIRMED',
+        message: '--force needs --i-understand-the-risk',
+        why: FORCE_RISK,
+        hint: 'add --i-understand-the-risk if you accept that, or use --signal / a longer --timeout',
+      });
+    }
+    if (o.force) console.log(`warning: --force given. ${FORCE_RISK}`);
+    const print = o.json ? () => {} : eventPrinter();
+    const r = await applyLivepatch({
+      module: module as string,
+      manifest,
+      timeoutMs,
+      signal: o.signal ?? false,
+      force: o.force ?? false,
+      forceConfirmed: o.iUnderstandTheRisk ?? false,
+      persist: o.persist ?? false,
+      settleMs: parseDuration('--settle', o.settle),
+      onEvent: print,
+    });
+    if (o.json) console.log(JSON.stringify(r, null, 2));
+    else
+      console.log(
+        `applied ${r.patch}: transition took ${(r.transitionMs / 1000).toFixed(2)} s${r.forced ? ' (forced)' : ''}`,
+      );
+  },
+};
+
+export const fast = [apply];
+
 export function register(program: Command): void {
-  program
-    .command('apply')
-    .description('verify a livepatch against the running kernel, load it and follow its transition')
-    .argument('<module>', 'livepatch .ko built by `suture build`')
-    .option(
-      '--manifest <file>',
-      'manifest.json written by `suture build` (verifies release, build id, sha256)',
-    )
-    .option('--timeout <duration>', 'wait this long for the transition before reporting stalled tasks', '60s')
-    .option(
-      '--settle <duration>',
-      'after the transition, watch the kernel log this long for an oops/WARN (crash-loop guard)',
-      '200ms',
-    )
-    .option('--signal', 'at the timeout, SIGSTOP+SIGCONT the stalled user tasks and wait once more')
-    .option('--force', 'at the timeout, force the transition (needs --i-understand-the-risk)')
-    .option('--i-understand-the-risk', 'confirm --force')
-    .option(
-      '--persist',
-      'store the patch (with its manifest) so `suture host boot-apply` re-applies it after a reboot',
-    )
-    .option('--json', 'print the result as JSON')
-    .action(
-      async (
-        module: string,
-        o: {
-          manifest?: string;
-          timeout: string;
-          settle: string;
-          signal?: boolean;
-          force?: boolean;
-          iUnderstandTheRisk?: boolean;
-          persist?: boolean;
-          json?: boolean;
-        },
-      ) => {
-        const timeoutMs = parseDuration('--timeout', o.timeout);
-        let manifest: ReturnType<typeof readManifest> | undefined;
-        if (o.manifest) {
-          let text: string;
-          try {
-            text = readFileSync(o.manifest, 'utf8');
-          } catch (e) {
-            throw new SutureError({
-              code: 'MANIFEST-UNREADABLE',
-              message: `cannot read ${o.manifest}: ${(e as Error).message}`,
-              location: { file: o.manifest },
-              hint: 'pass the manifest.json written next to the module',
-            });
-          }
-          manifest = readManifest(text, o.manifest);
-        }
-        if (o.force && !o.iUnderstandTheRisk) {
-          throw new SutureError({
-            code: 'HOST-FORCE-UNCONFIRMED',
-            message: '--force needs --i-understand-the-risk',
-            why: FORCE_RISK,
-            hint: 'add --i-understand-the-risk if you accept that, or use --signal / a longer --timeout',
-          });
-        }
-        if (o.force) console.log(`warning: --force given. ${FORCE_RISK}`);
-        const print = o.json ? () => {} : eventPrinter();
-        const r = await applyLivepatch({
-          module,
-          manifest,
-          timeoutMs,
-          signal: o.signal ?? false,
-          force: o.force ?? false,
-          forceConfirmed: o.iUnderstandTheRisk ?? false,
-          persist: o.persist ?? false,
-          settleMs: parseDuration('--settle', o.settle),
-          onEvent: print,
-        });
-        if (o.json) console.log(JSON.stringify(r, null, 2));
-        else
-          console.log(
-            `applied ${r.patch}: transition took ${(r.transitionMs / 1000).toFixed(2)} s${r.forced ? ' (forced)' : ''}`,
-          );
-      },
-    );
+  addCommand(program, apply);
 }

@@ -9,7 +9,6 @@
  * `suture apply --persist`; boot-apply re-applies only the stored patches whose build id matches the
  * running kernel.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
@@ -19,12 +18,40 @@ import { bootApply } from '../../host/boot.js';
 import { badMarkOf, clearBad } from '../../host/guard.js';
 import { liveRoots } from '../../host/roots.js';
 import { installUnit, renderUnit, UNIT_NAME } from '../../host/service.js';
+import { addCommand, type CommandSpec } from '../command-spec.js';
 import { eventPrinter, parseDuration } from './apply.js';
 
 function sutureScript(): string {
   // dist/cli/commands/host.js → bin/suture.js
   return fileURLToPath(new URL('../../../bin/suture.js', import.meta.url));
 }
+
+/** what the boot unit runs: on the fast path (no commander), it is every boot's start-up time */
+const bootApplyCommand: CommandSpec<{ timeout: string; settle: string }> = {
+  path: ['host', 'boot-apply'],
+  description: 'apply the stored patches whose build id matches the running kernel (run by the unit)',
+  args: [],
+  options: [
+    { flags: '--timeout <duration>', description: 'transition timeout per patch', default: '60s' },
+    {
+      flags: '--settle <duration>',
+      description: 'per patch, watch the kernel log this long for an oops/WARN',
+      default: '200ms',
+    },
+  ],
+  async action(_args, o) {
+    const out = await bootApply({
+      timeoutMs: parseDuration('--timeout', o.timeout),
+      settleMs: parseDuration('--settle', o.settle),
+      onEvent: eventPrinter(),
+    });
+    if (!out.length) console.log('no stored patches');
+    for (const b of out) console.log(`${b.patch}: ${b.action}${b.reason ? ` (${b.reason})` : ''}`);
+    if (out.some((b) => b.action === 'failed')) process.exitCode = 1;
+  },
+};
+
+export const fast = [bootApplyCommand];
 
 export function register(program: Command): void {
   const host = program
@@ -37,7 +64,7 @@ export function register(program: Command): void {
     .option('--unit-dir <dir>', 'where to write the unit', '/etc/systemd/system')
     .option('--no-enable', 'only write the unit, do not run systemctl enable')
     .option('--print', 'print the unit instead of installing it')
-    .action((o: { unitDir: string; enable: boolean; print?: boolean }) => {
+    .action(async (o: { unitDir: string; enable: boolean; print?: boolean }) => {
       const roots = liveRoots();
       const unit = { node: process.execPath, suture: sutureScript(), state: roots.state };
       if (o.print) {
@@ -60,6 +87,8 @@ export function register(program: Command): void {
           );
           return;
         }
+        // loaded here: child_process is start-up time the boot unit's boot-apply does not need
+        const { spawnSync } = await import('node:child_process');
         for (const args of [['daemon-reload'], ['enable', UNIT_NAME]]) {
           const r = spawnSync('systemctl', args, { encoding: 'utf8' });
           if (r.status !== 0) {
@@ -74,21 +103,7 @@ export function register(program: Command): void {
       }
     });
 
-  host
-    .command('boot-apply')
-    .description('apply the stored patches whose build id matches the running kernel (run by the unit)')
-    .option('--timeout <duration>', 'transition timeout per patch', '60s')
-    .option('--settle <duration>', 'per patch, watch the kernel log this long for an oops/WARN', '200ms')
-    .action(async (o: { timeout: string; settle: string }) => {
-      const out = await bootApply({
-        timeoutMs: parseDuration('--timeout', o.timeout),
-        settleMs: parseDuration('--settle', o.settle),
-        onEvent: eventPrinter(),
-      });
-      if (!out.length) console.log('no stored patches');
-      for (const b of out) console.log(`${b.patch}: ${b.action}${b.reason ? ` (${b.reason})` : ''}`);
-      if (out.some((b) => b.action === 'failed')) process.exitCode = 1;
-    });
+  addCommand(host, bootApplyCommand);
 
   host
     .command('clear-bad <patch>')

@@ -11,10 +11,11 @@ import { SutureError } from '../../diagnostic.js';
 import { statusExitCode, statusVerdict } from '../../host/exit-code.js';
 import { statusText } from '../../host/report.js';
 import { hostStatus } from '../../host/status.js';
+import { addCommand, type CommandSpec } from '../command-spec.js';
 
 const FORMATS = ['text', 'json', 'yaml'] as const;
 
-function formatOf(o: { json?: boolean; yaml?: boolean; format?: string }): (typeof FORMATS)[number] {
+function formatOf(o: StatusOptions): (typeof FORMATS)[number] {
   const f = o.format ?? (o.json ? 'json' : o.yaml ? 'yaml' : 'text');
   if (!(FORMATS as readonly string[]).includes(f)) {
     throw new SutureError({
@@ -26,22 +27,36 @@ function formatOf(o: { json?: boolean; yaml?: boolean; format?: string }): (type
   return f as (typeof FORMATS)[number];
 }
 
+interface StatusOptions {
+  json?: boolean;
+  yaml?: boolean;
+  format?: string;
+}
+
+const status: CommandSpec<StatusOptions> = {
+  path: ['status'],
+  description: 'mode, kernel, livepatch support, taint, every patch with its state; exit code for scripts',
+  args: [],
+  options: [
+    { flags: '--format <format>', description: 'text, json or yaml' },
+    { flags: '--json', description: 'print as JSON (same as --format json)' },
+    { flags: '--yaml', description: 'print as YAML (same as --format yaml)' },
+  ],
+  async action(_args, o) {
+    const format = formatOf(o);
+    const s = hostStatus();
+    const out = { ...s, verdict: statusVerdict(s), exitCode: statusExitCode(s) };
+    if (format === 'json') console.log(JSON.stringify(out, null, 2));
+    else if (format === 'yaml') {
+      const { stringify } = await import('yaml');
+      process.stdout.write(stringify(out));
+    } else console.log(`${statusText(s)}\nverdict: ${out.verdict} (exit ${out.exitCode})`);
+    process.exitCode = out.exitCode;
+  },
+};
+
+export const fast = [status];
+
 export function register(program: Command): void {
-  program
-    .command('status')
-    .description('mode, kernel, livepatch support, taint, every patch with its state; exit code for scripts')
-    .option('--format <format>', 'text, json or yaml')
-    .option('--json', 'print as JSON (same as --format json)')
-    .option('--yaml', 'print as YAML (same as --format yaml)')
-    .action(async (o: { json?: boolean; yaml?: boolean; format?: string }) => {
-      const format = formatOf(o);
-      const s = hostStatus();
-      const out = { ...s, verdict: statusVerdict(s), exitCode: statusExitCode(s) };
-      if (format === 'json') console.log(JSON.stringify(out, null, 2));
-      else if (format === 'yaml') {
-        const { stringify } = await import('yaml');
-        process.stdout.write(stringify(out));
-      } else console.log(`${statusText(s)}\nverdict: ${out.verdict} (exit ${out.exitCode})`);
-      process.exitCode = out.exitCode;
-    });
+  addCommand(program, status);
 }
