@@ -67,7 +67,7 @@ export function kernelSupportOf(
   const flavour = kernelFlavour(kernel.release);
   const same = patched
     .filter((k) => kernelFlavour(k.release) === flavour)
-    .sort((a, b) => newestFirst(a, b))
+    .sort(newestFirst)
     .slice(0, MAX_PATCHED_KERNELS)
     .map((k) => ({ release: k.release, buildId: k.buildId }));
   return same.length

@@ -20,7 +20,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ServerContext } from './context.js';
 import { bearer, hashSecret } from './credentials.js';
 import { unauthorized } from './http-error.js';
-import { kernelSupportOf } from './kernel-support.js';
+import { kernelSupportOf, patchedKernelsOf } from './kernel-support.js';
 import type { Store } from './store.js';
 
 function esc(v: string): string {
@@ -33,14 +33,13 @@ function labels(l: Record<string, string>): string {
 }
 
 export async function renderMetrics(store: Store): Promise<string> {
-  const [fleet, rollout, counters, patches, halts, kernels, patched] = await Promise.all([
+  const [fleet, rollout, counters, patches, halts, kernels] = await Promise.all([
     store.fleet(),
     store.rollout(),
     store.counters(),
     store.listPatches(),
     store.listHalts(),
     store.listKernels(),
-    store.patchedKernels(),
   ]);
   const names = new Map(patches.map((p) => [p.id, p.name]));
   const out: string[] = [];
@@ -115,6 +114,7 @@ export async function renderMetrics(store: Store): Promise<string> {
     'Machines by what the server knows of their kernel: patched, upgrade-required (only other kernels of its flavour are), unsupported.',
   );
   const bySupport = { patched: 0, 'upgrade-required': 0, unsupported: 0 };
+  const patched = patchedKernelsOf(patches); // the patches at hand, not a second query
   for (const k of kernels) {
     if (k.machines) bySupport[kernelSupportOf(k, patched).kernelSupport] += k.machines;
   }
