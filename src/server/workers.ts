@@ -122,20 +122,18 @@ export async function startWorkers(options: ServerOptions, workers: number): Pro
   const entry = new URL('./worker-entry.js', import.meta.url);
   const first = await startOne(entry, options);
   const up = first.up as Extract<WorkerMessage, { kind: 'listening' }>;
-  // the same options: the primary keys the shared socket by address and port as asked, so port 0 is
-  // one socket (the first worker's port) for every worker, where asking for that port would bind again
-  const shared = options;
+  // the same options for every worker: the primary keys the shared socket by address and port as
+  // asked, so port 0 is one socket (the first worker's port), where asking for that port binds again
   const live: Worker[] = [first.worker];
   let closing = false;
   try {
-    const rest = await Promise.all(Array.from({ length: workers - 1 }, () => startOne(entry, shared)));
+    const rest = await Promise.all(Array.from({ length: workers - 1 }, () => startOne(entry, options)));
     live.push(...rest.map((r) => r.worker));
   } catch (e) {
     closing = true;
     await Promise.all(live.map(closeWorker));
     throw e;
   }
-  const pids = live.map((w) => w.process.pid ?? 0);
   let lastRestart = 0;
   const watch = (w: Worker) =>
     w.once('exit', (code, signal) => {
@@ -148,10 +146,9 @@ export async function startWorkers(options: ServerOptions, workers: number): Pro
       lastRestart = Date.now() + wait;
       setTimeout(() => {
         if (closing) return;
-        startOne(entry, shared).then(
+        startOne(entry, options).then(
           ({ worker }) => {
             live[i] = worker;
-            pids[i] = worker.process.pid ?? 0;
             watch(worker);
           },
           (e: unknown) =>
@@ -165,7 +162,9 @@ export async function startWorkers(options: ServerOptions, workers: number): Pro
     publicKey: up.publicKey,
     custody: up.custody,
     ...(up.createdAdminToken ? { createdAdminToken: up.createdAdminToken } : {}),
-    pids,
+    get pids() {
+      return live.map((w) => w.process.pid ?? 0);
+    },
     async close() {
       closing = true;
       await Promise.all(live.map(closeWorker));

@@ -12,7 +12,7 @@ import type { Command } from 'commander';
 import { SutureError } from '../../diagnostic.js';
 import { keyFingerprint } from '../../manifest/signature.js';
 import { parseListen, type ServerOptions, startServer } from '../../server/server.js';
-import { checkWorkers, startWorkers } from '../../server/workers.js';
+import { startWorkers } from '../../server/workers.js';
 
 function defaultDataDir(): string {
   if (process.env.SUTURE_DATA) return process.env.SUTURE_DATA;
@@ -98,7 +98,6 @@ export function register(program: Command): void {
         quiet?: boolean;
       }) => {
         const database = o.database ?? process.env.SUTURE_DATABASE;
-        checkWorkers(o.workers, database);
         const { host, port } = parseListen(o.listen);
         const metricsToken = o.metricsToken ?? process.env.SUTURE_METRICS_TOKEN;
         if (metricsToken !== undefined && metricsToken.length < 16) {
