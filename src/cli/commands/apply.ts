@@ -13,7 +13,7 @@ import { applyLivepatch } from '../../host/apply.js';
 import { FORCE_RISK, type TransitionEvent } from '../../host/events.js';
 import { readManifest } from '../../host/manifest-read.js';
 import { eventLines } from '../../host/report.js';
-import { addCommand, type CommandSpec } from '../command-spec.js';
+import { addCommand, type CommandSpec, type OptionSpec } from '../command-spec.js';
 
 /** `60`, `60s`, `5m`, `500ms` → milliseconds */
 export function parseDuration(flag: string, value: string): number {
@@ -90,6 +90,18 @@ function manifestOf(file: string): ReturnType<typeof readManifest> {
   return readManifest(text, file);
 }
 
+// the transition's options, the same on apply and revert (revert.ts)
+export const TIMEOUT_OPTION: OptionSpec = {
+  flags: '--timeout <duration>',
+  description: 'wait this long for the transition before reporting stalled tasks',
+  default: '60s',
+};
+export const SIGNAL_OPTION: OptionSpec = {
+  flags: '--signal',
+  description: 'at the timeout, SIGSTOP+SIGCONT the stalled user tasks and wait once more',
+};
+export const RISK_OPTION: OptionSpec = { flags: '--i-understand-the-risk', description: 'confirm --force' };
+
 const apply: CommandSpec<ApplyOptions> = {
   path: ['apply'],
   description: 'verify a livepatch against the running kernel, load it and follow its transition',
@@ -99,22 +111,15 @@ const apply: CommandSpec<ApplyOptions> = {
       flags: '--manifest <file>',
       description: 'manifest.json written by `suture build` (verifies release, build id, sha256)',
     },
-    {
-      flags: '--timeout <duration>',
-      description: 'wait this long for the transition before reporting stalled tasks',
-      default: '60s',
-    },
+    TIMEOUT_OPTION,
     {
       flags: '--settle <duration>',
       description: 'after the transition, watch the kernel log this long for an oops/WARN (crash-loop guard)',
       default: '200ms',
     },
-    {
-      flags: '--signal',
-      description: 'at the timeout, SIGSTOP+SIGCONT the stalled user tasks and wait once more',
-    },
+    SIGNAL_OPTION,
     { flags: '--force', description: 'at the timeout, force the transition (needs --i-understand-the-risk)' },
-    { flags: '--i-understand-the-risk', description: 'confirm --force' },
+    RISK_OPTION,
     {
       flags: '--persist',
       description:

@@ -10,7 +10,7 @@ import { SutureError } from '../../diagnostic.js';
 import { FORCE_RISK } from '../../host/events.js';
 import { revertLivepatch } from '../../host/revert.js';
 import { addCommand, type CommandSpec } from '../command-spec.js';
-import { eventPrinter, parseDuration } from './apply.js';
+import { eventPrinter, parseDuration, RISK_OPTION, SIGNAL_OPTION, TIMEOUT_OPTION } from './apply.js';
 
 interface RevertOptions {
   timeout: string;
@@ -30,20 +30,13 @@ const revert: CommandSpec<RevertOptions> = {
     },
   ],
   options: [
-    {
-      flags: '--timeout <duration>',
-      description: 'wait this long for the transition before reporting stalled tasks',
-      default: '60s',
-    },
-    {
-      flags: '--signal',
-      description: 'at the timeout, SIGSTOP+SIGCONT the stalled user tasks and wait once more',
-    },
+    TIMEOUT_OPTION,
+    SIGNAL_OPTION,
     {
       flags: '--force',
       description: 'at the timeout, force the transition; the module can then never be unloaded',
     },
-    { flags: '--i-understand-the-risk', description: 'confirm --force' },
+    RISK_OPTION,
     { flags: '--keep-module', description: 'leave the module loaded after disabling the patch' },
   ],
   async action([patch], o) {
