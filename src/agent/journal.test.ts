@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import { reconcile } from './journal.js';
 import { loadState, type PatchRecord, updateState } from './state.js';
 import { computeStatus, renderStatus } from './status.js';
+import { checkedInState } from './testing/checked-in.js';
 
 const kernel = { release: '6.1.0-53-cloud-amd64', buildId: 'a'.repeat(40) };
 const patchId = '0123456789abcdef';
@@ -116,16 +117,7 @@ test('a patch recorded as applied that the kernel no longer has (reboot) becomes
 
 test('after a boot into another kernel: reverted as kernel-upgrade-required, reported, and status says so', () => {
   const dir = tmp();
-  updateState(dir, (s) => {
-    s.enrollment = {
-      server: 'http://127.0.0.1:1',
-      machineId: 'm-0123456789abcdef',
-      credential: 'c'.repeat(40),
-      serverPublicKey: 'k'.repeat(44),
-      tier: 'stable',
-      enrolledAt: new Date().toISOString(),
-    };
-    s.lastSuccessAt = new Date().toISOString();
+  checkedInState(dir, (s) => {
     s.patches[patchId] = { ...appliedRecord(), kernel };
   });
   const booted = { release: '6.1.0-53-amd64', buildId: 'c'.repeat(40) };

@@ -16,6 +16,7 @@ import { rewordKernelChange } from './kernel-change.js';
 import { type AgentState, loadState, type PatchRecord, updateState } from './state.js';
 import { computeStatus } from './status.js';
 import { type Cleanups, publishable, rig } from './testing/agent-rig.js';
+import { checkedInState } from './testing/checked-in.js';
 
 const cleanups: Cleanups = [];
 after(async () => {
@@ -32,16 +33,7 @@ const tmp = () => mkdtempSync(join(tmpdir(), 'suture-agent-kernel-change-'));
 /** An enrolled agent that checked in, with the cmdline patch applied on `built` (when `withPatch`). */
 function enrolled(withPatch = true): string {
   const dir = tmp();
-  updateState(dir, (s) => {
-    s.enrollment = {
-      server: 'http://127.0.0.1:1',
-      machineId: 'm-0123456789abcdef',
-      credential: 'c'.repeat(40),
-      serverPublicKey: 'k'.repeat(44),
-      tier: 'stable',
-      enrolledAt: new Date().toISOString(),
-    };
-    s.lastSuccessAt = new Date().toISOString();
+  checkedInState(dir, (s) => {
     if (withPatch) {
       const rec: PatchRecord = {
         patchId,
