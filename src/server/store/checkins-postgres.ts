@@ -30,6 +30,11 @@ const CHUNK = 500;
 // patch's state written when it changed (`w`: the first check-in after an apply, a transition), under
 // the rule of MAY_REPORT (patch-states.ts): its kernel as recorded, the patch offered to it or already
 // recorded for it. `states` is read before that write (one snapshot); `wrote` says it happened.
+// A state reported as recorded (a steady fleet) is left out first: no conflict to resolve, no row
+// locked — half the statement's cost at 100,000 machines. The recorded row is looked up by machine and
+// patch only, so that the plan (cached, generic) takes the primary key even when it was made on an
+// empty table: with the state in the condition, (patch_id, state) looked as good, and read every
+// machine's row of the patch at each check-in.
 const UPDATE_MANY = `WITH u AS (
     SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[],
       ?::text[], ?::text[], ?::text[]) WITH ORDINALITY AS u(hash, host, agent, at, pid, s, r, t, rel, bid, ord)),
@@ -43,6 +48,8 @@ const UPDATE_MANY = `WITH u AS (
     SELECT m.id, p.id, u.s, u.r, u.t, u.at
     FROM m JOIN u ON u.ord = m.ord JOIN patches p ON p.id = u.pid
     WHERE m.kernel_release = u.rel AND m.build_id = u.bid
+      AND (SELECT ROW(e.state, e.reason, e.transition) FROM machine_patches e
+        WHERE e.machine_id = m.id AND e.patch_id = u.pid) IS DISTINCT FROM ROW(u.s, u.r, u.t)
       AND NOT EXISTS (SELECT 1 FROM machine_patches o WHERE o.machine_id = m.id AND o.patch_id <> u.pid)
       AND ((p.kernel_release = u.rel AND p.build_id = u.bid
           AND EXISTS (SELECT 1 FROM patch_tiers pt WHERE pt.patch_id = p.id AND pt.tier = m.tier))
