@@ -16,6 +16,7 @@ import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'n
 import type { z } from 'zod';
 import { SutureError } from '../diagnostic.js';
 import {
+  AGENT_ANSWER_FIELDS,
   ANSWER_FIELDS_HEADER,
   type CheckinRequest,
   type CheckinResponse,
@@ -24,7 +25,6 @@ import {
   type EnrollResponse,
   enrollResponseSchema,
   errorResponseSchema,
-  KERNEL_SUPPORT_FIELD,
   machineApi,
   type OfferedPatch,
   type ReportRequest,
@@ -145,9 +145,9 @@ export class ServerClient {
 
   /** The answer parsed, and as received (plain JSON): its signature is checked on the latter (answer.ts). */
   async checkin(req: CheckinRequest): Promise<{ answer: CheckinResponse; raw: Record<string, unknown> }> {
-    // this agent understands kernelSupport/patchedKernels: the server adds them when asked
+    // this agent understands kernelSupport/patchedKernels and batch proofs: the server adds them when asked
     const res = await this.request('POST', machineApi.checkin, req, {
-      [ANSWER_FIELDS_HEADER]: KERNEL_SUPPORT_FIELD,
+      [ANSWER_FIELDS_HEADER]: AGENT_ANSWER_FIELDS,
     });
     const { parsed, raw } = await this.jsonWithRaw(res, checkinResponseSchema, 'check-in');
     return { answer: parsed, raw: raw as Record<string, unknown> };

@@ -19,7 +19,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ANSWER_FIELDS_HEADER, KERNEL_SUPPORT_FIELD } from '../manifest/protocol.js';
+import { AGENT_ANSWER_FIELDS, ANSWER_FIELDS_HEADER } from '../manifest/protocol.js';
 import { AdminClient } from '../server/admin-client.js';
 import { hashSecret } from '../server/credentials.js';
 import { openStore } from '../server/store.js';
@@ -114,7 +114,7 @@ async function load(
         method: 'POST',
         path: '/v1/checkin',
         // as today's agent asks: the answer says what the server knows of the kernel
-        headers: { 'content-type': 'application/json', [ANSWER_FIELDS_HEADER]: KERNEL_SUPPORT_FIELD },
+        headers: { 'content-type': 'application/json', [ANSWER_FIELDS_HEADER]: AGENT_ANSWER_FIELDS },
         body,
         setupRequest: (req) => {
           i = (i + 1) % MACHINES;

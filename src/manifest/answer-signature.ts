@@ -11,15 +11,18 @@
  * nor replay an older one (the agent keeps the last sequence it accepted).
  *
  * The agent verifies the bytes it received, parsed as plain JSON, before the protocol's zod schema
- * adds any default: what is verified is exactly what the server signed. Leaf file (node:crypto).
+ * adds any default: what is verified is exactly what the server signed. An answer with a `proof` was
+ * signed in a batch (answer-batch.ts): the same signed bytes, one signature over many answers' tree.
+ * Leaf file (node:crypto).
  */
 import { type KeyObject, sign, verify } from 'node:crypto';
+import { proofOf, verifyBatchSigned } from './answer-batch.js';
 import { canonicalJson, canonicalObject } from './manifest.js';
 import { publicKeyFromBase64 } from './signature.js';
 
 const DOMAIN = 'suture-checkin-v1\n';
-/** fields of the answer the signature does not cover */
-const UNSIGNED = new Set(['signature', 'keys']);
+/** fields of the answer the signature does not cover (a batch's proof leads to what it covers) */
+const UNSIGNED = new Set(['signature', 'keys', 'proof']);
 
 /** The exact bytes signed for a check-in answer given as a plain JSON value. */
 export function checkinSignedBytes(answer: Record<string, unknown>): Buffer {
@@ -37,10 +40,18 @@ export function signCheckinParts(
   privateKey: KeyObject,
 ): { text: string; signature: string } {
   const text = canonicalObject(parts);
-  return { text, signature: sign(null, Buffer.from(DOMAIN + text, 'utf8'), privateKey).toString('base64') };
+  return { text, signature: sign(null, checkinPartsBytes(text), privateKey).toString('base64') };
 }
 
-/** True when `answer.signature` is the key's signature over the rest of `answer` (a plain JSON value). */
+/** The signed bytes of an answer whose signed fields are `text` (canonicalObject of its parts). */
+export function checkinPartsBytes(text: string): Buffer {
+  return Buffer.from(DOMAIN + text, 'utf8');
+}
+
+/**
+ * True when `answer.signature` is the key's signature over the rest of `answer` (a plain JSON value),
+ * or, with a `proof`, over the root of the batch that the proof leads to from the rest of `answer`.
+ */
 export function verifyCheckinAnswer(answer: Record<string, unknown>, publicKey: KeyObject | string): boolean {
   const signature = answer.signature;
   if (typeof signature !== 'string') return false;
@@ -48,7 +59,9 @@ export function verifyCheckinAnswer(answer: Record<string, unknown>, publicKey: 
   if (sig.length !== 64) return false;
   try {
     const key = typeof publicKey === 'string' ? publicKeyFromBase64(publicKey) : publicKey;
-    return verify(null, checkinSignedBytes(answer), key, sig);
+    if (!('proof' in answer)) return verify(null, checkinSignedBytes(answer), key, sig);
+    const proof = proofOf(answer.proof);
+    return proof !== undefined && verifyBatchSigned(checkinSignedBytes(answer), proof, sig, key);
   } catch {
     return false;
   }

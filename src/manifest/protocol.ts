@@ -26,6 +26,7 @@
  * field is a 400, never silently ignored. This file is a leaf shared by `server/` and `agent/`.
  */
 import { z } from 'zod';
+import { MAX_PROOF_STEPS } from './answer-batch.js';
 import { manifestSchema } from './manifest.js';
 
 const hex = (len: number) =>
@@ -215,6 +216,10 @@ export const MAX_PATCHED_KERNELS = 4;
 export const ANSWER_FIELDS_HEADER = 'suture-answer-fields';
 /** `kernelSupport` and `patchedKernels` */
 export const KERNEL_SUPPORT_FIELD = 'kernel-support';
+/** `proof`: the answer may be signed in a batch, one signature over many answers (answer-batch.ts) */
+export const BATCH_SIGNATURE_FIELD = 'batch-signature';
+/** the header value of this version's agent: every optional field above */
+export const AGENT_ANSWER_FIELDS = `${KERNEL_SUPPORT_FIELD}, ${BATCH_SIGNATURE_FIELD}`;
 
 /** Whether a check-in's `suture-answer-fields` header names `field`. */
 export function asksFor(header: string | string[] | undefined, field: string): boolean {
@@ -240,8 +245,21 @@ export const checkinResponseSchema = z
     kernelSupport: kernelSupportSchema.optional(),
     /** with `upgrade-required`: kernels of the same flavour the server has patches for, newest first */
     patchedKernels: z.array(kernelIdentitySchema).max(MAX_PATCHED_KERNELS).optional(),
-    /** ed25519 signature (base64) by the server's current key over checkinSignedBytes(every other field but keys) */
+    /**
+     * ed25519 signature (base64) by the server's current key over checkinSignedBytes(every other field
+     * but keys and proof), or with `proof` over the root of the batch the answer was signed in
+     */
     signature: z.string().min(80).max(100),
+    /** with `batch-signature` asked for: the answer's salt and way to its batch's root (answer-batch.ts) */
+    proof: z
+      .object({
+        salt: z.string().length(24),
+        path: z
+          .array(z.object({ side: z.enum(['left', 'right']), hash: z.string().length(44) }).strict())
+          .max(MAX_PROOF_STEPS),
+      })
+      .strict()
+      .optional(),
     /** key rotations, oldest first; each new key signed by the one before (not covered by `signature`) */
     keys: z.array(keyAnnouncementSchema).max(64).default([]),
   })

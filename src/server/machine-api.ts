@@ -3,7 +3,8 @@
  *
  * A machine authenticates with its own credential (Bearer); it can only ever read its own offer list
  * and download modules offered to it — a patch for another kernel build or another tier is a 404 to it.
- * Every check-in answer is signed as a whole with the server's key (signing.ts), bound to the machine
+ * Every check-in answer is signed as a whole with the server's key (signing.ts) — alone, or in a batch
+ * with the answers of its turn for an agent that asks (`batch-signature`) — bound to the machine
  * id, its check-in count as the sequence number and the time, and says what the server knows of the
  * machine's kernel (`kernelSupport`, from the offer cache); the key rotation chain rides along.
  */
@@ -11,6 +12,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import {
   ANSWER_FIELDS_HEADER,
   asksFor,
+  BATCH_SIGNATURE_FIELD,
   type CheckinRequest,
   checkinRequestSchema,
   type EnrollResponse,
@@ -119,6 +121,7 @@ export function registerMachineApi(app: FastifyInstance, ctx: ServerContext): vo
       const o = await ctx.offers.get(m.kernelRelease, m.buildId, m.tier);
       // pre-serialised offer lists: the hot path is one UPDATE, this concatenation and one signature
       // over the whole answer, bound to the machine, its check-in sequence and the time
+      const fields = req.headers[ANSWER_FIELDS_HEADER];
       const parts = {
         machineId: JSON.stringify(m.id),
         tier: JSON.stringify(m.tier),
@@ -128,10 +131,14 @@ export function registerMachineApi(app: FastifyInstance, ctx: ServerContext): vo
         revoked: o.revokedJson,
         nextCheckinSeconds: String(ctx.checkinIntervalSeconds),
         // only for an agent that understands it (protocol.ts ANSWER_FIELDS_HEADER)
-        ...(asksFor(req.headers[ANSWER_FIELDS_HEADER], KERNEL_SUPPORT_FIELD) ? o.support : {}),
+        ...(asksFor(fields, KERNEL_SUPPORT_FIELD) ? o.support : {}),
       };
-      const signed = ctx.signer.signAnswer(parts);
-      const body = `${signed.text.slice(0, -1)},"signature":${JSON.stringify(signed.signature)},"keys":${ctx.signer.keysJson}}`;
+      // one signature per answer, or per turn's batch of answers with a proof each (answer-batcher.ts)
+      const signed = asksFor(fields, BATCH_SIGNATURE_FIELD)
+        ? await ctx.signer.signAnswerInBatch(parts)
+        : ctx.signer.signAnswer(parts);
+      const proof = 'proof' in signed ? `,"proof":${JSON.stringify(signed.proof)}` : '';
+      const body = `${signed.text.slice(0, -1)},"signature":${JSON.stringify(signed.signature)}${proof},"keys":${ctx.signer.keysJson}}`;
       return reply.type('application/json; charset=utf-8').send(body);
     },
   );

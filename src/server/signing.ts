@@ -22,9 +22,10 @@ import type { KeyObject } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
 import { SutureError } from '../diagnostic.js';
-import { signCheckinParts } from '../manifest/answer-signature.js';
+import type { AnswerProof } from '../manifest/answer-batch.js';
+import { checkinPartsBytes, signCheckinParts } from '../manifest/answer-signature.js';
 import { announceKey } from '../manifest/key-rotation.js';
-import type { Manifest } from '../manifest/manifest.js';
+import { canonicalObject, type Manifest } from '../manifest/manifest.js';
 import { type KeyAnnouncement, keyAnnouncementSchema } from '../manifest/protocol.js';
 import {
   generateSigningKey,
@@ -35,6 +36,7 @@ import {
   type SigningKeyPair,
   signManifest,
 } from '../manifest/signature.js';
+import { AnswerBatcher } from './answer-batcher.js';
 import type { AuditEntry, Store } from './store.js';
 
 const PEM = 'signing_key_pem';
@@ -69,6 +71,7 @@ function parseChain(text: string | undefined): KeyAnnouncement[] {
 export class ServerSigner {
   private memo = new Map<string, string>();
   private checkedAt = Date.now();
+  private readonly batcher = new AnswerBatcher(() => this.pair.privateKey);
 
   private constructor(
     private readonly store: Store,
@@ -164,6 +167,14 @@ export class ServerSigner {
 
   signAnswer(parts: Record<string, string>): { text: string; signature: string } {
     return signCheckinParts(parts, this.pair.privateKey);
+  }
+
+  /** The answer signed with the others of its turn: one signature over their tree, a proof each. */
+  async signAnswerInBatch(
+    parts: Record<string, string>,
+  ): Promise<{ text: string; signature: string; proof: AnswerProof }> {
+    const text = canonicalObject(parts);
+    return { text, ...(await this.batcher.sign(checkinPartsBytes(text))) };
   }
 
   /** Make a new key, announce it under the current one, and switch to it. */

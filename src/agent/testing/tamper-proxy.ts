@@ -27,10 +27,11 @@ export interface ProxyHooks {
   resignWith?: KeyObject;
 }
 
-/** Sign an answer (plain JSON value) as the server does. */
+/** Sign an answer (plain JSON value) as the server does, alone (a batch's proof is dropped). */
 export function resign(answer: CheckinResponse, key: KeyObject): CheckinResponse {
-  const raw = answer as unknown as Record<string, unknown>;
-  return { ...answer, signature: sign(null, checkinSignedBytes(raw), key).toString('base64') };
+  const { proof: _batched, ...alone } = answer;
+  const raw = alone as unknown as Record<string, unknown>;
+  return { ...alone, signature: sign(null, checkinSignedBytes(raw), key).toString('base64') };
 }
 
 export class TamperProxy {

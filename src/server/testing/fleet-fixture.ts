@@ -15,12 +15,12 @@ import { join } from 'node:path';
 import { createSection, ElfObject, EM_X86_64, ET, SHF, SHT, writeElf } from '../../elf/index.js';
 import { type Manifest, parseManifest } from '../../manifest/manifest.js';
 import {
+  AGENT_ANSWER_FIELDS,
   ANSWER_FIELDS_HEADER,
   type CheckinResponse,
   checkinResponseSchema,
   type EnrollResponse,
   enrollResponseSchema,
-  KERNEL_SUPPORT_FIELD,
   type KernelIdentity,
   machineApi,
   type PatchStatus,
@@ -194,7 +194,7 @@ export class FakeMachine {
     const res = await fetch(this.server + machineApi.checkin, {
       method: 'POST',
       // the fake speaks today's protocol, as the agent does
-      headers: { ...this.headers(), [ANSWER_FIELDS_HEADER]: KERNEL_SUPPORT_FIELD },
+      headers: { ...this.headers(), [ANSWER_FIELDS_HEADER]: AGENT_ANSWER_FIELDS },
       body: JSON.stringify({
         kernel: this.kernel,
         hostname: this.hostname,
