@@ -1,7 +1,8 @@
 /*
  * The PostgreSQL check-in. The check-ins of one batch (checkins.ts gathers them while earlier batches
- * are written) share one statement: an UPDATE … FROM unnest(…) of every machine row, its recorded patch
- * states read, and the changed state of each machine reporting one patch written, in one round trip
+ * are written) share a statement (a large batch: up to three, run at once): an UPDATE … FROM unnest(…)
+ * of every machine row, its recorded patch states read, and the changed state of each machine
+ * reporting one patch written, in one round trip
  * (a steady fleet and the first check-in after an apply alike). Only a machine whose kernel moved or
  * that reports several patches, or drops one, gets statements of its own.
  */
@@ -23,6 +24,14 @@ interface MachineRow {
 
 /** rows per statement: a planner-friendly size (nested loop over the credential index) */
 const CHUNK = 500;
+/**
+ * A batch is cut into up to this many statements of at least MIN_ROWS rows, run at once on their own
+ * connections: one statement is one backend on one core, and while it runs the server answers
+ * nothing of its batch. Three of ~20 rows made 64 connections 1.2–1.3x faster than one of ~60 rows
+ * (100,000 machines, two cores). Each credential is in one of them only, so they touch no row twice.
+ */
+const PARALLEL_STATEMENTS = 3;
+const MIN_ROWS = 16;
 
 // the machine rows of a batch and their recorded states; a nested loop over the unique credential
 // index (EXPLAIN at 100,000 machines), ~13x cheaper per row than one statement each on one connection.
@@ -66,8 +75,8 @@ const UPDATE_MANY = `WITH u AS (
   FROM m`;
 
 /**
- * Flush one batch: each credential once per statement (a machine checking in twice in one batch has
- * its second check-in in the next statement, written after the first, so both count in order).
+ * Flush one batch: each credential once per round of statements (a machine checking in twice in one
+ * batch has its second check-in in the next round, written after the first, so both count in order).
  */
 export async function flushPostgres(db: Db, batch: PendingCheckin[]): Promise<void> {
   let rest = batch;
@@ -82,9 +91,16 @@ export async function flushPostgres(db: Db, batch: PendingCheckin[]): Promise<vo
         now.push(b);
       }
     }
-    await updateMany(db, now);
+    await Promise.all(parallelParts(now).map((part) => updateMany(db, part)));
     rest = later;
   }
+}
+
+/** `rows` cut into PARALLEL_STATEMENTS parts at most, none under MIN_ROWS (one when it is small). */
+function parallelParts<T>(rows: T[]): T[][] {
+  const parts = Math.max(1, Math.min(PARALLEL_STATEMENTS, Math.floor(rows.length / MIN_ROWS)));
+  const size = Math.ceil(rows.length / parts);
+  return Array.from({ length: parts }, (_, i) => rows.slice(i * size, (i + 1) * size));
 }
 
 async function updateMany(db: Db, batch: PendingCheckin[]): Promise<void> {

@@ -102,9 +102,10 @@ async function flushSqlite(db: Db, batch: PendingCheckin[]): Promise<void> {
 /**
  * PostgreSQL batches in flight at once. While they are, new check-ins wait and join the next batch
  * (group commit): a batch per event-loop turn would be one or two check-ins under load, a round trip
- * and a statement each; two in flight overlap one batch's statement with the next one's gathering.
+ * and a statement each. Several in flight overlap the statements with the gathering of the next batch
+ * and the answering of the last: four made 64 connections 1.2x faster than two at 100,000 machines.
  */
-const POSTGRES_IN_FLIGHT = 2;
+const POSTGRES_IN_FLIGHT = 4;
 
 export function sqlCheckins(db: Db): CheckinStore {
   let pending: PendingCheckin[] = [];
