@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything Suture needs on a fresh Debian 12 machine, idempotently:
-#   Debian packages (QEMU, busybox, the kernel build tool chain, PostgreSQL and Chromium for tests),
+#   Debian packages (QEMU, busybox, the kernel build tool chain, PostgreSQL and Chromium for tests,
+#   wrk for the server benchmarks),
 #   npm dependencies, the compiled TypeScript, and the target kernel's artifacts in the cache.
 # Usage: scripts/setup.sh [--no-kernel]
 set -euo pipefail
@@ -13,7 +14,7 @@ APT_PACKAGES=(
   qemu-system-x86 busybox-static cpio gzip zstd xz-utils
   make gcc libc6-dev bc bison flex libelf-dev libssl-dev dwarves kmod patch binutils file python3
   debootstrap qemu-utils e2fsprogs gpg debian-archive-keyring
-  postgresql chromium openssl
+  postgresql chromium openssl wrk
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

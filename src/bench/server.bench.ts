@@ -2,10 +2,12 @@
  * Server check-in throughput and latency with 100,000 enrolled machines, on SQLite and PostgreSQL.
  *
  * The server runs in a child process (its own event loop, as in production); the load generator
- * (autocannon) runs here on loopback with a fixed number of connections for a bounded time. Every
- * request is a real check-in of a different machine (credentials rotate through all 100,000), for a
- * kernel with a published cumulative patch the machine reports as applied: auth by credential hash,
- * machine row update, patch-state sync, offer list with manifest and signature in the answer.
+ * (wrk, wrk.ts) runs on loopback with a fixed number of connections for a bounded time. Every request
+ * is a real check-in of a different machine (credentials rotate through all 100,000), for a kernel
+ * with a published cumulative patch the machine reports as applied: auth by credential hash, machine
+ * row update, patch-state sync, offer list with manifest and signature in the answer (batch-signed,
+ * as today's agent asks). A warm-up pass first has every machine check in once, so the measured load
+ * is a steady fleet's; the first check-ins after an apply are in that pass.
  * Baseline, same run: a bare fastify server answering the same POST with a constant JSON document.
  * Goal (issue #4): ≥ 5,000 check-ins/s with p99 < 20 ms on SQLite on the 2-core machine.
  * Issue #13: the same load again with rollout waves in force (a newer patch promoted to `stable` in
@@ -16,7 +18,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AGENT_ANSWER_FIELDS, ANSWER_FIELDS_HEADER } from '../manifest/protocol.js';
@@ -27,39 +28,13 @@ import { BUILD_ID, RELEASE, writePatch } from '../server/testing/fleet-fixture.j
 import { findPostgres, startPostgres } from '../server/testing/postgres-fixture.js';
 import type { BenchContext, Benchmark } from './harness.js';
 import { childrenOf, cpuMs } from './process-cpu.js';
+import { findWrk, runWrk, wrkScript } from './wrk.js';
 
 export const MACHINES = 100_000;
 const DURATION_S = Number(process.env.SUTURE_BENCH_SECONDS ?? '10');
-const CONNECTIONS = 16;
+/** check-ins in flight at once: 64 of a fleet's 100,000 agents (a fleet at 10k/s has far more) */
+const CONNECTIONS = 64;
 const ADMIN = 'bench-admin-token-0123456789abcdef';
-
-interface Histogram {
-  average: number;
-  p50: number;
-  p99: number;
-}
-interface AutocannonResult {
-  latency: Histogram;
-  duration: number;
-  errors: number;
-  timeouts: number;
-  non2xx: number;
-  statusCodeStats: Record<string, { count: number }>;
-}
-interface RawRequest {
-  method?: string;
-  path?: string;
-  headers?: Record<string, string>;
-  body?: string;
-}
-type Autocannon = (opts: {
-  url: string;
-  connections: number;
-  duration: number;
-  requests: Array<RawRequest & { setupRequest?: (r: RawRequest) => RawRequest }>;
-}) => Promise<AutocannonResult>;
-
-const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
 
 /** extra node flags for the server child, e.g. `--cpu-prof --cpu-prof-dir=DIR` to see where time goes */
 const serverNodeArgs = (process.env.SUTURE_BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
@@ -99,38 +74,51 @@ function checkinBody(patchId: string | undefined): string {
   });
 }
 
+/** the Lua expression of each request's credential: machine i of MACHINES, in turn */
+const CREDENTIAL_LUA = `"Bearer ${credential(0).slice(0, -6)}" .. string.format("%06d", i % ${MACHINES})`;
+
+interface Load {
+  rate: number;
+  p99: number;
+  p50: number;
+  bad: number;
+  /** CPU of the load generator (ms) and how long it ran (s) */
+  loadMs: number;
+  seconds: number;
+}
+
+/**
+ * `connections` check-ins at a time for `seconds`, each of the next machine in turn, as today's agent
+ * sends them (it names the answer fields it understands: kernel support, batch signatures); with
+ * `stopAfter`, until that many were answered.
+ */
 async function load(
-  url: string,
+  target: { url: string; dir: string },
   body: string,
   seconds: number,
-): Promise<{ rate: number; p99: number; p50: number; bad: number }> {
-  let i = 0;
-  const r = await autocannon({
-    url,
+  stopAfter?: number,
+): Promise<Load> {
+  const wrk = findWrk();
+  if (!wrk) throw new Error(NO_WRK);
+  const r = await runWrk({
+    wrk,
+    url: target.url,
     connections: CONNECTIONS,
-    duration: seconds,
-    requests: [
-      {
-        method: 'POST',
-        path: '/v1/checkin',
-        // as today's agent asks: the answer says what the server knows of the kernel
-        headers: { 'content-type': 'application/json', [ANSWER_FIELDS_HEADER]: AGENT_ANSWER_FIELDS },
-        body,
-        setupRequest: (req) => {
-          i = (i + 1) % MACHINES;
-          return { ...req, headers: { ...req.headers, authorization: `Bearer ${credential(i)}` } };
-        },
-      },
-    ],
+    seconds,
+    scriptFile: join(target.dir, 'checkin.lua'),
+    script: wrkScript({
+      path: '/v1/checkin',
+      headers: { 'content-type': 'application/json', [ANSWER_FIELDS_HEADER]: AGENT_ANSWER_FIELDS },
+      body,
+      perRequest: { header: 'authorization', lua: CREDENTIAL_LUA },
+      ...(stopAfter ? { stopAfter } : {}),
+    }),
   });
-  const ok = r.statusCodeStats['200']?.count ?? 0;
-  return {
-    rate: ok / r.duration,
-    p99: r.latency.p99,
-    p50: r.latency.p50,
-    bad: r.non2xx + r.errors + r.timeouts,
-  };
+  return { rate: r.rate, p99: r.p99, p50: r.p50, bad: r.bad, loadMs: r.cpuMs, seconds: r.seconds };
 }
+
+/** Every machine checks in once (its state recorded): what follows is a steady fleet. */
+const warmUp = (target: { url: string; dir: string }, body: string) => load(target, body, 60, MACHINES);
 
 /** the processes serving check-ins: the server child, and PostgreSQL's postmaster with its backends */
 interface Served {
@@ -146,21 +134,19 @@ interface CpuShare {
   load: number;
 }
 
-async function measured(
-  served: Served,
-  run: () => Promise<{ rate: number; seconds: number }>,
-): Promise<CpuShare> {
+async function measured(served: Served, run: () => Promise<Load>): Promise<{ load: Load; cpu: CpuShare }> {
   const db = () => (served.postmaster ? cpuMs([served.postmaster, ...childrenOf(served.postmaster)]) : 0);
   const s0 = cpuMs(served.server);
   const d0 = db();
-  const l0 = process.cpuUsage();
   const r = await run();
-  const l = process.cpuUsage(l0);
   const n = r.rate * r.seconds;
   return {
-    server: ((cpuMs(served.server) - s0) * 1000) / n,
-    database: ((db() - d0) * 1000) / n,
-    load: (l.user + l.system) / n,
+    load: r,
+    cpu: {
+      server: ((cpuMs(served.server) - s0) * 1000) / n,
+      database: ((db() - d0) * 1000) / n,
+      load: (r.loadMs * 1000) / n,
+    },
   };
 }
 
@@ -253,14 +239,11 @@ async function runEngine(ctx: BenchContext, kind: 'SQLite' | 'PostgreSQL', basel
     const p = await admin.publish({ module: w.module, manifest: w.manifestPath, tier: 'canary' });
     await admin.promote(p.id, 'stable');
     const body = checkinBody(p.id);
-    await load(started.url, body, 2); // warm-up: caches, JIT, first patch-state rows
+    const target = { url: started.url, dir };
+    await warmUp(target, body); // caches, JIT, every machine's patch state recorded
     const served: Served = { server: started.pids, postmaster: cluster && postmasterPid(cluster.dir) };
     const before = await recordedCheckins(started.url);
-    let r = { rate: 0, p99: 0, p50: 0, bad: 0 };
-    const cpu = await measured(served, async () => {
-      r = await load(started.url, body, DURATION_S);
-      return { rate: r.rate, seconds: DURATION_S };
-    });
+    const { load: r, cpu } = await measured(served, () => load(target, body, DURATION_S));
     // the check-ins really reached the database: the server's own counter moved by as many
     const recorded = (await recordedCheckins(started.url)) - before;
     const note = `${MACHINES.toLocaleString('en')} machines seeded in ${(seedMs / 1000).toFixed(1)} s, ${CONNECTIONS} connections, ${DURATION_S} s, p50 ${r.p50} ms, ${r.bad} non-2xx/errors, ${recorded} check-ins recorded in the database; ${cpuNote(cpu)}`;
@@ -317,12 +300,8 @@ async function runEngine(ctx: BenchContext, kind: 'SQLite' | 'PostgreSQL', basel
       gateCheckins: 1_000_000,
       soakSeconds: 3600,
     });
-    await load(started.url, body, 2);
-    let waved = { rate: 0, p99: 0, p50: 0, bad: 0 };
-    const wavedCpu = await measured(served, async () => {
-      waved = await load(started.url, body, DURATION_S);
-      return { rate: waved.rate, seconds: DURATION_S };
-    });
+    await load(target, body, 2);
+    const { load: waved, cpu: wavedCpu } = await measured(served, () => load(target, body, DURATION_S));
     ctx.report({
       name: `check-ins/s on ${engine} with rollout waves in force (higher is better)`,
       ours: waved.rate,
@@ -361,25 +340,28 @@ async function baseline(): Promise<Baseline> {
     process.stdout.write('http://127.0.0.1:' + app.server.address().port + '\\n');
     process.on('SIGTERM', () => app.close().then(() => process.exit(0)));`;
   const { child, url } = await spawnChild(script);
+  const target = { url, dir: await mkdtemp(join(tmpdir(), 'suture-bench-')) };
   try {
     const body = checkinBody(undefined);
-    await load(url, body, 2);
-    let r = { rate: 0, p99: 0, p50: 0, bad: 0 };
-    const cpu = await measured({ server: [child.pid ?? 0] }, async () => {
-      r = await load(url, body, DURATION_S);
-      return { rate: r.rate, seconds: DURATION_S };
-    });
+    await load(target, body, 2);
+    const { load: r, cpu } = await measured({ server: [child.pid ?? 0] }, () =>
+      load(target, body, DURATION_S),
+    );
     baselineCache = { rate: r.rate, p99: r.p99, cpu: cpu.server };
     return baselineCache;
   } finally {
     await stopChild(child);
+    await rm(target.dir, { recursive: true, force: true });
   }
 }
+
+const NO_WRK = 'wrk is not installed (apt-get install wrk; scripts/setup.sh installs it)';
 
 export const benchmarks: Benchmark[] = [
   {
     name: 'checkin-sqlite',
     async run(ctx) {
+      if (!findWrk()) return ctx.skip(NO_WRK);
       await runEngine(ctx, 'SQLite', await baseline());
     },
   },
@@ -387,6 +369,7 @@ export const benchmarks: Benchmark[] = [
     name: 'checkin-postgres',
     async run(ctx) {
       if (!findPostgres()) return ctx.skip('PostgreSQL is not installed (apt-get install postgresql)');
+      if (!findWrk()) return ctx.skip(NO_WRK);
       await runEngine(ctx, 'PostgreSQL', await baseline());
     },
   },
@@ -395,6 +378,7 @@ export const benchmarks: Benchmark[] = [
     name: 'checkin-postgres-workers',
     async run(ctx) {
       if (!findPostgres()) return ctx.skip('PostgreSQL is not installed (apt-get install postgresql)');
+      if (!findWrk()) return ctx.skip(NO_WRK);
       await runEngine(ctx, 'PostgreSQL', await baseline(), Math.max(2, availableParallelism()));
     },
   },
