@@ -56,22 +56,32 @@ async function rawCheckin(m: FakeMachine, fields?: string): Promise<Record<strin
 
 test('the answers of one turn share a signature, the next turn has its own; each verifies', async () => {
   let key = generateSigningKey();
-  const batcher = new AnswerBatcher(() => key.privateKey);
+  let keysJson = '[]';
+  const batcher = new AnswerBatcher(() => ({ privateKey: key.privateKey, keysJson }));
   const answer = (i: number) => ({ machineId: `m-${i}`, sequence: i + 1 });
   const text = (i: number) => JSON.stringify(answer(i));
   const turn = (from: number) =>
     Promise.all([0, 1, 2, 3, 4].map((i) => batcher.sign(checkinPartsBytes(text(from + i)))));
   const first = await turn(0);
   const publicKey = key.publicKey;
-  key = generateSigningKey(); // a rotation: the next batch is signed with the new key
+  // a rotation between the turns: the next batch is signed with the new key, and carries its chain
+  key = generateSigningKey();
+  keysJson = '["announced"]';
   const second = await turn(5);
+  assert.deepEqual(
+    [...first, ...second].map((s) => s.keysJson),
+    [...first.map(() => '[]'), ...second.map(() => '["announced"]')],
+    'each answer carries the chain as it was when its batch was signed',
+  );
   assert.equal(new Set(first.map((s) => s.signature)).size, 1, 'one signature for a turn');
   assert.notEqual(first[0]?.signature, second[0]?.signature);
   for (const [i, s] of first.entries()) {
-    assert.equal(verifyCheckinAnswer({ ...answer(i), ...s }, publicKey), true, `answer ${i}`);
+    const wire = { ...answer(i), signature: s.signature, proof: s.proof };
+    assert.equal(verifyCheckinAnswer(wire, publicKey), true, `answer ${i}`);
   }
   for (const [i, s] of second.entries()) {
-    assert.equal(verifyCheckinAnswer({ ...answer(5 + i), ...s }, key.publicKey), true, `answer ${5 + i}`);
+    const wire = { ...answer(5 + i), signature: s.signature, proof: s.proof };
+    assert.equal(verifyCheckinAnswer(wire, key.publicKey), true, `answer ${5 + i}`);
   }
 });
 

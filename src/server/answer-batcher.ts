@@ -7,9 +7,22 @@
 import type { KeyObject } from 'node:crypto';
 import { type AnswerProof, signAnswerBatch } from '../manifest/answer-batch.js';
 
+/** the key a batch is signed with, and the rotation chain that leads an agent to it (as JSON text) */
+export interface BatchKey {
+  privateKey: KeyObject;
+  keysJson: string;
+}
+
+/** a batch's signature, the answer's proof, and the chain to send with them */
+export interface BatchSigned {
+  signature: string;
+  proof: AnswerProof;
+  keysJson: string;
+}
+
 interface Waiting {
   bytes: Buffer;
-  resolve: (signed: { signature: string; proof: AnswerProof }) => void;
+  resolve: (signed: BatchSigned) => void;
   reject: (e: unknown) => void;
 }
 
@@ -17,11 +30,15 @@ export class AnswerBatcher {
   private waiting: Waiting[] = [];
   private scheduled = false;
 
-  /** `key()`: the key to sign with when the batch is signed (a rotation applies from the next batch) */
-  constructor(private readonly key: () => KeyObject) {}
+  /**
+   * `key()`: the key to sign with when the batch is signed, read with its chain at that moment, so an
+   * answer never carries a chain that leads past the key that signed it (a rotation applies from the
+   * next batch)
+   */
+  constructor(private readonly key: () => BatchKey) {}
 
-  /** The signature over the batch these signed bytes join, and their proof. */
-  sign(bytes: Buffer): Promise<{ signature: string; proof: AnswerProof }> {
+  /** The signature over the batch these signed bytes join, their proof, and the chain to send. */
+  sign(bytes: Buffer): Promise<BatchSigned> {
     return new Promise((resolve, reject) => {
       this.waiting.push({ bytes, resolve, reject });
       if (this.scheduled) return;
@@ -35,11 +52,13 @@ export class AnswerBatcher {
     this.waiting = [];
     this.scheduled = false;
     try {
+      const { privateKey, keysJson } = this.key();
       const { signature, proofs } = signAnswerBatch(
         batch.map((w) => w.bytes),
-        this.key(),
+        privateKey,
       );
-      for (const [i, w] of batch.entries()) w.resolve({ signature, proof: proofs[i] as AnswerProof });
+      for (const [i, w] of batch.entries())
+        w.resolve({ signature, proof: proofs[i] as AnswerProof, keysJson });
     } catch (e) {
       for (const w of batch) w.reject(e);
     }

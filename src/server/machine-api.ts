@@ -138,7 +138,7 @@ export function registerMachineApi(app: FastifyInstance, ctx: ServerContext): vo
         ? await ctx.signer.signAnswerInBatch(parts)
         : ctx.signer.signAnswer(parts);
       const proof = 'proof' in signed ? `,"proof":${JSON.stringify(signed.proof)}` : '';
-      const body = `${signed.text.slice(0, -1)},"signature":${JSON.stringify(signed.signature)}${proof},"keys":${ctx.signer.keysJson}}`;
+      const body = `${signed.text.slice(0, -1)},"signature":${JSON.stringify(signed.signature)}${proof},"keys":${signed.keysJson}}`;
       return reply.type('application/json; charset=utf-8').send(body);
     },
   );

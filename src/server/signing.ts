@@ -71,7 +71,10 @@ function parseChain(text: string | undefined): KeyAnnouncement[] {
 export class ServerSigner {
   private memo = new Map<string, string>();
   private checkedAt = Date.now();
-  private readonly batcher = new AnswerBatcher(() => this.pair.privateKey);
+  private readonly batcher = new AnswerBatcher(() => ({
+    privateKey: this.pair.privateKey,
+    keysJson: this.keysJson,
+  }));
 
   private constructor(
     private readonly store: Store,
@@ -165,14 +168,15 @@ export class ServerSigner {
     return s;
   }
 
-  signAnswer(parts: Record<string, string>): { text: string; signature: string } {
-    return signCheckinParts(parts, this.pair.privateKey);
+  /** The answer signed alone, and the rotation chain (JSON text) that leads to the key that signed it. */
+  signAnswer(parts: Record<string, string>): { text: string; signature: string; keysJson: string } {
+    return { ...signCheckinParts(parts, this.pair.privateKey), keysJson: this.keysJson };
   }
 
   /** The answer signed with the others of its turn: one signature over their tree, a proof each. */
   async signAnswerInBatch(
     parts: Record<string, string>,
-  ): Promise<{ text: string; signature: string; proof: AnswerProof }> {
+  ): Promise<{ text: string; signature: string; proof: AnswerProof; keysJson: string }> {
     const text = canonicalObject(parts);
     return { text, ...(await this.batcher.sign(checkinPartsBytes(text))) };
   }
