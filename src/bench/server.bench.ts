@@ -28,7 +28,7 @@ import { BUILD_ID, RELEASE, writePatch } from '../server/testing/fleet-fixture.j
 import { findPostgres, startPostgres } from '../server/testing/postgres-fixture.js';
 import type { BenchContext, Benchmark } from './harness.js';
 import { childrenOf, cpuMs } from './process-cpu.js';
-import { findWrk, runWrk, wrkScript } from './wrk.js';
+import { findWrk, runWrk, type WrkResult, wrkScript } from './wrk.js';
 
 export const MACHINES = 100_000;
 const DURATION_S = Number(process.env.SUTURE_BENCH_SECONDS ?? '10');
@@ -77,16 +77,6 @@ function checkinBody(patchId: string | undefined): string {
 /** the Lua expression of each request's credential: machine i of MACHINES, in turn */
 const CREDENTIAL_LUA = `"Bearer ${credential(0).slice(0, -6)}" .. string.format("%06d", i % ${MACHINES})`;
 
-interface Load {
-  rate: number;
-  p99: number;
-  p50: number;
-  bad: number;
-  /** CPU of the load generator (ms) and how long it ran (s) */
-  loadMs: number;
-  seconds: number;
-}
-
 /**
  * `connections` check-ins at a time for `seconds`, each of the next machine in turn, as today's agent
  * sends them (it names the answer fields it understands: kernel support, batch signatures); with
@@ -97,10 +87,10 @@ async function load(
   body: string,
   seconds: number,
   stopAfter?: number,
-): Promise<Load> {
+): Promise<WrkResult> {
   const wrk = findWrk();
   if (!wrk) throw new Error(NO_WRK);
-  const r = await runWrk({
+  return runWrk({
     wrk,
     url: target.url,
     connections: CONNECTIONS,
@@ -114,7 +104,6 @@ async function load(
       ...(stopAfter ? { stopAfter } : {}),
     }),
   });
-  return { rate: r.rate, p99: r.p99, p50: r.p50, bad: r.bad, loadMs: r.cpuMs, seconds: r.seconds };
 }
 
 /** Every machine checks in once (its state recorded): what follows is a steady fleet. */
@@ -134,7 +123,10 @@ interface CpuShare {
   load: number;
 }
 
-async function measured(served: Served, run: () => Promise<Load>): Promise<{ load: Load; cpu: CpuShare }> {
+async function measured(
+  served: Served,
+  run: () => Promise<WrkResult>,
+): Promise<{ load: WrkResult; cpu: CpuShare }> {
   const db = () => (served.postmaster ? cpuMs([served.postmaster, ...childrenOf(served.postmaster)]) : 0);
   const s0 = cpuMs(served.server);
   const d0 = db();
@@ -145,7 +137,7 @@ async function measured(served: Served, run: () => Promise<Load>): Promise<{ loa
     cpu: {
       server: ((cpuMs(served.server) - s0) * 1000) / n,
       database: ((db() - d0) * 1000) / n,
-      load: (r.loadMs * 1000) / n,
+      load: (r.cpuMs * 1000) / n,
     },
   };
 }

@@ -12,18 +12,11 @@
  * this process's reaped children (process-cpu.ts).
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { delimiter, join } from 'node:path';
+import { findOnPath } from '../host/roots.js';
 import { cpuMs } from './process-cpu.js';
 
-export function findWrk(): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    const f = join(dir, 'wrk');
-    if (dir && existsSync(f)) return f;
-  }
-  return undefined;
-}
+export const findWrk = (): string | undefined => findOnPath('wrk');
 
 export interface WrkResult {
   /** 2xx answers a second */
@@ -32,11 +25,9 @@ export interface WrkResult {
   p99: number;
   /** non-2xx answers, socket errors and timeouts */
   bad: number;
-  /** CPU of wrk itself (ms) */
+  /** CPU of wrk itself (ms), over how long it ran (s) */
   cpuMs: number;
   seconds: number;
-  /** 2xx answers */
-  ok: number;
 }
 
 /**
@@ -134,6 +125,5 @@ export async function runWrk(opts: {
     bad: r.status + r.errors,
     cpuMs: Math.max(0, wrkMs),
     seconds,
-    ok,
   };
 }

@@ -43,7 +43,8 @@ export interface HostRoots {
   afterWrite?: (file: string, value: string) => void;
 }
 
-function findOnPath(name: string): string | undefined {
+/** The first executable file `name` on PATH, then in the system's bin directories. */
+export function findOnPath(name: string): string | undefined {
   const dirs = (process.env.PATH ?? '').split(delimiter).concat(['/sbin', '/usr/sbin', '/bin', '/usr/bin']);
   for (const d of dirs) {
     if (!d) continue;

@@ -2,9 +2,9 @@
  * The PostgreSQL check-in. The check-ins of one batch (checkins.ts gathers them while earlier batches
  * are written) share a statement (a large batch: up to three, run at once): an UPDATE … FROM unnest(…)
  * of every machine row, its recorded patch states read, and the changed state of each machine
- * reporting one patch written, in one round trip
- * (a steady fleet and the first check-in after an apply alike). Only a machine whose kernel moved or
- * that reports several patches, or drops one, gets statements of its own.
+ * reporting one patch written, in one round trip (a steady fleet and the first check-in after an apply
+ * alike). Only a machine whose kernel moved or that reports several patches, or drops one, gets
+ * statements of its own.
  */
 import type { Db, Sql } from '../db.js';
 import type { CheckedInMachine, PendingCheckin } from './checkin-batch.js';
