@@ -51,32 +51,29 @@ const rootBytes = (root: Buffer) => Buffer.concat([Buffer.from(BATCH_DOMAIN, 'ut
 /** The tree over `leaves`: its root, and each leaf's way up to it. */
 export function merkleTree(leaves: readonly Buffer[]): { root: Buffer; paths: ProofStep[][] } {
   if (leaves.length === 0) throw new Error('a batch of no answers has no root');
-  const paths: ProofStep[][] = leaves.map(() => []);
-  // members[i]: the leaves under node i of the current level
-  let level = [...leaves];
-  let members = leaves.map((_, i) => [i]);
-  while (level.length > 1) {
+  // levels[0] the leaves, each next level the pairs of the one below (an odd last node moves up)
+  const levels: Buffer[][] = [[...leaves]];
+  for (let level = levels[0] as Buffer[]; level.length > 1; ) {
     const next: Buffer[] = [];
-    const nextMembers: number[][] = [];
     for (let i = 0; i < level.length; i += 2) {
-      const left = level[i] as Buffer;
       const right = level[i + 1];
-      const l = members[i] as number[];
-      if (!right) {
-        next.push(left);
-        nextMembers.push(l);
-        continue;
-      }
-      const r = members[i + 1] as number[];
-      for (const leaf of l) paths[leaf]?.push({ side: 'right', hash: right.toString('base64') });
-      for (const leaf of r) paths[leaf]?.push({ side: 'left', hash: left.toString('base64') });
-      next.push(nodeHash(left, right));
-      nextMembers.push([...l, ...r]);
+      next.push(right ? nodeHash(level[i] as Buffer, right) : (level[i] as Buffer));
     }
+    levels.push(next);
     level = next;
-    members = nextMembers;
   }
-  return { root: level[0] as Buffer, paths };
+  // a leaf's way up: at each level its node's sibling (index ^ 1), where it has one
+  const paths = leaves.map((_, leaf) => {
+    const path: ProofStep[] = [];
+    let i = leaf;
+    for (const level of levels.slice(0, -1)) {
+      const sibling = level[i ^ 1];
+      if (sibling) path.push({ side: i % 2 ? 'left' : 'right', hash: sibling.toString('base64') });
+      i >>= 1;
+    }
+    return path;
+  });
+  return { root: levels.at(-1)?.[0] as Buffer, paths };
 }
 
 /**
